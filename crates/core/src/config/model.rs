@@ -1,0 +1,181 @@
+//! The validated configuration that decisions read. Built only by the loader, so every value
+//! here has passed its checks: pools lie inside their subnet, reservation addresses are unique,
+//! options are already encoded to wire bytes.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+
+use crate::lease::{ClientId, HwAddr};
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerSettings,
+    /// Options for every subnet; a subnet's own options override these by code.
+    pub options: OptionSet,
+    pub subnets: Vec<Subnet>,
+    /// Banned clients: never offered, NAKed on REQUEST when authoritative. io merges the
+    /// `LEASED_BANNED_MACS` environment variable in before handing the config to core.
+    pub banned_macs: BTreeMap<HwAddr, Metadata>,
+    /// Per-device option overrides (DNS, TFTP server, bootfile) for clients without a
+    /// reservation; a reservation's own overrides take precedence.
+    pub device_overrides: BTreeMap<HwAddr, OptionSet>,
+    pub store: StoreSettings,
+    pub logging: LogSettings,
+}
+
+/// Server-wide behaviour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    /// NAK requests for wrong addresses and banned clients (RFC 2131 §4.3.2). Default true.
+    pub authoritative: bool,
+    /// Interfaces to serve; empty means every interface with an address in a subnet.
+    pub interfaces: Vec<String>,
+    /// Default lease time in seconds (option 51). Default 86400.
+    pub lease_time: u32,
+    /// T1 (58) in seconds; default lease_time / 2.
+    pub renewal_time: Option<u32>,
+    /// T2 (59) in seconds; default lease_time * 7 / 8.
+    pub rebinding_time: Option<u32>,
+    /// How long an offered address is held for its client. Default 60.
+    pub offer_hold: u32,
+    /// How long a DECLINEd address is quarantined. Default 86400.
+    pub decline_quarantine: u32,
+    /// How long after expiry/release a client keeps a claim on its old address. Default 86400.
+    pub sticky_window: u32,
+    /// Server identifier (54) when it should not be the address of the receiving interface.
+    pub server_id: Option<Ipv4Addr>,
+    pub pid_file: Option<PathBuf>,
+}
+
+/// One IPv4 subnet and how to serve it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subnet {
+    pub network: Ipv4Net,
+    /// Serve this subnet to direct clients on this interface (else by the interface address).
+    pub interface: Option<String>,
+    /// Server identifier for this subnet; default the receiving interface's address.
+    pub server_id: Option<Ipv4Addr>,
+    /// Gateways (option 3); never handed out.
+    pub routers: Vec<Ipv4Addr>,
+    /// Dynamic ranges, inclusive, inside `network`, not overlapping.
+    pub pools: Vec<AddrRange>,
+    /// Addresses inside pools that are never handed out.
+    pub exclusions: Vec<AddrRange>,
+    pub reservations: Vec<Reservation>,
+    /// Lease time for this subnet, overriding the server default.
+    pub lease_time: Option<u32>,
+    /// This subnet's options, already merged over the global ones (subnet wins by code).
+    /// Includes option 1 (mask) and 3 (routers) and 28 (broadcast) derived from the network.
+    pub options: OptionSet,
+}
+
+/// An inclusive address range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AddrRange {
+    pub start: Ipv4Addr,
+    pub end: Ipv4Addr,
+}
+
+impl AddrRange {
+    /// True when `ip` lies in the range.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.start <= ip && ip <= self.end
+    }
+
+    /// Number of addresses in the range.
+    pub fn len(&self) -> u64 {
+        u64::from(u32::from(self.end)).saturating_sub(u64::from(u32::from(self.start))) + 1
+    }
+
+    /// Never true for a validated range; present for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.end < self.start
+    }
+}
+
+/// How a reservation recognises its client.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReservationKey {
+    Mac(HwAddr),
+    ClientId(ClientId),
+}
+
+/// A fixed address for one client, with the operator's notes about the device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation {
+    pub key: ReservationKey,
+    /// Inside the subnet; may be inside or outside the pools; unique across the config.
+    pub ip: Ipv4Addr,
+    /// Option 12 to send.
+    pub hostname: Option<String>,
+    pub metadata: Metadata,
+    /// Per-device option overrides (DNS, TFTP, bootfile, or any option).
+    pub options: OptionSet,
+}
+
+/// Free-form facts an operator keeps about a device (dhcplane's reservation metadata).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub note: Option<String>,
+    pub equipment_type: Option<String>,
+    pub manufacturer: Option<String>,
+    pub management_type: Option<String>,
+    pub management_interface: Option<String>,
+    /// Unix seconds.
+    pub first_seen: Option<u64>,
+}
+
+/// Options ready for the wire: code → encoded value, plus the BOOTP header fields used by PXE.
+///
+/// Layers merge by code: global < subnet < device override < reservation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptionSet {
+    /// Encoded option values by code (never 0, 255, 53, 54, 51, 58, 59, 82: core owns those).
+    pub values: BTreeMap<u8, Vec<u8>>,
+    /// `siaddr` in replies (next server, PXE).
+    pub next_server: Option<Ipv4Addr>,
+    /// `file` in replies (PXE boot file).
+    pub boot_file: Option<String>,
+    /// Send option 121's value as 249 as well when the client asks for 249.
+    pub mirror_routes_to_249: Option<bool>,
+}
+
+impl OptionSet {
+    /// Returns `self` overlaid with `over` (values in `over` win, by code and per field).
+    pub fn merged(&self, over: &OptionSet) -> OptionSet {
+        let mut values = self.values.clone();
+        values.extend(over.values.iter().map(|(k, v)| (*k, v.clone())));
+        OptionSet {
+            values,
+            next_server: over.next_server.or(self.next_server),
+            boot_file: over.boot_file.clone().or_else(|| self.boot_file.clone()),
+            mirror_routes_to_249: over.mirror_routes_to_249.or(self.mirror_routes_to_249),
+        }
+    }
+}
+
+/// Where leases are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Embedded store file. Default `leased.leases` in the working directory.
+    pub path: PathBuf,
+}
+
+/// How events are logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// tracing filter, e.g. `info` or `leased=debug`. Default `info`.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

@@ -1,0 +1,24 @@
+//! The decision core of leased. **No IO, no clock, deterministic.**
+//!
+//! One question is answered here: given this packet, this configuration, the leases we know and
+//! the time now, what do we reply and which leases change? [`decide`] is that function. Sockets,
+//! disks, timers and logging live in other crates and call in with `now` as a parameter.
+//!
+//! Calling order for the io shell: load config ([`config::load_file`]), build a [`LeaseTable`]
+//! from the store, then per packet: [`Request::new`] → [`decide`] → [`LeaseTable::apply`] on the
+//! changes → persist the changes whose [`Durability`] asks for it → send the reply. Periodically
+//! call [`LeaseTable::expire`] so expiry becomes an event.
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod decide;
+mod decision;
+mod lease;
+mod request;
+
+pub use decide::decide;
+pub use decision::{Decision, DropReason, Event, NakReason, Outcome, Reply, Route};
+pub use lease::{
+    ClientId, Durability, HwAddr, Lease, LeaseChange, LeaseState, LeaseTable, Timestamp,
+};
+pub use request::Request;
