@@ -4,7 +4,7 @@
 //! the time now, what do we reply and which leases change? [`decide`] is that function. Sockets,
 //! disks, timers and logging live in other crates and call in with `now` as a parameter.
 //!
-//! Calling order for the io shell: load config ([`config::load_file`]), build a [`LeaseTable`]
+//! Calling order for the io shell: load config ([`config::load_file`]), build a [`Plan`] from it and a [`LeaseTable`]
 //! from the store, then per packet: [`Request::new`] → [`decide`] → [`LeaseTable::apply`] on the
 //! changes → persist the changes whose [`Durability`] asks for it → send the reply. Periodically
 //! call [`LeaseTable::expire`] so expiry becomes an event.
@@ -14,6 +14,7 @@ pub mod config;
 mod decide;
 mod decision;
 mod lease;
+mod plan;
 mod request;
 
 pub use decide::decide;
@@ -21,4 +22,5 @@ pub use decision::{Decision, DropReason, Event, NakReason, Outcome, Reply, Route
 pub use lease::{
     ClientId, Durability, HwAddr, Lease, LeaseChange, LeaseState, LeaseTable, Timestamp,
 };
+pub use plan::Plan;
 pub use request::Request;
