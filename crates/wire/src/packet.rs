@@ -11,6 +11,15 @@ pub const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 /// RFC 2131 §2: every DHCP message may be up to 576 bytes; smaller BOOTP relays pad to 300.
 pub const DHCP_MIN_LEN: usize = 300;
 
+/// Length of the fixed BOOTP header, up to the magic cookie.
+const HEADER_LEN: usize = 236;
+/// Length of the `sname` field.
+const SNAME_LEN: usize = 64;
+/// Length of the `file` field.
+const FILE_LEN: usize = 128;
+/// RFC 2131 §2: every client accepts 576-byte messages, whatever option 57 says.
+const MIN_MAX_LEN: usize = 576;
+
 /// Why a datagram was not a usable DHCP message. Each variant is counted under its label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -191,8 +200,70 @@ impl Packet {
     ///
     /// Honours option overload (52: `file`, then `sname`) and concatenates repeated codes.
     pub fn decode(buf: &[u8]) -> Result<Self, Malformed> {
-        let _ = buf;
-        unimplemented!("wire helper implements this")
+        let (hdr, rest) = buf
+            .split_first_chunk::<HEADER_LEN>()
+            .ok_or(Malformed::Truncated)?;
+        let (cookie, main_area) = rest.split_first_chunk::<4>().ok_or(Malformed::Truncated)?;
+        if *cookie != MAGIC_COOKIE {
+            return Err(Malformed::BadMagicCookie);
+        }
+
+        let mut h = Header(hdr);
+        let [op, htype, hlen, hops] = h.take::<4>();
+        if hlen > 16 {
+            return Err(Malformed::BadHlen);
+        }
+        let xid = u32::from_be_bytes(h.take());
+        let secs = u16::from_be_bytes(h.take());
+        let flags = u16::from_be_bytes(h.take());
+        let ciaddr = Ipv4Addr::from(h.take::<4>());
+        let yiaddr = Ipv4Addr::from(h.take::<4>());
+        let siaddr = Ipv4Addr::from(h.take::<4>());
+        let giaddr = Ipv4Addr::from(h.take::<4>());
+        let chaddr = h.take::<16>();
+        let sname_raw = h.take::<SNAME_LEN>();
+        let file_raw = h.take::<FILE_LEN>();
+
+        let mut options = Options::new();
+        parse_area(main_area, &mut options)?;
+
+        // RFC 2132 §9.3: the overload value is only meaningful in the main area, so it is read
+        // before the other areas can add to option 52. The RFC fixes the order: file, then sname.
+        let overload = match options.get(crate::code::OVERLOAD) {
+            Some(&[v @ 1..=3]) => v,
+            _ => 0,
+        };
+        if overload & 1 != 0 {
+            parse_area(&file_raw, &mut options)?;
+        }
+        if overload & 2 != 0 {
+            parse_area(&sname_raw, &mut options)?;
+        }
+        let field = |raw: &[u8], used_for_options: bool| {
+            if used_for_options {
+                Vec::new()
+            } else {
+                trim_nuls(raw).to_vec()
+            }
+        };
+
+        Ok(Self {
+            op,
+            htype,
+            hlen,
+            hops,
+            xid,
+            secs,
+            flags,
+            ciaddr,
+            yiaddr,
+            siaddr,
+            giaddr,
+            chaddr,
+            sname: field(&sname_raw, overload & 2 != 0),
+            file: field(&file_raw, overload & 1 != 0),
+            options,
+        })
     }
 
     /// Encodes into `out` (cleared first), writing option 53 first, then the options in their
@@ -201,9 +272,51 @@ impl Packet {
     /// `max_len` is the client's limit (option 57, at least 576): options that do not fit are
     /// skipped, later smaller ones may still go in; 53 and 82 are always kept. Values longer than
     /// 255 bytes are split into several instances (RFC 3396).
+    ///
+    /// Option 52 (overload) is never written: this encoder keeps `sname`/`file` as plain fields,
+    /// and announcing overload would make the client parse them as options.
     pub fn encode(&self, max_len: usize, out: &mut Vec<u8>) {
-        let _ = (max_len, out);
-        unimplemented!("wire helper implements this")
+        use crate::code::{END, MESSAGE_TYPE, OVERLOAD, PAD, RELAY_AGENT_INFO};
+
+        let limit = max_len.max(MIN_MAX_LEN);
+        out.clear();
+        out.reserve(limit.max(DHCP_MIN_LEN));
+
+        out.extend_from_slice(&[self.op, self.htype, self.hlen, self.hops]);
+        out.extend_from_slice(&self.xid.to_be_bytes());
+        out.extend_from_slice(&self.secs.to_be_bytes());
+        out.extend_from_slice(&self.flags.to_be_bytes());
+        for addr in [self.ciaddr, self.yiaddr, self.siaddr, self.giaddr] {
+            out.extend_from_slice(&addr.octets());
+        }
+        out.extend_from_slice(&self.chaddr);
+        put_field(out, &self.sname, SNAME_LEN);
+        put_field(out, &self.file, FILE_LEN);
+        out.extend_from_slice(&MAGIC_COOKIE);
+
+        let msg_type = self.options.get(MESSAGE_TYPE);
+        let relay = self.options.get(RELAY_AGENT_INFO);
+        if let Some(v) = msg_type {
+            put_option(out, MESSAGE_TYPE, v);
+        }
+        // Room kept back for option 82 and END, so that they always go in.
+        let reserved = relay.map_or(0, encoded_len) + 1;
+        for (code, value) in self.options.iter() {
+            if matches!(code, PAD | OVERLOAD | MESSAGE_TYPE | RELAY_AGENT_INFO | END) {
+                continue;
+            }
+            let room = limit.saturating_sub(out.len() + reserved);
+            if encoded_len(value) <= room {
+                put_option(out, code, value);
+            }
+        }
+        if let Some(v) = relay {
+            put_option(out, RELAY_AGENT_INFO, v);
+        }
+        out.push(END);
+        if out.len() < DHCP_MIN_LEN {
+            out.resize(DHCP_MIN_LEN, 0);
+        }
     }
 
     /// The meaningful part of chaddr (`hlen` bytes, at most 16).
@@ -223,5 +336,78 @@ impl Packet {
             Some([c]) => MessageType::from_code(*c),
             _ => None,
         }
+    }
+}
+
+/// A cursor over the fixed header. The header is exactly [`HEADER_LEN`] bytes and the fields
+/// taken add up to that, so the zero fallback is never used; it only keeps the code panic-free.
+struct Header<'a>(&'a [u8]);
+
+impl Header<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        match self.0.split_first_chunk::<N>() {
+            Some((head, tail)) => {
+                self.0 = tail;
+                *head
+            }
+            None => [0; N],
+        }
+    }
+}
+
+/// Parses one option area into `options`, concatenating repeated codes (RFC 3396).
+///
+/// PAD is skipped, END stops; an area that simply ends without END is accepted, because many
+/// clients omit it. A length byte or a value running past the area is [`Malformed::OptionOverrun`].
+fn parse_area(mut area: &[u8], options: &mut Options) -> Result<(), Malformed> {
+    use crate::code::{END, PAD};
+    while let Some((&code, rest)) = area.split_first() {
+        match code {
+            PAD => area = rest,
+            END => break,
+            _ => {
+                let (&len, rest) = rest.split_first().ok_or(Malformed::OptionOverrun)?;
+                let (value, rest) = rest
+                    .split_at_checked(usize::from(len))
+                    .ok_or(Malformed::OptionOverrun)?;
+                options.append(code, value);
+                area = rest;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `raw` without its trailing NULs.
+fn trim_nuls(mut raw: &[u8]) -> &[u8] {
+    while let [head @ .., 0] = raw {
+        raw = head;
+    }
+    raw
+}
+
+/// Writes a fixed-width, NUL-padded header field, truncating what does not fit.
+fn put_field(out: &mut Vec<u8>, value: &[u8], width: usize) {
+    let value = value.get(..width).unwrap_or(value);
+    out.extend_from_slice(value);
+    out.resize(out.len() + width.saturating_sub(value.len()), 0);
+}
+
+/// Bytes taken by `value` once written: two per instance of at most 255 value bytes.
+fn encoded_len(value: &[u8]) -> usize {
+    value.len() + 2 * value.len().div_ceil(255).max(1)
+}
+
+/// Writes one option, split into consecutive instances of at most 255 bytes (RFC 3396).
+fn put_option(out: &mut Vec<u8>, code: u8, value: &[u8]) {
+    if value.is_empty() {
+        out.extend_from_slice(&[code, 0]);
+        return;
+    }
+    for chunk in value.chunks(255) {
+        // `chunks(255)` never yields more than 255 bytes.
+        let len = u8::try_from(chunk.len()).unwrap_or(u8::MAX);
+        out.extend_from_slice(&[code, len]);
+        out.extend_from_slice(chunk);
     }
 }
