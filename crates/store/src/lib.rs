@@ -8,8 +8,11 @@
 #![forbid(unsafe_code)]
 
 mod embedded;
+mod format;
+mod group;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{COMPACT_RATIO, DEFAULT_COMPACT_FLOOR, EmbeddedStore};
+pub use group::{Closed, CommitDone, CommitStats, GroupCommitter, MAX_GROUP_LEASES};
 
 use leased_core::Lease;
 
