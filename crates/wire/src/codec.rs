@@ -112,10 +112,14 @@ pub fn classless_routes(routes: &[(Ipv4Net, Ipv4Addr)]) -> Vec<u8> {
 /// problem, since the string comes from a config file that a person has to fix.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, CodecError> {
     let trimmed = s.trim();
-    let body = trimmed
+    let body = match trimmed
         .strip_prefix("0x")
         .or_else(|| trimmed.strip_prefix("0X"))
-        .unwrap_or(trimmed);
+    {
+        Some("") => return Err(CodecError::Hex(format!("{s:?}: no digits after 0x"))),
+        Some(rest) => rest,
+        None => trimmed,
+    };
     let mut out = Vec::with_capacity(body.len() / 2);
     let mut high: Option<u8> = None;
     for (pos, ch) in body.char_indices() {

@@ -53,13 +53,21 @@ impl Malformed {
 /// DHCP message type, option 53 (RFC 2132 §9.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageType {
+    /// Client looking for servers.
     Discover,
+    /// Server offering an address.
     Offer,
+    /// Client asking for, renewing or confirming an address.
     Request,
+    /// Client found the address in use.
     Decline,
+    /// Server commits the lease.
     Ack,
+    /// Server refuses the request.
     Nak,
+    /// Client gives the address back.
     Release,
+    /// Client with an address asks for configuration only.
     Inform,
 }
 
@@ -175,23 +183,35 @@ impl Options {
 /// replies (built by the core, encoded by [`Packet::encode`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
+    /// [`BOOTREQUEST`] or [`BOOTREPLY`].
     pub op: u8,
+    /// Hardware type (1 = Ethernet).
     pub htype: u8,
     /// As received; use [`Packet::chaddr`] for the meaningful bytes.
     pub hlen: u8,
+    /// Relay hop count.
     pub hops: u8,
+    /// Transaction id chosen by the client, echoed in replies.
     pub xid: u32,
+    /// Seconds since the client began acquisition.
     pub secs: u16,
+    /// Flags; only the broadcast bit is defined, see [`Packet::broadcast`].
     pub flags: u16,
+    /// Client address, set when the client already has one (renew, inform).
     pub ciaddr: Ipv4Addr,
+    /// "Your" address: the one the server hands out.
     pub yiaddr: Ipv4Addr,
+    /// Next server (TFTP) address.
     pub siaddr: Ipv4Addr,
+    /// Relay agent address; non-zero when relayed.
     pub giaddr: Ipv4Addr,
+    /// Client hardware address, 16 bytes as on the wire.
     pub chaddr: [u8; 16],
     /// Server host name field (64 bytes on the wire, NUL padded).
     pub sname: Vec<u8>,
     /// Boot file name field (128 bytes on the wire, NUL padded); PXE reads it.
     pub file: Vec<u8>,
+    /// The options, raw, after overload and RFC 3396 concatenation.
     pub options: Options,
 }
 
@@ -280,7 +300,15 @@ impl Packet {
 
         let limit = max_len.max(MIN_MAX_LEN);
         out.clear();
-        out.reserve(limit.max(DHCP_MIN_LEN));
+        let needed = HEADER_LEN
+            + 4
+            + self
+                .options
+                .iter()
+                .map(|(_, v)| encoded_len(v))
+                .sum::<usize>()
+            + 1;
+        out.reserve(needed.min(limit).max(DHCP_MIN_LEN));
 
         out.extend_from_slice(&[self.op, self.htype, self.hlen, self.hops]);
         out.extend_from_slice(&self.xid.to_be_bytes());
