@@ -8,6 +8,11 @@
 mod error;
 mod file;
 mod model;
+mod options;
+mod span;
+#[cfg(test)]
+mod tests;
+mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
@@ -25,9 +30,43 @@ pub fn load_str(text: &str, origin: &str, format: Format) -> Result<Config, Conf
     file::load_str(text, origin, format)
 }
 
-/// Config file syntax.
+/// Config file syntax; both carry the same schema (see `docs/config.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// TOML, the documented and recommended form.
     Toml,
+    /// JSON, for generated configs: the same keys and nesting as the TOML form.
     Json,
+}
+
+/// Merges the `LEASED_BANNED_MACS` environment variable's value into `config.banned_macs`.
+///
+/// Operators ban devices in a hurry (a rogue or compromised client) without editing the file,
+/// so the value is forgiving in form: MACs in any spelling `HwAddr::parse_mac` accepts,
+/// separated by commas, semicolons, spaces, tabs or newlines. It is strict in content: every
+/// token that is not a MAC is reported (naming the token), and then nothing is merged, so a typo
+/// never silently leaves a device unbanned. MACs already in the file keep their metadata; new
+/// ones get empty metadata.
+pub fn merge_banned_env(config: &mut Config, value: &str) -> Result<(), Vec<String>> {
+    let mut macs = Vec::new();
+    let mut errors = Vec::new();
+    let tokens = value
+        .split(|c: char| matches!(c, ',' | ';') || c.is_whitespace())
+        .filter(|t| !t.is_empty());
+    for token in tokens {
+        match crate::lease::HwAddr::parse_mac(token) {
+            Some(mac) => macs.push(mac),
+            None => errors.push(format!(
+                "LEASED_BANNED_MACS: invalid MAC address {token:?}: expected aa:bb:cc:dd:ee:ff, \
+                 aa-bb-cc-dd-ee-ff or aabbccddeeff"
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    for mac in macs {
+        config.banned_macs.entry(mac).or_default();
+    }
+    Ok(())
 }

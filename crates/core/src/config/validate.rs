@@ -1,0 +1,721 @@
+//! The model stage: checks what the values mean and builds the validated [`Config`].
+//!
+//! Every check runs even after an earlier one failed, so one load reports every problem; the
+//! errors are sorted into file order at the end.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use leased_wire::code;
+
+use super::file::{
+    RawConfig, RawDuration, RawMetadata, RawOptions, RawRange, RawReservation, RawSubnet,
+};
+use super::options::{self, check_domain, parse_cidr, parse_duration, parse_ip};
+use super::span::{Positions, join_index, join_key};
+use super::{
+    AddrRange, Config, ConfigError, ConfigErrors, LogFormat, LogSettings, Metadata, OptionSet,
+    Reservation, ReservationKey, ServerSettings, StoreSettings, Subnet,
+};
+use crate::lease::{ClientId, HwAddr};
+
+/// Collects errors with their positions.
+pub(super) struct Ctx<'a> {
+    pos: &'a Positions<'a>,
+    origin: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    /// An error about the value at `path`.
+    pub(super) fn err(&mut self, path: &str, message: impl Into<String>) {
+        let (line, col) = self.pos.value_pos(path);
+        self.push(path, line, col, message.into());
+    }
+
+    /// An error about the key at `path` itself (e.g. a malformed MAC used as a key).
+    pub(super) fn err_key(&mut self, path: &str, message: impl Into<String>) {
+        let (line, col) = self.pos.key_pos(path);
+        self.push(path, line, col, message.into());
+    }
+
+    fn push(&mut self, path: &str, line: usize, col: usize, message: String) {
+        self.errors.push(ConfigError {
+            origin: self.origin.to_string(),
+            line,
+            col,
+            key: path.to_string(),
+            message,
+        });
+    }
+}
+
+/// Checks `raw` and builds the model, or returns every error in file order.
+pub(super) fn validate(
+    raw: RawConfig,
+    pos: &Positions<'_>,
+    origin: &str,
+) -> Result<Config, ConfigErrors> {
+    let mut ctx = Ctx {
+        pos,
+        origin,
+        errors: Vec::new(),
+    };
+    let config = build(&mut ctx, raw);
+    if ctx.errors.is_empty() {
+        Ok(config)
+    } else {
+        let mut errors = ctx.errors;
+        errors.sort_by_key(|e| (e.line, e.col));
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
+    let server = server(ctx, &raw);
+    let store = StoreSettings {
+        path: match &raw.store.path {
+            Some(p) if p.is_empty() => {
+                ctx.err("store.path", "must not be empty");
+                PathBuf::new()
+            }
+            Some(p) => PathBuf::from(p),
+            None => PathBuf::from("leased.leases"),
+        },
+    };
+    let logging = LogSettings {
+        format: match raw.logging.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                ctx.err(
+                    "logging.format",
+                    format!("unknown log format {other:?}; expected \"text\" or \"json\""),
+                );
+                LogFormat::Text
+            }
+        },
+        level: match &raw.logging.level {
+            Some(l) if l.trim().is_empty() => {
+                ctx.err("logging.level", "must not be empty");
+                String::new()
+            }
+            Some(l) => l.clone(),
+            None => "info".to_string(),
+        },
+    };
+    let global = options::compile(ctx, "options", &raw.options, &[]);
+
+    let mut complete = true;
+    let mut subnets = subnets(ctx, &raw.subnets, &server, &global, &mut complete);
+    reservations(ctx, &raw.reservations, &mut subnets, &server, complete);
+
+    let banned_macs = mac_table(ctx, "banned_macs", &raw.banned_macs.0, |ctx, path, m| {
+        metadata(ctx, path, m)
+    });
+    let device_overrides = mac_table(
+        ctx,
+        "device_overrides",
+        &raw.device_overrides.0,
+        |ctx, path, o| options::compile(ctx, path, o, &[]),
+    );
+
+    Config {
+        server,
+        options: global,
+        subnets: subnets.into_iter().map(|(s, _)| s).collect(),
+        banned_macs,
+        device_overrides,
+        store,
+        logging,
+    }
+}
+
+fn duration(ctx: &mut Ctx<'_>, path: &str, raw: Option<&RawDuration>) -> Option<u32> {
+    let raw = raw?;
+    match parse_duration(raw) {
+        Ok(v) => Some(v),
+        Err(m) => {
+            ctx.err(path, m);
+            None
+        }
+    }
+}
+
+fn check_interface(ctx: &mut Ctx<'_>, path: &str, name: &str) {
+    if name.is_empty() || name.len() > 15 {
+        ctx.err(
+            path,
+            format!("interface name {name:?} must be 1 to 15 bytes long"),
+        );
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        ctx.err(
+            path,
+            format!("interface name {name:?} contains '/', ':' or whitespace"),
+        );
+    }
+}
+
+/// Server identifiers must be usable unicast source addresses.
+fn check_server_id(ctx: &mut Ctx<'_>, path: &str, ip: Ipv4Addr) -> bool {
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+        ctx.err(
+            path,
+            format!("server identifier {ip} must be a unicast address"),
+        );
+        return false;
+    }
+    true
+}
+
+fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> ServerSettings {
+    let s = &raw.server;
+    let interfaces = s.interfaces.clone().unwrap_or_default();
+    for (i, name) in interfaces.iter().enumerate() {
+        let p = join_index("server.interfaces", i);
+        check_interface(ctx, &p, name);
+        if interfaces.iter().take(i).any(|n| n == name) {
+            ctx.err(&p, format!("interface {name:?} is listed twice"));
+        }
+    }
+    let lease_time = duration(ctx, "server.lease_time", s.lease_time.as_ref()).unwrap_or(86_400);
+    if lease_time == 0 {
+        ctx.err("server.lease_time", "must be greater than 0");
+    }
+    let renewal_time = duration(ctx, "server.renewal_time", s.renewal_time.as_ref());
+    let rebinding_time = duration(ctx, "server.rebinding_time", s.rebinding_time.as_ref());
+    if let Some(t1) = renewal_time {
+        if t1 == 0 {
+            ctx.err("server.renewal_time", "must be greater than 0");
+        } else if t1 >= lease_time {
+            ctx.err(
+                "server.renewal_time",
+                format!("renewal_time ({t1}s) must be less than lease_time ({lease_time}s)"),
+            );
+        }
+    }
+    if let Some(t2) = rebinding_time {
+        if t2 >= lease_time {
+            ctx.err(
+                "server.rebinding_time",
+                format!("rebinding_time ({t2}s) must be less than lease_time ({lease_time}s)"),
+            );
+        }
+        if let Some(t1) = renewal_time.filter(|t1| *t1 >= t2) {
+            ctx.err(
+                "server.rebinding_time",
+                format!("rebinding_time ({t2}s) must be greater than renewal_time ({t1}s)"),
+            );
+        }
+    }
+    let offer_hold = duration(ctx, "server.offer_hold", s.offer_hold.as_ref()).unwrap_or(60);
+    if offer_hold == 0 {
+        ctx.err("server.offer_hold", "must be greater than 0");
+    }
+    let decline_quarantine =
+        duration(ctx, "server.decline_quarantine", s.decline_quarantine.as_ref())
+            .unwrap_or(86_400);
+    let sticky_window =
+        duration(ctx, "server.sticky_window", s.sticky_window.as_ref()).unwrap_or(86_400);
+    let server_id = s.server_id.as_deref().and_then(|v| match parse_ip(v) {
+        Ok(ip) => check_server_id(ctx, "server.server_id", ip).then_some(ip),
+        Err(m) => {
+            ctx.err("server.server_id", m);
+            None
+        }
+    });
+    let pid_file = match &s.pid_file {
+        Some(p) if p.is_empty() => {
+            ctx.err("server.pid_file", "must not be empty");
+            None
+        }
+        p => p.as_ref().map(PathBuf::from),
+    };
+    ServerSettings {
+        authoritative: s.authoritative.unwrap_or(true),
+        interfaces,
+        lease_time,
+        renewal_time,
+        rebinding_time,
+        offer_hold,
+        decline_quarantine,
+        sticky_window,
+        server_id,
+        pid_file,
+    }
+}
+
+/// The network and broadcast addresses of `net`, which may not be handed out or used as
+/// router/server addresses (none for /31 and /32, RFC 3021).
+fn edge_addresses(net: &Ipv4Net) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    (net.prefix_len() < 31).then(|| (net.network(), net.broadcast()))
+}
+
+fn parse_range(ctx: &mut Ctx<'_>, path: &str, raw: &RawRange) -> Option<AddrRange> {
+    let (start, end, end_path) = match raw {
+        RawRange::Text(s) => {
+            let (a, b) = s.split_once('-').unwrap_or((s, s));
+            let sa = parse_ip(a);
+            let sb = parse_ip(b);
+            match (sa, sb) {
+                (Ok(a), Ok(b)) => (a, b, path.to_string()),
+                _ => {
+                    ctx.err(
+                        path,
+                        format!(
+                            "invalid address range {s:?}: expected \"start-end\" or one address"
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        RawRange::Bounds(b) => {
+            let sp = join_key(path, "start");
+            let ep = join_key(path, "end");
+            let a = parse_ip(&b.start).map_err(|m| ctx.err(&sp, m)).ok();
+            let e = parse_ip(&b.end).map_err(|m| ctx.err(&ep, m)).ok();
+            (a?, e?, ep)
+        }
+    };
+    if start > end {
+        ctx.err(
+            &end_path,
+            format!("range end {end} is before its start {start}"),
+        );
+        return None;
+    }
+    Some(AddrRange { start, end })
+}
+
+/// Builds the subnets; the second element is the subnet's path for later messages.
+fn subnets(
+    ctx: &mut Ctx<'_>,
+    raw: &[RawSubnet],
+    server: &ServerSettings,
+    global: &OptionSet,
+    complete: &mut bool,
+) -> Vec<(Subnet, String)> {
+    if raw.is_empty() {
+        ctx.err("subnets", "at least one [[subnets]] entry is required");
+    }
+    let mut out: Vec<(Subnet, String)> = Vec::new();
+    let mut seen: Vec<(Ipv4Net, String)> = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let sp = join_index("subnets", i);
+        let key = |k: &str| join_key(&sp, k);
+        let network = match parse_cidr(&s.network) {
+            Ok(n) => n,
+            Err(m) => {
+                ctx.err(&key("network"), m);
+                // Still check the options; the addresses need a network to be checked against.
+                let empty = RawOptions::default();
+                let o = s.options.as_ref().unwrap_or(&empty);
+                let _ = options::compile(ctx, &key("options"), o, &[]);
+                *complete = false;
+                continue;
+            }
+        };
+        if let Some((_, other)) = seen
+            .iter()
+            .find(|(n, _)| n.contains(&network.network()) || network.contains(&n.network()))
+        {
+            ctx.err(
+                &key("network"),
+                format!("{network} overlaps {other}.network"),
+            );
+        }
+        seen.push((network, sp.clone()));
+        let edges = edge_addresses(&network);
+        let in_subnet = |ctx: &mut Ctx<'_>, path: &str, ip: Ipv4Addr, what: &str| -> bool {
+            if !network.contains(&ip) {
+                ctx.err(path, format!("{what} {ip} is outside subnet {network}"));
+                false
+            } else if edges.is_some_and(|(n, b)| ip == n || ip == b) {
+                ctx.err(
+                    path,
+                    format!("{what} {ip} is the network or broadcast address of {network}"),
+                );
+                false
+            } else {
+                true
+            }
+        };
+
+        if let Some(ifname) = &s.interface {
+            check_interface(ctx, &key("interface"), ifname);
+        }
+        let server_id = s.server_id.as_deref().and_then(|v| match parse_ip(v) {
+            Ok(ip) => (check_server_id(ctx, &key("server_id"), ip)
+                && in_subnet(ctx, &key("server_id"), ip, "server_id"))
+            .then_some(ip),
+            Err(m) => {
+                ctx.err(&key("server_id"), m);
+                None
+            }
+        });
+        let mut routers = Vec::new();
+        for (j, r) in s.routers.iter().flatten().enumerate() {
+            let rp = join_index(&key("routers"), j);
+            match parse_ip(r) {
+                Ok(ip) => {
+                    if in_subnet(ctx, &rp, ip, "router") {
+                        routers.push(ip);
+                    }
+                }
+                Err(m) => ctx.err(&rp, m),
+            }
+        }
+        let lease_time = duration(ctx, &key("lease_time"), s.lease_time.as_ref());
+        if let Some(lt) = lease_time {
+            if lt == 0 {
+                ctx.err(&key("lease_time"), "must be greater than 0");
+            } else if let Some(t) = server
+                .renewal_time
+                .filter(|t| *t >= lt)
+                .or(server.rebinding_time.filter(|t| *t >= lt))
+            {
+                ctx.err(
+                    &key("lease_time"),
+                    format!(
+                        "lease_time ({lt}s) must be longer than server.renewal_time and server.rebinding_time ({t}s)"
+                    ),
+                );
+            }
+        }
+
+        let mut pools: Vec<AddrRange> = Vec::new();
+        for (j, r) in s.pools.iter().flatten().enumerate() {
+            let pp = join_index(&key("pools"), j);
+            let Some(range) = parse_range(ctx, &pp, r) else {
+                continue;
+            };
+            if !network.contains(&range.start) || !network.contains(&range.end) {
+                ctx.err(
+                    &pp,
+                    format!(
+                        "pool {}-{} is not inside subnet {network}",
+                        range.start, range.end
+                    ),
+                );
+                continue;
+            }
+            if let Some((n, b)) = edges {
+                if range.contains(n) || range.contains(b) {
+                    ctx.err(
+                        &pp,
+                        format!(
+                            "pool {}-{} contains the network or broadcast address of {network}",
+                            range.start, range.end
+                        ),
+                    );
+                    continue;
+                }
+            }
+            if let Some(k) = pools
+                .iter()
+                .position(|p| p.start <= range.end && range.start <= p.end)
+            {
+                ctx.err(
+                    &pp,
+                    format!(
+                        "pool {}-{} overlaps {}",
+                        range.start,
+                        range.end,
+                        join_index(&key("pools"), k)
+                    ),
+                );
+                continue;
+            }
+            pools.push(range);
+        }
+        let mut exclusions = Vec::new();
+        for (j, r) in s.exclusions.iter().flatten().enumerate() {
+            let ep = join_index(&key("exclusions"), j);
+            let Some(range) = parse_range(ctx, &ep, r) else {
+                continue;
+            };
+            if pools
+                .iter()
+                .any(|p| p.contains(range.start) && p.contains(range.end))
+            {
+                exclusions.push(range);
+            } else {
+                ctx.err(
+                    &ep,
+                    format!(
+                        "exclusion {}-{} is not inside any pool of this subnet",
+                        range.start, range.end
+                    ),
+                );
+            }
+        }
+
+        let mut derived = OptionSet::default();
+        derived
+            .values
+            .insert(code::SUBNET_MASK, network.netmask().octets().to_vec());
+        if let Some((_, b)) = edges {
+            derived.values.insert(code::BROADCAST, b.octets().to_vec());
+        }
+        if !routers.is_empty() {
+            derived
+                .values
+                .insert(code::ROUTER, leased_wire::ip_list(&routers));
+        }
+        let siblings = if s.routers.as_ref().is_some_and(|r| !r.is_empty()) {
+            vec![(code::ROUTER, key("routers"))]
+        } else {
+            Vec::new()
+        };
+        let empty = RawOptions::default();
+        let own = options::compile(
+            ctx,
+            &key("options"),
+            s.options.as_ref().unwrap_or(&empty),
+            &siblings,
+        );
+        let options = global.merged(&derived).merged(&own);
+
+        out.push((
+            Subnet {
+                network,
+                interface: s.interface.clone(),
+                server_id,
+                routers,
+                pools,
+                exclusions,
+                reservations: Vec::new(),
+                lease_time,
+                options,
+            },
+            sp,
+        ));
+    }
+    out
+}
+
+fn metadata(ctx: &mut Ctx<'_>, path: &str, m: &RawMetadata) -> Metadata {
+    Metadata {
+        note: m.note.clone(),
+        equipment_type: m.equipment_type.clone(),
+        manufacturer: m.manufacturer.clone(),
+        management_type: m.management_type.clone(),
+        management_interface: m.management_interface.clone(),
+        first_seen: first_seen(ctx, &join_key(path, "first_seen"), m.first_seen),
+    }
+}
+
+fn first_seen(ctx: &mut Ctx<'_>, path: &str, v: Option<i64>) -> Option<u64> {
+    let v = v?;
+    match u64::try_from(v) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            ctx.err(path, format!("{v} is not a Unix time in seconds (>= 0)"));
+            None
+        }
+    }
+}
+
+fn reservation_key(ctx: &mut Ctx<'_>, path: &str, r: &RawReservation) -> Option<ReservationKey> {
+    match (&r.mac, &r.client_id) {
+        (Some(_), Some(_)) => {
+            ctx.err(
+                &join_key(path, "client_id"),
+                "give either mac or client_id, not both",
+            );
+            None
+        }
+        (None, None) => {
+            ctx.err(path, "a reservation needs mac or client_id");
+            None
+        }
+        (Some(m), None) => match HwAddr::parse_mac(m) {
+            Some(hw) => Some(ReservationKey::Mac(hw)),
+            None => {
+                ctx.err(&join_key(path, "mac"), bad_mac(m));
+                None
+            }
+        },
+        (None, Some(c)) => match leased_wire::parse_hex(c) {
+            Ok(b) if b.len() >= 2 => Some(ReservationKey::ClientId(ClientId(b))),
+            Ok(_) => {
+                ctx.err(
+                    &join_key(path, "client_id"),
+                    "a client identifier is at least 2 bytes (RFC 2132 §9.14)",
+                );
+                None
+            }
+            Err(e) => {
+                ctx.err(&join_key(path, "client_id"), e.to_string());
+                None
+            }
+        },
+    }
+}
+
+pub(super) fn bad_mac(m: &str) -> String {
+    format!("invalid MAC address {m:?}: expected aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff")
+}
+
+/// The client identifier a MAC-keyed client sends by default (`01` ++ MAC), for clash checks.
+fn as_client_id(key: &ReservationKey) -> Vec<u8> {
+    match key {
+        ReservationKey::Mac(hw) => std::iter::once(1).chain(hw.0.iter().copied()).collect(),
+        ReservationKey::ClientId(c) => c.0.clone(),
+    }
+}
+
+fn reservations(
+    ctx: &mut Ctx<'_>,
+    raw: &[RawReservation],
+    subnets: &mut [(Subnet, String)],
+    server: &ServerSettings,
+    all_subnets_known: bool,
+) {
+    let mut seen_ips: Vec<(Ipv4Addr, String)> = Vec::new();
+    let mut seen_keys: Vec<(ReservationKey, String)> = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let rp = join_index("reservations", i);
+        let key = reservation_key(ctx, &rp, r);
+        let kp = join_key(&rp, if r.mac.is_some() { "mac" } else { "client_id" });
+        if let Some(k) = &key {
+            if let Some((_, other)) = seen_keys
+                .iter()
+                .find(|(o, _)| o == k || as_client_id(o) == as_client_id(k))
+            {
+                ctx.err(&kp, format!("the same client is already reserved by {other}"));
+            } else {
+                seen_keys.push((k.clone(), rp.clone()));
+            }
+        }
+
+        let ipp = join_key(&rp, "ip");
+        let ip = match parse_ip(&r.ip) {
+            Ok(ip) => Some(ip),
+            Err(m) => {
+                ctx.err(&ipp, m);
+                None
+            }
+        };
+        let mut home = None;
+        if let Some(ip) = ip {
+            if let Some((_, other)) = seen_ips.iter().find(|(o, _)| *o == ip) {
+                ctx.err(&ipp, format!("{ip} is already reserved by {other}"));
+            } else {
+                seen_ips.push((ip, rp.clone()));
+            }
+            if server.server_id == Some(ip) {
+                ctx.err(&ipp, format!("{ip} is server.server_id"));
+            }
+            let homes: Vec<usize> = subnets
+                .iter()
+                .enumerate()
+                .filter(|(_, (s, _))| s.network.contains(&ip))
+                .map(|(k, _)| k)
+                .collect();
+            match homes.as_slice() {
+                // With a subnet whose network did not parse, the ip may belong to it.
+                [] if !all_subnets_known => {}
+                [] => ctx.err(&ipp, format!("{ip} is not inside any subnet")),
+                [k] => home = Some(*k),
+                _ => ctx.err(&ipp, format!("{ip} is inside more than one subnet")),
+            }
+            if let Some((s, sp)) = home.and_then(|k| subnets.get(k)) {
+                if edge_addresses(&s.network).is_some_and(|(n, b)| ip == n || ip == b) {
+                    ctx.err(
+                        &ipp,
+                        format!("{ip} is the network or broadcast address of {}", s.network),
+                    );
+                } else if s.routers.contains(&ip) {
+                    ctx.err(&ipp, format!("{ip} is a router of {sp}"));
+                } else if s.server_id == Some(ip) {
+                    ctx.err(&ipp, format!("{ip} is the server_id of {sp}"));
+                }
+            }
+        }
+
+        let hostname = r.hostname.as_ref().and_then(|h| match check_domain(h) {
+            Ok(()) => Some(h.strip_suffix('.').unwrap_or(h).to_string()),
+            Err(m) => {
+                ctx.err(&join_key(&rp, "hostname"), m);
+                None
+            }
+        });
+        let meta = RawMetadata {
+            note: r.note.clone(),
+            equipment_type: r.equipment_type.clone(),
+            manufacturer: r.manufacturer.clone(),
+            management_type: r.management_type.clone(),
+            management_interface: r.management_interface.clone(),
+            first_seen: r.first_seen,
+        };
+        let metadata = metadata(ctx, &rp, &meta);
+        let siblings = if r.hostname.is_some() {
+            vec![(code::HOSTNAME, join_key(&rp, "hostname"))]
+        } else {
+            Vec::new()
+        };
+        let mut options = match &r.options {
+            Some(o) => options::compile(ctx, &join_key(&rp, "options"), o, &siblings),
+            None => OptionSet::default(),
+        };
+        if let Some(h) = &hostname {
+            options.values.insert(code::HOSTNAME, h.as_bytes().to_vec());
+        }
+
+        if let (Some(key), Some(ip), Some((subnet, _))) =
+            (key, ip, home.and_then(|k| subnets.get_mut(k)))
+        {
+            subnet.reservations.push(Reservation {
+                key,
+                ip,
+                hostname,
+                metadata,
+                options,
+            });
+        }
+    }
+}
+
+/// A table keyed by MAC: parses keys, rejects duplicates after normalisation (the later one,
+/// in file order, is the error), and builds each value with `value`.
+fn mac_table<R, T>(
+    ctx: &mut Ctx<'_>,
+    table: &str,
+    entries: &[(String, R)],
+    mut value: impl FnMut(&mut Ctx<'_>, &str, &R) -> T,
+) -> BTreeMap<HwAddr, T> {
+    let mut ordered: Vec<(usize, String, &String, &R)> = entries
+        .iter()
+        .map(|(k, v)| {
+            let p = join_key(table, k);
+            (ctx.pos.value_offset(&p), p, k, v)
+        })
+        .collect();
+    ordered.sort_by_key(|(off, ..)| *off);
+    let mut out = BTreeMap::new();
+    let mut spelled: BTreeMap<HwAddr, String> = BTreeMap::new();
+    for (_, path, k, v) in ordered {
+        let built = value(ctx, &path, v);
+        let Some(mac) = HwAddr::parse_mac(k) else {
+            ctx.err_key(&path, bad_mac(k));
+            continue;
+        };
+        if let Some(first) = spelled.get(&mac) {
+            ctx.err_key(
+                &path,
+                format!("{mac} is listed twice (also as {first:?})"),
+            );
+            continue;
+        }
+        spelled.insert(mac.clone(), k.clone());
+        out.insert(mac, built);
+    }
+    out
+}
