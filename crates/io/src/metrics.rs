@@ -1,0 +1,156 @@
+//! Counters of what the server received, sent and dropped, and why.
+//!
+//! Why plain atomics and a small locked map: the engine, the receive tasks and the commit thread
+//! all count, and nothing here may ever wait for long; labelled families (drop reasons, malformed
+//! labels) are few and static, so a map keyed by `&'static str` behind a mutex that is never
+//! held across an await is enough. An HTTP `/metrics` endpoint will read [`Metrics::snapshot`].
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use leased_wire::MessageType;
+
+/// Every message type, in option 53 order, for indexing the per-type counters.
+const TYPES: [MessageType; 8] = [
+    MessageType::Discover,
+    MessageType::Offer,
+    MessageType::Request,
+    MessageType::Decline,
+    MessageType::Ack,
+    MessageType::Nak,
+    MessageType::Release,
+    MessageType::Inform,
+];
+
+/// The server's counters. Shared as `Arc<Metrics>`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Index 0 counts packets with no (known) message type; 1..=8 by option 53 code.
+    received: [AtomicU64; 9],
+    sent: [AtomicU64; 9],
+    dropped: Mutex<BTreeMap<&'static str, u64>>,
+    malformed: Mutex<BTreeMap<&'static str, u64>>,
+    store_errors: AtomicU64,
+    send_errors: AtomicU64,
+    expired: AtomicU64,
+}
+
+fn slot(t: Option<MessageType>) -> usize {
+    t.map_or(0, |t| usize::from(t.code()))
+}
+
+fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, label: &'static str) {
+    // A poisoned lock only means another thread panicked mid-increment; the counts stay usable.
+    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry(label).or_default() += 1;
+}
+
+impl Metrics {
+    /// A received, decoded request of type `t` (`None`: no or unknown option 53).
+    pub fn received(&self, t: Option<MessageType>) {
+        if let Some(c) = self.received.get(slot(t)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A reply of type `t` handed to the kernel.
+    pub fn sent(&self, t: Option<MessageType>) {
+        if let Some(c) = self.sent.get(slot(t)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A packet that got no reply, by reason label (`DropReason::label`, or io's own:
+    /// `overload`, `store_error`).
+    pub fn dropped(&self, label: &'static str) {
+        bump(&self.dropped, label);
+    }
+
+    /// A datagram that did not decode, by `Malformed::label`.
+    pub fn malformed(&self, label: &'static str) {
+        bump(&self.malformed, label);
+    }
+
+    /// A failed store commit (each affected packet is also counted as dropped if it lost its
+    /// reply).
+    pub fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A reply the kernel refused.
+    pub fn send_error(&self) {
+        self.send_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A lease that reached its end (from the expiry timer).
+    pub fn expired(&self, n: u64) {
+        self.expired.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Every non-zero counter as `(name, value)`, names like `received.DISCOVER`,
+    /// `sent.ACK`, `dropped.pool_exhausted`, `malformed.truncated`, `store_errors`.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        let name = |i: usize| {
+            i.checked_sub(1)
+                .and_then(|j| TYPES.get(j))
+                .map_or("unknown", |t| t.name())
+        };
+        for (family, arr) in [("received", &self.received), ("sent", &self.sent)] {
+            for (i, c) in arr.iter().enumerate() {
+                let v = c.load(Ordering::Relaxed);
+                if v > 0 {
+                    out.push((format!("{family}.{}", name(i)), v));
+                }
+            }
+        }
+        for (family, map) in [("dropped", &self.dropped), ("malformed", &self.malformed)] {
+            let m = map.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(m.iter().map(|(k, v)| (format!("{family}.{k}"), *v)));
+        }
+        for (n, c) in [
+            ("store_errors", &self.store_errors),
+            ("send_errors", &self.send_errors),
+            ("expired", &self.expired),
+        ] {
+            let v = c.load(Ordering::Relaxed);
+            if v > 0 {
+                out.push((n.to_string(), v));
+            }
+        }
+        out
+    }
+
+    /// The value of one counter by its [`Metrics::snapshot`] name (0 when never counted).
+    pub fn get(&self, name: &str) -> u64 {
+        self.snapshot()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names() {
+        let m = Metrics::default();
+        m.received(Some(MessageType::Discover));
+        m.received(None);
+        m.sent(Some(MessageType::Ack));
+        m.dropped("overload");
+        m.dropped("overload");
+        m.malformed("truncated");
+        m.store_error();
+        assert_eq!(m.get("received.DISCOVER"), 1);
+        assert_eq!(m.get("received.unknown"), 1);
+        assert_eq!(m.get("sent.ACK"), 1);
+        assert_eq!(m.get("dropped.overload"), 2);
+        assert_eq!(m.get("malformed.truncated"), 1);
+        assert_eq!(m.get("store_errors"), 1);
+        assert_eq!(m.get("sent.OFFER"), 0);
+    }
+}

@@ -1,0 +1,145 @@
+//! Loading the configuration, and reloading it on SIGHUP.
+//!
+//! One loader for `serve`, reload and `leased check` (file → validate → merge
+//! `LEASED_BANNED_MACS`), so what `check` accepts is exactly what the server runs. A reload that
+//! fails keeps the old plan: a typo in a file must never take a running server down.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use leased_core::Plan;
+use leased_core::config::{Config, ConfigError, ConfigErrors};
+
+use crate::ConfigSource;
+
+/// The environment variable with extra banned MACs (comma or whitespace separated).
+pub(crate) const BANNED_ENV: &str = "LEASED_BANNED_MACS";
+
+/// See [`crate::load_config`].
+pub(crate) fn load_config(path: &Path) -> Result<Config, ConfigErrors> {
+    let mut config = leased_core::config::load_file(path)?;
+    if let Ok(value) = std::env::var(BANNED_ENV) {
+        leased_core::config::merge_banned_env(&mut config, &value).map_err(|errs| {
+            ConfigErrors(
+                errs.into_iter()
+                    .map(|message| ConfigError {
+                        origin: format!("environment {BANNED_ENV}"),
+                        line: 0,
+                        col: 0,
+                        key: BANNED_ENV.to_string(),
+                        message,
+                    })
+                    .collect(),
+            )
+        })?;
+    }
+    Ok(config)
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reloaded {
+    /// The new plan is in place.
+    Swapped,
+    /// The file had errors (each logged); the old plan stays.
+    Kept,
+    /// An inline configuration has no file to re-read.
+    NotAFile,
+}
+
+/// Re-reads the configuration and swaps the plan in `plan`, or keeps the old one and logs
+/// every error (file:line:col) when the file is invalid.
+///
+/// Interfaces, the store path, the PID file and ports are read only at start: a reload that
+/// changes them says that a restart is needed, and serves the rest of the new config.
+pub(crate) fn reload(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Reloaded {
+    let ConfigSource::File(path) = source else {
+        tracing::warn!("SIGHUP: the configuration was given inline; nothing to reload");
+        return Reloaded::NotAFile;
+    };
+    match load_config(path) {
+        Ok(config) => {
+            let old = plan.load();
+            let old = &old.config;
+            if old.server.interfaces != config.server.interfaces
+                || old.store != config.store
+                || old.server.pid_file != config.server.pid_file
+                || old
+                    .subnets
+                    .iter()
+                    .map(|s| &s.interface)
+                    .ne(config.subnets.iter().map(|s| &s.interface))
+            {
+                tracing::warn!(
+                    "config reloaded, but changes to interfaces, store.path or server.pid_file \
+                     take effect only after a restart"
+                );
+            }
+            let subnets = config.subnets.len();
+            plan.store(Arc::new(Plan::new(config)));
+            tracing::info!(path = %path.display(), subnets, "config reloaded");
+            Reloaded::Swapped
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!(
+                    origin = %e.origin, line = e.line, col = e.col, key = %e.key,
+                    "{e}"
+                );
+            }
+            tracing::error!(
+                path = %path.display(),
+                errors = errors.0.len(),
+                "config reload failed; still serving the previous configuration"
+            );
+            Reloaded::Kept
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn invalid_file_keeps_the_old_plan() {
+        let old = Arc::new(Plan::new(crate::testutil::config_with(
+            &["198.18.0.0/24"],
+            &["lo"],
+            &[None],
+        )));
+        let swap = ArcSwap::new(Arc::clone(&old));
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        writeln!(file, "this is = = not toml [[[").unwrap();
+        writeln!(file, "[server]\nno_such_key = 1").unwrap();
+        let got = reload(&ConfigSource::File(file.path().to_path_buf()), &swap);
+        assert_eq!(got, Reloaded::Kept);
+        assert!(Arc::ptr_eq(&swap.load_full(), &old));
+    }
+
+    #[test]
+    fn missing_file_keeps_the_old_plan() {
+        let old = Arc::new(Plan::new(crate::testutil::config_with(
+            &["198.18.0.0/24"],
+            &[],
+            &[None],
+        )));
+        let swap = ArcSwap::new(Arc::clone(&old));
+        let dir = tempfile::tempdir().unwrap();
+        let got = reload(&ConfigSource::File(dir.path().join("absent.toml")), &swap);
+        assert_eq!(got, Reloaded::Kept);
+        assert!(Arc::ptr_eq(&swap.load_full(), &old));
+    }
+
+    #[test]
+    fn inline_cannot_reload() {
+        let cfg = crate::testutil::config_with(&["198.18.0.0/24"], &[], &[None]);
+        let swap = ArcSwap::new(Arc::new(Plan::new(cfg.clone())));
+        assert_eq!(
+            reload(&ConfigSource::Inline(cfg), &swap),
+            Reloaded::NotAFile
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! `serve`: start-up in a checked order, the signal loop, and graceful shutdown.
+//!
+//! Start-up: config → PID file → lease store (locked, loaded) → sockets → committer → engine.
+//! Each step fails with a message that says what to do. Shutdown (SIGTERM/SIGINT): stop
+//! receiving, let the engine drain its queue, let the committer flush (so every submitted ACK is
+//! either durable and sent or reported), remove the PID file.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use arc_swap::ArcSwap;
+use leased_core::config::Config;
+use leased_core::{LeaseTable, Plan};
+use leased_store::{EmbeddedStore, LeaseStore, StoreError};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::commit::Committer;
+use crate::iface;
+use crate::metrics::Metrics;
+use crate::reload;
+use crate::send::{Link, Outbound};
+use crate::server::{Engine, QUEUE_CAP, receive_loop};
+use crate::sock;
+use crate::{ConfigSource, ServeParams};
+
+/// Removes the PID file when dropped, so every exit path after it was written cleans up.
+struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    fn create(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self(None));
+        };
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write PID file {}", path.display()))?;
+        Ok(Self(Some(path.to_path_buf())))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0
+            && let Err(e) = std::fs::remove_file(path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove PID file");
+        }
+    }
+}
+
+/// See [`crate::serve`].
+pub(crate) async fn serve(params: ServeParams) -> anyhow::Result<()> {
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+
+    let config: Config = match &params.source {
+        ConfigSource::File(path) => reload::load_config(path)
+            .map_err(|e| anyhow!("invalid configuration {}:\n{e}", path.display()))?,
+        ConfigSource::Inline(c) => c.clone(),
+    };
+    let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
+
+    let store_path = config.store.path.clone();
+    let mut store = EmbeddedStore::open(&store_path).map_err(|e| match e {
+        StoreError::Locked { .. } => anyhow!(
+            "another leased is using the lease store {} (it is locked); stop it or set a \
+             different store.path",
+            store_path.display()
+        ),
+        other => anyhow!(other).context("opening the lease store"),
+    })?;
+    let leases = store.load().context("loading leases")?;
+    let count = leases.len();
+    let table = LeaseTable::from_leases(leases);
+    tracing::info!(path = %store_path.display(), leases = count, "loaded {count} leases");
+
+    let metrics = Arc::new(Metrics::default());
+    let (out, sockets) = bind_all(&config, params.server_port, params.client_port)?;
+    let out = Arc::new(out);
+    if out.test_mode() {
+        tracing::info!(
+            server_port = params.server_port,
+            client_port = params.client_port,
+            "test mode (non-default ports): replies go to each request's source address"
+        );
+    }
+
+    let committer = Committer::spawn(Box::new(store));
+    let plan = Arc::new(ArcSwap::from_pointee(Plan::new(config)));
+    let (tx, rx) = mpsc::channel(QUEUE_CAP);
+    let mut receivers = Vec::new();
+    for (i, (sock, link)) in sockets.into_iter().zip(out.links.iter()).enumerate() {
+        receivers.push(tokio::spawn(receive_loop(
+            sock,
+            i,
+            link.name.clone(),
+            link.addr,
+            tx.clone(),
+            Arc::clone(&metrics),
+        )));
+    }
+    drop(tx);
+    let engine = Engine::new(
+        Arc::clone(&plan),
+        table,
+        committer,
+        Arc::clone(&out),
+        Arc::clone(&metrics),
+    );
+    let mut engine = tokio::spawn(engine.run(rx));
+
+    let engine_result = loop {
+        tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break None; }
+            _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break None; }
+            _ = sighup.recv() => { reload::reload(&params.source, &plan); }
+            // The engine ends only when all receivers are gone; treat it as fatal.
+            r = &mut engine => break Some(r),
+        }
+    };
+
+    for r in &receivers {
+        r.abort();
+    }
+    for r in receivers {
+        // Aborted tasks report cancellation; there is nothing else to learn.
+        let _ = r.await;
+    }
+    let joined = match engine_result {
+        Some(r) => r,
+        None => engine.await,
+    };
+    let committer = joined.map_err(|e| anyhow!("engine task failed: {e}"))?;
+    tokio::task::spawn_blocking(move || committer.finish())
+        .await
+        .map_err(|e| anyhow!("commit thread join failed: {e}"))?;
+
+    let snapshot = metrics.snapshot();
+    let summary: Vec<String> = snapshot.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    tracing::info!(counters = %summary.join(" "), "counters at shutdown");
+    drop(pid_file);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Opens one socket per served interface. Fails with advice when privileges are missing.
+fn bind_all(
+    config: &Config,
+    server_port: u16,
+    client_port: u16,
+) -> anyhow::Result<(Outbound, Vec<tokio::net::UdpSocket>)> {
+    let system = sock::system_addrs().context("listing network interfaces")?;
+    let specs = iface::resolve(config, &system).map_err(|e| anyhow!(e))?;
+    let mut links = Vec::new();
+    let mut sockets = Vec::new();
+    for spec in specs {
+        let (recv, send) = sock::bind_udp(&spec.name, server_port).map_err(|e| {
+            let hint = match e.kind() {
+                io::ErrorKind::PermissionDenied => {
+                    "; run as root or grant CAP_NET_BIND_SERVICE (port < 1024) and CAP_NET_RAW \
+                     (SO_BINDTODEVICE, AF_PACKET)"
+                }
+                io::ErrorKind::AddrInUse => "; is another DHCP server running?",
+                _ if e.raw_os_error() == Some(libc::ENODEV) => "; no such interface",
+                _ => "",
+            };
+            anyhow!("cannot open a DHCP socket on {}: {e}{hint}", spec.name)
+        })?;
+        let index = sock::if_index(&spec.name).unwrap_or(0);
+        let subnets: Vec<String> = config
+            .subnets
+            .iter()
+            .filter(|s| {
+                s.interface.as_deref() == Some(spec.name.as_str())
+                    || (s.interface.is_none() && spec.addr.is_some_and(|a| s.network.contains(&a)))
+            })
+            .map(|s| s.network.to_string())
+            .collect();
+        tracing::info!(
+            iface = %spec.name,
+            addr = ?spec.addr,
+            port = server_port,
+            subnets = %subnets.join(","),
+            "serving on {} ({}) subnets {}",
+            spec.name,
+            spec.addr.map_or("no IPv4 address".to_string(), |a| a.to_string()),
+            if subnets.is_empty() { "(relayed only)".to_string() } else { subnets.join(", ") }
+        );
+        links.push(Link {
+            name: spec.name,
+            index,
+            addr: spec.addr,
+            udp: send,
+        });
+        sockets.push(recv);
+    }
+    Ok((Outbound::new(links, server_port, client_port), sockets))
+}

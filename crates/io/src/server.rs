@@ -1,0 +1,327 @@
+//! The engine: one task owns the lease table and calls the pure core, packet by packet.
+//!
+//! Receive tasks (one per interface) decode and hand requests over a bounded channel; a full
+//! channel drops the newest packet and counts it (`dropped.overload`) rather than queueing
+//! without bound. The engine never awaits the store: changes that must be durable before the
+//! reply go to the commit thread with a callback that sends the reply on success; lazy changes
+//! go the same way, fire-and-forget. Later decisions see the applied changes at once, so an
+//! address is never offered twice while its commit is in flight.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use leased_core::{
+    Decision, Durability, Event, Lease, LeaseChange, LeaseTable, Outcome, Plan, Reply, Request,
+    Timestamp, decide,
+};
+use leased_wire::Packet;
+use tokio::sync::mpsc;
+
+use leased_store::CommitDone;
+
+use crate::commit::Committer;
+use crate::events;
+use crate::metrics::Metrics;
+use crate::send::{Origin, Outbound};
+use crate::sock;
+
+/// Capacity of the receive → engine queue. About a second of traffic at the rates one engine
+/// sustains: enough to ride out a burst (a power-cycled building), small enough that a request
+/// is not answered after its client has given up (dhclient retries after ~4 s).
+pub(crate) const QUEUE_CAP: usize = 4096;
+
+/// Requests handled per wake-up before the engine goes back to `select!`, so the expiry timer
+/// and shutdown are never starved by a flood.
+const BATCH: usize = 64;
+
+/// Receive buffer size: larger than any Ethernet DHCP message (option 57 tops out at the MTU).
+const RECV_BUF: usize = 4096;
+
+/// A decoded request and how it arrived.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub req: Request,
+    pub origin: Origin,
+}
+
+/// Reads datagrams on one interface, decodes them, and queues them for the engine until the
+/// engine's queue closes or the task is aborted (shutdown).
+pub(crate) async fn receive_loop(
+    sock: tokio::net::UdpSocket,
+    link: usize,
+    iface: String,
+    iface_addr: Option<Ipv4Addr>,
+    tx: mpsc::Sender<Inbound>,
+    metrics: Arc<Metrics>,
+) {
+    let mut buf = vec![0u8; RECV_BUF];
+    loop {
+        let rx = match sock::recv_pktinfo(&sock, &mut buf).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::warn!(iface = %iface, error = %e, "receive failed");
+                // A persistent error must not become a busy loop.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let data = buf.get(..rx.len).unwrap_or_default();
+        let packet = match Packet::decode(data) {
+            Ok(p) => p,
+            Err(m) => {
+                metrics.malformed(m.label());
+                tracing::debug!(
+                    iface = %iface, src = ?rx.src, len = rx.len, reason = m.label(),
+                    "malformed packet dropped"
+                );
+                continue;
+            }
+        };
+        if rx.truncated {
+            tracing::debug!(iface = %iface, src = ?rx.src, "oversized datagram truncated");
+        }
+        metrics.received(packet.message_type());
+        let local = rx.local.or(iface_addr);
+        let broadcast_dst = rx.dst == Some(Ipv4Addr::BROADCAST);
+        let req = Request::new(packet, Some(iface.clone()), local, broadcast_dst);
+        let inbound = Inbound {
+            req,
+            origin: Origin {
+                link,
+                src: rx.src,
+                local,
+            },
+        };
+        match tx.try_send(inbound) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.dropped("overload");
+                tracing::debug!(iface = %iface, reason = "overload", "engine queue full: dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970).
+fn unix_now() -> Timestamp {
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// The task that owns the lease table.
+pub(crate) struct Engine {
+    plan: Arc<ArcSwap<Plan>>,
+    table: LeaseTable,
+    committer: Committer,
+    out: Arc<Outbound>,
+    metrics: Arc<Metrics>,
+    /// The last `now` handed to core: core requires time never to go backwards.
+    last_now: Timestamp,
+}
+
+impl Engine {
+    /// An engine over `table`, reading the current plan from `plan` on every packet.
+    pub(crate) fn new(
+        plan: Arc<ArcSwap<Plan>>,
+        table: LeaseTable,
+        committer: Committer,
+        out: Arc<Outbound>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            plan,
+            table,
+            committer,
+            out,
+            metrics,
+            last_now: Timestamp(0),
+        }
+    }
+
+    /// Runs until every receive task has dropped its sender and the queue is drained, then
+    /// returns the committer so the caller can flush and join it.
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Inbound>) -> Committer {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(first) = msg else { break };
+                    self.handle(first);
+                    for _ in 1..BATCH {
+                        match rx.try_recv() {
+                            Ok(m) => self.handle(m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = self.now();
+                    self.expire(now);
+                }
+            }
+        }
+        self.committer
+    }
+
+    /// The clock, sampled once per packet or timer tick, never going backwards.
+    fn now(&mut self) -> Timestamp {
+        self.last_now = self.last_now.max(unix_now());
+        self.last_now
+    }
+
+    /// Decides one request and carries the decision out.
+    pub(crate) fn handle(&mut self, inbound: Inbound) {
+        let Inbound { req, origin } = inbound;
+        let now = self.now();
+        let plan = self.plan.load_full();
+        let Decision {
+            outcome,
+            changes,
+            event,
+        } = decide(&req, &plan, &self.table, now);
+        self.table.apply(&changes);
+        events::received(&event, req.interface.as_deref());
+
+        let must_wait = changes
+            .iter()
+            .any(|c| c.durability == Durability::BeforeReply);
+        let persist = to_persist(&changes);
+
+        match outcome {
+            Outcome::Reply(reply) => {
+                if must_wait {
+                    let out = Arc::clone(&self.out);
+                    let metrics = Arc::clone(&self.metrics);
+                    self.submit(
+                        persist,
+                        Box::new(move |res| match res {
+                            Ok(()) => deliver(&out, &metrics, &reply, &origin, &event),
+                            Err(e) => {
+                                metrics.store_error();
+                                metrics.dropped("store_error");
+                                events::commit_failed(&event, reply.packet.message_type(), &e);
+                            }
+                        }),
+                    );
+                } else {
+                    if !persist.is_empty() {
+                        self.submit(persist, lazy_done(Arc::clone(&self.metrics)));
+                    }
+                    deliver(&self.out, &self.metrics, &reply, &origin, &event);
+                }
+            }
+            Outcome::Drop(reason) => {
+                if reason != leased_core::DropReason::NoReplyNeeded {
+                    self.metrics.dropped(reason.label());
+                }
+                let subnet = matches!(reason, leased_core::DropReason::PoolExhausted)
+                    .then(|| subnet_hint(&plan, &req))
+                    .flatten();
+                events::dropped(&event, reason, subnet.as_deref());
+                if !persist.is_empty() {
+                    self.submit(persist, lazy_done(Arc::clone(&self.metrics)));
+                }
+            }
+        }
+    }
+
+    /// Hands leases to the commit thread; if it has died, says so (the callback, and any reply
+    /// it carries, is dropped: the client retries, and the operator must restart).
+    fn submit(&self, leases: Vec<Lease>, done: CommitDone) {
+        if !self.committer.submit(leases, done) {
+            self.metrics.store_error();
+            tracing::error!("lease store commit thread has stopped: changes not persisted");
+        }
+    }
+
+    /// Ends offers, leases and quarantines whose time has come, persisting the changes.
+    pub(crate) fn expire(&mut self, now: Timestamp) {
+        if self.table.next_deadline().is_none_or(|d| d > now) {
+            return;
+        }
+        let changes = self.table.expire(now);
+        if changes.is_empty() {
+            return;
+        }
+        let mut n = 0;
+        for c in &changes {
+            events::expired(&c.lease);
+            if c.lease.state == leased_core::LeaseState::Expired {
+                n += 1;
+            }
+        }
+        self.metrics.expired(n);
+        let persist = to_persist(&changes);
+        if !persist.is_empty() {
+            self.submit(persist, lazy_done(Arc::clone(&self.metrics)));
+        }
+    }
+}
+
+/// The leases of `changes` that must reach the store (all but the volatile ones).
+fn to_persist(changes: &[LeaseChange]) -> Vec<Lease> {
+    changes
+        .iter()
+        .filter(|c| c.durability != Durability::Volatile)
+        .map(|c| c.lease.clone())
+        .collect()
+}
+
+/// The callback of a commit nobody waits for: only a failure is worth a line.
+fn lazy_done(metrics: Arc<Metrics>) -> CommitDone {
+    Box::new(move |res| {
+        if let Err(e) = res {
+            metrics.store_error();
+            tracing::error!(error = %e, "lease store commit failed (lazy changes)");
+        }
+    })
+}
+
+/// Sends `reply` and logs and counts the outcome.
+fn deliver(out: &Outbound, metrics: &Metrics, reply: &Reply, origin: &Origin, event: &Event) {
+    let t = reply.packet.message_type();
+    match out.send(reply, origin) {
+        Ok(()) => {
+            metrics.sent(t);
+            events::sent(event, t, reply.packet.yiaddr);
+        }
+        Err(e) => {
+            metrics.send_error();
+            tracing::warn!(
+                target: events::TARGET,
+                mac = %event.hwaddr,
+                xid = %events::Xid(event.xid),
+                route = ?reply.route,
+                src = ?origin.src,
+                error = %e,
+                "send failed"
+            );
+        }
+    }
+}
+
+/// The subnet a request was being served from, for messages (giaddr, then the interface, then
+/// our local address).
+fn subnet_hint(plan: &Plan, req: &Request) -> Option<String> {
+    let subnets = &plan.config.subnets;
+    let giaddr = req.packet.giaddr;
+    let found = if !giaddr.is_unspecified() {
+        subnets.iter().find(|s| s.network.contains(&giaddr))
+    } else {
+        subnets
+            .iter()
+            .find(|s| s.interface.is_some() && s.interface == req.interface)
+            .or_else(|| {
+                req.local_addr
+                    .and_then(|ip| subnets.iter().find(|s| s.network.contains(&ip)))
+            })
+    };
+    found.map(|s| s.network.to_string())
+}
