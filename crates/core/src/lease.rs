@@ -1,5 +1,6 @@
 //! Leases, their state machine, and the in-memory table that decisions read.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
@@ -82,10 +83,15 @@ pub enum LeaseState {
 /// One address's binding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
+    /// The address; the table's primary key.
     pub ip: Ipv4Addr,
+    /// Who holds (or last held) the address: the key stickiness and ownership checks use.
     pub client_id: ClientId,
+    /// The client's chaddr, for logs, reservations by MAC and the API.
     pub hwaddr: HwAddr,
+    /// The client's host name (option 12) or its reservation's, for logs and DNS exports.
     pub hostname: Option<String>,
+    /// Where the binding is in its life.
     pub state: LeaseState,
     /// When this binding (or offer) was made or last renewed.
     pub starts: Timestamp,
@@ -109,13 +115,224 @@ pub enum Durability {
 /// A lease written by a decision: an upsert keyed by `lease.ip`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseChange {
+    /// The lease as it is after the change.
     pub lease: Lease,
+    /// How soon the store must have it.
     pub durability: Durability,
+}
+
+impl Lease {
+    /// True when the address is taken at `now`: an offer or binding not yet past `expires`,
+    /// or a declined address still in quarantine. Released and expired leases never are.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        match self.state {
+            LeaseState::Offered | LeaseState::Bound | LeaseState::Declined => self.expires > now,
+            LeaseState::Released | LeaseState::Expired => false,
+        }
+    }
+
+    /// True when this lease still waits for a timed transition ([`LeaseTable::expire`]).
+    fn has_deadline(&self) -> bool {
+        matches!(
+            self.state,
+            LeaseState::Offered | LeaseState::Bound | LeaseState::Declined
+        )
+    }
 }
 
 /// The in-memory lease table, indexed by address and by client. Decisions read it; the io
 /// shell applies each decision's changes to it, and loads it from the store at start.
+///
+/// One lease per address: a [`LeaseChange`] is an upsert keyed by `lease.ip`, and addresses
+/// once known are never forgotten (their last binding is what makes stickiness work).
+///
+/// Indexes, chosen so that allocation stays O(log n) in large pools:
+/// - `by_ip`: every lease, by address;
+/// - `known`: the same addresses as a sorted vector, so "how many known addresses lie in this
+///   range" is two binary searches (finds never-used addresses without scanning);
+/// - `by_client`: the addresses each client holds or held;
+/// - `deadlines`: Offered/Bound/Declined leases by `(expires, ip)`: the next timed transition,
+///   and lapsed-but-not-yet-expired addresses;
+/// - `free`: Released/Expired leases by `(expires, ip)`: "oldest free address first".
 #[derive(Debug, Default, Clone)]
 pub struct LeaseTable {
-    // core helper: indexes by ip and client id, plus whatever allocation needs to be fast
+    by_ip: BTreeMap<u32, Lease>,
+    known: Vec<u32>,
+    by_client: BTreeMap<ClientId, Vec<u32>>,
+    deadlines: BTreeSet<(Timestamp, u32)>,
+    free: BTreeSet<(Timestamp, u32)>,
+}
+
+impl LeaseTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a table from stored leases (e.g. the store's snapshot). A later lease for the
+    /// same address replaces an earlier one.
+    pub fn from_leases(leases: impl IntoIterator<Item = Lease>) -> Self {
+        let mut table = Self::new();
+        for lease in leases {
+            table.insert(lease, false);
+        }
+        table.known = table.by_ip.keys().copied().collect();
+        table
+    }
+
+    /// Applies a decision's (or [`LeaseTable::expire`]'s) changes in order. Idempotent:
+    /// applying the same changes twice leaves the same table.
+    pub fn apply(&mut self, changes: &[LeaseChange]) {
+        for change in changes {
+            self.insert(change.lease.clone(), true);
+        }
+    }
+
+    /// The lease for `ip`, in whatever state.
+    pub fn by_ip(&self, ip: Ipv4Addr) -> Option<&Lease> {
+        self.by_ip.get(&u32::from(ip))
+    }
+
+    /// The client's most recent lease (latest `starts`, then highest address), in any state.
+    pub fn by_client(&self, client: &ClientId) -> Option<&Lease> {
+        self.leases_of(client).max_by_key(|l| (l.starts, l.ip))
+    }
+
+    /// Every lease currently recorded for `client` (one per address), in address order.
+    pub fn leases_of<'a>(&'a self, client: &ClientId) -> impl Iterator<Item = &'a Lease> + 'a {
+        self.by_client
+            .get(client)
+            .into_iter()
+            .flatten()
+            .filter_map(|ip| self.by_ip.get(ip))
+    }
+
+    /// True when `ip` is taken at `now` (see [`Lease::is_active`]).
+    pub fn is_active(&self, ip: Ipv4Addr, now: Timestamp) -> bool {
+        self.by_ip(ip).is_some_and(|l| l.is_active(now))
+    }
+
+    /// Every lease, in address order.
+    pub fn iter(&self) -> impl Iterator<Item = &Lease> {
+        self.by_ip.values()
+    }
+
+    /// Number of addresses with a lease record (in any state).
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    /// True when no lease is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.by_ip.is_empty()
+    }
+
+    /// Turns every timed-out lease into its next state, applies the changes and returns them
+    /// for persisting (applying them again is harmless):
+    /// - Bound past `expires` → Expired, [`Durability::Lazy`];
+    /// - Offered past `expires` → Expired, [`Durability::Volatile`] (offers were never stored;
+    ///   the address becomes reusable, and stays sticky for that client);
+    /// - Declined past its quarantine → Expired, [`Durability::Lazy`] (free again).
+    ///
+    /// "Past" means `expires <= now`, the same rule [`Lease::is_active`] uses, so decisions
+    /// never depend on whether this ran yet.
+    pub fn expire(&mut self, now: Timestamp) -> Vec<LeaseChange> {
+        let changes: Vec<LeaseChange> = self
+            .deadlines
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .filter_map(|(_, ip)| self.by_ip.get(ip))
+            .map(|lease| {
+                let durability = match lease.state {
+                    LeaseState::Offered => Durability::Volatile,
+                    _ => Durability::Lazy,
+                };
+                LeaseChange {
+                    lease: Lease {
+                        state: LeaseState::Expired,
+                        ..lease.clone()
+                    },
+                    durability,
+                }
+            })
+            .collect();
+        self.apply(&changes);
+        changes
+    }
+
+    /// When [`LeaseTable::expire`] next has work: the earliest end of an offer, binding or
+    /// quarantine. io arms its timer for this.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// The highest known address in `lo..=hi`.
+    pub(crate) fn highest_known_in(&self, lo: u32, hi: u32) -> Option<u32> {
+        self.by_ip.range(lo..=hi).next_back().map(|(ip, _)| *ip)
+    }
+
+    /// How many known addresses lie in `lo..=hi`: two binary searches.
+    pub(crate) fn count_known_in(&self, lo: u32, hi: u32) -> u64 {
+        if hi < lo {
+            return 0;
+        }
+        let a = self.known.partition_point(|ip| *ip < lo);
+        let b = self.known.partition_point(|ip| *ip <= hi);
+        u64::try_from(b.saturating_sub(a)).unwrap_or(u64::MAX)
+    }
+
+    /// Addresses that are not active at `now` and have been used before, oldest end first:
+    /// released/expired leases merged with lapsed offers/bindings/quarantines that
+    /// [`LeaseTable::expire`] has not processed yet.
+    pub(crate) fn reusable(&self, now: Timestamp) -> impl Iterator<Item = &Lease> + '_ {
+        let mut free = self.free.iter().peekable();
+        let mut lapsed = self
+            .deadlines
+            .iter()
+            .take_while(move |(t, _)| *t <= now)
+            .peekable();
+        std::iter::from_fn(move || {
+            let next = match (free.peek(), lapsed.peek()) {
+                (Some(a), Some(b)) if b < a => lapsed.next(),
+                (Some(_), _) => free.next(),
+                (None, _) => lapsed.next(),
+            };
+            next.map(|(_, ip)| *ip)
+        })
+        .filter_map(|ip| self.by_ip.get(&ip))
+    }
+
+    /// Upserts one lease and keeps every index in step.
+    fn insert(&mut self, lease: Lease, maintain_known: bool) {
+        let ip = u32::from(lease.ip);
+        if let Some(old) = self.by_ip.get(&ip) {
+            let key = (old.expires, ip);
+            self.deadlines.remove(&key);
+            self.free.remove(&key);
+            if old.client_id != lease.client_id {
+                let old_client = old.client_id.clone();
+                if let Some(ips) = self.by_client.get_mut(&old_client) {
+                    ips.retain(|x| *x != ip);
+                    if ips.is_empty() {
+                        self.by_client.remove(&old_client);
+                    }
+                }
+            }
+        } else if maintain_known {
+            let pos = self.known.partition_point(|x| *x < ip);
+            self.known.insert(pos, ip);
+        }
+        let ips = self.by_client.entry(lease.client_id.clone()).or_default();
+        if !ips.contains(&ip) {
+            ips.push(ip);
+            ips.sort_unstable();
+        }
+        let key = (lease.expires, ip);
+        if lease.has_deadline() {
+            self.deadlines.insert(key);
+        } else {
+            self.free.insert(key);
+        }
+        self.by_ip.insert(ip, lease);
+    }
 }

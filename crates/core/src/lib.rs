@@ -10,11 +10,14 @@
 //! call [`LeaseTable::expire`] so expiry becomes an event.
 #![forbid(unsafe_code)]
 
+mod alloc;
+mod classify;
 pub mod config;
 mod decide;
 mod decision;
 mod lease;
 mod plan;
+mod reply;
 mod request;
 
 pub use decide::decide;

@@ -1,0 +1,179 @@
+//! Address allocation: which address a client may have, and which one a DISCOVER gets.
+//!
+//! Order (first that fits wins): the client's reservation → its own active offer/binding →
+//! its previous address within the sticky window → the address it asked for (option 50) → a
+//! never-used pool address → the oldest released/expired/unquarantined address. Nothing here
+//! hands out a network, broadcast, router or server-id address, an excluded one, one reserved
+//! for another client, or one outside the pools (the client's own reservation excepted).
+
+use std::net::Ipv4Addr;
+
+use crate::config::Reservation;
+use crate::decide::Decider;
+use crate::decision::NakReason;
+use crate::lease::{Lease, LeaseState, LeaseTable};
+use crate::plan::{SubnetPlan, reservation_matches};
+
+impl Decider<'_> {
+    /// True when another client holds `ip` now.
+    fn held_by_other(&self, ip: Ipv4Addr) -> bool {
+        self.leases
+            .by_ip(ip)
+            .is_some_and(|l| l.is_active(self.now) && l.client_id != self.c.client_id)
+    }
+
+    /// True when the client's reservation can be given to it now.
+    pub(crate) fn reservation_usable(&self, r: &Reservation) -> bool {
+        self.subnet.network.contains(&r.ip)
+            && !self.sp.is_never(u32::from(r.ip))
+            && !self.held_by_other(r.ip)
+    }
+
+    /// May this client have `ip` (now, in the selected subnet)? The reason when not.
+    ///
+    /// Its own reservation may lie outside the pools or in an exclusion (exclusions restrict
+    /// dynamic allocation only); any other address must be in a pool, not excluded, not
+    /// reserved for someone else, and not active for another client.
+    pub(crate) fn check_allocatable(&self, ip: Ipv4Addr) -> Result<(), NakReason> {
+        if !self.subnet.network.contains(&ip) {
+            return Err(NakReason::WrongSubnet);
+        }
+        let ipn = u32::from(ip);
+        if self.sp.is_never(ipn) || self.held_by_other(ip) {
+            return Err(NakReason::AddressNotAvailable);
+        }
+        if self.reservation.is_some_and(|r| r.ip == ip) {
+            return Ok(());
+        }
+        if self
+            .plan
+            .reservation_at(ip)
+            .is_some_and(|r| !reservation_matches(r, &self.c.client_id, &self.c.hwaddr))
+        {
+            return Err(NakReason::Reserved);
+        }
+        if !self.sp.in_pool(ipn) || self.sp.is_excluded(ipn) {
+            return Err(NakReason::AddressNotAvailable);
+        }
+        Ok(())
+    }
+
+    fn allocatable(&self, ip: Ipv4Addr) -> bool {
+        self.check_allocatable(ip).is_ok()
+    }
+
+    /// The address a DISCOVER gets, or `None` when the subnet is exhausted for this client.
+    pub(crate) fn allocate(&self) -> Option<Ipv4Addr> {
+        let now = self.now;
+        // 1. Its reservation, unless someone else is (still) using that address.
+        if let Some(r) = self.reservation.filter(|r| self.reservation_usable(r)) {
+            return Some(r.ip);
+        }
+        let own_here = || {
+            self.leases
+                .leases_of(&self.c.client_id)
+                .filter(|l| self.subnet.network.contains(&l.ip))
+        };
+        // 2. Its own active offer or binding.
+        if let Some(l) = own_here()
+            .filter(|l| {
+                matches!(l.state, LeaseState::Offered | LeaseState::Bound) && l.is_active(now)
+            })
+            .filter(|l| self.allocatable(l.ip))
+            .max_by_key(|l| (l.starts, l.ip))
+        {
+            return Some(l.ip);
+        }
+        // 3. Its previous address, within the sticky window after that lease ended.
+        let window = self.plan.config.server.sticky_window;
+        if let Some(l) = own_here()
+            .filter(|l| l.state != LeaseState::Declined && !l.is_active(now))
+            .filter(|l| now <= l.expires.plus(window))
+            .filter(|l| self.allocatable(l.ip))
+            .max_by_key(|l| (l.expires, l.ip))
+        {
+            return Some(l.ip);
+        }
+        // 4. The address it asked for.
+        if let Some(ip) = self.c.requested_ip
+            && !self.leases.is_active(ip, now)
+            && self.allocatable(ip)
+        {
+            return Some(ip);
+        }
+        // 5. A never-used address, 6. the address free for longest.
+        self.sp
+            .pools
+            .iter()
+            .find_map(|(start, end)| never_used(self.sp, self.leases, *start, *end))
+            .map(Ipv4Addr::from)
+            .or_else(|| self.oldest_free())
+    }
+
+    /// The reusable address (released, expired, lapsed, unquarantined) whose lease ended
+    /// first, among those this subnet may hand out dynamically.
+    ///
+    /// Cost: entries of other subnets or blocked addresses that ended earlier are skipped one
+    /// by one; this runs only once no never-used address is left.
+    fn oldest_free(&self) -> Option<Ipv4Addr> {
+        self.leases
+            .reusable(self.now)
+            .filter(|l: &&Lease| self.subnet.network.contains(&l.ip))
+            .map(|l| u32::from(l.ip))
+            .find(|ip| self.sp.in_pool(*ip) && self.sp.blocked_range(*ip).is_none())
+            .map(Ipv4Addr::from)
+    }
+}
+
+/// Number of addresses in `lo..=hi` that are neither known to `leases` nor blocked.
+fn count_unused(sp: &SubnetPlan, leases: &LeaseTable, lo: u32, hi: u32) -> u64 {
+    if hi < lo {
+        return 0;
+    }
+    let total = u64::from(hi - lo) + 1;
+    let (mut blocked, mut known_blocked) = (0u64, 0u64);
+    for (a, b) in sp.blocked_within(lo, hi) {
+        blocked += u64::from(b - a) + 1;
+        known_blocked += leases.count_known_in(a, b);
+    }
+    // known ∪ blocked = known + blocked − known∩blocked.
+    total.saturating_sub(blocked + leases.count_known_in(lo, hi) - known_blocked)
+}
+
+/// The lowest address of pool `start..=end` that no lease has ever used and that is not
+/// blocked: first above the highest known address (O(log n)), else by bisection on counts
+/// (O(log² n)); never a linear scan of the pool.
+pub(crate) fn never_used(
+    sp: &SubnetPlan,
+    leases: &LeaseTable,
+    start: u32,
+    end: u32,
+) -> Option<u32> {
+    let top = leases.highest_known_in(start, end);
+    // Above the highest known address everything is unknown: skip blocked ranges.
+    let mut cand = match top {
+        None => Some(start),
+        Some(t) => t.checked_add(1).filter(|c| *c <= end),
+    };
+    while let Some(c) = cand {
+        match sp.blocked_range(c) {
+            None => return Some(c),
+            Some((_, b)) => cand = b.checked_add(1).filter(|n| *n <= end),
+        }
+    }
+    // Gaps below it.
+    let (mut lo, mut hi) = (start, top?);
+    if count_unused(sp, leases, lo, hi) == 0 {
+        return None;
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if count_unused(sp, leases, lo, mid) > 0 {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let free = leases.count_known_in(lo, lo) == 0 && sp.blocked_range(lo).is_none();
+    free.then_some(lo)
+}
