@@ -1,5 +1,52 @@
-//! `leased`: the binary. Thin: parses the command line and wires the rooms together.
+//! `leased`: the binary. Thin: parses the command line and hands each verb to its module.
+//!
+//! Exit codes: 0 success; 1 invalid configuration (every error printed as
+//! `file:line:col: key: message`); 2 any other failure; `probe` adds 3 (NAK) and 4 (timeout).
+#![forbid(unsafe_code)]
 
-fn main() {
-    println!("leased");
+mod cli;
+mod cmd_check;
+mod cmd_leases;
+mod cmd_serve;
+mod demo;
+mod probe;
+mod timefmt;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use leased_core::config::ConfigErrors;
+
+use cli::{Cli, Command};
+
+/// Exit code for a configuration that does not validate.
+const EXIT_CONFIG: u8 = 1;
+/// Exit code for any other failure.
+const EXIT_FAILURE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => cmd_serve::run(args),
+        Command::Check(args) => cmd_check::run(&args),
+        Command::Leases(args) => cmd_leases::run(&args),
+        Command::Probe(args) => probe::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+/// Prints an error once and picks the exit code: config errors (one per line) exit 1, the rest 2.
+fn report(err: &anyhow::Error) -> ExitCode {
+    if let Some(errors) = err.downcast_ref::<ConfigErrors>() {
+        for e in &errors.0 {
+            eprintln!("{e}");
+        }
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    eprintln!("error: {err:#}");
+    ExitCode::from(EXIT_FAILURE)
 }

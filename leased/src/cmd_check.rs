@@ -1,0 +1,27 @@
+//! `leased check`: validate a config file with the very loader serve and reload use.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use leased_core::config::Config;
+
+use crate::cli::CheckArgs;
+use leased_io::load_config;
+
+/// Validates `-c FILE`. Config errors come back as `ConfigErrors` (exit 1, one per line); a
+/// file that cannot be read at all is a runtime failure (exit 2).
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    std::fs::metadata(&args.config)
+        .with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config = load_config(&args.config)?;
+    println!("{}", ok_line(&args.config.display().to_string(), &config));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The success line: `OK: FILE (N subnets, M reservations)`.
+pub fn ok_line(file: &str, config: &Config) -> String {
+    let subnets = config.subnets.len();
+    let reservations: usize = config.subnets.iter().map(|s| s.reservations.len()).sum();
+    // Always plural, so scripts can match one fixed pattern.
+    format!("OK: {file} ({subnets} subnets, {reservations} reservations)")
+}

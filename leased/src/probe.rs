@@ -1,0 +1,1172 @@
+//! `leased probe`: a DHCP test client for operators and tests.
+//!
+//! It runs one exchange (DISCOVER → OFFER → REQUEST → ACK/NAK, or INFORM → ACK) against a
+//! server and prints everything the server said, every option decoded. Packets are built and
+//! decoded with `leased_wire::Packet`, the server's own codec, so the probe sees exactly what a
+//! client would. Nothing is configured on the host: the probe never adds the address it got.
+//!
+//! Transports:
+//! - broadcast (default): UDP 0.0.0.0:68 bound to `--interface`, sends to 255.255.255.255:67
+//!   with the broadcast flag set, so the server broadcasts its reply too;
+//! - `--no-broadcast-flag`: same sending socket, but the server then unicasts to an address the
+//!   host does not have, so replies are read from an AF_PACKET socket on the interface (root);
+//! - relay (`--giaddr G --server S`): UDP G:67, unicast to S:67, as a relay agent would;
+//! - `--inform IP`: UDP IP:68, sends an INFORM with ciaddr IP.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use ipnet::Ipv4Net;
+use leased_wire::{BOOTREPLY, BOOTREQUEST, MessageType, Options, Packet, code, parse_hex};
+use serde_json::{Value, json};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::cli::ProbeArgs;
+use crate::timefmt::human_secs;
+
+/// Exit code when the server NAKs the REQUEST.
+const EXIT_NAK: u8 = 3;
+/// Exit code when no answer came in time.
+const EXIT_TIMEOUT: u8 = 4;
+/// At most this many transmissions of one message (first send plus retries).
+const MAX_SENDS: u32 = 5;
+/// Largest reply we accept (and advertise with option 57).
+const MAX_REPLY: usize = 1500;
+/// Options asked for in option 55: the ones operators most often want to check.
+const PARAM_REQUEST: [u8; 14] = [1, 3, 6, 12, 15, 28, 42, 43, 51, 54, 58, 59, 119, 121];
+
+/// Runs the probe and maps the result to an exit code (0 ACK/OFFER, 3 NAK, 4 timeout).
+pub fn run(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
+    let setup = Setup::from_args(args)?;
+    let transport = Transport::open(args)?;
+    let mut report = Report::new(&setup);
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let outcome = if let Some(ip) = args.inform {
+        inform(&setup, &transport, ip, args.server, timeout, &mut report)?
+    } else {
+        dora(args, &setup, &transport, timeout, &mut report)?
+    };
+    report.outcome = Some(outcome);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(match outcome {
+        Outcome::Acked | Outcome::Offered => ExitCode::SUCCESS,
+        Outcome::Naked => ExitCode::from(EXIT_NAK),
+        Outcome::Timeout => ExitCode::from(EXIT_TIMEOUT),
+    })
+}
+
+/// How the exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Acked,
+    Offered,
+    Naked,
+    Timeout,
+}
+
+/// What the client sends, fixed for the whole exchange.
+#[derive(Debug, Clone)]
+struct Setup {
+    mac: [u8; 6],
+    client_id: Option<Vec<u8>>,
+    hostname: Option<String>,
+    request_ip: Option<Ipv4Addr>,
+    option82: Option<Vec<u8>>,
+    extra: Vec<(u8, Vec<u8>)>,
+    broadcast_flag: bool,
+    giaddr: Option<Ipv4Addr>,
+}
+
+impl Setup {
+    fn from_args(args: &ProbeArgs) -> anyhow::Result<Self> {
+        let mac = match &args.mac {
+            Some(m) => {
+                let hw = leased_core::HwAddr::parse_mac(m)
+                    .with_context(|| format!("--mac {m:?}: expected aa:bb:cc:dd:ee:ff"))?;
+                <[u8; 6]>::try_from(hw.0.as_slice()).context("--mac: six bytes expected")?
+            }
+            None => random_mac(),
+        };
+        let client_id = args
+            .client_id
+            .as_deref()
+            .map(parse_hex)
+            .transpose()
+            .context("--client-id")?;
+        if client_id.as_ref().is_some_and(|c| c.len() < 2) {
+            bail!("--client-id: at least two bytes (RFC 2132 §9.14)");
+        }
+        let option82 = args
+            .option82
+            .as_deref()
+            .map(parse_hex)
+            .transpose()
+            .context("--option82")?;
+        let extra = args
+            .options
+            .iter()
+            .map(|o| parse_extra_option(o))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self {
+            mac,
+            client_id,
+            hostname: args.hostname.clone(),
+            request_ip: args.request_ip,
+            option82,
+            extra,
+            broadcast_flag: !args.no_broadcast_flag && args.inform.is_none(),
+            giaddr: args.giaddr,
+        })
+    }
+
+    /// A client message of type `kind` with the common options; callers add 50/54/ciaddr.
+    fn packet(&self, kind: MessageType, xid: u32) -> Packet {
+        let mut chaddr = [0u8; 16];
+        chaddr[..6].copy_from_slice(&self.mac);
+        let mut options = Options::new();
+        options.set(code::MESSAGE_TYPE, vec![kind.code()]);
+        if let Some(id) = &self.client_id {
+            options.set(code::CLIENT_ID, id.clone());
+        }
+        if let Some(h) = &self.hostname {
+            options.set(code::HOSTNAME, h.as_bytes().to_vec());
+        }
+        if matches!(
+            kind,
+            MessageType::Discover | MessageType::Request | MessageType::Inform
+        ) {
+            options.set(code::PARAM_REQUEST_LIST, PARAM_REQUEST.to_vec());
+            let max = u16::try_from(MAX_REPLY).unwrap_or(u16::MAX);
+            options.set(code::MAX_MESSAGE_SIZE, max.to_be_bytes().to_vec());
+        }
+        for (c, v) in &self.extra {
+            options.set(*c, v.clone());
+        }
+        if let Some(v) = &self.option82 {
+            options.set(code::RELAY_AGENT_INFO, v.clone());
+        }
+        Packet {
+            op: BOOTREQUEST,
+            htype: 1,
+            hlen: 6,
+            hops: u8::from(self.giaddr.is_some()),
+            xid,
+            secs: 0,
+            flags: if self.broadcast_flag { 0x8000 } else { 0 },
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            yiaddr: Ipv4Addr::UNSPECIFIED,
+            siaddr: Ipv4Addr::UNSPECIFIED,
+            giaddr: self.giaddr.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            chaddr,
+            sname: Vec::new(),
+            file: Vec::new(),
+            options,
+        }
+    }
+
+    /// True when `p` is a reply to us for `xid`.
+    fn matches(&self, p: &Packet, xid: u32) -> bool {
+        p.op == BOOTREPLY && p.xid == xid && p.chaddr.get(..6) == Some(&self.mac[..])
+    }
+}
+
+/// Parses `--option CODE:HEX`.
+fn parse_extra_option(text: &str) -> anyhow::Result<(u8, Vec<u8>)> {
+    let (c, hex) = text
+        .split_once(':')
+        .with_context(|| format!("--option {text:?}: expected CODE:HEX, e.g. 60:6d7366742035"))?;
+    let c: u8 = c
+        .trim()
+        .parse()
+        .with_context(|| format!("--option {text:?}: code must be 1..=254"))?;
+    if c == code::PAD || c == code::END || c == code::MESSAGE_TYPE {
+        bail!("--option {text:?}: code {c} cannot be set this way");
+    }
+    let v = parse_hex(hex).with_context(|| format!("--option {text:?}"))?;
+    Ok((c, v))
+}
+
+/// A random locally administered unicast MAC (`02:xx:xx:xx:xx:xx`).
+fn random_mac() -> [u8; 6] {
+    let r = random_u64().to_be_bytes();
+    [0x02, r[0], r[1], r[2], r[3], r[4]]
+}
+
+/// Randomness good enough for xids and test MACs: std's per-process random hash keys over the
+/// clock and pid, so no extra dependency and no file to read.
+fn random_u64() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    RandomState::new().hash_one((nanos, std::process::id()))
+}
+
+fn random_xid() -> u32 {
+    let r = random_u64();
+    (r ^ (r >> 32)) as u32
+}
+
+/// Sockets for one probe run.
+struct Transport {
+    udp: UdpSocket,
+    /// Where DISCOVER/REQUEST/DECLINE go (broadcast, or the server in relay mode).
+    dest: SocketAddrV4,
+    server_port: u16,
+    /// Replies come from here when the broadcast flag is clear.
+    raw: Option<RawRx>,
+    /// True when sending via a relay address (unicast everything to the server).
+    relay: bool,
+}
+
+impl Transport {
+    fn open(args: &ProbeArgs) -> anyhow::Result<Self> {
+        let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+            .context("cannot create UDP socket")?;
+        sock.set_reuse_address(true).context("SO_REUSEADDR")?;
+        sock.set_broadcast(true).context("SO_BROADCAST")?;
+        if let Some(iface) = &args.interface {
+            sock.bind_device(Some(iface.as_bytes())).with_context(|| {
+                format!("SO_BINDTODEVICE {iface} (does it exist? are you root?)")
+            })?;
+        }
+        let (bind, dest, relay) = match (args.giaddr, args.inform) {
+            (Some(g), _) => {
+                let server = args.server.context("--giaddr needs --server")?;
+                (
+                    SocketAddrV4::new(g, args.server_port),
+                    SocketAddrV4::new(server, args.server_port),
+                    true,
+                )
+            }
+            (None, Some(ip)) => (
+                SocketAddrV4::new(ip, args.client_port),
+                SocketAddrV4::new(args.server.unwrap_or(Ipv4Addr::BROADCAST), args.server_port),
+                false,
+            ),
+            (None, None) => (
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, args.client_port),
+                SocketAddrV4::new(Ipv4Addr::BROADCAST, args.server_port),
+                false,
+            ),
+        };
+        sock.bind(&SocketAddr::V4(bind).into())
+            .with_context(|| format!("cannot bind {bind} (port in use? root needed below 1024)"))?;
+        let raw = if args.no_broadcast_flag && args.giaddr.is_none() && args.inform.is_none() {
+            let iface = args
+                .interface
+                .as_deref()
+                .context("--no-broadcast-flag needs --interface")?;
+            Some(RawRx::open(iface, args.client_port)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            udp: sock.into(),
+            dest,
+            server_port: args.server_port,
+            raw,
+            relay,
+        })
+    }
+
+    fn send(&self, p: &Packet, to: SocketAddrV4) -> anyhow::Result<()> {
+        let mut buf = Vec::with_capacity(MAX_REPLY);
+        p.encode(MAX_REPLY, &mut buf);
+        self.udp
+            .send_to(&buf, to)
+            .with_context(|| format!("cannot send to {to}"))?;
+        Ok(())
+    }
+
+    /// Sends to the server itself: via the relay socket, or unicast from the client socket and
+    /// falling back to broadcast where the host has no route to the server (it has no address).
+    fn send_to_server(&self, p: &Packet, server: Ipv4Addr) -> anyhow::Result<()> {
+        if self.relay {
+            return self.send(p, self.dest);
+        }
+        let unicast = SocketAddrV4::new(server, self.server_port);
+        match self.send(p, unicast) {
+            Ok(()) => Ok(()),
+            Err(_) => self.send(p, self.dest),
+        }
+    }
+
+    /// The next datagram before `deadline`, with its sender, or `None` at the deadline.
+    fn recv(&self, deadline: Instant) -> anyhow::Result<Option<(Vec<u8>, Ipv4Addr)>> {
+        let now = Instant::now();
+        let Some(left) = deadline
+            .checked_duration_since(now)
+            .filter(|d| !d.is_zero())
+        else {
+            return Ok(None);
+        };
+        if let Some(raw) = &self.raw {
+            return raw.recv(left);
+        }
+        self.udp
+            .set_read_timeout(Some(left))
+            .context("SO_RCVTIMEO")?;
+        let mut buf = vec![0u8; 65_536];
+        match self.udp.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                buf.truncate(n);
+                let ip = match from {
+                    SocketAddr::V4(a) => *a.ip(),
+                    SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                };
+                Ok(Some((buf, ip)))
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(None),
+            // An interrupted read yields an empty datagram, which the caller skips.
+            Err(e) if e.kind() == ErrorKind::Interrupted => {
+                Ok(Some((Vec::new(), Ipv4Addr::UNSPECIFIED)))
+            }
+            Err(e) => Err(e).context("receive failed"),
+        }
+    }
+
+    /// Sends `p`, retransmitting (1 s, 2 s, 4 s … apart, at most [`MAX_SENDS`] times) until a
+    /// reply of one of the `want` types for this xid arrives or `timeout` passes.
+    fn exchange(
+        &self,
+        setup: &Setup,
+        p: &Packet,
+        want: &[MessageType],
+        timeout: Duration,
+    ) -> anyhow::Result<Option<(Packet, Ipv4Addr)>> {
+        let deadline = Instant::now() + timeout;
+        let mut interval = Duration::from_secs(1);
+        for _ in 0..MAX_SENDS {
+            self.send(p, self.dest)?;
+            let resend_at = (Instant::now() + interval).min(deadline);
+            while let Some((buf, from)) = self.recv(resend_at)? {
+                let Ok(reply) = Packet::decode(&buf) else {
+                    continue;
+                };
+                if !setup.matches(&reply, p.xid) {
+                    continue;
+                }
+                if reply.message_type().is_some_and(|t| want.contains(&t)) {
+                    return Ok(Some((reply, from)));
+                }
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            interval = interval.saturating_mul(2);
+        }
+        Ok(None)
+    }
+}
+
+/// Receives IPv4/UDP datagrams for the client port on one interface from an AF_PACKET socket,
+/// for replies unicast to an address this host does not have.
+struct RawRx {
+    sock: Socket,
+    ifindex: u32,
+    port: u16,
+}
+
+impl RawRx {
+    fn open(iface: &str, port: u16) -> anyhow::Result<Self> {
+        let ifindex = nix::net::if_::if_nametoindex(iface)
+            .with_context(|| format!("no interface named {iface}"))?;
+        let eth_p_ip = i32::from(0x0800u16.to_be());
+        let sock = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(eth_p_ip)))
+            .context("cannot open an AF_PACKET socket (--no-broadcast-flag needs root)")?;
+        Ok(Self {
+            sock,
+            ifindex,
+            port,
+        })
+    }
+
+    fn recv(&self, left: Duration) -> anyhow::Result<Option<(Vec<u8>, Ipv4Addr)>> {
+        let deadline = Instant::now() + left;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
+                return Ok(None);
+            };
+            self.sock
+                .set_read_timeout(Some(left))
+                .context("SO_RCVTIMEO")?;
+            let (n, from) = match nix::sys::socket::recvfrom::<nix::sys::socket::LinkAddr>(
+                self.sock.as_raw_fd(),
+                &mut buf,
+            ) {
+                Ok(r) => r,
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("AF_PACKET receive failed"),
+            };
+            if from.map(|a| a.ifindex()) != Some(self.ifindex as usize) {
+                continue;
+            }
+            if let Some((src, payload)) = buf.get(..n).and_then(|b| udp_payload(b, self.port)) {
+                return Ok(Some((payload.to_vec(), src)));
+            }
+        }
+    }
+}
+
+/// The UDP payload of an IPv4 datagram addressed to `port`, with the source address.
+fn udp_payload(ip: &[u8], port: u16) -> Option<(Ipv4Addr, &[u8])> {
+    let first = *ip.first()?;
+    if first >> 4 != 4 || *ip.get(9)? != 17 {
+        return None;
+    }
+    let ihl = usize::from(first & 0x0f) * 4;
+    let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+    let udp = ip.get(ihl..)?;
+    let dport = u16::from_be_bytes(udp.get(2..4)?.try_into().ok()?);
+    let ulen = usize::from(u16::from_be_bytes(udp.get(4..6)?.try_into().ok()?));
+    if dport != port || ulen < 8 {
+        return None;
+    }
+    Some((Ipv4Addr::from(src), udp.get(8..ulen)?))
+}
+
+/// DISCOVER → OFFER → REQUEST → ACK/NAK, then RELEASE or DECLINE when asked.
+fn dora(
+    args: &ProbeArgs,
+    setup: &Setup,
+    t: &Transport,
+    timeout: Duration,
+    report: &mut Report,
+) -> anyhow::Result<Outcome> {
+    let xid = random_xid();
+    report.xid = xid;
+    let mut discover = setup.packet(MessageType::Discover, xid);
+    if let Some(ip) = setup.request_ip {
+        discover
+            .options
+            .set(code::REQUESTED_IP, ip.octets().to_vec());
+    }
+    report.sent(&discover, t.dest);
+    let Some((offer, from)) = t.exchange(setup, &discover, &[MessageType::Offer], timeout)? else {
+        report.waited_for = Some(("OFFER", timeout));
+        return Ok(Outcome::Timeout);
+    };
+    report.offer = report.got(offer.clone(), from);
+    if args.discover_only {
+        return Ok(Outcome::Offered);
+    }
+    let server_id = option_ip(&offer, code::SERVER_ID).unwrap_or(from);
+    let mut request = setup.packet(MessageType::Request, xid);
+    request
+        .options
+        .set(code::REQUESTED_IP, offer.yiaddr.octets().to_vec());
+    request
+        .options
+        .set(code::SERVER_ID, server_id.octets().to_vec());
+    report.sent(&request, t.dest);
+    let want = [MessageType::Ack, MessageType::Nak];
+    let Some((reply, from)) = t.exchange(setup, &request, &want, timeout)? else {
+        report.waited_for = Some(("ACK", timeout));
+        return Ok(Outcome::Timeout);
+    };
+    if reply.message_type() == Some(MessageType::Nak) {
+        report.nak = report.got(reply, from);
+        return Ok(Outcome::Naked);
+    }
+    let addr = reply.yiaddr;
+    let server_id = option_ip(&reply, code::SERVER_ID).unwrap_or(server_id);
+    report.ack = report.got(reply, from);
+    report.address = Some(addr);
+    if args.release {
+        let mut release = setup.packet(MessageType::Release, random_xid());
+        release.flags = 0;
+        release.ciaddr = addr;
+        release
+            .options
+            .set(code::SERVER_ID, server_id.octets().to_vec());
+        t.send_to_server(&release, server_id)?;
+        report.sent(&release, SocketAddrV4::new(server_id, t.server_port));
+        report.released = true;
+    } else if args.decline {
+        let mut decline = setup.packet(MessageType::Decline, random_xid());
+        decline
+            .options
+            .set(code::REQUESTED_IP, addr.octets().to_vec());
+        decline
+            .options
+            .set(code::SERVER_ID, server_id.octets().to_vec());
+        t.send(&decline, t.dest)?;
+        report.sent(&decline, t.dest);
+        report.declined = true;
+    }
+    Ok(Outcome::Acked)
+}
+
+/// INFORM with ciaddr `ip` → ACK (options only, no lease).
+fn inform(
+    setup: &Setup,
+    t: &Transport,
+    ip: Ipv4Addr,
+    server: Option<Ipv4Addr>,
+    timeout: Duration,
+    report: &mut Report,
+) -> anyhow::Result<Outcome> {
+    let xid = random_xid();
+    report.xid = xid;
+    let mut p = setup.packet(MessageType::Inform, xid);
+    p.ciaddr = ip;
+    if let Some(s) = server {
+        p.options.set(code::SERVER_ID, s.octets().to_vec());
+    }
+    report.sent(&p, t.dest);
+    match t.exchange(setup, &p, &[MessageType::Ack], timeout)? {
+        Some((ack, from)) => {
+            report.ack = report.got(ack, from);
+            report.address = Some(ip);
+            Ok(Outcome::Acked)
+        }
+        None => {
+            report.waited_for = Some(("ACK", timeout));
+            Ok(Outcome::Timeout)
+        }
+    }
+}
+
+/// A single-address option (54, 1, 28 …) of a packet.
+fn option_ip(p: &Packet, c: u8) -> Option<Ipv4Addr> {
+    let b: [u8; 4] = p.options.get(c)?.try_into().ok()?;
+    Some(Ipv4Addr::from(b))
+}
+
+/// A reply with the address it came from.
+#[derive(Debug, Clone)]
+struct Received {
+    packet: Packet,
+    from: Ipv4Addr,
+}
+
+impl Received {
+    fn new(packet: Packet, from: Ipv4Addr) -> Self {
+        Self { packet, from }
+    }
+}
+
+/// Everything that happened, for text or JSON output.
+#[derive(Debug)]
+struct Report {
+    mac: [u8; 6],
+    xid: u32,
+    sent: Vec<(String, SocketAddrV4)>,
+    /// Text output, in the order things happened.
+    lines: Vec<String>,
+    offer: Option<Received>,
+    ack: Option<Received>,
+    nak: Option<Received>,
+    address: Option<Ipv4Addr>,
+    released: bool,
+    declined: bool,
+    waited_for: Option<(&'static str, Duration)>,
+    outcome: Option<Outcome>,
+}
+
+impl Report {
+    fn new(setup: &Setup) -> Self {
+        Self {
+            mac: setup.mac,
+            xid: 0,
+            sent: Vec::new(),
+            lines: Vec::new(),
+            offer: None,
+            ack: None,
+            nak: None,
+            address: None,
+            released: false,
+            declined: false,
+            waited_for: None,
+            outcome: None,
+        }
+    }
+
+    fn sent(&mut self, p: &Packet, to: SocketAddrV4) {
+        let name = p.message_type().map_or("?", MessageType::name);
+        self.lines.push(format!("-> {name} to {to}\n"));
+        self.sent.push((name.to_string(), to));
+    }
+
+    /// Records a reply for the text output and returns it for the typed slot.
+    fn got(&mut self, packet: Packet, from: Ipv4Addr) -> Option<Received> {
+        let r = Received::new(packet, from);
+        self.lines.push(message_text(&r));
+        Some(r)
+    }
+
+    fn mac_text(&self) -> String {
+        leased_core::HwAddr(self.mac.to_vec()).to_string()
+    }
+
+    fn result_name(&self) -> &'static str {
+        match self.outcome {
+            Some(Outcome::Acked) => "ack",
+            Some(Outcome::Offered) => "offer",
+            Some(Outcome::Naked) => "nak",
+            Some(Outcome::Timeout) | None => "timeout",
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = format!("client {} xid 0x{:08x}\n", self.mac_text(), self.xid);
+        for line in &self.lines {
+            out.push_str(line);
+        }
+        match self.outcome {
+            Some(Outcome::Acked) => {
+                if let Some(a) = self.address {
+                    out.push_str(&format!("address: {a}\n"));
+                }
+                if self.released {
+                    out.push_str("released: yes\n");
+                }
+                if self.declined {
+                    out.push_str("declined: yes\n");
+                }
+            }
+            Some(Outcome::Offered) => {
+                if let Some(r) = &self.offer {
+                    out.push_str(&format!("offered: {} (discover only)\n", r.packet.yiaddr));
+                }
+            }
+            Some(Outcome::Naked) => {
+                let msg = self
+                    .nak
+                    .as_ref()
+                    .and_then(|r| r.packet.options.get(code::MESSAGE))
+                    .map(|m| String::from_utf8_lossy(m).into_owned())
+                    .unwrap_or_default();
+                out.push_str(&format!("NAK: {msg}\n"));
+            }
+            Some(Outcome::Timeout) | None => {
+                let (what, t) = self.waited_for.unwrap_or(("reply", Duration::ZERO));
+                out.push_str(&format!("timeout: no {what} within {}s\n", t.as_secs()));
+            }
+        }
+        out
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "mac": self.mac_text(),
+            "xid": format!("0x{:08x}", self.xid),
+            "result": self.result_name(),
+            "sent": self.sent.iter().map(|(n, to)| json!({"type": n, "to": to.to_string()})).collect::<Vec<_>>(),
+            "offer": self.offer.as_ref().map(message_json),
+            "ack": self.ack.as_ref().map(message_json),
+            "nak": self.nak.as_ref().map(message_json),
+            "address": self.address.map(|a| a.to_string()),
+            "released": self.released,
+            "declined": self.declined,
+        })
+    }
+}
+
+/// One received message as text: header fields that matter, then every option.
+fn message_text(r: &Received) -> String {
+    let p = &r.packet;
+    let name = p.message_type().map_or("?", MessageType::name);
+    let mut out = format!("<- {name} from {}\n", r.from);
+    if !p.yiaddr.is_unspecified() {
+        out.push_str(&format!("   yiaddr            {}\n", p.yiaddr));
+    }
+    for (label, ip) in [
+        ("siaddr", p.siaddr),
+        ("giaddr", p.giaddr),
+        ("ciaddr", p.ciaddr),
+    ] {
+        if !ip.is_unspecified() {
+            out.push_str(&format!("   {label:<17} {ip}\n"));
+        }
+    }
+    if !p.sname.is_empty() {
+        out.push_str(&format!(
+            "   sname             {}\n",
+            String::from_utf8_lossy(&p.sname)
+        ));
+    }
+    if !p.file.is_empty() {
+        out.push_str(&format!(
+            "   file              {}\n",
+            String::from_utf8_lossy(&p.file)
+        ));
+    }
+    for (c, v) in p.options.iter() {
+        let pretty = pretty_option(c, v);
+        let label = format!("{c} {}", pretty.name);
+        out.push_str(&format!("   {label:<17} {}\n", pretty.text));
+    }
+    out
+}
+
+/// One received message as JSON.
+fn message_json(r: &Received) -> Value {
+    let p = &r.packet;
+    let options: Vec<Value> = p
+        .options
+        .iter()
+        .map(|(c, v)| {
+            let pretty = pretty_option(c, v);
+            json!({"code": c, "name": pretty.name, "value": pretty.json, "text": pretty.text, "hex": hex(v)})
+        })
+        .collect();
+    json!({
+        "type": p.message_type().map(MessageType::name),
+        "from": r.from.to_string(),
+        "xid": format!("0x{:08x}", p.xid),
+        "flags": p.flags,
+        "yiaddr": p.yiaddr.to_string(),
+        "siaddr": p.siaddr.to_string(),
+        "giaddr": p.giaddr.to_string(),
+        "ciaddr": p.ciaddr.to_string(),
+        "chaddr": leased_core::HwAddr(p.chaddr().to_vec()).to_string(),
+        "sname": String::from_utf8_lossy(&p.sname),
+        "file": String::from_utf8_lossy(&p.file),
+        "server_id": option_ip(p, code::SERVER_ID).map(|a| a.to_string()),
+        "lease_time": p.options.get(code::LEASE_TIME).and_then(be_u32),
+        "options": options,
+    })
+}
+
+/// Lowercase hex, no separators.
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An option decoded for people: a short name, a readable text and a JSON value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pretty {
+    /// snake_case option name (`subnet_mask`), or `option_N` when unknown.
+    pub name: String,
+    /// Readable value for the text output.
+    pub text: String,
+    /// The same value for JSON (string, number or array).
+    pub json: Value,
+}
+
+/// How a code's value is laid out.
+enum Kind {
+    Ip,
+    IpList,
+    Seconds,
+    U16,
+    Text,
+    Names,
+    Routes,
+    MsgType,
+    Codes,
+    RelayInfo,
+    Hex,
+}
+
+fn describe(c: u8) -> (&'static str, Kind) {
+    use Kind::*;
+    match c {
+        1 => ("subnet_mask", Ip),
+        3 => ("router", IpList),
+        4 => ("time_server", IpList),
+        6 => ("dns", IpList),
+        12 => ("hostname", Text),
+        15 => ("domain_name", Text),
+        16 => ("swap_server", Ip),
+        17 => ("root_path", Text),
+        26 => ("mtu", U16),
+        28 => ("broadcast", Ip),
+        40 => ("nis_domain", Text),
+        41 => ("nis_servers", IpList),
+        42 => ("ntp", IpList),
+        43 => ("vendor_specific", Hex),
+        44 => ("netbios_ns", IpList),
+        50 => ("requested_ip", Ip),
+        51 => ("lease_time", Seconds),
+        53 => ("message_type", MsgType),
+        54 => ("server_id", Ip),
+        55 => ("parameter_request_list", Codes),
+        56 => ("message", Text),
+        57 => ("max_message_size", U16),
+        58 => ("renewal_time", Seconds),
+        59 => ("rebinding_time", Seconds),
+        60 => ("vendor_class", Text),
+        61 => ("client_id", Hex),
+        66 => ("tftp_server", Text),
+        67 => ("bootfile", Text),
+        82 => ("relay_agent_info", RelayInfo),
+        118 => ("subnet_selection", Ip),
+        119 => ("domain_search", Names),
+        121 => ("classless_routes", Routes),
+        150 => ("tftp_server_address", IpList),
+        249 => ("ms_classless_routes", Routes),
+        252 => ("wpad", Text),
+        _ => ("", Hex),
+    }
+}
+
+/// Decodes option `c` for display. A value that does not fit its layout is shown as hex with
+/// a note, never an error: the probe exists to show what the server really sent.
+pub fn pretty_option(c: u8, v: &[u8]) -> Pretty {
+    let (name, kind) = describe(c);
+    let name = if name.is_empty() {
+        format!("option_{c}")
+    } else {
+        name.to_string()
+    };
+    let decoded: Option<(String, Value)> = match kind {
+        Kind::Ip => ip(v).map(|a| (a.to_string(), json!(a.to_string()))),
+        Kind::IpList => ip_list(v).map(|l| {
+            let s: Vec<String> = l.iter().map(ToString::to_string).collect();
+            (s.join(", "), json!(s))
+        }),
+        Kind::Seconds => {
+            be_u32(v).map(|s| (format!("{s}s ({})", human_secs(u64::from(s))), json!(s)))
+        }
+        Kind::U16 => <[u8; 2]>::try_from(v)
+            .ok()
+            .map(u16::from_be_bytes)
+            .map(|n| (n.to_string(), json!(n))),
+        Kind::Text => {
+            let s = String::from_utf8_lossy(v).into_owned();
+            Some((format!("{s:?}"), json!(s)))
+        }
+        Kind::Names => dns_names(v).map(|n| (n.join(", "), json!(n))),
+        Kind::Routes => routes(v).map(|r| {
+            let s: Vec<String> = r
+                .iter()
+                .map(|(net, gw)| format!("{net} via {gw}"))
+                .collect();
+            (s.join(", "), json!(s))
+        }),
+        Kind::MsgType => match v {
+            [t] => Some(
+                MessageType::from_code(*t)
+                    .map(|m| (m.name().to_string(), json!(m.name())))
+                    .unwrap_or_else(|| (format!("unknown ({t})"), json!(t))),
+            ),
+            _ => None,
+        },
+        Kind::Codes => Some((
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+            json!(v),
+        )),
+        Kind::RelayInfo => Some(relay_info(v)),
+        Kind::Hex => Some((hex_spaced(v), json!(hex(v)))),
+    };
+    match decoded {
+        Some((text, json)) => Pretty { name, text, json },
+        None => Pretty {
+            name,
+            text: format!("{} (malformed)", hex_spaced(v)),
+            json: json!(hex(v)),
+        },
+    }
+}
+
+/// `0x` hex with a space between bytes, or `(empty)`.
+fn hex_spaced(v: &[u8]) -> String {
+    if v.is_empty() {
+        return "(empty)".to_string();
+    }
+    v.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn ip(v: &[u8]) -> Option<Ipv4Addr> {
+    <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from)
+}
+
+fn be_u32(v: &[u8]) -> Option<u32> {
+    <[u8; 4]>::try_from(v).ok().map(u32::from_be_bytes)
+}
+
+fn ip_list(v: &[u8]) -> Option<Vec<Ipv4Addr>> {
+    if v.is_empty() || !v.len().is_multiple_of(4) {
+        return None;
+    }
+    v.chunks_exact(4).map(ip).collect()
+}
+
+/// Option 82 as hex plus its sub-options (1 circuit-id, 2 remote-id, …) when they parse.
+fn relay_info(v: &[u8]) -> (String, Value) {
+    let whole = hex(v);
+    match leased_wire::relay_suboptions(v) {
+        Ok(subs) => {
+            let parts: Vec<String> = subs
+                .iter()
+                .map(|(c, b)| format!("{c}={}", hex(b)))
+                .collect();
+            let json_subs: Vec<Value> = subs
+                .iter()
+                .map(|(c, b)| json!({"code": c, "hex": hex(b)}))
+                .collect();
+            (
+                format!("{} [{}]", hex_spaced(v), parts.join(" ")),
+                json!({"hex": whole, "suboptions": json_subs}),
+            )
+        }
+        Err(_) => (
+            format!("{} (sub-options do not parse)", hex_spaced(v)),
+            json!({"hex": whole, "suboptions": null}),
+        ),
+    }
+}
+
+/// Option 119: names in DNS wire format with compression pointers (RFC 3397). Pointers must
+/// point backwards, so decoding always ends.
+fn dns_names(v: &[u8]) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut pos = 0;
+    while pos < v.len() {
+        let (name, next) = dns_name(v, pos)?;
+        names.push(name);
+        pos = next;
+    }
+    (!names.is_empty()).then_some(names)
+}
+
+/// One name starting at `start`; returns it and the offset after it.
+fn dns_name(v: &[u8], start: usize) -> Option<(String, usize)> {
+    let mut labels: Vec<String> = Vec::new();
+    let mut pos = start;
+    let mut end = None;
+    loop {
+        let len = *v.get(pos)?;
+        match len {
+            0 => {
+                let after = end.unwrap_or(pos + 1);
+                return Some((labels.join("."), after));
+            }
+            l if l & 0xc0 == 0xc0 => {
+                let lo = *v.get(pos + 1)?;
+                let target = (usize::from(l & 0x3f) << 8) | usize::from(lo);
+                if target >= pos {
+                    return None;
+                }
+                end.get_or_insert(pos + 2);
+                pos = target;
+            }
+            l if l & 0xc0 != 0 => return None,
+            l => {
+                let l = usize::from(l);
+                let label = v.get(pos + 1..pos + 1 + l)?;
+                labels.push(String::from_utf8_lossy(label).into_owned());
+                if labels.len() > 128 {
+                    return None;
+                }
+                pos += 1 + l;
+            }
+        }
+    }
+}
+
+/// Option 121/249: (prefix length, significant octets, router) triples (RFC 3442).
+fn routes(v: &[u8]) -> Option<Vec<(Ipv4Net, Ipv4Addr)>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < v.len() {
+        let width = *v.get(pos)?;
+        if width > 32 {
+            return None;
+        }
+        let n = usize::from(width).div_ceil(8);
+        let sig = v.get(pos + 1..pos + 1 + n)?;
+        let mut octets = [0u8; 4];
+        octets.get_mut(..n)?.copy_from_slice(sig);
+        let gw = ip(v.get(pos + 1 + n..pos + 5 + n)?)?;
+        let net = Ipv4Net::new(Ipv4Addr::from(octets), width).ok()?;
+        out.push((net, gw));
+        pos += 5 + n;
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ips_and_lists() {
+        let p = pretty_option(1, &[255, 255, 255, 0]);
+        assert_eq!(p.name, "subnet_mask");
+        assert_eq!(p.text, "255.255.255.0");
+        let p = pretty_option(6, &[198, 18, 0, 53, 198, 18, 0, 54]);
+        assert_eq!(p.name, "dns");
+        assert_eq!(p.text, "198.18.0.53, 198.18.0.54");
+        assert_eq!(p.json, json!(["198.18.0.53", "198.18.0.54"]));
+        let p = pretty_option(3, &[198, 18, 0]);
+        assert!(p.text.ends_with("(malformed)"), "{}", p.text);
+    }
+
+    #[test]
+    fn times() {
+        let p = pretty_option(51, &3600u32.to_be_bytes());
+        assert_eq!(p.name, "lease_time");
+        assert_eq!(p.text, "3600s (1h)");
+        assert_eq!(p.json, json!(3600));
+        assert_eq!(
+            pretty_option(58, &1800u32.to_be_bytes()).text,
+            "1800s (30m)"
+        );
+        assert_eq!(
+            pretty_option(59, &3150u32.to_be_bytes()).name,
+            "rebinding_time"
+        );
+    }
+
+    #[test]
+    fn text_and_message_type() {
+        assert_eq!(pretty_option(15, b"lab.example").text, "\"lab.example\"");
+        assert_eq!(pretty_option(15, b"lab.example").json, json!("lab.example"));
+        assert_eq!(pretty_option(53, &[2]).text, "OFFER");
+        assert_eq!(pretty_option(53, &[99]).text, "unknown (99)");
+    }
+
+    #[test]
+    fn domain_search_with_pointers() {
+        let names = vec!["lab.example".to_string(), "corp.example".to_string()];
+        let v = leased_wire::domain_search(&names).unwrap();
+        let p = pretty_option(119, &v);
+        assert_eq!(p.name, "domain_search");
+        assert_eq!(p.text, "lab.example, corp.example");
+        // A pointer to itself (or forward) is refused, not looped on.
+        assert!(
+            pretty_option(119, &[0xc0, 0x00])
+                .text
+                .ends_with("(malformed)")
+        );
+        assert!(
+            pretty_option(119, &[3, b'a', b'b'])
+                .text
+                .ends_with("(malformed)")
+        );
+    }
+
+    #[test]
+    fn classless_routes_decode() {
+        let routes_in = vec![
+            ("0.0.0.0/0".parse().unwrap(), Ipv4Addr::new(198, 18, 0, 1)),
+            ("10.1.0.0/16".parse().unwrap(), Ipv4Addr::new(198, 18, 0, 2)),
+            (
+                "198.19.3.0/25".parse().unwrap(),
+                Ipv4Addr::new(198, 18, 0, 3),
+            ),
+        ];
+        let v = leased_wire::classless_routes(&routes_in);
+        let p = pretty_option(121, &v);
+        assert_eq!(
+            p.text,
+            "0.0.0.0/0 via 198.18.0.1, 10.1.0.0/16 via 198.18.0.2, 198.19.3.0/25 via 198.18.0.3"
+        );
+        assert!(
+            pretty_option(121, &[33, 0, 0, 0, 0])
+                .text
+                .ends_with("(malformed)")
+        );
+        assert!(
+            pretty_option(121, &[24, 10, 0])
+                .text
+                .ends_with("(malformed)")
+        );
+    }
+
+    #[test]
+    fn hex_options() {
+        let p = pretty_option(43, &[1, 2, 0xab]);
+        assert_eq!(p.text, "01 02 ab");
+        assert_eq!(p.json, json!("0102ab"));
+        let p = pretty_option(200, &[0xff]);
+        assert_eq!(p.name, "option_200");
+        assert_eq!(p.text, "ff");
+        assert_eq!(pretty_option(43, &[]).text, "(empty)");
+    }
+
+    #[test]
+    fn relay_info_suboptions() {
+        let p = pretty_option(82, &[1, 2, 0xaa, 0xbb, 2, 1, 0x07]);
+        assert_eq!(p.text, "01 02 aa bb 02 01 07 [1=aabb 2=07]");
+        assert_eq!(p.json["hex"], json!("0102aabb020107"));
+        let bad = pretty_option(82, &[1, 5, 0xaa]);
+        assert!(bad.text.contains("do not parse"), "{}", bad.text);
+    }
+
+    #[test]
+    fn extra_option_parsing() {
+        assert_eq!(
+            parse_extra_option("60:6d73").unwrap(),
+            (60, vec![0x6d, 0x73])
+        );
+        assert_eq!(parse_extra_option("77:").unwrap(), (77, vec![]));
+        assert!(parse_extra_option("53:01").is_err());
+        assert!(parse_extra_option("300:01").is_err());
+        assert!(parse_extra_option("60").is_err());
+        assert!(parse_extra_option("60:zz").is_err());
+    }
+
+    #[test]
+    fn random_mac_is_local_unicast() {
+        let m = random_mac();
+        assert_eq!(m[0], 0x02);
+    }
+
+    #[test]
+    fn packets_round_trip_through_the_wire_codec() {
+        let setup = Setup {
+            mac: [2, 0, 0, 0, 0, 0x10],
+            client_id: Some(vec![1, 2, 0, 0, 0, 0, 0x10]),
+            hostname: Some("probe".into()),
+            request_ip: None,
+            option82: Some(vec![1, 1, 9]),
+            extra: vec![(60, b"test".to_vec())],
+            broadcast_flag: true,
+            giaddr: None,
+        };
+        let p = setup.packet(MessageType::Discover, 0x1234_5678);
+        let mut buf = Vec::new();
+        p.encode(MAX_REPLY, &mut buf);
+        let d = Packet::decode(&buf).unwrap();
+        assert_eq!(d.message_type(), Some(MessageType::Discover));
+        assert!(d.broadcast());
+        assert_eq!(d.chaddr(), &[2, 0, 0, 0, 0, 0x10]);
+        assert_eq!(d.options.get(code::HOSTNAME), Some(&b"probe"[..]));
+        assert_eq!(d.options.get(60), Some(&b"test"[..]));
+        assert_eq!(d.options.get(code::RELAY_AGENT_INFO), Some(&[1, 1, 9][..]));
+        let mut reply = d.clone();
+        reply.op = BOOTREPLY;
+        assert!(setup.matches(&reply, 0x1234_5678));
+        assert!(!setup.matches(&reply, 1));
+        assert!(!setup.matches(&d, 0x1234_5678), "a request is not a reply");
+    }
+
+    #[test]
+    fn udp_payload_parsing() {
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
+        ip.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 100]);
+        ip.extend_from_slice(&[0, 67, 0, 68, 0, 11, 0, 0, b'a', b'b', b'c']);
+        assert_eq!(
+            udp_payload(&ip, 68),
+            Some((Ipv4Addr::new(198, 18, 0, 1), &b"abc"[..]))
+        );
+        assert_eq!(udp_payload(&ip, 67), None);
+        assert_eq!(udp_payload(&ip[..20], 68), None);
+        assert_eq!(udp_payload(&[], 68), None);
+    }
+}
