@@ -19,15 +19,18 @@ pub(super) const SERVER_OWNED: [u8; 13] = [0, 50, 51, 52, 53, 54, 55, 57, 58, 59
 /// `d`, `h`, `m`, `s` in that order, each at most once (`"7d"`, `"1h30m"`, `"90s"`).
 pub(super) fn parse_duration(raw: &RawDuration) -> Result<u32, String> {
     match raw {
-        RawDuration::Secs(n) => u32::try_from(*n)
-            .map_err(|_| format!("{n} seconds is out of range (0..={})", u32::MAX)),
+        RawDuration::Secs(n) => {
+            u32::try_from(*n).map_err(|_| format!("{n} seconds is out of range (0..={})", u32::MAX))
+        }
         RawDuration::Text(s) => parse_duration_str(s),
     }
 }
 
 fn parse_duration_str(s: &str) -> Result<u32, String> {
     let bad = || {
-        format!("invalid duration {s:?}: expected seconds or e.g. \"90s\", \"30m\", \"12h\", \"7d\", \"1h30m\"")
+        format!(
+            "invalid duration {s:?}: expected seconds or e.g. \"90s\", \"30m\", \"12h\", \"7d\", \"1h30m\""
+        )
     };
     let t = s.trim();
     if t.is_empty() {
@@ -77,14 +80,18 @@ pub(super) fn check_domain(name: &str) -> Result<(), String> {
         return Err("empty domain name".into());
     }
     if n.len() > 253 {
-        return Err(format!("domain name {name:?} is longer than 253 characters"));
+        return Err(format!(
+            "domain name {name:?} is longer than 253 characters"
+        ));
     }
     for label in n.split('.') {
         if label.is_empty() {
             return Err(format!("domain name {name:?} has an empty label"));
         }
         if label.len() > 63 {
-            return Err(format!("domain name {name:?} has a label longer than 63 characters"));
+            return Err(format!(
+                "domain name {name:?} has a label longer than 63 characters"
+            ));
         }
         if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(format!(
@@ -102,10 +109,9 @@ pub(super) fn check_domain(name: &str) -> Result<(), String> {
 
 /// Parses an IPv4 network in CIDR form whose host bits are zero.
 pub(super) fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
-    let net: Ipv4Net = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid IPv4 network {s:?}: expected CIDR such as \"198.18.0.0/24\""))?;
+    let net: Ipv4Net = s.trim().parse().map_err(|_| {
+        format!("invalid IPv4 network {s:?}: expected CIDR such as \"198.18.0.0/24\"")
+    })?;
     if net.addr() != net.network() {
         return Err(format!(
             "{s:?} has host bits set; the network is {}/{}",
@@ -133,15 +139,27 @@ fn named_codes(raw: &RawOptions) -> Vec<(u8, &'static str)> {
     };
     add(raw.dns.is_some(), code::DNS, "dns");
     add(raw.domain_name.is_some(), code::DOMAIN_NAME, "domain_name");
-    add(raw.domain_search.is_some(), code::DOMAIN_SEARCH, "domain_search");
+    add(
+        raw.domain_search.is_some(),
+        code::DOMAIN_SEARCH,
+        "domain_search",
+    );
     add(raw.ntp.is_some(), code::NTP, "ntp");
     add(raw.mtu.is_some(), code::MTU, "mtu");
     add(raw.wins.is_some(), code::NETBIOS_NS, "wins");
     add(raw.tftp_server.is_some(), code::TFTP_SERVER, "tftp_server");
     add(raw.bootfile.is_some(), code::BOOTFILE, "bootfile");
     add(raw.wpad_url.is_some(), code::WPAD, "wpad_url");
-    add(raw.static_routes.is_some(), code::CLASSLESS_ROUTES, "static_routes");
-    add(raw.vendor_specific.is_some(), code::VENDOR_SPECIFIC, "vendor_specific");
+    add(
+        raw.static_routes.is_some(),
+        code::CLASSLESS_ROUTES,
+        "static_routes",
+    );
+    add(
+        raw.vendor_specific.is_some(),
+        code::VENDOR_SPECIFIC,
+        "vendor_specific",
+    );
     v
 }
 
@@ -198,7 +216,10 @@ pub(super) fn compile(
             Ok(m) if m >= 68 => {
                 set.values.insert(code::MTU, m.to_be_bytes().to_vec());
             }
-            _ => ctx.err(&key("mtu"), format!("MTU {mtu} is out of range (68..=65535)")),
+            _ => ctx.err(
+                &key("mtu"),
+                format!("MTU {mtu} is out of range (68..=65535)"),
+            ),
         }
     }
     if let Some(list) = &raw.wins {
@@ -263,8 +284,10 @@ pub(super) fn compile(
             }
         }
         if ok && !parsed.is_empty() {
-            set.values
-                .insert(code::CLASSLESS_ROUTES, leased_wire::classless_routes(&parsed));
+            set.values.insert(
+                code::CLASSLESS_ROUTES,
+                leased_wire::classless_routes(&parsed),
+            );
         }
     }
     set.mirror_routes_to_249 = raw.mirror_routes_to_249;

@@ -93,7 +93,9 @@ impl<'a> Positions<'a> {
             .get(line.saturating_sub(1))
             .copied()
             .unwrap_or(self.text.len());
-        start.saturating_add(col.saturating_sub(1)).min(self.text.len())
+        start
+            .saturating_add(col.saturating_sub(1))
+            .min(self.text.len())
     }
 
     /// Position of the value at `path`, or of its nearest indexed ancestor.
@@ -136,7 +138,8 @@ impl<'a> Positions<'a> {
             }
             let spans = [e.key.clone(), Some(e.value.clone())];
             for span in spans.into_iter().flatten() {
-                if span.start <= offset && offset <= span.end {
+                let covers = span.start <= offset && (offset < span.end || span.is_empty());
+                if covers {
                     let len = span.end - span.start;
                     // Later entries are deeper (pre-order), so ties go to them.
                     if best.is_none_or(|(l, _)| len <= l) {
@@ -389,15 +392,25 @@ mod tests {
         assert_eq!(p.value_pos("a"), (2, 8));
         assert_eq!(p.key_pos("a"), (2, 3));
         assert_eq!(p.value_pos("b[0].c"), (3, 16));
-        assert_eq!(p.value_pos("b[1]"), (3, 23));
+        assert_eq!(p.value_pos("b[1]"), (3, 22));
         assert_eq!(p.key_pos("\"d:e\""), (4, 3));
-        assert_eq!(p.path_at(p.offset_of(3, 19)), "b[0].c");
+        assert_eq!(p.path_at(p.offset_of(3, 18)), "b[0].c");
+        assert_eq!(p.path_at(p.offset_of(3, 19)), "b[0]");
         assert_eq!(p.value_pos("b[0].missing"), (3, 10));
     }
 
     #[test]
     fn json_scanner_never_panics_on_garbage() {
-        for text in ["", "{", "{\"a\"", "[1,", "\"\\", "{\"a\":}", "]]]", "{\"\\u12\": 1}"] {
+        for text in [
+            "",
+            "{",
+            "{\"a\"",
+            "[1,",
+            "\"\\",
+            "{\"a\":}",
+            "]]]",
+            "{\"\\u12\": 1}",
+        ] {
             let p = Positions::from_json(text);
             let _ = p.path_at(3);
             let _ = p.value_pos("a");

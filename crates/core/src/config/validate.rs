@@ -217,9 +217,12 @@ fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> ServerSettings {
     if offer_hold == 0 {
         ctx.err("server.offer_hold", "must be greater than 0");
     }
-    let decline_quarantine =
-        duration(ctx, "server.decline_quarantine", s.decline_quarantine.as_ref())
-            .unwrap_or(86_400);
+    let decline_quarantine = duration(
+        ctx,
+        "server.decline_quarantine",
+        s.decline_quarantine.as_ref(),
+    )
+    .unwrap_or(86_400);
     let sticky_window =
         duration(ctx, "server.sticky_window", s.sticky_window.as_ref()).unwrap_or(86_400);
     let server_id = s.server_id.as_deref().and_then(|v| match parse_ip(v) {
@@ -309,6 +312,9 @@ fn subnets(
     for (i, s) in raw.iter().enumerate() {
         let sp = join_index("subnets", i);
         let key = |k: &str| join_key(&sp, k);
+        if let Some(ifname) = &s.interface {
+            check_interface(ctx, &key("interface"), ifname);
+        }
         let network = match parse_cidr(&s.network) {
             Ok(n) => n,
             Err(m) => {
@@ -347,9 +353,6 @@ fn subnets(
             }
         };
 
-        if let Some(ifname) = &s.interface {
-            check_interface(ctx, &key("interface"), ifname);
-        }
         let server_id = s.server_id.as_deref().and_then(|v| match parse_ip(v) {
             Ok(ip) => (check_server_id(ctx, &key("server_id"), ip)
                 && in_subnet(ctx, &key("server_id"), ip, "server_id"))
@@ -389,7 +392,8 @@ fn subnets(
             }
         }
 
-        let mut pools: Vec<AddrRange> = Vec::new();
+        // Accepted pools with their index in the file, for overlap messages.
+        let mut pools: Vec<(AddrRange, usize)> = Vec::new();
         for (j, r) in s.pools.iter().flatten().enumerate() {
             let pp = join_index(&key("pools"), j);
             let Some(range) = parse_range(ctx, &pp, r) else {
@@ -405,21 +409,19 @@ fn subnets(
                 );
                 continue;
             }
-            if let Some((n, b)) = edges {
-                if range.contains(n) || range.contains(b) {
-                    ctx.err(
-                        &pp,
-                        format!(
-                            "pool {}-{} contains the network or broadcast address of {network}",
-                            range.start, range.end
-                        ),
-                    );
-                    continue;
-                }
+            if edges.is_some_and(|(n, b)| range.contains(n) || range.contains(b)) {
+                ctx.err(
+                    &pp,
+                    format!(
+                        "pool {}-{} contains the network or broadcast address of {network}",
+                        range.start, range.end
+                    ),
+                );
+                continue;
             }
-            if let Some(k) = pools
+            if let Some((_, k)) = pools
                 .iter()
-                .position(|p| p.start <= range.end && range.start <= p.end)
+                .find(|(p, _)| p.start <= range.end && range.start <= p.end)
             {
                 ctx.err(
                     &pp,
@@ -427,13 +429,14 @@ fn subnets(
                         "pool {}-{} overlaps {}",
                         range.start,
                         range.end,
-                        join_index(&key("pools"), k)
+                        join_index(&key("pools"), *k)
                     ),
                 );
                 continue;
             }
-            pools.push(range);
+            pools.push((range, j));
         }
+        let pools: Vec<AddrRange> = pools.into_iter().map(|(p, _)| p).collect();
         let mut exclusions = Vec::new();
         for (j, r) in s.exclusions.iter().flatten().enumerate() {
             let ep = join_index(&key("exclusions"), j);
@@ -560,7 +563,9 @@ fn reservation_key(ctx: &mut Ctx<'_>, path: &str, r: &RawReservation) -> Option<
 }
 
 pub(super) fn bad_mac(m: &str) -> String {
-    format!("invalid MAC address {m:?}: expected aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff")
+    format!(
+        "invalid MAC address {m:?}: expected aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff"
+    )
 }
 
 /// The client identifier a MAC-keyed client sends by default (`01` ++ MAC), for clash checks.
@@ -589,7 +594,10 @@ fn reservations(
                 .iter()
                 .find(|(o, _)| o == k || as_client_id(o) == as_client_id(k))
             {
-                ctx.err(&kp, format!("the same client is already reserved by {other}"));
+                ctx.err(
+                    &kp,
+                    format!("the same client is already reserved by {other}"),
+                );
             } else {
                 seen_keys.push((k.clone(), rp.clone()));
             }
@@ -708,10 +716,7 @@ fn mac_table<R, T>(
             continue;
         };
         if let Some(first) = spelled.get(&mac) {
-            ctx.err_key(
-                &path,
-                format!("{mac} is listed twice (also as {first:?})"),
-            );
+            ctx.err_key(&path, format!("{mac} is listed twice (also as {first:?})"));
             continue;
         }
         spelled.insert(mac.clone(), k.clone());
