@@ -27,7 +27,7 @@ pub(crate) fn received(ev: &Event, iface: Option<&str>) {
     let Some(t) = ev.received else {
         tracing::debug!(
             target: TARGET,
-            mac = %ev.hwaddr, xid = %Xid(ev.xid), iface,
+            mac = %ev.hwaddr, xid = %Xid(ev.xid), iface = iface.map(display),
             "request without a known message type"
         );
         return;
@@ -39,8 +39,8 @@ pub(crate) fn received(ev: &Event, iface: Option<&str>) {
         mac = %ev.hwaddr,
         xid = %Xid(ev.xid),
         ip = ip.map(display),
-        hostname = ev.hostname.as_deref(),
-        iface,
+        hostname = ev.hostname.as_deref().map(display),
+        iface = iface.map(display),
         "{}",
         t.name()
     );

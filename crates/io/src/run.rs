@@ -140,7 +140,12 @@ pub(crate) async fn serve(params: ServeParams) -> anyhow::Result<()> {
 
     let snapshot = metrics.snapshot();
     let summary: Vec<String> = snapshot.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    tracing::info!(counters = %summary.join(" "), "counters at shutdown");
+    let summary = if summary.is_empty() {
+        "none".to_string()
+    } else {
+        summary.join(" ")
+    };
+    tracing::info!(counters = %summary, "counters at shutdown");
     drop(pid_file);
     tracing::info!("stopped");
     Ok(())
@@ -179,15 +184,19 @@ fn bind_all(
             })
             .map(|s| s.network.to_string())
             .collect();
+        let addr = spec
+            .addr
+            .map_or_else(|| "no IPv4 address".to_string(), |a| a.to_string());
+        let subnets = if subnets.is_empty() {
+            "(relayed only)".to_string()
+        } else {
+            subnets.join(", ")
+        };
         tracing::info!(
             iface = %spec.name,
-            addr = ?spec.addr,
             port = server_port,
-            subnets = %subnets.join(","),
-            "serving on {} ({}) subnets {}",
+            "serving on {} ({addr}) subnets {subnets}",
             spec.name,
-            spec.addr.map_or("no IPv4 address".to_string(), |a| a.to_string()),
-            if subnets.is_empty() { "(relayed only)".to_string() } else { subnets.join(", ") }
         );
         links.push(Link {
             name: spec.name,
