@@ -157,13 +157,9 @@ pub struct ProbeArgs {
     pub json: bool,
 }
 
-/// `leased demo`.
+/// `leased demo` (no options: the lab is fixed so that it is safe).
 #[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Keep going after a failed step instead of stopping at it.
-    #[arg(long = "keep-going")]
-    pub keep_going: bool,
-}
+pub struct DemoArgs {}
 
 #[cfg(test)]
 mod tests {

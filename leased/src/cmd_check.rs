@@ -14,7 +14,10 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     std::fs::metadata(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
     let config = load_config(&args.config)?;
-    println!("{}", ok_line(&args.config.display().to_string(), &config));
+    crate::emit(&format!(
+        "{}\n",
+        ok_line(&args.config.display().to_string(), &config)
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -26,9 +26,9 @@ pub fn run(args: &LeasesArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let text = serde_json::to_string_pretty(&leases_json(&leases))
             .context("cannot encode leases as JSON")?;
-        println!("{text}");
+        crate::emit(&format!("{text}\n"))?;
     } else {
-        print!("{}", render_table(&leases));
+        crate::emit(&render_table(&leases))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! turns `--interface IFACE --range A-B` into a config text and validates it with the same
 //! loader as a file, so a quick-start server obeys every rule a configured one does.
 
+use std::io::IsTerminal;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,8 +60,11 @@ fn init_logging(settings: &LogSettings) -> anyhow::Result<()> {
         _ => EnvFilter::try_new(&settings.level)
             .with_context(|| format!("bad [logging] level {:?}", settings.level))?,
     };
+    // Colours only for a person at a terminal; never in files, journals or pipes.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let result = match settings.format {
         LogFormat::Json => builder.json().try_init(),

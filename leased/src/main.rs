@@ -39,6 +39,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes command output to stdout. A reader that went away (`leased leases | head`) is not
+/// an error worth a panic or a message.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => anyhow::Context::context(r, "cannot write to stdout"),
+    }
+}
+
 /// Prints an error once and picks the exit code: config errors (one per line) exit 1, the rest 2.
 fn report(err: &anyhow::Error) -> ExitCode {
     if let Some(errors) = err.downcast_ref::<ConfigErrors>() {

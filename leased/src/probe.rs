@@ -54,9 +54,12 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     report.outcome = Some(outcome);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.json())?);
+        crate::emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report.json())?
+        ))?;
     } else {
-        print!("{}", report.text());
+        crate::emit(&report.text())?;
     }
     Ok(match outcome {
         Outcome::Acked | Outcome::Offered => ExitCode::SUCCESS,
@@ -222,11 +225,8 @@ struct Transport {
     udp: UdpSocket,
     /// Where DISCOVER/REQUEST/DECLINE go (broadcast, or the server in relay mode).
     dest: SocketAddrV4,
-    server_port: u16,
     /// Replies come from here when the broadcast flag is clear.
     raw: Option<RawRx>,
-    /// True when sending via a relay address (unicast everything to the server).
-    relay: bool,
 }
 
 impl Transport {
@@ -240,24 +240,21 @@ impl Transport {
                 format!("SO_BINDTODEVICE {iface} (does it exist? are you root?)")
             })?;
         }
-        let (bind, dest, relay) = match (args.giaddr, args.inform) {
+        let (bind, dest) = match (args.giaddr, args.inform) {
             (Some(g), _) => {
                 let server = args.server.context("--giaddr needs --server")?;
                 (
                     SocketAddrV4::new(g, args.server_port),
                     SocketAddrV4::new(server, args.server_port),
-                    true,
                 )
             }
             (None, Some(ip)) => (
                 SocketAddrV4::new(ip, args.client_port),
                 SocketAddrV4::new(args.server.unwrap_or(Ipv4Addr::BROADCAST), args.server_port),
-                false,
             ),
             (None, None) => (
                 SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, args.client_port),
                 SocketAddrV4::new(Ipv4Addr::BROADCAST, args.server_port),
-                false,
             ),
         };
         sock.bind(&SocketAddr::V4(bind).into())
@@ -274,9 +271,7 @@ impl Transport {
         Ok(Self {
             udp: sock.into(),
             dest,
-            server_port: args.server_port,
             raw,
-            relay,
         })
     }
 
@@ -289,17 +284,12 @@ impl Transport {
         Ok(())
     }
 
-    /// Sends to the server itself: via the relay socket, or unicast from the client socket and
-    /// falling back to broadcast where the host has no route to the server (it has no address).
-    fn send_to_server(&self, p: &Packet, server: Ipv4Addr) -> anyhow::Result<()> {
-        if self.relay {
-            return self.send(p, self.dest);
-        }
-        let unicast = SocketAddrV4::new(server, self.server_port);
-        match self.send(p, unicast) {
-            Ok(()) => Ok(()),
-            Err(_) => self.send(p, self.dest),
-        }
+    /// Where a message meant for the server alone (RELEASE) goes: the server through the
+    /// relay socket, else broadcast. A direct client would unicast from its new address, but
+    /// the probe never configures that address, and Linux drops unicast from 0.0.0.0 as a
+    /// martian; a broadcast from 0.0.0.0 is accepted and carries the same ciaddr and server id.
+    fn server_dest(&self) -> SocketAddrV4 {
+        self.dest
     }
 
     /// The next datagram before `deadline`, with its sender, or `None` at the deadline.
@@ -494,8 +484,9 @@ fn dora(
         release
             .options
             .set(code::SERVER_ID, server_id.octets().to_vec());
-        t.send_to_server(&release, server_id)?;
-        report.sent(&release, SocketAddrV4::new(server_id, t.server_port));
+        let to = t.server_dest();
+        t.send(&release, to)?;
+        report.sent(&release, to);
         report.released = true;
     } else if args.decline {
         let mut decline = setup.packet(MessageType::Decline, random_xid());
