@@ -570,6 +570,28 @@ pid_file = ""
     toml_ok(&with(
         "[server]\nlease_time = \"1h\"\nrenewal_time = \"30m\"\nrebinding_time = \"50m\"\n",
     ));
+    let errs = toml_errs(&with(
+        "[server]\nlease_time = \"8h\"\nrenewal_time = \"7h\"\n",
+    ));
+    find(
+        &errs,
+        "server.renewal_time",
+        "default rebinding_time (7/8 of lease_time = 25200s)",
+    );
+    let errs = toml_errs(&with(
+        "[server]\nlease_time = \"8h\"\nrebinding_time = \"4h\"\n",
+    ));
+    find(
+        &errs,
+        "server.rebinding_time",
+        "default renewal_time (half of lease_time = 14400s)",
+    );
+    toml_ok(&with(
+        "[server]\nlease_time = \"8h\"\nrenewal_time = \"6h\"\n",
+    ));
+    toml_ok(&with(
+        "[server]\nlease_time = \"8h\"\nrebinding_time = \"5h\"\n",
+    ));
 }
 
 #[test]

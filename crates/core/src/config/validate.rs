@@ -213,6 +213,26 @@ fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> ServerSettings {
             );
         }
     }
+    // Alone, each is compared with the other's default (reply building clamps T1 <= T2).
+    let default_t2 = u64::from(lease_time) * 7 / 8;
+    let default_t1 = u64::from(lease_time) / 2;
+    match (renewal_time, rebinding_time) {
+        (Some(t1), None) if t1 > 0 && t1 < lease_time && u64::from(t1) >= default_t2 => ctx.err(
+            "server.renewal_time",
+            format!(
+                "renewal_time ({t1}s) must be less than the default rebinding_time \
+                 (7/8 of lease_time = {default_t2}s); set rebinding_time too"
+            ),
+        ),
+        (None, Some(t2)) if t2 < lease_time && u64::from(t2) <= default_t1 => ctx.err(
+            "server.rebinding_time",
+            format!(
+                "rebinding_time ({t2}s) must be greater than the default renewal_time \
+                 (half of lease_time = {default_t1}s); set renewal_time too"
+            ),
+        ),
+        _ => {}
+    }
     let offer_hold = duration(ctx, "server.offer_hold", s.offer_hold.as_ref()).unwrap_or(60);
     if offer_hold == 0 {
         ctx.err("server.offer_hold", "must be greater than 0");
