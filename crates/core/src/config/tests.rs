@@ -197,6 +197,90 @@ fn example_uses_only_benchmarking_addresses() {
     }
 }
 
+#[test]
+fn example_sets_every_key() {
+    let keys = [
+        "authoritative",
+        "interfaces",
+        "lease_time",
+        "renewal_time",
+        "rebinding_time",
+        "offer_hold",
+        "decline_quarantine",
+        "sticky_window",
+        "server_id",
+        "pid_file",
+        "path",
+        "format",
+        "level",
+        "dns",
+        "domain_name",
+        "domain_search",
+        "ntp",
+        "mtu",
+        "wins",
+        "tftp_server",
+        "bootfile",
+        "next_server",
+        "wpad_url",
+        "static_routes",
+        "destination",
+        "gateway",
+        "mirror_routes_to_249",
+        "vendor_specific",
+        "extra",
+        "code",
+        "type",
+        "value",
+        "network",
+        "interface",
+        "routers",
+        "pools",
+        "start",
+        "end",
+        "exclusions",
+        "mac",
+        "client_id",
+        "ip",
+        "hostname",
+        "note",
+        "equipment_type",
+        "manufacturer",
+        "management_type",
+        "management_interface",
+        "first_seen",
+    ];
+    for k in keys {
+        assert!(
+            EXAMPLE.contains(&format!("{k} = ")),
+            "{k} missing from the example"
+        );
+    }
+    for section in [
+        "[server]",
+        "[store]",
+        "[logging]",
+        "[options]",
+        "[[subnets]]",
+        "[subnets.options]",
+        "[[reservations]]",
+        "[reservations.options]",
+        "[banned_macs]",
+        "[device_overrides.",
+    ] {
+        assert!(
+            EXAMPLE.contains(section),
+            "{section} missing from the example"
+        );
+    }
+    for t in ["ip", "ip_list", "u8", "u16", "u32", "bool", "string", "hex"] {
+        assert!(
+            EXAMPLE.contains(&format!("type = \"{t}\"")),
+            "extra type {t}"
+        );
+    }
+}
+
 fn example_json() -> String {
     let v: toml::Value = toml::from_str(EXAMPLE).unwrap();
     let j: serde_json::Value = serde_json::to_value(&v).unwrap();
