@@ -15,11 +15,13 @@ use crate::lease::{Lease, LeaseState, LeaseTable};
 use crate::plan::{SubnetPlan, reservation_matches};
 
 impl Decider<'_> {
-    /// True when another client holds `ip` now.
+    /// True when `ip` is unavailable to this client now: another client holds it, or it is
+    /// quarantined after a DECLINE (for everyone, the decliner included).
     fn held_by_other(&self, ip: Ipv4Addr) -> bool {
-        self.leases
-            .by_ip(ip)
-            .is_some_and(|l| l.is_active(self.now) && l.client_id != self.c.client_id)
+        self.leases.by_ip(ip).is_some_and(|l| {
+            l.is_active(self.now)
+                && (l.client_id != self.c.client_id || l.state == LeaseState::Declined)
+        })
     }
 
     /// True when the client's reservation can be given to it now.

@@ -7,7 +7,9 @@
 //! Calling order for the io shell: load config ([`config::load_file`]), build a [`Plan`] from it and a [`LeaseTable`]
 //! from the store, then per packet: [`Request::new`] → [`decide`] → [`LeaseTable::apply`] on the
 //! changes → persist the changes whose [`Durability`] asks for it → send the reply. Periodically
-//! call [`LeaseTable::expire`] so expiry becomes an event.
+//! (at [`LeaseTable::next_deadline`]) call [`LeaseTable::expire`], which applies and returns the
+//! timed transitions so they can be persisted and logged. Decisions treat lapsed leases as free
+//! whether or not `expire` has run yet.
 #![forbid(unsafe_code)]
 
 mod alloc;

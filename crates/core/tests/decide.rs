@@ -776,6 +776,64 @@ fn decline_quarantines_then_frees() {
 }
 
 #[test]
+fn decliner_cannot_take_quarantined_address_back() {
+    let mut h = Harness::default_config();
+    let addr = h.bind(1);
+    let _ = h.send(&Pkt::decline(1, addr));
+    for p in [
+        Pkt::select(1, a(1), addr),
+        Pkt::reboot(1, addr),
+        Pkt::renew(1, addr),
+    ] {
+        assert_eq!(
+            nak_reason(&h.peek(&p)),
+            Some(NakReason::AddressNotAvailable)
+        );
+    }
+    assert_ne!(offered_ip(&h.peek(&Pkt::discover(1).want(addr))), addr);
+}
+
+#[test]
+fn table_indexes_follow_upserts() {
+    let mut t = LeaseTable::from_leases([
+        lease(1, a(10), LeaseState::Bound, T0, T0 + 50),
+        lease(1, a(11), LeaseState::Expired, T0 - 100, T0 - 10),
+        // A later record for the same address wins.
+        lease(2, a(12), LeaseState::Offered, T0, T0 + 5),
+        lease(3, a(12), LeaseState::Bound, T0, T0 + 500),
+    ]);
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.by_client(&cid(1)).unwrap().ip, a(10));
+    assert!(t.by_client(&cid(2)).is_none());
+    assert_eq!(t.by_ip(a(12)).unwrap().client_id, cid(3));
+    assert_eq!(t.next_deadline(), Some(Timestamp(T0 + 50)));
+    // Client 4 takes over .11: it leaves client 1's index.
+    let ch = leased_core::LeaseChange {
+        lease: lease(4, a(11), LeaseState::Bound, T0, T0 + 20),
+        durability: Durability::BeforeReply,
+    };
+    t.apply(std::slice::from_ref(&ch));
+    t.apply(std::slice::from_ref(&ch));
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.leases_of(&cid(1)).count(), 1);
+    assert_eq!(t.by_client(&cid(4)).unwrap().ip, a(11));
+    assert_eq!(t.next_deadline(), Some(Timestamp(T0 + 20)));
+    // Nothing due yet; then two due.
+    assert!(t.expire(Timestamp(T0 + 19)).is_empty());
+    let due = t.expire(Timestamp(T0 + 50));
+    assert_eq!(
+        due.iter().map(|c| c.lease.ip).collect::<Vec<_>>(),
+        vec![a(11), a(10)]
+    );
+    assert!(due.iter().all(|c| c.durability == Durability::Lazy));
+    assert_eq!(t.next_deadline(), Some(Timestamp(T0 + 500)));
+    assert!(
+        t.iter()
+            .all(|l| l.ip != a(10) || l.state == LeaseState::Expired)
+    );
+}
+
+#[test]
 fn decline_by_stranger_or_for_other_server_ignored() {
     let mut h = Harness::default_config();
     let addr = h.bind(1);

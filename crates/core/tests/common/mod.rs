@@ -250,7 +250,7 @@ pub fn offered_ip(d: &Decision) -> Ipv4Addr {
     r.packet.yiaddr
 }
 
-pub fn option<'a>(d: &'a Decision, c: u8) -> Option<&'a [u8]> {
+pub fn option(d: &Decision, c: u8) -> Option<&[u8]> {
     d.reply().and_then(|r| r.packet.options.get(c))
 }
 
