@@ -8,7 +8,18 @@ use clap::{Args, Parser, Subcommand};
 
 /// leased: a DHCPv4 server with durable leases, strict config checking and a built-in test client.
 #[derive(Debug, Parser)]
-#[command(name = "leased", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "leased",
+    version,
+    propagate_version = true,
+    after_help = "Examples:\n  \
+      leased check -c leased.toml\n  \
+      leased serve -c leased.toml\n  \
+      leased serve --interface eth0 --range 192.168.1.100-192.168.1.200 --dns 192.168.1.1\n  \
+      leased leases -c leased.toml --json\n  \
+      leased probe --interface eth0 --discover-only\n  \
+      sudo leased demo"
+)]
 pub struct Cli {
     /// The verb to run.
     #[command(subcommand)]
@@ -125,7 +136,8 @@ pub struct ProbeArgs {
     /// Server to unicast to (relay mode, or INFORM without broadcast).
     #[arg(long, value_name = "IP")]
     pub server: Option<Ipv4Addr>,
-    /// Extra option to send, `CODE:HEX` (repeatable), e.g. `--option 60:6d7366742035`.
+    /// Extra option to send, `CODE:HEX` (repeatable), e.g. `--option 60:6d7366742035`. Applied
+    /// last, so it overrides the probe's own (e.g. `--option 50:c6120063` REQUESTs 198.18.0.99).
     #[arg(long = "option", value_name = "CODE:HEX")]
     pub options: Vec<String>,
     /// Stop after the OFFER (no REQUEST).

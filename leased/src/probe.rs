@@ -152,9 +152,6 @@ impl Setup {
             let max = u16::try_from(MAX_REPLY).unwrap_or(u16::MAX);
             options.set(code::MAX_MESSAGE_SIZE, max.to_be_bytes().to_vec());
         }
-        for (c, v) in &self.extra {
-            options.set(*c, v.clone());
-        }
         if let Some(v) = &self.option82 {
             options.set(code::RELAY_AGENT_INFO, v.clone());
         }
@@ -175,6 +172,15 @@ impl Setup {
             file: Vec::new(),
             options,
         }
+    }
+
+    /// Applies the `--option` values last, so they override what the probe set itself (e.g.
+    /// `--option 50:…` to REQUEST an address other than the one offered and provoke a NAK).
+    fn finish(&self, mut p: Packet) -> Packet {
+        for (c, v) in &self.extra {
+            p.options.set(*c, v.clone());
+        }
+        p
     }
 
     /// True when `p` is a reply to us for `xid`.
@@ -446,6 +452,7 @@ fn dora(
             .options
             .set(code::REQUESTED_IP, ip.octets().to_vec());
     }
+    let discover = setup.finish(discover);
     report.sent(&discover, t.dest);
     let Some((offer, from)) = t.exchange(setup, &discover, &[MessageType::Offer], timeout)? else {
         report.waited_for = Some(("OFFER", timeout));
@@ -463,6 +470,7 @@ fn dora(
     request
         .options
         .set(code::SERVER_ID, server_id.octets().to_vec());
+    let request = setup.finish(request);
     report.sent(&request, t.dest);
     let want = [MessageType::Ack, MessageType::Nak];
     let Some((reply, from)) = t.exchange(setup, &request, &want, timeout)? else {
@@ -484,6 +492,7 @@ fn dora(
         release
             .options
             .set(code::SERVER_ID, server_id.octets().to_vec());
+        let release = setup.finish(release);
         let to = t.server_dest();
         t.send(&release, to)?;
         report.sent(&release, to);
@@ -496,6 +505,7 @@ fn dora(
         decline
             .options
             .set(code::SERVER_ID, server_id.octets().to_vec());
+        let decline = setup.finish(decline);
         t.send(&decline, t.dest)?;
         report.sent(&decline, t.dest);
         report.declined = true;
@@ -519,6 +529,7 @@ fn inform(
     if let Some(s) = server {
         p.options.set(code::SERVER_ID, s.octets().to_vec());
     }
+    let p = setup.finish(p);
     report.sent(&p, t.dest);
     match t.exchange(setup, &p, &[MessageType::Ack], timeout)? {
         Some((ack, from)) => {
@@ -1130,7 +1141,7 @@ mod tests {
             broadcast_flag: true,
             giaddr: None,
         };
-        let p = setup.packet(MessageType::Discover, 0x1234_5678);
+        let p = setup.finish(setup.packet(MessageType::Discover, 0x1234_5678));
         let mut buf = Vec::new();
         p.encode(MAX_REPLY, &mut buf);
         let d = Packet::decode(&buf).unwrap();
