@@ -177,6 +177,11 @@ impl Engine {
     }
 
     /// Decides one request and carries the decision out.
+    ///
+    /// Changes are applied to the table before they are durable, so later decisions see them.
+    /// If their commit then fails, the reply is dropped but the table keeps them: the address
+    /// stays held for that client (its retry gets the same one), and since nothing reached the
+    /// disk a restart forgets it, exactly as it forgets the unsent ACK.
     pub(crate) fn handle(&mut self, inbound: Inbound) {
         let Inbound { req, origin } = inbound;
         let now = self.now();
@@ -324,4 +329,227 @@ fn subnet_hint(plan: &Plan, req: &Request) -> Option<String> {
             })
     };
     found.map(|s| s.network.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::mpsc as std_mpsc;
+
+    use leased_core::LeaseState;
+    use leased_core::config::{Format, load_str};
+    use leased_store::{LeaseStore, StoreError};
+    use leased_wire::{MessageType, code};
+
+    use crate::send::Link;
+    use crate::testutil::client_packet;
+
+    /// A store whose every commit waits for the test to say how it ends.
+    struct GatedStore {
+        gate: std_mpsc::Receiver<bool>,
+        committed: Arc<Mutex<Vec<Lease>>>,
+    }
+
+    impl LeaseStore for GatedStore {
+        fn load(&mut self) -> Result<Vec<Lease>, StoreError> {
+            Ok(vec![])
+        }
+        fn commit(&mut self, leases: &[Lease]) -> Result<(), StoreError> {
+            if self.gate.recv().unwrap_or(false) {
+                self.committed.lock().unwrap().extend_from_slice(leases);
+                Ok(())
+            } else {
+                Err(StoreError::Io {
+                    path: "gated".into(),
+                    source: std::io::Error::other("injected failure"),
+                })
+            }
+        }
+    }
+
+    struct Rig {
+        engine: Engine,
+        gate: std_mpsc::Sender<bool>,
+        committed: Arc<Mutex<Vec<Lease>>>,
+        client: std::net::UdpSocket,
+        metrics: Arc<Metrics>,
+    }
+
+    fn rig() -> Rig {
+        let config = load_str(
+            r#"
+[server]
+lease_time = 2
+[[subnets]]
+network = "198.18.0.0/24"
+interface = "lo"
+server_id = "198.18.0.1"
+pools = ["198.18.0.10-198.18.0.20"]
+"#,
+            "test",
+            Format::Toml,
+        )
+        .unwrap();
+        let (gate, rx) = std_mpsc::channel();
+        let committed = Arc::new(Mutex::new(Vec::new()));
+        let store = GatedStore {
+            gate: rx,
+            committed: Arc::clone(&committed),
+        };
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let link = Link {
+            name: "lo".into(),
+            index: 0,
+            addr: Some(Ipv4Addr::LOCALHOST),
+            udp: server,
+        };
+        // Non-default ports: test mode, replies go to the request's source (our client).
+        let out = Arc::new(Outbound::new(vec![link], 10067, 10068));
+        let metrics = Arc::new(Metrics::default());
+        let engine = Engine::new(
+            Arc::new(ArcSwap::from_pointee(Plan::new(config))),
+            LeaseTable::default(),
+            Committer::spawn(Box::new(store)),
+            out,
+            Arc::clone(&metrics),
+        );
+        Rig {
+            engine,
+            gate,
+            committed,
+            client,
+            metrics,
+        }
+    }
+
+    impl Rig {
+        fn feed(&mut self, p: Packet) {
+            let std::net::SocketAddr::V4(src) = self.client.local_addr().unwrap() else {
+                unreachable!()
+            };
+            let req = Request::new(p, Some("lo".into()), Some(Ipv4Addr::LOCALHOST), true);
+            self.engine.handle(Inbound {
+                req,
+                origin: Origin {
+                    link: 0,
+                    src: Some(src),
+                    local: Some(Ipv4Addr::LOCALHOST),
+                },
+            });
+        }
+
+        fn reply(&self) -> Option<Packet> {
+            let mut buf = [0u8; 1500];
+            let (n, _) = self.client.recv_from(&mut buf).ok()?;
+            Some(Packet::decode(&buf[..n]).unwrap())
+        }
+
+        /// DISCOVER → OFFER (sent at once, nothing to persist), then REQUEST queued for commit.
+        fn discover_request(&mut self, mac: [u8; 6], xid: u32) -> Ipv4Addr {
+            self.feed(client_packet(MessageType::Discover, mac, xid, &[]));
+            let offer = self
+                .reply()
+                .expect("OFFER is sent without waiting for the store");
+            assert_eq!(offer.message_type(), Some(MessageType::Offer));
+            self.feed(client_packet(
+                MessageType::Request,
+                mac,
+                xid,
+                &[
+                    (code::REQUESTED_IP, offer.yiaddr.octets().to_vec()),
+                    (code::SERVER_ID, vec![198, 18, 0, 1]),
+                ],
+            ));
+            offer.yiaddr
+        }
+    }
+
+    #[test]
+    fn ack_leaves_only_after_commit_and_never_on_store_error() {
+        let mut rig = rig();
+
+        // Durable before reply: nothing while the commit is held...
+        let ip = rig.discover_request([2, 0, 0, 0, 0, 1], 1);
+        assert!(
+            rig.reply().is_none(),
+            "ACK sent before its lease was durable"
+        );
+        // ...the ACK as soon as it succeeds.
+        rig.gate.send(true).unwrap();
+        let ack = rig.reply().expect("ACK after a successful commit");
+        assert_eq!(ack.message_type(), Some(MessageType::Ack));
+        assert_eq!(ack.yiaddr, ip);
+        assert!(rig.committed.lock().unwrap().iter().any(|l| l.ip == ip));
+
+        // A failed commit: no ACK at all (the client will retry), counted.
+        rig.discover_request([2, 0, 0, 0, 0, 2], 2);
+        rig.gate.send(false).unwrap();
+        assert!(rig.reply().is_none(), "ACK sent although the commit failed");
+        assert_eq!(rig.metrics.get("store_errors"), 1);
+        assert_eq!(rig.metrics.get("dropped.store_error"), 1);
+        assert_eq!(rig.metrics.get("sent.ACK"), 1);
+        assert_eq!(rig.metrics.get("sent.OFFER"), 2);
+
+        // Expiry: bound leases end after lease_time (2 s) and are persisted lazily. The one
+        // whose commit failed is still held in memory (see `Engine::handle`), so it expires too.
+        let later = Timestamp(rig.engine.last_now.0 + 10);
+        rig.engine.expire(later);
+        assert_eq!(rig.metrics.get("expired"), 2);
+        rig.gate.send(true).unwrap();
+        let Rig {
+            engine,
+            gate,
+            committed,
+            ..
+        } = rig;
+        drop(gate);
+        engine.committer.finish();
+        let committed = committed.lock().unwrap();
+        let last = committed.iter().rev().find(|l| l.ip == ip).unwrap();
+        assert_eq!(last.state, LeaseState::Expired);
+    }
+
+    #[test]
+    fn full_queue_counts_overload() {
+        let metrics = Arc::new(Metrics::default());
+        let (tx, _rx) = mpsc::channel::<Inbound>(1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = sock.local_addr().unwrap();
+            let task = tokio::spawn(receive_loop(
+                sock,
+                0,
+                "lo".into(),
+                Some(Ipv4Addr::LOCALHOST),
+                tx,
+                Arc::clone(&metrics),
+            ));
+            let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut buf = Vec::new();
+            client_packet(MessageType::Discover, [2, 0, 0, 0, 0, 9], 9, &[]).encode(576, &mut buf);
+            for _ in 0..3 {
+                client.send_to(&buf, addr).await.unwrap();
+            }
+            client.send_to(b"junk", addr).await.unwrap();
+            for _ in 0..50 {
+                if metrics.get("malformed.truncated") == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            task.abort();
+        });
+        assert_eq!(metrics.get("received.DISCOVER"), 3);
+        assert_eq!(metrics.get("dropped.overload"), 2);
+        assert_eq!(metrics.get("malformed.truncated"), 1);
+    }
 }

@@ -54,3 +54,36 @@ pub(crate) fn config_with(
         },
     }
 }
+
+/// A client's request as it would arrive: Ethernet, broadcast flag clear.
+pub(crate) fn client_packet(
+    t: leased_wire::MessageType,
+    mac: [u8; 6],
+    xid: u32,
+    extra: &[(u8, Vec<u8>)],
+) -> leased_wire::Packet {
+    let mut chaddr = [0u8; 16];
+    chaddr[..6].copy_from_slice(&mac);
+    let mut options = leased_wire::Options::new();
+    options.set(leased_wire::code::MESSAGE_TYPE, vec![t.code()]);
+    for (c, v) in extra {
+        options.set(*c, v.clone());
+    }
+    leased_wire::Packet {
+        op: leased_wire::BOOTREQUEST,
+        htype: 1,
+        hlen: 6,
+        hops: 0,
+        xid,
+        secs: 0,
+        flags: 0,
+        ciaddr: std::net::Ipv4Addr::UNSPECIFIED,
+        yiaddr: std::net::Ipv4Addr::UNSPECIFIED,
+        siaddr: std::net::Ipv4Addr::UNSPECIFIED,
+        giaddr: std::net::Ipv4Addr::UNSPECIFIED,
+        chaddr,
+        sname: vec![],
+        file: vec![],
+        options,
+    }
+}
