@@ -443,9 +443,16 @@ impl ProbeResult {
     /// The address the server gave (yiaddr of the final reply).
     pub fn ip(&self) -> Option<Ipv4Addr> {
         let j = self.json.as_ref()?;
-        find_key(j, &["ip", "yiaddr", "address", "assigned", "lease_ip"])
-            .and_then(|v| v.as_str())
-            .and_then(|s| s.parse().ok())
+        let parse = |v: &Value| {
+            v.as_str()
+                .and_then(|s| s.parse::<Ipv4Addr>().ok())
+                .filter(|a| !a.is_unspecified())
+        };
+        // `address` is what the probe ended up with; else the ACK's (or OFFER's) yiaddr
+        j.get("address")
+            .and_then(parse)
+            .or_else(|| j.get("ack").and_then(|a| a.get("yiaddr")).and_then(parse))
+            .or_else(|| j.get("offer").and_then(|a| a.get("yiaddr")).and_then(parse))
     }
 
     /// Looks a key up anywhere in the JSON.
@@ -612,6 +619,7 @@ impl Capture {
             iface,
             "-nn",
             "-U",
+            "--immediate-mode",
             "-w",
             file.display(),
             "udp and (port 67 or port 68)"

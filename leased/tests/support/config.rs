@@ -98,7 +98,7 @@ impl Cfg {
             .join(", ");
         let _ = writeln!(s, "pools = [{pools}]");
         if !self.dns.is_empty() {
-            let _ = writeln!(s, "[subnets.options]\ndns_servers = [{}]", q(&self.dns));
+            let _ = writeln!(s, "[subnets.options]\ndns = [{}]", q(&self.dns));
         }
         for r in &self.reservations {
             let _ = writeln!(

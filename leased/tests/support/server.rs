@@ -33,6 +33,7 @@ impl Lab {
     pub fn start_server(&self, config: &str) -> Server<'_> {
         let cfg_path = self.path("leased.toml");
         std::fs::write(&cfg_path, config).expect("write config");
+        std::fs::write(self.path("leased.start.toml"), config).expect("write config copy");
         let mut s = Server {
             lab: self,
             cfg_path,
@@ -175,8 +176,38 @@ impl Server<'_> {
         std::fs::rename(&tmp, &self.cfg_path).expect("rename config");
     }
 
-    /// `leased leases -c CFG --json`, raw.
+    /// `[store] path` of the config the server was started with (a line scan: the tests
+    /// write that line themselves).
+    pub fn store_path(&self) -> Option<PathBuf> {
+        let text = std::fs::read_to_string(self.lab.path("leased.start.toml")).ok()?;
+        let mut in_store = false;
+        for l in text.lines().map(str::trim) {
+            if l.starts_with('[') {
+                in_store = l == "[store]";
+            } else if in_store {
+                if let Some(v) = l
+                    .strip_prefix("path")
+                    .map(str::trim)
+                    .and_then(|r| r.strip_prefix('='))
+                {
+                    return Some(PathBuf::from(v.trim().trim_matches('"')));
+                }
+            }
+        }
+        None
+    }
+
+    /// `leased leases --store PATH --json` (or `-c CFG` when the store path is unknown), raw.
+    /// The store is named directly so that reading it does not depend on the config file,
+    /// which some tests deliberately break.
     pub fn leases_cmd(&self) -> RunOutput {
+        if let Some(store) = self.store_path() {
+            return run(
+                None,
+                &argv![leased_bin(), "leases", "--store", store.display(), "--json"],
+                Duration::from_secs(20),
+            );
+        }
         run(
             None,
             &argv![

@@ -353,8 +353,16 @@ fn clients_without_broadcast_flag_are_served() {
         p.diag(),
     ));
 
+    let captured = cap.is_some();
     let lines = cap.map(|c| c.finish()).unwrap_or_default();
     let reps = replies(&lines);
+    assert!(
+        !captured || !reps.is_empty(),
+        "tcpdump captured no replies: {lines:?}"
+    );
+    if !captured {
+        eprintln!("note: tcpdump missing: unicast delivery not checked");
+    }
     let mut served = 0;
     let mut report = String::new();
     for (who, mac, ip, diag) in &results {
@@ -363,7 +371,7 @@ fn clients_without_broadcast_flag_are_served() {
                 served += 1;
                 wait_bound(&srv, mac, *ip, who, |_| true);
                 report.push_str(&format!("{who}: {ip}\n"));
-                if !lines.is_empty() {
+                if captured {
                     // the replies to this client went to its own MAC and address, not broadcast
                     let mine: Vec<_> = reps.iter().filter(|r| r.1 == ip.to_string()).collect();
                     assert!(
