@@ -17,6 +17,10 @@ mod load;
 mod persistence;
 #[path = "system/policy.rs"]
 mod policy;
+#[path = "system/protocol.rs"]
+mod protocol;
+#[path = "system/relay.rs"]
+mod relay;
 #[path = "system/robustness.rs"]
 mod robustness;
 

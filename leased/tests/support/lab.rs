@@ -134,7 +134,8 @@ impl Lab {
         lab
     }
 
-    fn add_ns(&self, ns: &str) {
+    /// Creates a namespace owned (and deleted) by this lab: lo up, IPv6 off.
+    pub fn add_ns(&self, ns: &str) {
         // record first, so a failure half-way still gets cleaned up
         self.namespaces.lock().expect("lock").push(ns.to_string());
         must(None, &argv!["ip", "netns", "add", ns]);
