@@ -4,6 +4,9 @@
 //! `SKIP: …` (or fails under `CI=true`). Every address is in 198.18.0.0/15 and every wait is
 //! bounded. `LEASED_SYSTEM_KEEP=1` keeps each lab's files (configs, logs, captures).
 
+// `argv![…]` builds a Vec (some callers push to it); borrowing it at once is fine in tests.
+#![allow(clippy::useless_vec)]
+
 #[path = "support/mod.rs"]
 mod support;
 

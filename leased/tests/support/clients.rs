@@ -247,10 +247,10 @@ impl Dhclient {
             &self.args(&["-r"]),
             Duration::from_secs(20),
         );
-        if let Some(p) = self.c.proc.as_mut() {
-            if p.wait_timeout(Duration::from_secs(5)).is_none() {
-                p.stop(Duration::from_secs(3));
-            }
+        if let Some(p) = self.c.proc.as_mut()
+            && p.wait_timeout(Duration::from_secs(5)).is_none()
+        {
+            p.stop(Duration::from_secs(3));
         }
         o
     }
@@ -563,19 +563,32 @@ pub fn parse_perfdhcp(text: &str) -> PerfStats {
     s
 }
 
+/// One perfdhcp DORA run.
+#[derive(Debug, Clone)]
+pub struct PerfRun {
+    /// Exchanges started per second.
+    pub rate: u32,
+    /// Distinct (sequential) client MACs.
+    pub clients: u32,
+    /// Stop after this many exchanges.
+    pub num: u32,
+    /// Or after this many seconds.
+    pub secs: u32,
+    /// First MAC.
+    pub base_mac: String,
+}
+
 /// Runs perfdhcp in `ns` on `iface` against `server` (DORA, `clients` sequential MACs from
 /// `base_mac`, `rate`/s, at most `num` exchanges and `secs` seconds). The interface needs an
 /// address in the server's subnet: perfdhcp acts as a relay and uses it as giaddr.
-pub fn perfdhcp(
-    ns: &str,
-    iface: &str,
-    server: Ipv4Addr,
-    rate: u32,
-    clients: u32,
-    num: u32,
-    secs: u32,
-    base_mac: &str,
-) -> (RunOutput, PerfStats) {
+pub fn perfdhcp(ns: &str, iface: &str, server: Ipv4Addr, run_: &PerfRun) -> (RunOutput, PerfStats) {
+    let PerfRun {
+        rate,
+        clients,
+        num,
+        secs,
+        base_mac,
+    } = run_;
     let a = argv![
         bin("perfdhcp"),
         "-4",
@@ -597,7 +610,7 @@ pub fn perfdhcp(
         format!("mac={base_mac}"),
         server
     ];
-    let out = run(Some(ns), &a, Duration::from_secs(u64::from(secs) + 30));
+    let out = run(Some(ns), &a, Duration::from_secs(u64::from(*secs) + 30));
     let stats = parse_perfdhcp(&out.stdout);
     (out, stats)
 }

@@ -184,14 +184,13 @@ impl Server<'_> {
         for l in text.lines().map(str::trim) {
             if l.starts_with('[') {
                 in_store = l == "[store]";
-            } else if in_store {
-                if let Some(v) = l
+            } else if in_store
+                && let Some(v) = l
                     .strip_prefix("path")
                     .map(str::trim)
                     .and_then(|r| r.strip_prefix('='))
-                {
-                    return Some(PathBuf::from(v.trim().trim_matches('"')));
-                }
+            {
+                return Some(PathBuf::from(v.trim().trim_matches('"')));
             }
         }
         None

@@ -231,15 +231,50 @@ fn inform_is_answered_without_a_lease() {
         p.diag(),
         srv.log()
     );
-    let text = p.json.as_ref().map(|j| j.to_string()).unwrap_or_default();
-    assert!(
-        text.contains("255.255.255.0"),
-        "ACK lacks the subnet mask option: {}",
+    let ack = p
+        .json
+        .as_ref()
+        .and_then(|j| j.get("ack"))
+        .cloned()
+        .unwrap_or_default();
+    let opt = |code: u64| {
+        ack.get("options")
+            .and_then(|o| o.as_array())
+            .and_then(|o| {
+                o.iter()
+                    .find(|x| x.get("code").and_then(|c| c.as_u64()) == Some(code))
+            })
+            .and_then(|x| x.get("value"))
+            .map(|v| v.to_string())
+    };
+    let srv_ip = lab.srv_ip.to_string();
+    assert_eq!(
+        opt(1).as_deref(),
+        Some("\"255.255.255.0\""),
+        "subnet mask in the INFORM ACK: {}",
         p.diag()
     );
     assert!(
-        text.contains(&lab.srv_ip.to_string()),
-        "ACK lacks router/server id: {}",
+        opt(3).is_some_and(|r| r.contains(&srv_ip)),
+        "router in the INFORM ACK: {}",
+        p.diag()
+    );
+    assert!(
+        opt(54).is_some_and(|r| r.contains(&srv_ip)),
+        "server id in the INFORM ACK: {}",
+        p.diag()
+    );
+    // RFC 2131 4.3.5: no lease time, no yiaddr
+    assert_eq!(
+        opt(51),
+        None,
+        "INFORM ACK carries a lease time: {}",
+        p.diag()
+    );
+    assert_eq!(
+        ack.get("yiaddr").and_then(|v| v.as_str()),
+        Some("0.0.0.0"),
+        "INFORM ACK yiaddr: {}",
         p.diag()
     );
     assert!(
@@ -285,8 +320,8 @@ fn replies(lines: &[String]) -> Vec<(String, String, String)> {
                     .unwrap_or("")
                     .to_string();
             }
-            if let Some(i) = t.find("DHCP-Message (53), length 1: ") {
-                c.2 = t[i + 30..].trim().to_string();
+            if let Some((_, ty)) = t.split_once("DHCP-Message (53), length 1: ") {
+                c.2 = ty.trim().to_string();
             }
         }
     }
@@ -382,6 +417,12 @@ fn clients_without_broadcast_flag_are_served() {
                         mine.iter().all(|r| r.0 == *mac),
                         "{who}: replies not unicast to {mac}: {mine:?}"
                     );
+                    for t in ["Offer", "ACK"] {
+                        assert!(
+                            mine.iter().any(|r| r.2 == t),
+                            "{who}: no unicast {t} to {mac}/{ip}: {mine:?}"
+                        );
+                    }
                 }
             }
             None => report.push_str(&format!("{who}: NO LEASE\n{diag}\n")),
