@@ -164,6 +164,9 @@ mod tests {
             starts: Timestamp(1_795_428_000),
             expires: Timestamp(1_795_431_600),
             first_seen: Timestamp(0),
+            circuit_id: None,
+            remote_id: None,
+            subscriber_id: None,
         }
     }
 

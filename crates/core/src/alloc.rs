@@ -12,7 +12,7 @@ use crate::config::Reservation;
 use crate::decide::Decider;
 use crate::decision::NakReason;
 use crate::lease::{Lease, LeaseState, LeaseTable};
-use crate::plan::{SubnetPlan, reservation_matches};
+use crate::plan::SubnetPlan;
 
 impl Decider<'_> {
     /// True when `ip` is unavailable to this client now: another client holds it, or it is
@@ -24,11 +24,23 @@ impl Decider<'_> {
         })
     }
 
-    /// True when the client's reservation can be given to it now.
+    /// True when the client's reservation can be given to it now. A relay-keyed reservation
+    /// belongs to the port: another device's lease there is taken over (a quarantine is not).
     pub(crate) fn reservation_usable(&self, r: &Reservation) -> bool {
         self.subnet.network.contains(&r.ip)
             && !self.sp.is_never(u32::from(r.ip))
-            && !self.held_by_other(r.ip)
+            && (!self.held_by_other(r.ip) || self.takes_over(r.ip))
+    }
+
+    /// True when `ip` is this client's relay-keyed reservation and is held by another client
+    /// (not quarantined): the port's new device takes the address over.
+    fn takes_over(&self, ip: Ipv4Addr) -> bool {
+        self.reservation
+            .is_some_and(|r| r.ip == ip && r.key.is_relay())
+            && self
+                .leases
+                .by_ip(ip)
+                .is_none_or(|l| l.state != LeaseState::Declined)
     }
 
     /// May this client have `ip` (now, in the selected subnet)? The reason when not.
@@ -41,20 +53,20 @@ impl Decider<'_> {
             return Err(NakReason::WrongSubnet);
         }
         let ipn = u32::from(ip);
-        if self.sp.is_never(ipn) || self.held_by_other(ip) {
+        if self.sp.is_never(ipn) || (self.held_by_other(ip) && !self.takes_over(ip)) {
             return Err(NakReason::AddressNotAvailable);
         }
         if self.reservation.is_some_and(|r| r.ip == ip) {
             return Ok(());
         }
-        if self
-            .plan
-            .reservation_at(ip)
-            .is_some_and(|r| !reservation_matches(r, &self.c.client_id, &self.c.hwaddr))
-        {
+        if self.plan.reservation_at(ip).is_some_and(|r| {
+            !self
+                .plan
+                .reservation_matches(r, &self.c.client_id, &self.c.hwaddr, &self.relay)
+        }) {
             return Err(NakReason::Reserved);
         }
-        if !self.sp.in_pool(ipn) || self.sp.is_excluded(ipn) {
+        if !self.sp.in_pool(ipn) || self.sp.is_excluded(ipn) || self.sp.in_class_range(ipn) {
             return Err(NakReason::AddressNotAvailable);
         }
         Ok(())

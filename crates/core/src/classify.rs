@@ -8,10 +8,8 @@ use leased_wire::{BOOTREQUEST, MessageType, Packet, code};
 use crate::decision::DropReason;
 use crate::lease::{ClientId, HwAddr};
 use crate::plan::Plan;
+use crate::relay::RelayInfo;
 use crate::request::Request;
-
-/// RFC 3527 link-selection sub-option of Option 82.
-const RAI_LINK_SELECTION: u8 = 5;
 
 /// The facts about one packet that every branch of a decision uses.
 #[derive(Debug, Clone)]
@@ -25,6 +23,8 @@ pub(crate) struct Classified {
     pub(crate) server_id: Option<Option<Ipv4Addr>>,
     /// Option 12, lossy UTF-8 with whitespace and NULs trimmed; `None` when absent or empty.
     pub(crate) hostname: Option<String>,
+    /// Option 82, parsed (`None` when the packet has none).
+    pub(crate) relay: Option<RelayInfo>,
 }
 
 /// What io knows plus the packet, reduced to a message type and a client identity.
@@ -70,6 +70,10 @@ pub(crate) fn classify(pkt: &Packet) -> Result<Classified, DropReason> {
         requested_ip: pkt.options.get(code::REQUESTED_IP).and_then(ipv4),
         server_id: pkt.options.get(code::SERVER_ID).map(ipv4),
         hostname: pkt.options.get(code::HOSTNAME).and_then(hostname),
+        relay: pkt
+            .options
+            .get(code::RELAY_AGENT_INFO)
+            .map(RelayInfo::parse),
     })
 }
 
@@ -85,41 +89,29 @@ pub(crate) fn hostname(v: &[u8]) -> Option<String> {
     (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
 
-/// Option 82 sub-option `sub`, parsed without trusting any length. A malformed value yields
-/// `None` rather than a partial answer.
-pub(crate) fn relay_suboption(value: &[u8], sub: u8) -> Option<&[u8]> {
-    let mut rest = value;
-    let mut found = None;
-    while let Some((&code, tail)) = rest.split_first() {
-        let (&len, tail) = tail.split_first()?;
-        let (v, tail) = tail.split_at_checked(usize::from(len))?;
-        if code == sub && found.is_none() {
-            found = Some(v);
-        }
-        rest = tail;
-    }
-    found
-}
-
 /// The subnet that answers this packet and the server identifier we speak as there.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Selected {
     pub(crate) subnet: usize,
+    /// Option 54 of our replies: the relay's server-id override (RFC 5107) when it sent one.
     pub(crate) server_id: Ipv4Addr,
+    /// Our own identifier on this subnet (also accepted as "ours" under an override).
+    pub(crate) own_server_id: Ipv4Addr,
 }
 
 /// Picks the subnet, in this order: Option 82 link selection (RFC 3527) → option 118
 /// (RFC 3011) → giaddr → ciaddr → the receiving interface → the receiving address.
 ///
 /// The first hint present decides: a relay that names a link we do not serve gets no answer
-/// from a neighbouring subnet. Malformed hints (wrong length) are ignored.
-pub(crate) fn select_subnet(req: &Request, plan: &Plan) -> Result<Selected, DropReason> {
+/// from a neighbouring subnet. Malformed hints (wrong length, or a malformed Option 82) are
+/// ignored. The subnet returned is where the link's group ([`Plan::link_group`]) starts.
+pub(crate) fn select_subnet(
+    req: &Request,
+    plan: &Plan,
+    relay: Option<&RelayInfo>,
+) -> Result<Selected, DropReason> {
     let pkt = &req.packet;
-    let link = pkt
-        .options
-        .get(code::RELAY_AGENT_INFO)
-        .and_then(|v| relay_suboption(v, RAI_LINK_SELECTION))
-        .and_then(ipv4);
+    let link = relay.and_then(|r| r.link_selection);
     let hint = link
         .or_else(|| pkt.options.get(code::SUBNET_SELECTION).and_then(ipv4))
         .or_else(|| nonzero(pkt.giaddr))
@@ -137,7 +129,13 @@ pub(crate) fn select_subnet(req: &Request, plan: &Plan) -> Result<Selected, Drop
         .or(plan.config.server.server_id)
         .or(req.local_addr)
         .ok_or(DropReason::NoSubnet)?;
-    Ok(Selected { subnet, server_id })
+    Ok(Selected {
+        subnet,
+        server_id: relay
+            .and_then(|r| r.server_id_override)
+            .unwrap_or(server_id),
+        own_server_id: server_id,
+    })
 }
 
 /// Direct clients: the subnet bound to the receiving interface (preferring the one holding our
@@ -168,19 +166,6 @@ pub(crate) fn nonzero(ip: Ipv4Addr) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn suboption_parsing_is_bounded() {
-        assert_eq!(
-            relay_suboption(&[1, 2, 9, 9, 5, 4, 1, 2, 3, 4], 5),
-            Some(&[1, 2, 3, 4][..])
-        );
-        assert_eq!(relay_suboption(&[1, 2, 9, 9], 5), None);
-        // Overrun anywhere makes the whole value untrusted.
-        assert_eq!(relay_suboption(&[5, 4, 1, 2, 3, 4, 1, 9], 5), None);
-        assert_eq!(relay_suboption(&[5], 5), None);
-        assert_eq!(relay_suboption(&[], 5), None);
-    }
 
     #[test]
     fn hostname_trims_and_is_lossy() {

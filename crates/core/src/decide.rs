@@ -8,13 +8,15 @@ use std::net::Ipv4Addr;
 
 use leased_wire::{MessageType, Packet};
 
-use crate::classify::{Classified, Selected, classify, nonzero, select_subnet};
-use crate::config::{Reservation, Subnet};
+use crate::class::class_of;
+use crate::classify::{Classified, classify, nonzero, select_subnet};
+use crate::config::{ClientClass, Reservation, Subnet};
 use crate::decision::{Decision, DropReason, Event, NakReason, Outcome};
 use crate::lease::{
     ClientId, Durability, HwAddr, Lease, LeaseChange, LeaseState, LeaseTable, Timestamp,
 };
 use crate::plan::{Plan, SubnetPlan};
+use crate::relay::{RelayInfo, RelayKeys};
 use crate::request::Request;
 
 /// Decides the reply to one request. Pure: same inputs, same output.
@@ -38,38 +40,119 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
         Ok(c) => c,
         Err(reason) => return dropped(event, reason, Vec::new()),
     };
-    let Selected { subnet, server_id } = match select_subnet(req, plan) {
+    let sel = match select_subnet(req, plan, client.relay.as_ref()) {
         Ok(s) => s,
         Err(reason) => return dropped(event, reason, Vec::new()),
     };
-    let (Some(subnet_cfg), Some(sp)) = (plan.config.subnets.get(subnet), plan.subnet_plan(subnet))
-    else {
-        return dropped(event, DropReason::NoSubnet, Vec::new());
+    let relay = effective_relay(&client, pkt, leases);
+    let group = plan.link_group(sel.subnet);
+    let class = class_of(&plan.config, pkt, client.hostname.as_deref(), &relay);
+    let reservation = plan.reservation_among(group, &client.client_id, &client.hwaddr, &relay);
+    let class_subnet = class
+        .and_then(|c| plan.config.classes.get(c)?.pool)
+        .map(|(si, _)| si)
+        .filter(|si| group.contains(si));
+    let in_group = |ip: Ipv4Addr| {
+        group.iter().copied().find(|i| {
+            plan.config
+                .subnets
+                .get(*i)
+                .is_some_and(|s| s.network.contains(&ip))
+        })
     };
-    let reservation = plan.reservation_for(subnet, &client.client_id, &client.hwaddr);
-    let mut d = Decider {
-        pkt,
-        plan,
-        leases,
-        now,
-        subnet: subnet_cfg,
-        sp,
-        server_id,
-        reservation,
-        event,
-        c: client,
+    let first = if let Some((si, _)) = reservation {
+        si
+    } else if client.msg == MessageType::Discover {
+        class_subnet
+            .or_else(|| {
+                leases
+                    .by_client(&client.client_id)
+                    .and_then(|l| in_group(l.ip))
+            })
+            .unwrap_or(sel.subnet)
+    } else {
+        client
+            .requested_ip
+            .or_else(|| nonzero(pkt.ciaddr))
+            .and_then(in_group)
+            .unwrap_or(sel.subnet)
     };
-    d.event.hostname = d.c.hostname.clone();
-    match d.c.msg {
-        MessageType::Discover => d.discover(),
-        MessageType::Request => d.request(),
-        MessageType::Decline => d.decline(),
-        MessageType::Release => d.release(),
-        MessageType::Inform => d.inform(),
-        MessageType::Offer | MessageType::Ack | MessageType::Nak => {
-            d.drop(DropReason::UnsupportedMessage, Vec::new())
-        }
+    let mut order = Vec::with_capacity(group.len().max(1));
+    order.push(first);
+    // Only dynamic allocation moves on to the link's other subnets; a reservation or a class
+    // pool pins the subnet.
+    if reservation.is_none() && class_subnet.is_none() {
+        order.extend(group.iter().copied().filter(|i| *i != first));
     }
+    let mut last = None;
+    for si in order {
+        let (Some(subnet_cfg), Some(base)) = (plan.config.subnets.get(si), plan.subnet_plan(si))
+        else {
+            continue;
+        };
+        let class_plan = class
+            .filter(|_| class_subnet == Some(si))
+            .and_then(|c| plan.class_plan(c));
+        let mut d = Decider {
+            req,
+            pkt,
+            plan,
+            leases,
+            now,
+            subnet: subnet_cfg,
+            sp: class_plan.unwrap_or(base),
+            group,
+            server_id: sel.server_id,
+            own_server_id: sel.own_server_id,
+            reservation: reservation.filter(|(rs, _)| *rs == si).map(|(_, r)| r),
+            class: class.and_then(|c| plan.config.classes.get(c)),
+            relay: relay.clone(),
+            event: event.clone(),
+            c: client.clone(),
+        };
+        d.event.hostname = d.c.hostname.clone();
+        let decision = match d.c.msg {
+            MessageType::Discover => d.discover(),
+            MessageType::Request => d.request(),
+            MessageType::Decline => d.decline(),
+            MessageType::Release => d.release(),
+            MessageType::Inform => d.inform(),
+            MessageType::Offer | MessageType::Ack | MessageType::Nak => {
+                d.drop(DropReason::UnsupportedMessage, Vec::new())
+            }
+        };
+        if decision.drop_reason() == Some(DropReason::PoolExhausted) {
+            last = Some(decision);
+            continue;
+        }
+        return decision;
+    }
+    last.unwrap_or_else(|| dropped(event, DropReason::NoSubnet, Vec::new()))
+}
+
+/// The relay data this client is known by: its Option 82 when well formed; else (a unicast
+/// renewal, or a relay that mangled the option) what its lease at the address it asks about
+/// remembers.
+fn effective_relay(c: &Classified, pkt: &Packet, leases: &LeaseTable) -> RelayKeys {
+    if let Some(keys) = c
+        .relay
+        .as_ref()
+        .map(RelayInfo::keys)
+        .filter(|k| !k.is_empty())
+    {
+        return keys;
+    }
+    c.requested_ip
+        .or_else(|| nonzero(pkt.ciaddr))
+        .and_then(|ip| leases.by_ip(ip))
+        .filter(|l| l.client_id == c.client_id)
+        .map(|l| RelayKeys {
+            circuit_id: l.circuit_id.clone(),
+            remote_id: l.remote_id.clone(),
+            subscriber_id: l.subscriber_id.clone(),
+            raw: None,
+        })
+        .unwrap_or_default()
 }
 
 /// A finished drop.
@@ -84,15 +167,26 @@ fn dropped(mut event: Event, reason: DropReason, changes: Vec<LeaseChange>) -> D
 
 /// Everything one decision reads, gathered once.
 pub(crate) struct Decider<'a> {
+    pub(crate) req: &'a Request,
     pub(crate) pkt: &'a Packet,
     pub(crate) plan: &'a Plan,
     pub(crate) leases: &'a LeaseTable,
     pub(crate) now: Timestamp,
     pub(crate) subnet: &'a Subnet,
+    /// The subnet's plan, or the client's class pool plan.
     pub(crate) sp: &'a SubnetPlan,
+    /// The subnets sharing this link.
+    pub(crate) group: &'a [usize],
+    /// Option 54 of replies (the relay's override, else ours).
     pub(crate) server_id: Ipv4Addr,
+    /// Our own identifier here, accepted as ours even under an override.
+    pub(crate) own_server_id: Ipv4Addr,
     /// This client's reservation in the selected subnet.
     pub(crate) reservation: Option<&'a Reservation>,
+    /// The client's class, if one matched.
+    pub(crate) class: Option<&'a ClientClass>,
+    /// The client's relay data (packet, else lease).
+    pub(crate) relay: RelayKeys,
     pub(crate) event: Event,
     pub(crate) c: Classified,
 }
@@ -115,7 +209,45 @@ impl Decider<'_> {
 
     /// True when option 54 names another server (a malformed 54 is not ours either).
     fn for_other_server(&self) -> bool {
-        matches!(self.c.server_id, Some(sid) if sid != Some(self.server_id))
+        matches!(self.c.server_id,
+            Some(sid) if sid != Some(self.server_id) && sid != Some(self.own_server_id))
+    }
+
+    /// True when `ip` lies in one of the subnets of this link.
+    fn on_link(&self, ip: Ipv4Addr) -> bool {
+        self.group.iter().any(|i| {
+            self.plan
+                .config
+                .subnets
+                .get(*i)
+                .is_some_and(|s| s.network.contains(&ip))
+        }) || self.subnet.network.contains(&ip)
+    }
+
+    /// True when a new lease for this client would exceed a per-circuit or per-remote-id cap
+    /// (its own leases do not count).
+    fn over_circuit_cap(&self) -> bool {
+        let server = &self.plan.config.server;
+        let remote = self.relay.remote_id.as_deref();
+        let cap_c = self
+            .subnet
+            .max_leases_per_circuit_id
+            .or(server.max_leases_per_circuit_id);
+        if let (Some(cap), Some(c)) = (cap_c, self.relay.circuit_id.as_deref())
+            && self
+                .leases
+                .active_on_circuit(remote, c, &self.c.client_id, self.now)
+                >= usize::try_from(cap).unwrap_or(usize::MAX)
+        {
+            return true;
+        }
+        let cap_r = self
+            .subnet
+            .max_leases_per_remote_id
+            .or(server.max_leases_per_remote_id);
+        matches!((cap_r, remote), (Some(cap), Some(r))
+            if self.leases.active_on_remote(r, &self.c.client_id, self.now)
+                >= usize::try_from(cap).unwrap_or(usize::MAX))
     }
 
     fn drop(mut self, reason: DropReason, changes: Vec<LeaseChange>) -> Decision {
@@ -182,6 +314,9 @@ impl Decider<'_> {
             starts: self.now,
             expires,
             first_seen: previous.map_or(self.now, |l| l.first_seen),
+            circuit_id: self.relay.circuit_id.clone(),
+            remote_id: self.relay.remote_id.clone(),
+            subscriber_id: self.relay.subscriber_id.clone(),
         }
     }
 
@@ -191,7 +326,7 @@ impl Decider<'_> {
         self.leases
             .leases_of(self.client_id())
             .filter(|l| l.ip != keep && l.is_active(self.now))
-            .filter(|l| self.subnet.network.contains(&l.ip))
+            .filter(|l| self.on_link(l.ip))
             .filter(|l| {
                 l.state == LeaseState::Offered || (bindings_too && l.state == LeaseState::Bound)
             })
@@ -216,6 +351,9 @@ impl Decider<'_> {
         if self.banned() {
             return self.drop(DropReason::BannedClient, Vec::new());
         }
+        if self.over_circuit_cap() {
+            return self.drop(DropReason::CircuitLimit, Vec::new());
+        }
         let Some(ip) = self.allocate() else {
             return self.drop(DropReason::PoolExhausted, Vec::new());
         };
@@ -233,9 +371,20 @@ impl Decider<'_> {
                 self.now.plus(self.plan.config.server.offer_hold),
             );
             let h = lease.hostname.clone();
+            // Taking a port's address over from another device's binding: the store must
+            // forget that binding too, or a restart would bring it back.
+            let takes_over = self.leases.by_ip(ip).is_some_and(|l| {
+                l.client_id != self.c.client_id
+                    && l.state == LeaseState::Bound
+                    && l.is_active(self.now)
+            });
             changes.push(LeaseChange {
                 lease,
-                durability: Durability::Volatile,
+                durability: if takes_over {
+                    Durability::Lazy
+                } else {
+                    Durability::Volatile
+                },
             });
             h
         };
@@ -315,6 +464,13 @@ impl Decider<'_> {
     }
 
     fn ack(mut self, ip: Ipv4Addr) -> Decision {
+        let renewing = self
+            .held_by_client(ip)
+            .is_some_and(|l| l.is_active(self.now));
+        if !renewing && self.over_circuit_cap() {
+            self.event.ip = Some(ip);
+            return self.drop(DropReason::CircuitLimit, Vec::new());
+        }
         let lease = self.lease(ip, LeaseState::Bound, self.now.plus(self.lease_time()));
         self.event.ip = Some(ip);
         self.event.hostname = lease.hostname.clone();

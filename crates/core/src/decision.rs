@@ -91,6 +91,8 @@ pub enum DropReason {
     NoReplyNeeded,
     /// Message types a server ignores (OFFER, ACK, NAK from a client port, …).
     UnsupportedMessage,
+    /// A new lease would exceed `max_leases_per_circuit_id` / `max_leases_per_remote_id`.
+    CircuitLimit,
 }
 
 impl DropReason {
@@ -109,6 +111,7 @@ impl DropReason {
             Self::NotAuthoritative => "not_authoritative",
             Self::NoReplyNeeded => "no_reply_needed",
             Self::UnsupportedMessage => "unsupported_message",
+            Self::CircuitLimit => "circuit_limit",
         }
     }
 }

@@ -99,6 +99,16 @@ pub struct Lease {
     pub expires: Timestamp,
     /// When this client was first given this address.
     pub first_seen: Timestamp,
+    /// Option 82 circuit-id the binding was made through: a unicast renewal without Option 82
+    /// keeps its port reservation, class and per-circuit count with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_id: Option<Vec<u8>>,
+    /// Option 82 remote-id the binding was made through (see `circuit_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<Vec<u8>>,
+    /// Option 82 subscriber-id the binding was made through (see `circuit_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber_id: Option<Vec<u8>>,
 }
 
 /// How soon a change must reach stable storage.
@@ -161,6 +171,10 @@ pub struct LeaseTable {
     by_client: BTreeMap<ClientId, Vec<u32>>,
     deadlines: BTreeSet<(Timestamp, u32)>,
     free: BTreeSet<(Timestamp, u32)>,
+    /// Addresses by (remote-id, circuit-id) of their lease, for per-circuit caps.
+    by_circuit: BTreeMap<(Vec<u8>, Vec<u8>), BTreeSet<u32>>,
+    /// Addresses by remote-id of their lease, for per-remote-id caps.
+    by_remote: BTreeMap<Vec<u8>, BTreeSet<u32>>,
 }
 
 impl LeaseTable {
@@ -302,9 +316,76 @@ impl LeaseTable {
         .filter_map(|ip| self.by_ip.get(&ip))
     }
 
+    /// Leases active at `now` made through circuit `circuit_id` of relay `remote_id` (the
+    /// circuit-id alone when the relay sends no remote-id), other than `except`'s.
+    pub fn active_on_circuit(
+        &self,
+        remote_id: Option<&[u8]>,
+        circuit_id: &[u8],
+        except: &ClientId,
+        now: Timestamp,
+    ) -> usize {
+        let key = (remote_id.unwrap_or_default().to_vec(), circuit_id.to_vec());
+        self.count_active(self.by_circuit.get(&key), except, now)
+    }
+
+    /// Leases active at `now` made through remote-id `remote_id`, other than `except`'s.
+    pub fn active_on_remote(&self, remote_id: &[u8], except: &ClientId, now: Timestamp) -> usize {
+        self.count_active(self.by_remote.get(remote_id), except, now)
+    }
+
+    fn count_active(
+        &self,
+        ips: Option<&BTreeSet<u32>>,
+        except: &ClientId,
+        now: Timestamp,
+    ) -> usize {
+        ips.into_iter()
+            .flatten()
+            .filter_map(|ip| self.by_ip.get(ip))
+            .filter(|l| {
+                &l.client_id != except
+                    && matches!(l.state, LeaseState::Offered | LeaseState::Bound)
+                    && l.is_active(now)
+            })
+            .count()
+    }
+
+    fn unindex_relay(&mut self, ip: u32) {
+        let Some(old) = self.by_ip.get(&ip) else {
+            return;
+        };
+        if let Some(c) = &old.circuit_id {
+            let key = (old.remote_id.clone().unwrap_or_default(), c.clone());
+            if let Some(set) = self.by_circuit.get_mut(&key) {
+                set.remove(&ip);
+                if set.is_empty() {
+                    self.by_circuit.remove(&key);
+                }
+            }
+        }
+        if let Some(r) = &old.remote_id
+            && let Some(set) = self.by_remote.get_mut(r)
+        {
+            set.remove(&ip);
+            if set.is_empty() {
+                let r = r.clone();
+                self.by_remote.remove(&r);
+            }
+        }
+    }
+
     /// Upserts one lease and keeps every index in step.
     fn insert(&mut self, lease: Lease, maintain_known: bool) {
         let ip = u32::from(lease.ip);
+        self.unindex_relay(ip);
+        if let Some(c) = &lease.circuit_id {
+            let key = (lease.remote_id.clone().unwrap_or_default(), c.clone());
+            self.by_circuit.entry(key).or_default().insert(ip);
+        }
+        if let Some(r) = &lease.remote_id {
+            self.by_remote.entry(r.clone()).or_default().insert(ip);
+        }
         if let Some(old) = self.by_ip.get(&ip) {
             let key = (old.expires, ip);
             self.deadlines.remove(&key);

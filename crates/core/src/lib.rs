@@ -13,12 +13,14 @@
 #![forbid(unsafe_code)]
 
 mod alloc;
+mod class;
 mod classify;
 pub mod config;
 mod decide;
 mod decision;
 mod lease;
 mod plan;
+pub mod relay;
 mod reply;
 mod request;
 
@@ -28,4 +30,5 @@ pub use lease::{
     ClientId, Durability, HwAddr, Lease, LeaseChange, LeaseState, LeaseTable, Timestamp,
 };
 pub use plan::Plan;
+pub use relay::{Extractor, RelayInfo, RelayKeys};
 pub use request::Request;

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use crate::config::{Config, Reservation, ReservationKey, Subnet};
 use crate::lease::{ClientId, HwAddr};
+use crate::relay::{RelayKeys, as_number};
 
 /// Config plus lookup indexes. io builds one per (re)load and swaps it atomically.
 #[derive(Debug, Clone)]
@@ -21,6 +22,12 @@ pub struct Plan {
     res_by_mac: BTreeMap<HwAddr, Vec<ResRef>>,
     res_by_client_id: BTreeMap<ClientId, Vec<ResRef>>,
     res_by_ip: BTreeMap<u32, ResRef>,
+    /// Reservations keyed on Option 82 data.
+    res_by_relay: BTreeMap<ReservationKey, ResRef>,
+    /// Per subnet: the subnets sharing its link, itself first, then config order.
+    groups: Vec<Vec<usize>>,
+    /// Per class (index into `config.classes`): the plan of its pool, when it has one.
+    class_plans: Vec<Option<SubnetPlan>>,
 }
 
 /// Points at `config.subnets[subnet].reservations[index]`.
@@ -41,6 +48,10 @@ pub(crate) struct SubnetPlan {
     pub(crate) excluded: Vec<(u32, u32)>,
     /// Not dynamically allocatable: `never` ∪ exclusions ∪ every reservation address, merged.
     pub(crate) blocked: Vec<(u32, u32)>,
+    /// Reservation addresses, sorted.
+    pub(crate) reserved: Vec<u32>,
+    /// Class pools in this subnet: only members of their class get these addresses.
+    pub(crate) class_ranges: Vec<(u32, u32)>,
 }
 
 impl SubnetPlan {
@@ -79,18 +90,55 @@ impl SubnetPlan {
                 .map(|r| (u32::from(r.start), u32::from(r.end)))
                 .collect(),
         );
+        let mut reserved: Vec<u32> = subnet
+            .reservations
+            .iter()
+            .map(|r| u32::from(r.ip))
+            .collect();
+        reserved.sort_unstable();
         let mut blocked: Vec<(u32, u32)> = never.iter().map(|a| (*a, *a)).collect();
         blocked.extend(excluded.iter().copied());
-        blocked.extend(subnet.reservations.iter().map(|r| {
-            let a = u32::from(r.ip);
-            (a, a)
-        }));
+        blocked.extend(reserved.iter().map(|a| (*a, *a)));
         Self {
             pools,
             never,
             excluded,
             blocked: merge(blocked),
+            class_ranges: Vec::new(),
+            reserved,
         }
+    }
+
+    /// Non-members of a class never get its pool: block the class ranges dynamically.
+    fn with_class_ranges(mut self, ranges: Vec<(u32, u32)>) -> Self {
+        let mut blocked = self.blocked.clone();
+        blocked.extend(ranges.iter().copied());
+        self.blocked = merge(blocked);
+        self.class_ranges = merge(ranges);
+        self
+    }
+
+    /// The plan members of a class with pool `range` allocate from: only that range.
+    fn for_class(&self, range: (u32, u32)) -> Self {
+        Self {
+            pools: vec![range],
+            never: self.never.clone(),
+            excluded: self.excluded.clone(),
+            // The base plan's blocks minus the class ranges (members may use their own).
+            blocked: {
+                let mut b: Vec<(u32, u32)> = self.never.iter().map(|a| (*a, *a)).collect();
+                b.extend(self.excluded.iter().copied());
+                b.extend(self.reserved.iter().map(|a| (*a, *a)));
+                merge(b)
+            },
+            class_ranges: Vec::new(),
+            reserved: self.reserved.clone(),
+        }
+    }
+
+    /// True when `ip` is in another class's pool (never for a member plan).
+    pub(crate) fn in_class_range(&self, ip: u32) -> bool {
+        range_containing(&self.class_ranges, ip).is_some()
     }
 
     /// True for addresses never handed out (network, broadcast, routers, server ids).
@@ -155,6 +203,9 @@ impl Plan {
             res_by_mac: BTreeMap::new(),
             res_by_client_id: BTreeMap::new(),
             res_by_ip: BTreeMap::new(),
+            res_by_relay: BTreeMap::new(),
+            groups: Vec::new(),
+            class_plans: Vec::new(),
             config,
         };
         for (si, subnet) in plan.config.subnets.iter().enumerate() {
@@ -177,11 +228,137 @@ impl Plan {
                     ReservationKey::ClientId(c) => {
                         plan.res_by_client_id.entry(c.clone()).or_default().push(r);
                     }
+                    k => {
+                        plan.res_by_relay.entry(k.clone()).or_insert(r);
+                    }
                 }
                 plan.res_by_ip.entry(u32::from(res.ip)).or_insert(r);
             }
         }
+        let subnets = &plan.config.subnets;
+        plan.groups = subnets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut g = vec![i];
+                g.extend(
+                    subnets
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, o)| *j != i && same_link(s, o))
+                        .map(|(j, _)| j),
+                );
+                g
+            })
+            .collect();
+        let mut ranges: Vec<Vec<(u32, u32)>> = vec![Vec::new(); plan.subnets.len()];
+        for class in &plan.config.classes {
+            if let Some((si, r)) = class.pool
+                && let Some(v) = ranges.get_mut(si)
+            {
+                v.push((u32::from(r.start), u32::from(r.end)));
+            }
+        }
+        for (sp, r) in plan.subnets.iter_mut().zip(ranges) {
+            if !r.is_empty() {
+                *sp = std::mem::take(sp).with_class_ranges(r);
+            }
+        }
+        plan.class_plans = plan
+            .config
+            .classes
+            .iter()
+            .map(|c| {
+                let (si, r) = c.pool?;
+                Some(
+                    plan.subnets
+                        .get(si)?
+                        .for_class((u32::from(r.start), u32::from(r.end))),
+                )
+            })
+            .collect();
         plan
+    }
+
+    /// The subnets sharing subnet `subnet`'s link (itself first): where allocation goes on
+    /// when it is exhausted, and where a relayed client's address may lie.
+    pub fn link_group(&self, subnet: usize) -> &[usize] {
+        self.groups.get(subnet).map_or(&[], Vec::as_slice)
+    }
+
+    /// The pool plan of class `class`, if it has a pool.
+    pub(crate) fn class_plan(&self, class: usize) -> Option<&SubnetPlan> {
+        self.class_plans.get(class).and_then(Option::as_ref)
+    }
+
+    /// The reservation for this client among `subnets`, with its subnet: client-id, then MAC,
+    /// then relay keys ((remote-id, circuit-id) pair, circuit-id, remote-id, subscriber-id,
+    /// switch + port).
+    pub fn reservation_among(
+        &self,
+        subnets: &[usize],
+        client_id: &ClientId,
+        hwaddr: &HwAddr,
+        relay: &RelayKeys,
+    ) -> Option<(usize, &Reservation)> {
+        let by_cid = self.res_by_client_id.get(client_id).into_iter().flatten();
+        let by_mac = self.res_by_mac.get(hwaddr).into_iter().flatten();
+        let by_relay = self
+            .relay_lookup_keys(relay)
+            .into_iter()
+            .filter_map(|k| self.res_by_relay.get(&k));
+        by_cid
+            .chain(by_mac)
+            .copied()
+            .chain(by_relay.copied())
+            .find(|r| subnets.contains(&r.subnet))
+            .and_then(|r| Some((r.subnet, self.reservation(r)?)))
+    }
+
+    /// The relay reservation keys this relay data can match, most specific first.
+    fn relay_lookup_keys(&self, relay: &RelayKeys) -> Vec<ReservationKey> {
+        if relay.is_empty() {
+            return Vec::new();
+        }
+        let mut keys = Vec::with_capacity(5);
+        if let (Some(r), Some(c)) = (&relay.remote_id, &relay.circuit_id) {
+            keys.push(ReservationKey::RelayPair {
+                remote_id: r.clone(),
+                circuit_id: c.clone(),
+            });
+        }
+        if let Some(c) = &relay.circuit_id {
+            keys.push(ReservationKey::CircuitId(c.clone()));
+        }
+        if let Some(r) = &relay.remote_id {
+            keys.push(ReservationKey::RemoteId(r.clone()));
+        }
+        if let Some(s) = &relay.subscriber_id {
+            keys.push(ReservationKey::SubscriberId(s.clone()));
+        }
+        let rk = &self.config.relay_keys;
+        if let (Some(switch), Some(port)) = (
+            rk.switch.extract(relay),
+            rk.port.extract(relay).as_deref().and_then(as_number),
+        ) {
+            keys.push(ReservationKey::PortKey { switch, port });
+        }
+        keys
+    }
+
+    /// True when `res` names this client (relay keys: from its Option 82 or its lease).
+    pub(crate) fn reservation_matches(
+        &self,
+        res: &Reservation,
+        client_id: &ClientId,
+        hwaddr: &HwAddr,
+        relay: &RelayKeys,
+    ) -> bool {
+        match &res.key {
+            ReservationKey::Mac(m) => m == hwaddr,
+            ReservationKey::ClientId(c) => c == client_id,
+            k => self.relay_lookup_keys(relay).contains(k),
+        }
     }
 
     /// The most specific subnet whose network contains `ip`, as an index into
@@ -217,20 +394,16 @@ impl Plan {
             .and_then(|r| self.reservation(*r))
     }
 
-    /// The reservation for this client in subnet `subnet` (index into `config.subnets`):
-    /// a client-id reservation first, then a MAC one.
+    /// The reservation for this client in subnet `subnet` by client-id or MAC (relay-keyed
+    /// ones need the packet: see [`Plan::reservation_among`]).
     pub fn reservation_for(
         &self,
         subnet: usize,
         client_id: &ClientId,
         hwaddr: &HwAddr,
     ) -> Option<&Reservation> {
-        let by_cid = self.res_by_client_id.get(client_id).into_iter().flatten();
-        let by_mac = self.res_by_mac.get(hwaddr).into_iter().flatten();
-        by_cid
-            .chain(by_mac)
-            .find(|r| r.subnet == subnet)
-            .and_then(|r| self.reservation(*r))
+        self.reservation_among(&[subnet], client_id, hwaddr, &RelayKeys::default())
+            .map(|(_, r)| r)
     }
 
     pub(crate) fn subnet_plan(&self, subnet: usize) -> Option<&SubnetPlan> {
@@ -242,15 +415,13 @@ impl Plan {
     }
 }
 
-/// True when `res` names this client.
-pub(crate) fn reservation_matches(
-    res: &Reservation,
-    client_id: &ClientId,
-    hwaddr: &HwAddr,
-) -> bool {
-    match &res.key {
-        ReservationKey::Mac(m) => m == hwaddr,
-        ReservationKey::ClientId(c) => c == client_id,
+/// True when two subnets share a link: the same `shared_network` name, or, when neither
+/// names one, the same `interface`.
+fn same_link(a: &Subnet, b: &Subnet) -> bool {
+    match (&a.shared_network, &b.shared_network) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => a.interface.is_some() && a.interface == b.interface,
+        _ => false,
     }
 }
 

@@ -49,7 +49,7 @@ fn core_owned(c: u8) -> bool {
 }
 
 /// The configuration layers for one client, merged by reference (no copy of the sets):
-/// subnet < device override < reservation, then the reservation's hostname in 12.
+/// subnet < class < device override < reservation, then the reservation's hostname in 12.
 struct Layers<'a> {
     values: [Option<&'a [u8]>; 256],
     next_server: Option<Ipv4Addr>,
@@ -111,8 +111,11 @@ impl Decider<'_> {
         with_lease: bool,
     ) -> Reply {
         let cfg = &self.plan.config;
-        let mut sets: Vec<&OptionSet> = Vec::with_capacity(3);
+        let mut sets: Vec<&OptionSet> = Vec::with_capacity(4);
         sets.push(&self.subnet.options);
+        if let Some(c) = self.class {
+            sets.push(&c.options);
+        }
         if let Some(o) = cfg.device_overrides.get(&self.c.hwaddr) {
             sets.push(o);
         }
@@ -253,9 +256,17 @@ impl Decider<'_> {
     fn route(&self, yiaddr: Ipv4Addr, nak: bool) -> Route {
         let p = self.pkt;
         if let Some(giaddr) = nonzero(p.giaddr) {
+            // RFC 8357: a relay that sent sub-option 19 listens on the port it sent from.
+            let relay_port = self
+                .c
+                .relay
+                .as_ref()
+                .is_some_and(|r| r.relay_port)
+                .then_some(self.req.src_port)
+                .flatten();
             return Route::Relay {
                 giaddr,
-                port: SERVER_PORT,
+                port: relay_port.unwrap_or(SERVER_PORT),
             };
         }
         if nak {

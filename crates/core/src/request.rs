@@ -15,6 +15,9 @@ pub struct Request {
     pub local_addr: Option<Ipv4Addr>,
     /// True when the packet arrived as a broadcast (255.255.255.255 destination).
     pub broadcast_dst: bool,
+    /// UDP source port of the packet, when io knows it: replies to a relay that sent the
+    /// RFC 8357 relay-port sub-option go back to this port instead of 67.
+    pub src_port: Option<u16>,
 }
 
 impl Request {
@@ -30,6 +33,7 @@ impl Request {
             interface,
             local_addr,
             broadcast_dst,
+            src_port: None,
         }
     }
 }

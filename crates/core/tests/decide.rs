@@ -33,6 +33,9 @@ fn lease(n: u8, addr: Ipv4Addr, state: LeaseState, starts: u64, expires: u64) ->
         starts: Timestamp(starts),
         expires: Timestamp(expires),
         first_seen: Timestamp(starts),
+        circuit_id: None,
+        remote_id: None,
+        subscriber_id: None,
     }
 }
 

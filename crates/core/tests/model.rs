@@ -475,6 +475,9 @@ fn seeded_table() -> LeaseTable {
         starts: Timestamp(T0 - 100),
         expires: Timestamp(e),
         first_seen: Timestamp(T0 - 100),
+        circuit_id: None,
+        remote_id: None,
+        subscriber_id: None,
     };
     LeaseTable::from_leases([
         l(1, 2, LeaseState::Bound, T0 + 100),
@@ -538,6 +541,9 @@ fn large_pool_allocation_is_fast() {
         starts: Timestamp(T0 - 100_000),
         expires: Timestamp(expires),
         first_seen: Timestamp(T0 - 100_000),
+        circuit_id: None,
+        remote_id: None,
+        subscriber_id: None,
     };
     // Every 10th address below 50k is free (a gap); the rest bound.
     let mut table = LeaseTable::from_leases(

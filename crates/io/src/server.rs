@@ -85,7 +85,8 @@ pub(crate) async fn receive_loop(
         metrics.received(packet.message_type());
         let local = rx.local.or(iface_addr);
         let broadcast_dst = rx.dst == Some(Ipv4Addr::BROADCAST);
-        let req = Request::new(packet, Some(iface.clone()), local, broadcast_dst);
+        let mut req = Request::new(packet, Some(iface.clone()), local, broadcast_dst);
+        req.src_port = rx.src.map(|a| a.port());
         let inbound = Inbound {
             req,
             origin: Origin {

@@ -26,6 +26,8 @@ pub(crate) fn config_with(
             sticky_window: 86400,
             server_id: None,
             pid_file: None,
+            max_leases_per_circuit_id: None,
+            max_leases_per_remote_id: None,
         },
         options: OptionSet::default(),
         subnets: nets
@@ -40,6 +42,9 @@ pub(crate) fn config_with(
                 exclusions: vec![],
                 reservations: vec![],
                 lease_time: None,
+                shared_network: None,
+                max_leases_per_circuit_id: None,
+                max_leases_per_remote_id: None,
                 options: OptionSet::default(),
             })
             .collect(),
@@ -52,6 +57,8 @@ pub(crate) fn config_with(
             format: LogFormat::Text,
             level: "info".into(),
         },
+        relay_keys: Default::default(),
+        classes: Vec::new(),
     }
 }
 

@@ -110,6 +110,50 @@ pub(super) struct RawConfig {
     pub banned_macs: Entries<RawMetadata>,
     #[serde(default)]
     pub device_overrides: Entries<RawOptions>,
+    #[serde(default)]
+    pub relay_keys: RawRelayKeys,
+    #[serde(default)]
+    pub classes: Vec<RawClass>,
+}
+
+/// `[relay_keys]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRelayKeys {
+    pub switch: Option<String>,
+    pub port: Option<String>,
+    pub extractors: Option<Vec<String>>,
+}
+
+/// `[[classes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClass {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: Option<RawMatch>,
+    pub pool: Option<RawRange>,
+    pub options: Option<RawOptions>,
+}
+
+/// `[classes.match]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMatch {
+    pub vendor_class: Option<String>,
+    pub user_class: Option<String>,
+    pub mac_prefix: Option<String>,
+    pub hostname: Option<String>,
+    pub circuit_id: Option<String>,
+    pub remote_id: Option<String>,
+}
+
+/// A reservation's `port_key`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPortKey {
+    pub switch: String,
+    pub port: i64,
 }
 
 /// `[server]`.
@@ -126,6 +170,8 @@ pub(super) struct RawServer {
     pub sticky_window: Option<RawDuration>,
     pub server_id: Option<String>,
     pub pid_file: Option<String>,
+    pub max_leases_per_circuit_id: Option<i64>,
+    pub max_leases_per_remote_id: Option<i64>,
 }
 
 /// `[store]`.
@@ -193,6 +239,9 @@ pub(super) struct RawSubnet {
     pub pools: Option<Vec<RawRange>>,
     pub exclusions: Option<Vec<RawRange>>,
     pub options: Option<RawOptions>,
+    pub shared_network: Option<String>,
+    pub max_leases_per_circuit_id: Option<i64>,
+    pub max_leases_per_remote_id: Option<i64>,
 }
 
 /// `[[reservations]]`.
@@ -201,6 +250,10 @@ pub(super) struct RawSubnet {
 pub(super) struct RawReservation {
     pub mac: Option<String>,
     pub client_id: Option<String>,
+    pub circuit_id: Option<String>,
+    pub remote_id: Option<String>,
+    pub subscriber_id: Option<String>,
+    pub port_key: Option<RawPortKey>,
     pub ip: String,
     pub hostname: Option<String>,
     pub note: Option<String>,

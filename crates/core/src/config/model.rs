@@ -25,6 +25,64 @@ pub struct Config {
     pub device_overrides: BTreeMap<HwAddr, OptionSet>,
     pub store: StoreSettings,
     pub logging: LogSettings,
+    /// How `port_key` reservations read the switch and the port out of Option 82.
+    pub relay_keys: RelayKeyConfig,
+    /// Client classes in config order; the first that matches a client is its class.
+    pub classes: Vec<ClientClass>,
+}
+
+/// Which extractors give the "switch" and the "port" of a `port_key` reservation, plus the
+/// user-defined slices (pydhcpdb `src:dst:start:end`) by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayKeyConfig {
+    /// Default `remote_id_mac`.
+    pub switch: crate::relay::Extractor,
+    /// Default `circuit_id_last_byte_port`.
+    pub port: crate::relay::Extractor,
+    /// User-defined extractors by name.
+    pub named: BTreeMap<String, crate::relay::Extractor>,
+}
+
+impl Default for RelayKeyConfig {
+    fn default() -> Self {
+        Self {
+            switch: crate::relay::Extractor::RemoteIdMac,
+            port: crate::relay::Extractor::CircuitIdLastBytePort,
+            named: BTreeMap::new(),
+        }
+    }
+}
+
+/// A client class: who belongs (every given field must match) and what they get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientClass {
+    /// Unique name, for logs and docs.
+    pub name: String,
+    /// The match; an empty one matches everybody.
+    pub matcher: ClassMatch,
+    /// Members allocate only from this range of subnet `pool.0` (index into `subnets`), and
+    /// non-members never get an address from it.
+    pub pool: Option<(usize, AddrRange)>,
+    /// Options layered over the subnet's (under device overrides and reservations).
+    pub options: OptionSet,
+}
+
+/// Class match criteria. Globs use `*` (any run) and `?` (one character), ASCII
+/// case-insensitive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassMatch {
+    /// Option 60 glob.
+    pub vendor_class: Option<String>,
+    /// Option 77 glob, matched against each RFC 3004 item (or the whole value as text).
+    pub user_class: Option<String>,
+    /// Leading bytes of chaddr.
+    pub mac_prefix: Option<Vec<u8>>,
+    /// Option 12 glob.
+    pub hostname: Option<String>,
+    /// Exact circuit-id.
+    pub circuit_id: Option<Vec<u8>>,
+    /// Exact remote-id.
+    pub remote_id: Option<Vec<u8>>,
 }
 
 /// Server-wide behaviour.
@@ -49,6 +107,11 @@ pub struct ServerSettings {
     /// Server identifier (54) when it should not be the address of the receiving interface.
     pub server_id: Option<Ipv4Addr>,
     pub pid_file: Option<PathBuf>,
+    /// At most this many active leases per circuit (same circuit-id from the same remote-id);
+    /// a further client is not offered. `None`: no cap.
+    pub max_leases_per_circuit_id: Option<u32>,
+    /// At most this many active leases per remote-id (per relay agent / CPE). `None`: no cap.
+    pub max_leases_per_remote_id: Option<u32>,
 }
 
 /// One IPv4 subnet and how to serve it.
@@ -68,6 +131,13 @@ pub struct Subnet {
     pub reservations: Vec<Reservation>,
     /// Lease time for this subnet, overriding the server default.
     pub lease_time: Option<u32>,
+    /// Subnets with the same name share one link: when one is exhausted, the next is used.
+    /// Without a name, subnets on the same `interface` share their link.
+    pub shared_network: Option<String>,
+    /// Overrides `server.max_leases_per_circuit_id` for this subnet.
+    pub max_leases_per_circuit_id: Option<u32>,
+    /// Overrides `server.max_leases_per_remote_id` for this subnet.
+    pub max_leases_per_remote_id: Option<u32>,
     /// This subnet's options, already merged over the global ones (subnet wins by code).
     /// Includes option 1 (mask) and 3 (routers) and 28 (broadcast) derived from the network.
     pub options: OptionSet,
@@ -102,6 +172,30 @@ impl AddrRange {
 pub enum ReservationKey {
     Mac(HwAddr),
     ClientId(ClientId),
+    /// Option 82 circuit-id, whatever the client's MAC.
+    CircuitId(Vec<u8>),
+    /// Option 82 remote-id.
+    RemoteId(Vec<u8>),
+    /// Both remote-id and circuit-id (a port of one switch).
+    RelayPair {
+        remote_id: Vec<u8>,
+        circuit_id: Vec<u8>,
+    },
+    /// Option 82 subscriber-id (RFC 3993).
+    SubscriberId(Vec<u8>),
+    /// Switch + port as read by the `[relay_keys]` extractors.
+    PortKey {
+        switch: Vec<u8>,
+        port: u64,
+    },
+}
+
+impl ReservationKey {
+    /// True for keys taken from Option 82: such a reservation belongs to the port, so a new
+    /// device there takes the address over from the old one.
+    pub fn is_relay(&self) -> bool {
+        !matches!(self, Self::Mac(_) | Self::ClientId(_))
+    }
 }
 
 /// A fixed address for one client, with the operator's notes about the device.

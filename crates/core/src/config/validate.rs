@@ -11,15 +11,18 @@ use ipnet::Ipv4Net;
 use leased_wire::code;
 
 use super::file::{
-    RawConfig, RawDuration, RawMetadata, RawOptions, RawRange, RawReservation, RawSubnet,
+    RawClass, RawConfig, RawDuration, RawMetadata, RawOptions, RawRange, RawRelayKeys,
+    RawReservation, RawSubnet,
 };
 use super::options::{self, check_domain, parse_cidr, parse_duration, parse_ip};
 use super::span::{Positions, join_index, join_key};
 use super::{
-    AddrRange, Config, ConfigError, ConfigErrors, LogFormat, LogSettings, Metadata, OptionSet,
-    Reservation, ReservationKey, ServerSettings, StoreSettings, Subnet,
+    AddrRange, ClassMatch, ClientClass, Config, ConfigError, ConfigErrors, LogFormat, LogSettings,
+    Metadata, OptionSet, RelayKeyConfig, Reservation, ReservationKey, ServerSettings,
+    StoreSettings, Subnet,
 };
 use crate::lease::{ClientId, HwAddr};
+use crate::relay::Extractor;
 
 /// Collects errors with their positions.
 pub(super) struct Ctx<'a> {
@@ -122,7 +125,12 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         |ctx, path, o| options::compile(ctx, path, o, &[]),
     );
 
+    let relay_keys = relay_keys(ctx, &raw.relay_keys);
+    let classes = classes(ctx, &raw.classes, &subnets);
+
     Config {
+        relay_keys,
+        classes,
         server,
         options: global,
         subnets: subnets.into_iter().map(|(s, _)| s).collect(),
@@ -260,6 +268,16 @@ fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> ServerSettings {
         p => p.as_ref().map(PathBuf::from),
     };
     ServerSettings {
+        max_leases_per_circuit_id: cap(
+            ctx,
+            "server.max_leases_per_circuit_id",
+            s.max_leases_per_circuit_id,
+        ),
+        max_leases_per_remote_id: cap(
+            ctx,
+            "server.max_leases_per_remote_id",
+            s.max_leases_per_remote_id,
+        ),
         authoritative: s.authoritative.unwrap_or(true),
         interfaces,
         lease_time,
@@ -507,6 +525,23 @@ fn subnets(
 
         out.push((
             Subnet {
+                shared_network: match &s.shared_network {
+                    Some(n) if n.trim().is_empty() => {
+                        ctx.err(&key("shared_network"), "must not be empty");
+                        None
+                    }
+                    n => n.clone(),
+                },
+                max_leases_per_circuit_id: cap(
+                    ctx,
+                    &key("max_leases_per_circuit_id"),
+                    s.max_leases_per_circuit_id,
+                ),
+                max_leases_per_remote_id: cap(
+                    ctx,
+                    &key("max_leases_per_remote_id"),
+                    s.max_leases_per_remote_id,
+                ),
                 network,
                 interface: s.interface.clone(),
                 server_id,
@@ -546,19 +581,91 @@ fn first_seen(ctx: &mut Ctx<'_>, path: &str, v: Option<i64>) -> Option<u64> {
 }
 
 fn reservation_key(ctx: &mut Ctx<'_>, path: &str, r: &RawReservation) -> Option<ReservationKey> {
-    match (&r.mac, &r.client_id) {
-        (Some(_), Some(_)) => {
+    let kinds: Vec<&str> = [
+        ("mac", r.mac.is_some()),
+        ("client_id", r.client_id.is_some()),
+        (
+            "circuit_id",
+            r.circuit_id.is_some() || r.remote_id.is_some(),
+        ),
+        ("subscriber_id", r.subscriber_id.is_some()),
+        ("port_key", r.port_key.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, given)| *given)
+    .map(|(k, _)| k)
+    .collect();
+    match kinds.as_slice() {
+        [] => {
             ctx.err(
-                &join_key(path, "client_id"),
-                "give either mac or client_id, not both",
+                path,
+                "a reservation needs mac or client_id (or circuit_id and/or remote_id, \
+                 subscriber_id, port_key)",
             );
+            return None;
+        }
+        [_] => {}
+        [first, second, ..] => {
+            ctx.err(
+                &join_key(path, second),
+                format!("give either {first} or {second}, not both"),
+            );
+            return None;
+        }
+    }
+    let relay = |ctx: &mut Ctx<'_>, k: &str, v: &str| match relay_value(v) {
+        Ok(b) => Some(b),
+        Err(m) => {
+            ctx.err(&join_key(path, k), m);
             None
         }
-        (None, None) => {
-            ctx.err(path, "a reservation needs mac or client_id");
-            None
-        }
-        (Some(m), None) => match HwAddr::parse_mac(m) {
+    };
+    if let Some(pk) = &r.port_key {
+        let sp = join_key(&join_key(path, "port_key"), "switch");
+        let switch = match leased_wire::parse_hex(&pk.switch) {
+            Ok(b) if !b.is_empty() => Some(b),
+            Ok(_) => {
+                ctx.err(&sp, "must not be empty");
+                None
+            }
+            Err(e) => {
+                ctx.err(&sp, e.to_string());
+                None
+            }
+        };
+        let port = match u64::try_from(pk.port) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                ctx.err(
+                    &join_key(&join_key(path, "port_key"), "port"),
+                    format!("{} is not a port number (>= 0)", pk.port),
+                );
+                None
+            }
+        };
+        return Some(ReservationKey::PortKey {
+            switch: switch?,
+            port: port?,
+        });
+    }
+    if let Some(v) = &r.subscriber_id {
+        return relay(ctx, "subscriber_id", v).map(ReservationKey::SubscriberId);
+    }
+    if r.circuit_id.is_some() || r.remote_id.is_some() {
+        let c = r.circuit_id.as_deref().map(|v| relay(ctx, "circuit_id", v));
+        let rid = r.remote_id.as_deref().map(|v| relay(ctx, "remote_id", v));
+        return match (c, rid) {
+            (Some(c), Some(rid)) => Some(ReservationKey::RelayPair {
+                remote_id: rid?,
+                circuit_id: c?,
+            }),
+            (Some(c), None) => c.map(ReservationKey::CircuitId),
+            (None, Some(rid)) => rid.map(ReservationKey::RemoteId),
+            (None, None) => None,
+        };
+    }
+    match (&r.mac, &r.client_id) {
+        (Some(m), _) => match HwAddr::parse_mac(m) {
             Some(hw) => Some(ReservationKey::Mac(hw)),
             None => {
                 ctx.err(&join_key(path, "mac"), bad_mac(m));
@@ -579,7 +686,184 @@ fn reservation_key(ctx: &mut Ctx<'_>, path: &str, r: &RawReservation) -> Option<
                 None
             }
         },
+        (None, None) => None,
     }
+}
+
+/// An Option 82 value as written: hex (`00:04:00:01:00:04`, `000400010004`, …) or text in
+/// double quotes inside the string (`'"Gi0/1/4"'` in TOML). Never empty.
+pub(super) fn relay_value(v: &str) -> Result<Vec<u8>, String> {
+    let bytes = match v.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(text) => text.as_bytes().to_vec(),
+        None => leased_wire::parse_hex(v).map_err(|e| {
+            format!("{e}; write text in double quotes inside the string, e.g. '\"Gi0/1\"'")
+        })?,
+    };
+    if bytes.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if bytes.len() > 255 {
+        return Err("longer than an Option 82 sub-option can be (255 bytes)".into());
+    }
+    Ok(bytes)
+}
+
+/// A lease cap: 1 or more.
+fn cap(ctx: &mut Ctx<'_>, path: &str, v: Option<i64>) -> Option<u32> {
+    let v = v?;
+    match u32::try_from(v) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            ctx.err(path, format!("{v} is not a lease count (1 or more)"));
+            None
+        }
+    }
+}
+
+fn relay_keys(ctx: &mut Ctx<'_>, raw: &RawRelayKeys) -> RelayKeyConfig {
+    let mut out = RelayKeyConfig::default();
+    for (i, spec) in raw.extractors.iter().flatten().enumerate() {
+        let p = join_index("relay_keys.extractors", i);
+        match Extractor::parse_slice(spec) {
+            Ok((Some(name), e)) => {
+                if Extractor::builtin(&name).is_some() || out.named.contains_key(&name) {
+                    ctx.err(&p, format!("extractor name {name:?} is already taken"));
+                } else {
+                    out.named.insert(name, e);
+                }
+            }
+            Ok((None, _)) => ctx.err(
+                &p,
+                format!("{spec:?}: name the extractor: \"source:name:start:end\""),
+            ),
+            Err(m) => ctx.err(&p, m),
+        }
+    }
+    let resolve = |ctx: &mut Ctx<'_>, k: &str, v: &Option<String>, dflt: Extractor| {
+        let Some(name) = v else {
+            return dflt;
+        };
+        match Extractor::builtin(name).or_else(|| out.named.get(name).cloned()) {
+            Some(e) => e,
+            None => {
+                ctx.err(
+                    &join_key("relay_keys", k),
+                    format!(
+                        "unknown extractor {name:?}; built-ins: {}; or one named in \
+                         relay_keys.extractors",
+                        Extractor::BUILTINS.join(", ")
+                    ),
+                );
+                dflt
+            }
+        }
+    };
+    let switch = resolve(ctx, "switch", &raw.switch, Extractor::RemoteIdMac);
+    let port = resolve(ctx, "port", &raw.port, Extractor::CircuitIdLastBytePort);
+    out.switch = switch;
+    out.port = port;
+    out
+}
+
+fn classes(ctx: &mut Ctx<'_>, raw: &[RawClass], subnets: &[(Subnet, String)]) -> Vec<ClientClass> {
+    let mut out: Vec<ClientClass> = Vec::new();
+    let mut pools: Vec<(AddrRange, String)> = Vec::new();
+    for (i, c) in raw.iter().enumerate() {
+        let cp = join_index("classes", i);
+        if c.name.trim().is_empty() {
+            ctx.err(&join_key(&cp, "name"), "must not be empty");
+        } else if out.iter().any(|o| o.name == c.name) {
+            ctx.err(
+                &join_key(&cp, "name"),
+                format!("class {:?} is defined twice", c.name),
+            );
+        }
+        let mp = join_key(&cp, "match");
+        let m = c.matcher.as_ref();
+        let text = |v: Option<&String>| v.cloned();
+        let bytes = |ctx: &mut Ctx<'_>, k: &str, v: Option<&String>| {
+            v.and_then(|v| match relay_value(v) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    ctx.err(&join_key(&mp, k), e);
+                    None
+                }
+            })
+        };
+        let circuit_id = bytes(ctx, "circuit_id", m.and_then(|m| m.circuit_id.as_ref()));
+        let remote_id = bytes(ctx, "remote_id", m.and_then(|m| m.remote_id.as_ref()));
+        let mac_prefix =
+            m.and_then(|m| m.mac_prefix.as_ref())
+                .and_then(|v| match leased_wire::parse_hex(v) {
+                    Ok(b) if !b.is_empty() && b.len() <= 16 => Some(b),
+                    Ok(_) => {
+                        ctx.err(&join_key(&mp, "mac_prefix"), "must be 1 to 16 bytes");
+                        None
+                    }
+                    Err(e) => {
+                        ctx.err(&join_key(&mp, "mac_prefix"), e.to_string());
+                        None
+                    }
+                });
+        let matcher = ClassMatch {
+            vendor_class: text(m.and_then(|m| m.vendor_class.as_ref())),
+            user_class: text(m.and_then(|m| m.user_class.as_ref())),
+            mac_prefix,
+            hostname: text(m.and_then(|m| m.hostname.as_ref())),
+            circuit_id,
+            remote_id,
+        };
+        let pp = join_key(&cp, "pool");
+        let pool = c
+            .pool
+            .as_ref()
+            .and_then(|r| parse_range(ctx, &pp, r))
+            .and_then(|r| {
+                let home = subnets
+                    .iter()
+                    .position(|(s, _)| s.network.contains(&r.start) && s.network.contains(&r.end));
+                let Some((si, (s, _))) = home.and_then(|k| Some((k, subnets.get(k)?))) else {
+                    ctx.err(
+                        &pp,
+                        format!("pool {}-{} is not inside one subnet", r.start, r.end),
+                    );
+                    return None;
+                };
+                if edge_addresses(&s.network).is_some_and(|(n, b)| r.contains(n) || r.contains(b)) {
+                    ctx.err(
+                        &pp,
+                        format!(
+                            "pool {}-{} contains the network or broadcast address of {}",
+                            r.start, r.end, s.network
+                        ),
+                    );
+                    return None;
+                }
+                if let Some((_, other)) = pools
+                    .iter()
+                    .find(|(p, _)| p.start <= r.end && r.start <= p.end)
+                {
+                    ctx.err(&pp, format!("pool {}-{} overlaps {other}", r.start, r.end));
+                    return None;
+                }
+                pools.push((r, pp.clone()));
+                Some((si, r))
+            });
+        let empty = RawOptions::default();
+        let options = options::compile(
+            ctx,
+            &join_key(&cp, "options"),
+            c.options.as_ref().unwrap_or(&empty),
+            &[],
+        );
+        out.push(ClientClass {
+            name: c.name.clone(),
+            matcher,
+            pool,
+            options,
+        });
+    }
+    out
 }
 
 pub(super) fn bad_mac(m: &str) -> String {
@@ -588,11 +872,13 @@ pub(super) fn bad_mac(m: &str) -> String {
     )
 }
 
-/// The client identifier a MAC-keyed client sends by default (`01` ++ MAC), for clash checks.
-fn as_client_id(key: &ReservationKey) -> Vec<u8> {
+/// The client identifier a MAC-keyed client sends by default (`01` ++ MAC), for clash checks;
+/// `None` for relay keys (compared as they are).
+fn as_client_id(key: &ReservationKey) -> Option<Vec<u8>> {
     match key {
-        ReservationKey::Mac(hw) => std::iter::once(1).chain(hw.0.iter().copied()).collect(),
-        ReservationKey::ClientId(c) => c.0.clone(),
+        ReservationKey::Mac(hw) => Some(std::iter::once(1).chain(hw.0.iter().copied()).collect()),
+        ReservationKey::ClientId(c) => Some(c.0.clone()),
+        _ => None,
     }
 }
 
@@ -608,12 +894,26 @@ fn reservations(
     for (i, r) in raw.iter().enumerate() {
         let rp = join_index("reservations", i);
         let key = reservation_key(ctx, &rp, r);
-        let kp = join_key(&rp, if r.mac.is_some() { "mac" } else { "client_id" });
+        let kp = join_key(
+            &rp,
+            if r.mac.is_some() {
+                "mac"
+            } else if r.client_id.is_some() {
+                "client_id"
+            } else if r.circuit_id.is_some() {
+                "circuit_id"
+            } else if r.remote_id.is_some() {
+                "remote_id"
+            } else if r.subscriber_id.is_some() {
+                "subscriber_id"
+            } else {
+                "port_key"
+            },
+        );
         if let Some(k) = &key {
-            if let Some((_, other)) = seen_keys
-                .iter()
-                .find(|(o, _)| o == k || as_client_id(o) == as_client_id(k))
-            {
+            if let Some((_, other)) = seen_keys.iter().find(|(o, _)| {
+                o == k || as_client_id(o).is_some_and(|c| Some(c) == as_client_id(k))
+            }) {
                 ctx.err(
                     &kp,
                     format!("the same client is already reserved by {other}"),

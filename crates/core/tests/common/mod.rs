@@ -79,6 +79,8 @@ pub fn config() -> Config {
             sticky_window: 1000,
             server_id: None,
             pid_file: None,
+            max_leases_per_circuit_id: None,
+            max_leases_per_remote_id: None,
         },
         options: OptionSet::default(),
         subnets: vec![
@@ -91,6 +93,9 @@ pub fn config() -> Config {
                 exclusions: vec![],
                 reservations: vec![],
                 lease_time: None,
+                shared_network: None,
+                max_leases_per_circuit_id: None,
+                max_leases_per_remote_id: None,
                 options: base,
             },
             Subnet {
@@ -102,6 +107,9 @@ pub fn config() -> Config {
                 exclusions: vec![],
                 reservations: vec![],
                 lease_time: Some(7200),
+                shared_network: None,
+                max_leases_per_circuit_id: None,
+                max_leases_per_remote_id: None,
                 options: relayed,
             },
         ],
@@ -114,6 +122,8 @@ pub fn config() -> Config {
             format: LogFormat::Text,
             level: "info".into(),
         },
+        relay_keys: Default::default(),
+        classes: Vec::new(),
     }
 }
 
