@@ -227,6 +227,11 @@ impl Decider<'_> {
     /// True when a new lease for this client would exceed a per-circuit or per-remote-id cap
     /// (its own leases do not count).
     fn over_circuit_cap(&self) -> bool {
+        // A port reservation already means one address per port; the device replacing the
+        // old one on that port must not be refused because the old lease still counts.
+        if self.reservation.is_some_and(|r| r.key.is_relay()) {
+            return false;
+        }
         let server = &self.plan.config.server;
         let remote = self.relay.remote_id.as_deref();
         let cap_c = self
