@@ -60,8 +60,12 @@ esac"#
         r#"#!/bin/sh
 # leased system-test hook: records the event; configures only the test namespace's link
 R="${{reason:-$1}}"
-{{ echo "@@EVENT@@ $R"; env | LC_ALL=C sort; }} >> "{ev}"
 {cfg}
+# written whole to a temp file, then appended with an end marker: readers never see half
+T="{ev}.$$"
+{{ echo "@@EVENT@@ $R"; env | LC_ALL=C sort; echo "@@END@@"; }} > "$T"
+cat "$T" >> "{ev}"
+rm -f "$T"
 exit 0
 "#,
         ev = events.display()
@@ -77,13 +81,17 @@ exit 0
 pub fn read_events(path: &PathBuf) -> Vec<Event> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut out: Vec<Event> = Vec::new();
+    let mut cur: Option<Event> = None;
     for line in text.lines() {
         if let Some(r) = line.strip_prefix("@@EVENT@@ ") {
-            out.push(Event {
+            cur = Some(Event {
                 reason: r.trim().to_string(),
                 vars: BTreeMap::new(),
             });
-        } else if let (Some(ev), Some((k, v))) = (out.last_mut(), line.split_once('=')) {
+        } else if line == "@@END@@" {
+            // only complete events count: the hook may still be appending the last one
+            out.extend(cur.take());
+        } else if let (Some(ev), Some((k, v))) = (cur.as_mut(), line.split_once('=')) {
             ev.vars.insert(k.to_string(), v.to_string());
         }
     }
