@@ -96,7 +96,9 @@ fn example_loads_with_every_value() {
     assert_eq!(g.boot_file.as_deref(), Some("pxelinux.0"));
     assert_eq!(g.mirror_routes_to_249, Some(true));
 
-    assert_eq!(c.subnets.len(), 2);
+    assert_eq!(c.subnets.len(), 3);
+    assert_eq!(s.max_leases_per_circuit_id, Some(1));
+    assert_eq!(s.max_leases_per_remote_id, Some(48));
     let a = &c.subnets[0];
     assert_eq!(a.network.to_string(), "198.18.0.0/24");
     assert_eq!(a.interface.as_deref(), Some("eth0"));
@@ -135,6 +137,53 @@ fn example_loads_with_every_value() {
     assert_eq!(b.options.values[&2], [0, 0, 0x0e, 0x10]);
     assert_eq!(b.options.values[&69], [198, 18, 1, 25]);
     assert_eq!(b.options.values[&125], [0, 0, 0x0d, 0xe9, 4, 3, 1, 2, 3]);
+    assert_eq!(b.shared_network.as_deref(), Some("access"));
+    assert_eq!(c.subnets[2].shared_network.as_deref(), Some("access"));
+    assert_eq!(b.max_leases_per_circuit_id, Some(2));
+    assert_eq!(b.max_leases_per_remote_id, Some(96));
+    let mac = vec![0xc8, 0xbe, 0x19, 0x93, 0x11, 0x48];
+    assert_eq!(
+        b.reservations[1].key,
+        ReservationKey::PortKey {
+            switch: mac.clone(),
+            port: 4
+        }
+    );
+    let mut rid = vec![0, 6];
+    rid.extend(&mac);
+    assert_eq!(
+        b.reservations[2].key,
+        ReservationKey::RelayPair {
+            remote_id: rid.clone(),
+            circuit_id: vec![0, 4, 0, 1, 0, 5]
+        }
+    );
+    assert_eq!(
+        b.reservations[3].key,
+        ReservationKey::CircuitId(b"Gi0/1/7".to_vec())
+    );
+    assert_eq!(
+        b.reservations[4].key,
+        ReservationKey::SubscriberId(b"customer-1042".to_vec())
+    );
+    assert_eq!(c.relay_keys.switch, crate::relay::Extractor::RemoteIdMac);
+    assert_eq!(
+        c.relay_keys.port,
+        crate::relay::Extractor::CircuitIdLastBytePort
+    );
+    assert!(c.relay_keys.named.contains_key("vlan"));
+    assert_eq!(c.classes.len(), 2);
+    let pxe = &c.classes[0];
+    assert_eq!(pxe.name, "pxe");
+    assert_eq!(pxe.matcher.vendor_class.as_deref(), Some("PXEClient*"));
+    assert_eq!(pxe.matcher.user_class.as_deref(), Some("iPXE*"));
+    assert_eq!(pxe.pool, Some((0, r([198, 18, 0, 230], [198, 18, 0, 239]))));
+    assert_eq!(pxe.options.values[&66], b"198.18.0.2");
+    let cams = &c.classes[1].matcher;
+    assert_eq!(cams.mac_prefix.as_deref(), Some(&[0, 0x40, 0x8c][..]));
+    assert_eq!(cams.hostname.as_deref(), Some("cam*"));
+    assert_eq!(cams.circuit_id.as_deref(), Some(&b"Gi0/1/9"[..]));
+    assert_eq!(cams.remote_id.as_deref(), Some(&rid[..]));
 
     assert_eq!(a.reservations.len(), 1);
     let p = &a.reservations[0];
@@ -249,6 +298,23 @@ fn example_sets_every_key() {
         "management_type",
         "management_interface",
         "first_seen",
+        "max_leases_per_circuit_id",
+        "max_leases_per_remote_id",
+        "shared_network",
+        "port_key",
+        "remote_id",
+        "circuit_id",
+        "subscriber_id",
+        "switch",
+        "port",
+        "extractors",
+        "name",
+        "match",
+        "pool",
+        "vendor_class",
+        "user_class",
+        "mac_prefix",
+        "hostname",
     ];
     for k in keys {
         assert!(
@@ -267,6 +333,9 @@ fn example_sets_every_key() {
         "[reservations.options]",
         "[banned_macs]",
         "[device_overrides.",
+        "[relay_keys]",
+        "[[classes]]",
+        "[classes.options]",
     ] {
         assert!(
             EXAMPLE.contains(section),
@@ -487,8 +556,9 @@ fn bogus_mutations() -> Vec<(String, usize)> {
 #[test]
 fn bogus_key_in_every_table_is_named_with_its_line() {
     let mutations = bogus_mutations();
-    // The root, 13 headers, and 13 inline tables (a route, 8 extras, 2 pools, 2 banned MACs).
-    assert_eq!(mutations.len(), 27);
+    // The root, 23 headers, and 16 inline tables (a route, 8 extras, 2 pools, 2 banned MACs,
+    // a port_key, 2 class matches).
+    assert_eq!(mutations.len(), 40);
     for (text, line) in mutations {
         let errs = toml_errs(&text);
         let hit = errs
