@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
 use crate::timefmt::parse_duration;
-use leased_io::{ConfigSource, ServeParams, load_config, serve};
+use leased_io::{ConfigSource, ServeHooks, ServeParams, load_config, serve_with};
 
 /// Default store file of the quick start, in the working directory.
 const QUICK_STORE: &str = "./leased.leases";
@@ -42,11 +42,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(ServeParams {
-        source,
-        server_port: args.port,
-        client_port: args.client_port,
-    }))?;
+    // The HTTP API, when configured, runs beside the engine as io's sidecar. Its settings are
+    // read at start: a reload that changes [api] takes effect after a restart.
+    let hooks = ServeHooks {
+        sidecar: config.api.clone().map(|api| -> leased_io::SidecarStart {
+            Box::new(move |shared, shutdown| leased_api::start(&api, shared, shutdown))
+        }),
+        stop: None,
+    };
+    runtime.block_on(serve_with(
+        ServeParams {
+            source,
+            server_port: args.port,
+            client_port: args.client_port,
+        },
+        hooks,
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,11 +20,17 @@ mod reload;
 mod run;
 mod send;
 mod server;
+mod shared;
 mod sock;
 #[cfg(test)]
 mod testutil;
 
-pub use metrics::Metrics;
+pub use metrics::{LATENCY_BUCKETS, LatencySnapshot, Metrics};
+pub use shared::{LeaseSnapshot, PUBLISH_EVERY, ReloadOutcome, SharedState};
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 /// Where the configuration comes from; a file can be reloaded on SIGHUP.
 // Built once per process, so the size of the inline variant does not matter.
@@ -61,5 +67,49 @@ pub fn load_config(
 /// Runs the server until SIGTERM/SIGINT (graceful: stops receiving, flushes pending commits,
 /// removes the PID file). SIGHUP reloads.
 pub async fn serve(params: ServeParams) -> anyhow::Result<()> {
-    run::serve(params).await
+    run::serve(params, ServeHooks::default()).await
+}
+
+/// A task that runs beside the server on its runtime (the HTTP API), until [`Shutdown`].
+pub type Sidecar = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Starts a [`Sidecar`] once the server is ready (config loaded, store loaded, sockets bound),
+/// before the first packet is handled. An error stops start-up (e.g. the API's port is taken).
+pub type SidecarStart =
+    Box<dyn FnOnce(Arc<SharedState>, Shutdown) -> anyhow::Result<Sidecar> + Send>;
+
+/// What [`serve_with`] adds to [`serve`]. io knows nothing of HTTP: the binary hands in the API
+/// as a sidecar, so the same serve loop runs with or without it.
+#[derive(Default)]
+pub struct ServeHooks {
+    /// Run beside the server with a read-only view of it and a way to request reloads.
+    pub sidecar: Option<SidecarStart>,
+    /// Stop gracefully (like SIGTERM) when this completes: for tests and embedding.
+    pub stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl std::fmt::Debug for ServeHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeHooks")
+            .field("sidecar", &self.sidecar.is_some())
+            .field("stop", &self.stop.is_some())
+            .finish()
+    }
+}
+
+/// Resolves when the server starts shutting down; a sidecar waits on it to stop in time.
+#[derive(Debug, Clone)]
+pub struct Shutdown(pub(crate) tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Waits until shutdown begins (or the server is gone).
+    pub async fn wait(mut self) {
+        // An error means the sender is gone: the server has stopped, which is shutdown too.
+        let _ = self.0.wait_for(|down| *down).await;
+    }
+}
+
+/// [`serve`] with hooks: a sidecar task (the HTTP API) and a programmatic stop.
+pub async fn serve_with(params: ServeParams, hooks: ServeHooks) -> anyhow::Result<()> {
+    run::serve(params, hooks).await
 }

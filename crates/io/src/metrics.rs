@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use leased_wire::MessageType;
 
@@ -34,6 +35,27 @@ pub struct Metrics {
     store_errors: AtomicU64,
     send_errors: AtomicU64,
     expired: AtomicU64,
+    /// Reply latency (request received → reply handed to the kernel): one count per bucket of
+    /// [`LATENCY_BUCKETS`], the last slot for slower replies; plus the sum in microseconds.
+    latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_us: AtomicU64,
+}
+
+/// Upper bounds, in seconds, of the reply-latency histogram's buckets. An ACK waits for its
+/// fsync, so the interesting range runs from sub-millisecond (OFFER) to tens of milliseconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A copy of the reply-latency histogram, Prometheus style.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencySnapshot {
+    /// `(upper bound in seconds, cumulative count)` for each of [`LATENCY_BUCKETS`].
+    pub buckets: Vec<(f64, u64)>,
+    /// Every observation (the `+Inf` bucket).
+    pub count: u64,
+    /// Sum of all observations, in seconds.
+    pub sum_secs: f64,
 }
 
 fn slot(t: Option<MessageType>) -> usize {
@@ -86,6 +108,43 @@ impl Metrics {
     /// A lease that reached its end (from the expiry timer).
     pub fn expired(&self, n: u64) {
         self.expired.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One reply's latency, from the request's arrival to the reply leaving (after the fsync for
+    /// an ACK).
+    pub fn reply_latency(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        if let Some(c) = self.latency.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The reply-latency histogram, with cumulative bucket counts (for `/metrics`).
+    pub fn latency(&self) -> LatencySnapshot {
+        let mut cumulative = 0u64;
+        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS.len());
+        for (bound, c) in LATENCY_BUCKETS.iter().zip(self.latency.iter()) {
+            cumulative += c.load(Ordering::Relaxed);
+            buckets.push((*bound, cumulative));
+        }
+        let slow = self
+            .latency
+            .get(LATENCY_BUCKETS.len())
+            .map_or(0, |c| c.load(Ordering::Relaxed));
+        // Microseconds to seconds; precision beyond 2^53 µs (285 years) does not matter.
+        #[allow(clippy::cast_precision_loss)]
+        let sum_secs = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        LatencySnapshot {
+            buckets,
+            count: cumulative + slow,
+            sum_secs,
+        }
     }
 
     /// Every non-zero counter as `(name, value)`, names like `received.DISCOVER`,
@@ -152,5 +211,19 @@ mod tests {
         assert_eq!(m.get("malformed.truncated"), 1);
         assert_eq!(m.get("store_errors"), 1);
         assert_eq!(m.get("sent.OFFER"), 0);
+    }
+
+    #[test]
+    fn latency_histogram_is_cumulative() {
+        let m = Metrics::default();
+        m.reply_latency(Duration::from_micros(300));
+        m.reply_latency(Duration::from_millis(3));
+        m.reply_latency(Duration::from_secs(10));
+        let h = m.latency();
+        assert_eq!(h.count, 3);
+        assert_eq!(h.buckets.first(), Some(&(0.0005, 1)));
+        assert_eq!(h.buckets.get(3), Some(&(0.005, 2)));
+        assert_eq!(h.buckets.last(), Some(&(2.5, 2)));
+        assert!((h.sum_secs - 10.0033).abs() < 1e-9);
     }
 }

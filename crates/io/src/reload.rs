@@ -12,6 +12,7 @@ use leased_core::Plan;
 use leased_core::config::{Config, ConfigError, ConfigErrors};
 
 use crate::ConfigSource;
+use crate::shared::ReloadOutcome;
 
 /// The environment variable with extra banned MACs (comma or whitespace separated).
 pub(crate) const BANNED_ENV: &str = "LEASED_BANNED_MACS";
@@ -54,9 +55,18 @@ pub(crate) enum Reloaded {
 /// Interfaces, the store path, the PID file and ports are read only at start: a reload that
 /// changes them says that a restart is needed, and serves the rest of the new config.
 pub(crate) fn reload(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Reloaded {
+    match reload_outcome(source, plan) {
+        ReloadOutcome::Swapped => Reloaded::Swapped,
+        ReloadOutcome::Kept(_) => Reloaded::Kept,
+        ReloadOutcome::NotAFile => Reloaded::NotAFile,
+    }
+}
+
+/// [`reload`], returning the errors too (for a reload requested over the API).
+pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> ReloadOutcome {
     let ConfigSource::File(path) = source else {
-        tracing::warn!("SIGHUP: the configuration was given inline; nothing to reload");
-        return Reloaded::NotAFile;
+        tracing::warn!("reload: the configuration was given inline; nothing to reload");
+        return ReloadOutcome::NotAFile;
     };
     match load_config(path) {
         Ok(config) => {
@@ -79,7 +89,7 @@ pub(crate) fn reload(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Reloaded {
             let subnets = config.subnets.len();
             plan.store(Arc::new(Plan::new(config)));
             tracing::info!(path = %path.display(), subnets, "config reloaded");
-            Reloaded::Swapped
+            ReloadOutcome::Swapped
         }
         Err(errors) => {
             for e in &errors.0 {
@@ -93,7 +103,7 @@ pub(crate) fn reload(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Reloaded {
                 errors = errors.0.len(),
                 "config reload failed; still serving the previous configuration"
             );
-            Reloaded::Kept
+            ReloadOutcome::Kept(errors.0.iter().map(ToString::to_string).collect())
         }
     }
 }

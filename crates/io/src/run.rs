@@ -8,6 +8,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use arc_swap::ArcSwap;
@@ -15,7 +16,7 @@ use leased_core::config::Config;
 use leased_core::{LeaseTable, Plan};
 use leased_store::{EmbeddedStore, LeaseStore, StoreError};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::commit::Committer;
 use crate::iface;
@@ -23,8 +24,12 @@ use crate::metrics::Metrics;
 use crate::reload;
 use crate::send::{Link, Outbound};
 use crate::server::{Engine, QUEUE_CAP, receive_loop};
+use crate::shared::{LeaseSnapshot, SharedState};
 use crate::sock;
-use crate::{ConfigSource, ServeParams};
+use crate::{ConfigSource, ServeHooks, ServeParams, Shutdown};
+
+/// How long a sidecar (the HTTP API) gets to finish its requests after SIGTERM.
+const SIDECAR_GRACE: Duration = Duration::from_secs(5);
 
 /// Removes the PID file when dropped, so every exit path after it was written cleans up.
 struct PidFile(Option<PathBuf>);
@@ -50,8 +55,8 @@ impl Drop for PidFile {
     }
 }
 
-/// See [`crate::serve`].
-pub(crate) async fn serve(params: ServeParams) -> anyhow::Result<()> {
+/// See [`crate::serve_with`].
+pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
@@ -103,24 +108,83 @@ pub(crate) async fn serve(params: ServeParams) -> anyhow::Result<()> {
         )));
     }
     drop(tx);
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         Arc::clone(&plan),
         table,
         committer,
         Arc::clone(&out),
         Arc::clone(&metrics),
     );
+
+    // The sidecar (HTTP API) starts before any packet is handled; if it cannot (its port is
+    // taken), start-up fails as a whole rather than serving without the API the config asks for.
+    let ServeHooks { sidecar, stop } = hooks;
+    let (reload_tx, mut reload_rx) = mpsc::channel(8);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut sidecar = match sidecar {
+        Some(start) => {
+            let shared = Arc::new(SharedState {
+                plan: Arc::clone(&plan),
+                leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
+                metrics: Arc::clone(&metrics),
+                source: params.source.clone(),
+                reload_tx,
+                started: Instant::now(),
+            });
+            engine = engine.with_shared(Arc::clone(&shared));
+            match start(shared, Shutdown(shutdown_rx)) {
+                Ok(task) => Some(tokio::spawn(task)),
+                Err(e) => {
+                    for r in &receivers {
+                        r.abort();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+    let mut stop = stop.unwrap_or_else(|| Box::pin(std::future::pending()));
     let mut engine = tokio::spawn(engine.run(rx));
 
     let engine_result = loop {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break None; }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break None; }
+            () = &mut stop => { tracing::info!("stop requested: shutting down"); break None; }
             _ = sighup.recv() => { reload::reload(&params.source, &plan); }
+            Some(reply) = reload_rx.recv() => {
+                tracing::info!("reload requested over the API");
+                // The requester may have gone away; the reload happened all the same.
+                let _ = reply.send(reload::reload_outcome(&params.source, &plan));
+            }
+            r = async {
+                match &mut sidecar {
+                    Some(h) => h.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                sidecar = None;
+                match r {
+                    Ok(Ok(())) => tracing::warn!("the HTTP API stopped; DHCP keeps serving"),
+                    Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "the HTTP API failed; DHCP keeps serving"),
+                    Err(e) => tracing::error!(error = %e, "the HTTP API task failed; DHCP keeps serving"),
+                }
+            }
             // The engine ends only when all receivers are gone; treat it as fatal.
             r = &mut engine => break Some(r),
         }
     };
+
+    // The API first: it finishes its requests (bounded) and can ask for nothing more.
+    let _ = shutdown_tx.send(true);
+    if let Some(h) = sidecar {
+        match tokio::time::timeout(SIDECAR_GRACE, h).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %format!("{e:#}"), "HTTP API stopped with an error"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("HTTP API did not stop within {SIDECAR_GRACE:?}"),
+        }
+    }
 
     for r in &receivers {
         r.abort();

@@ -9,7 +9,7 @@
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use leased_core::{
@@ -25,6 +25,7 @@ use crate::commit::Committer;
 use crate::events;
 use crate::metrics::Metrics;
 use crate::send::{Origin, Outbound};
+use crate::shared::{LeaseSnapshot, PUBLISH_EVERY, SharedState};
 use crate::sock;
 
 /// Capacity of the receive → engine queue. About a second of traffic at the rates one engine
@@ -44,6 +45,8 @@ const RECV_BUF: usize = 4096;
 pub(crate) struct Inbound {
     pub req: Request,
     pub origin: Origin,
+    /// When the datagram was read, for the reply-latency histogram.
+    pub received: Instant,
 }
 
 /// Reads datagrams on one interface, decodes them, and queues them for the engine until the
@@ -94,6 +97,7 @@ pub(crate) async fn receive_loop(
                 src: rx.src,
                 local,
             },
+            received: Instant::now(),
         };
         match tx.try_send(inbound) {
             Ok(()) => {}
@@ -124,6 +128,12 @@ pub(crate) struct Engine {
     metrics: Arc<Metrics>,
     /// The last `now` handed to core: core requires time never to go backwards.
     last_now: Timestamp,
+    /// Where to publish lease-table snapshots for readers (the HTTP API), if anyone reads.
+    shared: Option<Arc<SharedState>>,
+    /// The table changed since the last published snapshot.
+    dirty: bool,
+    /// When the next snapshot may be published (backs off when copying gets expensive).
+    next_publish: Instant,
 }
 
 impl Engine {
@@ -142,7 +152,39 @@ impl Engine {
             out,
             metrics,
             last_now: Timestamp(0),
+            shared: None,
+            dirty: true,
+            next_publish: Instant::now(),
         }
+    }
+
+    /// Publishes lease-table snapshots to `shared` (at once, then when changed, at most every
+    /// [`PUBLISH_EVERY`]).
+    pub(crate) fn with_shared(mut self, shared: Arc<SharedState>) -> Self {
+        self.shared = Some(shared);
+        self.dirty = true;
+        self.publish(true);
+        self
+    }
+
+    /// Copies the table into the shared snapshot when it changed and the interval has passed
+    /// (`force`: now). The copy runs on the engine task, so its interval grows to ten times
+    /// the copy's own duration: publishing never takes more than ~10% of the engine's time,
+    /// even with millions of leases.
+    fn publish(&mut self, force: bool) {
+        let Some(shared) = &self.shared else { return };
+        if !self.dirty || (!force && Instant::now() < self.next_publish) {
+            return;
+        }
+        let started = Instant::now();
+        let taken_at = self.last_now.max(unix_now());
+        let snapshot = LeaseSnapshot {
+            leases: self.table.iter().cloned().collect(),
+            taken_at,
+        };
+        shared.leases.store(Arc::new(snapshot));
+        self.dirty = false;
+        self.next_publish = Instant::now() + PUBLISH_EVERY.max(started.elapsed() * 10);
     }
 
     /// Runs until every receive task has dropped its sender and the queue is drained, then
@@ -150,6 +192,8 @@ impl Engine {
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Inbound>) -> Committer {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut publish_tick = tokio::time::interval(PUBLISH_EVERY);
+        publish_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 msg = rx.recv() => {
@@ -166,6 +210,7 @@ impl Engine {
                     let now = self.now();
                     self.expire(now);
                 }
+                _ = publish_tick.tick(), if self.shared.is_some() => self.publish(false),
             }
         }
         self.committer
@@ -184,7 +229,11 @@ impl Engine {
     /// stays held for that client (its retry gets the same one), and since nothing reached the
     /// disk a restart forgets it, exactly as it forgets the unsent ACK.
     pub(crate) fn handle(&mut self, inbound: Inbound) {
-        let Inbound { req, origin } = inbound;
+        let Inbound {
+            req,
+            origin,
+            received,
+        } = inbound;
         let now = self.now();
         let plan = self.plan.load_full();
         let Decision {
@@ -193,6 +242,7 @@ impl Engine {
             event,
         } = decide(&req, &plan, &self.table, now);
         self.table.apply(&changes);
+        self.dirty |= !changes.is_empty();
         events::received(&event, req.interface.as_deref());
 
         let must_wait = changes
@@ -208,7 +258,9 @@ impl Engine {
                     self.submit(
                         persist,
                         Box::new(move |res| match res {
-                            Ok(()) => deliver(&out, &metrics, &reply, &origin, &event),
+                            Ok(()) => {
+                                deliver(&out, &metrics, &reply, &origin, &event, received);
+                            }
                             Err(e) => {
                                 metrics.store_error();
                                 metrics.dropped("store_error");
@@ -220,7 +272,7 @@ impl Engine {
                     if !persist.is_empty() {
                         self.submit(persist, lazy_done(Arc::clone(&self.metrics)));
                     }
-                    deliver(&self.out, &self.metrics, &reply, &origin, &event);
+                    deliver(&self.out, &self.metrics, &reply, &origin, &event, received);
                 }
             }
             Outcome::Drop(reason) => {
@@ -256,6 +308,7 @@ impl Engine {
         if changes.is_empty() {
             return;
         }
+        self.dirty = true;
         let mut n = 0;
         for c in &changes {
             events::expired(&c.lease);
@@ -290,12 +343,20 @@ fn lazy_done(metrics: Arc<Metrics>) -> CommitDone {
     })
 }
 
-/// Sends `reply` and logs and counts the outcome.
-fn deliver(out: &Outbound, metrics: &Metrics, reply: &Reply, origin: &Origin, event: &Event) {
+/// Sends `reply` and logs and counts the outcome (and its latency since `received`).
+fn deliver(
+    out: &Outbound,
+    metrics: &Metrics,
+    reply: &Reply,
+    origin: &Origin,
+    event: &Event,
+    received: Instant,
+) {
     let t = reply.packet.message_type();
     match out.send(reply, origin) {
         Ok(()) => {
             metrics.sent(t);
+            metrics.reply_latency(received.elapsed());
             events::sent(event, t, reply.packet.yiaddr);
         }
         Err(e) => {
@@ -441,6 +502,7 @@ pools = ["198.18.0.10-198.18.0.20"]
                     src: Some(src),
                     local: Some(Ipv4Addr::LOCALHOST),
                 },
+                received: Instant::now(),
             });
         }
 

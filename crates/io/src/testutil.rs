@@ -59,6 +59,7 @@ pub(crate) fn config_with(
         },
         relay_keys: Default::default(),
         classes: Vec::new(),
+        api: None,
     }
 }
 

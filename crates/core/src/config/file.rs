@@ -114,6 +114,8 @@ pub(super) struct RawConfig {
     pub relay_keys: RawRelayKeys,
     #[serde(default)]
     pub classes: Vec<RawClass>,
+    /// `[api]`: absent means no HTTP API.
+    pub api: Option<super::api::RawApi>,
 }
 
 /// `[relay_keys]`.

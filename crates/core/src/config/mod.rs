@@ -5,6 +5,7 @@
 //! meaning (pools inside subnets, unique reservations, …) and pre-encodes every option so that
 //! decisions only copy bytes. `leased check`, `serve` and reload all call [`load_file`].
 
+mod api;
 mod error;
 mod file;
 mod model;
@@ -14,6 +15,7 @@ mod span;
 mod tests;
 mod validate;
 
+pub use api::{ApiSettings, TlsSettings};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 

@@ -29,6 +29,8 @@ pub struct Config {
     pub relay_keys: RelayKeyConfig,
     /// Client classes in config order; the first that matches a client is its class.
     pub classes: Vec<ClientClass>,
+    /// The HTTP API (`[api]`); `None`: no API.
+    pub api: Option<super::api::ApiSettings>,
 }
 
 /// Which extractors give the "switch" and the "port" of a `port_key` reservation, plus the

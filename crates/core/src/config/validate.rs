@@ -127,10 +127,12 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
 
     let relay_keys = relay_keys(ctx, &raw.relay_keys);
     let classes = classes(ctx, &raw.classes, &subnets);
+    let api = super::api::api(ctx, raw.api.as_ref());
 
     Config {
         relay_keys,
         classes,
+        api,
         server,
         options: global,
         subnets: subnets.into_iter().map(|(s, _)| s).collect(),

@@ -124,6 +124,7 @@ pub fn config() -> Config {
         },
         relay_keys: Default::default(),
         classes: Vec::new(),
+        api: None,
     }
 }
 

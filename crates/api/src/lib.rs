@@ -1,0 +1,307 @@
+//! The HTTP API of leased, run inside `leased serve` beside the DHCP engine.
+//!
+//! Routes: DHCPStats-compatible `/`, `/subnets`, `/subnets/list`, `/subnets/all`,
+//! `/subnets/{network}`, `/counts` (shapes in [`stats`]); leased's own `/leases`,
+//! `/leases/{ip}`, `/reservations` (GET/POST, and GET/PUT/DELETE `/reservations/{ip}`),
+//! `/health`, `/metrics` (Prometheus text), `/openapi.json`.
+//!
+//! Why it reads a snapshot: every answer is computed from io's [`SharedState`] (the live plan
+//! and the engine's published lease table), so an HTTP request never waits for, or slows, the
+//! engine. Reservation writes go through the config file and the server's own reload path.
+//!
+//! Auth is `X-Api-Key` (see [`auth`]); TLS is rustls with the ring provider.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod error;
+pub mod prom;
+pub mod reservations;
+pub mod routes;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect};
+use leased_core::config::{ApiSettings, TlsSettings};
+use leased_io::{SharedState, Shutdown, Sidecar};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Auth;
+use crate::error::ApiError;
+
+/// How long in-flight requests get to finish after shutdown begins.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The server's read-only view and reload door.
+    pub shared: Arc<SharedState>,
+    /// Serialises reservation writes: one edit of the config file at a time.
+    pub writes: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The OpenAPI document's frame; the paths come from the router itself.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "leased", description = "leased DHCPv4 server: DHCPStats-compatible stats, \
+        leases, reservations, metrics"),
+    modifiers(&SecurityAddon)
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document describing exactly them.
+fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::banner))
+        .routes(routes!(routes::subnets_full))
+        .routes(routes!(routes::subnets_all))
+        .routes(routes!(routes::subnets_list))
+        .routes(routes!(routes::subnet_one))
+        .routes(routes!(routes::subnet_cidr))
+        .routes(routes!(routes::counts))
+        .routes(routes!(routes::leases))
+        .routes(routes!(routes::lease_one))
+        .routes(routes!(
+            routes::reservations_list,
+            routes::reservation_create
+        ))
+        .routes(routes!(
+            routes::reservation_get,
+            routes::reservation_replace,
+            routes::reservation_delete
+        ))
+        .routes(routes!(routes::health))
+        .routes(routes!(routes::metrics))
+        .split_for_parts()
+}
+
+/// The OpenAPI document (also served at `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api_router();
+    let path = utoipa::openapi::path::PathItemBuilder::new()
+        .operation(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This document"))
+                .response("200", utoipa::openapi::Response::new("OpenAPI 3 JSON"))
+                .build(),
+        )
+        .build();
+    doc.paths.paths.insert("/openapi.json".into(), path);
+    doc
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see /openapi.json")
+}
+
+/// The whole application: routes, `/openapi.json`, JSON 404s, and the key check in front.
+pub fn app(shared: Arc<SharedState>, auth: Auth) -> Router {
+    let (router, _) = api_router();
+    let doc = openapi();
+    let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
+    let state = AppState {
+        shared,
+        writes: Arc::new(tokio::sync::Mutex::new(())),
+    };
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = Arc::clone(&doc);
+                async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth),
+            auth::require_key,
+        ))
+        .with_state(state)
+}
+
+/// The configured keys plus those in `LEASED_API_KEYS`.
+pub fn keys_with_env(settings: &ApiSettings) -> Vec<String> {
+    let mut keys = settings.keys.clone();
+    if let Ok(v) = std::env::var(auth::KEYS_ENV) {
+        keys.extend(auth::split_keys(&v));
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// rustls server config (ring provider, TLS 1.2 and 1.3) from PEM files.
+pub fn tls_config(tls: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .with_context(|| format!("cannot read TLS certificate {}", tls.cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("bad PEM in {}", tls.cert.display()))?;
+    if certs.is_empty() {
+        return Err(anyhow!("no certificate in {}", tls.cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .with_context(|| format!("cannot read TLS key {}", tls.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not fit together")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).with_context(|| {
+        format!("cannot listen for the {what} on {addr} (is the port taken, or privileged?)")
+    })
+}
+
+/// The redirect listener's app: every request → 308 to the same path on https.
+fn redirect_app(https_port: u16) -> Router {
+    Router::new().fallback(move |req: Request| async move {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| {
+                // Strip a port, keeping IPv6 brackets intact.
+                match h.rfind(':') {
+                    Some(i) if !h[i..].contains(']') => h[..i].to_string(),
+                    _ => h.to_string(),
+                }
+            });
+        let Some(host) = host.filter(|h| !h.is_empty()) else {
+            return (StatusCode::BAD_REQUEST, "a Host header is needed").into_response();
+        };
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let port = if https_port == 443 {
+            String::new()
+        } else {
+            format!(":{https_port}")
+        };
+        match format!("https://{host}{port}{pq}").parse::<Uri>() {
+            Ok(uri) => Redirect::permanent(&uri.to_string()).into_response(),
+            Err(_) => (StatusCode::BAD_REQUEST, "bad Host header").into_response(),
+        }
+    })
+}
+
+/// Binds the API's listeners now (so a taken port fails start-up) and returns the task that
+/// serves them until `shutdown`. This is what `leased serve` hands io as its sidecar.
+pub fn start(
+    settings: &ApiSettings,
+    shared: Arc<SharedState>,
+    shutdown: Shutdown,
+) -> anyhow::Result<Sidecar> {
+    let keys = keys_with_env(settings);
+    if keys.is_empty() {
+        return Err(anyhow!(
+            "[api] is enabled but has no keys: set api.keys in the config or {} in the \
+             environment (comma separated)",
+            auth::KEYS_ENV
+        ));
+    }
+    let auth = Auth::new(&keys, settings.public_health, settings.public_metrics);
+    let app = app(shared, auth);
+    let handle = axum_server::Handle::new();
+    let listener = bind(settings.listen, "HTTP API")?;
+    let listen = listener.local_addr().unwrap_or(settings.listen);
+    let main: Sidecar = match &settings.tls {
+        Some(tls) => {
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config(tls)?));
+            let server = axum_server::tls_rustls::from_tcp_rustls(listener, config)
+                .context("HTTPS listener")?
+                .handle(handle.clone());
+            Box::pin(async move {
+                server
+                    .serve(app.into_make_service())
+                    .await
+                    .context("HTTPS API")
+            })
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)
+                .context("HTTP listener")?
+                .handle(handle.clone());
+            Box::pin(async move {
+                server
+                    .serve(app.into_make_service())
+                    .await
+                    .context("HTTP API")
+            })
+        }
+    };
+    let redirect: Option<Sidecar> = match (settings.http_redirect, &settings.tls) {
+        (Some(addr), Some(_)) => {
+            let listener = bind(addr, "HTTP → HTTPS redirect")?;
+            let server = axum_server::from_tcp(listener)
+                .context("redirect listener")?
+                .handle(handle.clone());
+            let app = redirect_app(listen.port());
+            tracing::info!(listen = %addr, "redirecting HTTP to HTTPS");
+            Some(Box::pin(async move {
+                server
+                    .serve(app.into_make_service())
+                    .await
+                    .context("HTTP redirect")
+            }))
+        }
+        _ => None,
+    };
+    tracing::info!(
+        listen = %listen,
+        tls = settings.tls.is_some(),
+        keys = keys.len(),
+        "HTTP API listening on {}://{listen}",
+        if settings.tls.is_some() { "https" } else { "http" }
+    );
+    Ok(Box::pin(async move {
+        let stopper = {
+            let handle = handle.clone();
+            async move {
+                shutdown.wait().await;
+                handle.graceful_shutdown(Some(GRACE));
+            }
+        };
+        tokio::spawn(stopper);
+        match redirect {
+            Some(r) => {
+                let (a, b) = tokio::join!(main, r);
+                a.and(b)
+            }
+            None => main.await,
+        }
+    }))
+}

@@ -1,0 +1,101 @@
+//! A read-only window on the running server for the HTTP API (and anything else beside it).
+//!
+//! Why a published snapshot rather than a lock on the lease table: the engine must never wait
+//! for a reader. The engine owns the table and, when it changed, publishes a copy at most every
+//! [`PUBLISH_EVERY`] (longer when copying gets expensive, see `Engine::publish`), through an
+//! [`ArcSwap`]; readers load the latest copy without blocking anyone. The plan is the very
+//! `ArcSwap` the engine reads, so a reload is visible here the moment it is in place.
+//!
+//! Reloads requested here go through the serve loop, the same code path as SIGHUP, and the
+//! answer comes back only after the new plan is in place (or the old one was kept).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use leased_core::{Lease, Plan, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ConfigSource;
+use crate::metrics::Metrics;
+
+/// How often, at most, the engine publishes a changed lease table.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// The lease table as the engine last published it.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseSnapshot {
+    /// Every lease record (any state), in address order, so lookups can binary-search.
+    pub leases: Vec<Lease>,
+    /// The engine's clock when the copy was taken.
+    pub taken_at: Timestamp,
+}
+
+impl LeaseSnapshot {
+    /// The record for `ip`, if any (binary search: the snapshot is in address order).
+    pub fn by_ip(&self, ip: std::net::Ipv4Addr) -> Option<&Lease> {
+        self.leases
+            .binary_search_by_key(&ip, |l| l.ip)
+            .ok()
+            .and_then(|i| self.leases.get(i))
+    }
+}
+
+/// What a reload requested through [`SharedState::reload`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The new plan is in place: the next packet is decided with it.
+    Swapped,
+    /// The file was invalid; the old plan keeps serving. The errors, one per line, as
+    /// `file:line:col: key: message`.
+    Kept(Vec<String>),
+    /// The configuration was given inline; there is no file to re-read.
+    NotAFile,
+}
+
+/// The server's state as seen from outside the engine. Shared as `Arc<SharedState>`.
+#[derive(Debug)]
+pub struct SharedState {
+    pub(crate) plan: Arc<ArcSwap<Plan>>,
+    pub(crate) leases: ArcSwap<LeaseSnapshot>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) source: ConfigSource,
+    pub(crate) reload_tx: mpsc::Sender<oneshot::Sender<ReloadOutcome>>,
+    pub(crate) started: Instant,
+}
+
+impl SharedState {
+    /// The plan the engine decides with right now.
+    pub fn plan(&self) -> Arc<Plan> {
+        self.plan.load_full()
+    }
+
+    /// The latest published copy of the lease table (at most ~[`PUBLISH_EVERY`] old while the
+    /// engine keeps up).
+    pub fn leases(&self) -> Arc<LeaseSnapshot> {
+        self.leases.load_full()
+    }
+
+    /// The server's counters and reply-latency histogram.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Where the configuration comes from (a file can be edited and reloaded).
+    pub fn source(&self) -> &ConfigSource {
+        &self.source
+    }
+
+    /// How long the server has been running.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Re-reads the configuration exactly as SIGHUP does and returns once the serve loop has
+    /// swapped the plan in (or kept the old one). `None` when the server is shutting down.
+    pub async fn reload(&self) -> Option<ReloadOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.reload_tx.send(tx).await.ok()?;
+        rx.await.ok()
+    }
+}
