@@ -301,3 +301,87 @@ fn bad_config_on_sighup_keeps_old_config() {
     wait_bound(&srv, &m3, lab.ip(33), "reservation after reload", |_| true);
     assert!(srv.alive());
 }
+
+#[test]
+fn reloads_under_load_lose_nothing() {
+    if !gate!("perfdhcp") {
+        return;
+    }
+    let _g = super::load::heavy();
+    let lab = Lab::new();
+    let mut cfg = Cfg::for_lab(&lab);
+    cfg.pools = vec![(lab.ip(20), lab.ip(250))];
+    cfg.lease_time = 3600;
+    lab.add_client_addr(&format!("{}/24", lab.ip(2)));
+    let mut srv = lab.start_server(&cfg.render());
+    let a = crate::argv![
+        crate::support::proc::bin("perfdhcp"),
+        "-4",
+        "-l",
+        crate::support::lab::CLI_IF,
+        "-r",
+        50,
+        "-R",
+        200,
+        "-n",
+        200,
+        "-p",
+        10,
+        "-W",
+        "2000000",
+        "-g",
+        "single",
+        "-b",
+        "mac=02:ee:00:00:00:00",
+        lab.srv_ip
+    ];
+    let mut perf = crate::support::proc::Proc::spawn(
+        "perfdhcp",
+        Some(&lab.cli_ns),
+        &a,
+        &lab.path("perfdhcp.out"),
+        &[],
+    );
+    // alternate two valid configs (a reservation comes and goes) while the load runs
+    let with = cfg.clone().reserve(&lab.mac(16, 1), lab.ip(10)).render();
+    let without = cfg.render();
+    let mut n = 0;
+    while perf.alive() && n < 40 {
+        srv.write_config(if n % 2 == 0 { &with } else { &without });
+        srv.sighup();
+        n += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        perf.wait_timeout(Duration::from_secs(20)).is_some(),
+        "perfdhcp did not finish"
+    );
+    let st = crate::support::clients::parse_perfdhcp(&perf.output());
+    assert!(
+        srv.alive(),
+        "server died during reloads; log:\n{}",
+        super::load::tail(&srv.log(), 30)
+    );
+    assert!(n >= 10, "only {n} reloads happened during the load");
+    let reloads = srv
+        .log()
+        .lines()
+        .filter(|l| l.contains("config reloaded"))
+        .count();
+    assert!(
+        reloads >= 10,
+        "{reloads} `config reloaded` lines for {n} SIGHUPs"
+    );
+    assert_eq!(
+        st.ra_rcvd,
+        200,
+        "DORA exchanges completed during {n} reloads: {st:?}\n{}",
+        perf.output()
+    );
+    let bound = srv
+        .leases()
+        .into_iter()
+        .filter(|l| l.state == "bound" && l.mac.starts_with("02:ee:"))
+        .count();
+    assert_eq!(bound, 200, "bound leases of the perfdhcp clients");
+}
