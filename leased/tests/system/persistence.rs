@@ -109,3 +109,86 @@ fn restart_restores_every_lease() {
     );
     wait_bound(&srv, &umac, uip, "udhcpc after restart", |_| true);
 }
+
+#[test]
+fn clean_stop_keeps_release_and_decline() {
+    if !gate!() {
+        return;
+    }
+    let lab = Lab::new();
+    let cfg = Cfg::for_lab(&lab);
+    let mut srv = lab.start_server(&cfg.render());
+    let (a, b, c) = (lab.mac(9, 1), lab.mac(9, 2), lab.mac(9, 3));
+    let pa = lab.probe(&ProbeOpts {
+        release: true,
+        ..ProbeOpts::mac(&a)
+    });
+    assert_eq!(pa.code(), Some(PROBE_ACK), "{}", pa.diag());
+    let pb = lab.probe(&ProbeOpts {
+        decline: true,
+        ..ProbeOpts::mac(&b)
+    });
+    assert_eq!(pb.code(), Some(PROBE_ACK), "{}", pb.diag());
+    let pc = lab.probe(&ProbeOpts::mac(&c));
+    assert_eq!(pc.code(), Some(PROBE_ACK), "{}", pc.diag());
+    let (ia, ib, ic) = (
+        pa.ip().expect("ip"),
+        pb.ip().expect("ip"),
+        pc.ip().expect("ip"),
+    );
+    // stop at once: RELEASE and DECLINE are lazily persisted, a clean stop must still keep them
+    let st = srv.term();
+    assert!(st.success(), "exit {st}; log:\n{}", srv.log());
+    let leases = srv.leases();
+    let state = |ip| leases.iter().find(|l| l.ip == ip).map(|l| l.state.clone());
+    assert_eq!(
+        state(ia).as_deref(),
+        Some("released"),
+        "RELEASE lost by a clean stop: {leases:#?}"
+    );
+    assert_eq!(
+        state(ib).as_deref(),
+        Some("declined"),
+        "DECLINE lost by a clean stop: {leases:#?}"
+    );
+    assert_eq!(state(ic).as_deref(), Some("bound"), "{leases:#?}");
+    srv.start();
+    let after = srv.leases();
+    assert_eq!(canon(&after), canon(&leases), "restart changed the store");
+    // the quarantine survives the restart: a new client is not offered the declined address
+    let p = lab.probe(&ProbeOpts::mac(&lab.mac(9, 4)));
+    assert_eq!(p.code(), Some(PROBE_ACK), "{}", p.diag());
+    assert_ne!(
+        p.ip(),
+        Some(ib),
+        "declined address handed out after restart"
+    );
+}
+
+#[test]
+fn lease_that_expired_while_down_is_expired_after_start() {
+    if !gate!() {
+        return;
+    }
+    let lab = Lab::new();
+    let mut cfg = Cfg::for_lab(&lab);
+    cfg.lease_time = 2;
+    let mut srv = lab.start_server(&cfg.render());
+    let mac = lab.mac(9, 0x10);
+    let p = lab.probe(&ProbeOpts::mac(&mac));
+    assert_eq!(p.code(), Some(PROBE_ACK), "{}", p.diag());
+    let ip = p.ip().expect("ip");
+    let st = srv.term();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_secs(3));
+    srv.start();
+    super::interop::wait_state(
+        &srv,
+        ip,
+        "expired",
+        "lease that ran out while the server was down",
+    );
+    // its owner still gets it back first
+    let p = lab.probe(&ProbeOpts::mac(&mac));
+    assert_eq!(p.ip(), Some(ip), "{}", p.diag());
+}
