@@ -11,13 +11,14 @@
 
 #![allow(clippy::useless_vec, clippy::unwrap_used)]
 
+#[allow(unused_imports)]
 #[path = "support/mod.rs"]
 mod support;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use leased_wire::{BOOTREPLY, BOOTREQUEST, Packet, code};
+use leased_wire::{BOOTREPLY, BOOTREQUEST, MessageType, Options, Packet, code};
 use serde_json::Value;
 use support::Lab;
 use support::clients::{Capture, PROBE_ACK};
@@ -29,11 +30,9 @@ use support::server::{Server, leased_bin};
 /// switch MAC c8:be:19:93:11:48.
 const SEED: &str = "010600040001000402080006c8be19931148";
 
-/// The seed's switch, port `p`.
+/// The seed's switch, port `p` (the circuit-id's last byte is hex characters 14..16).
 fn port(p: u8) -> String {
-    format!("0106000400010{:01x}02080006c8be19931148", p)
-        .replacen("00010", "0001000", 1)
-        .replacen("0106000400010000", "01060004000100", 1)
+    format!("{}{p:02x}{}", &SEED[..14], &SEED[16..])
 }
 
 /// A relayed test bed: the lab, the relayed network's third octet, and the server.
@@ -60,7 +59,14 @@ impl Bed {
         lab.add_client_addr(&format!("{}/24", lab.ip(2)));
         must(
             Some(&lab.cli_ns),
-            &argv!["ip", "addr", "add", format!("198.19.{x}.1/24"), "dev", "rl0"],
+            &argv![
+                "ip",
+                "addr",
+                "add",
+                format!("198.19.{x}.1/24"),
+                "dev",
+                "rl0"
+            ],
         );
         must(Some(&lab.cli_ns), &argv!["ip", "link", "set", "rl0", "up"]);
         must(
@@ -253,7 +259,9 @@ fn dhcp_in_pcap(file: &std::path::Path) -> Vec<Packet> {
         if let Some(rest) = t.strip_prefix("0x").and_then(|r| r.split_once(':')) {
             for word in rest.1.split_whitespace() {
                 for i in (0..word.len()).step_by(2) {
-                    if let Some(b) = word.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())
+                    if let Some(b) = word
+                        .get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
                     {
                         cur.push(b);
                     }
@@ -275,10 +283,13 @@ fn dhcrelay_agent_option_is_used_and_echoed_exactly() {
     let bed = Bed::new();
     let lab = &bed.lab;
     // dhcrelay -a sends the downstream interface name as the circuit-id.
-    let srv = bed.start("", &format!(
-        "[[reservations]]\ncircuit_id = '\"rl0\"'\nip = \"{}\"\n",
-        bed.remote(50)
-    ));
+    let srv = bed.start(
+        "",
+        &format!(
+            "[[reservations]]\ncircuit_id = '\"rl0\"'\nip = \"{}\"\n",
+            bed.remote(50)
+        ),
+    );
     let cap = Capture::start(lab, &lab.srv_ns, SRV_IF, "relay82");
     let mut relay = bed.relay();
 
@@ -298,7 +309,11 @@ fn dhcrelay_agent_option_is_used_and_echoed_exactly() {
             srv.log()
         )
     });
-    assert_eq!(ev.ip(), Some(bed.remote(50)), "the circuit's reserved address");
+    assert_eq!(
+        ev.ip(),
+        Some(bed.remote(50)),
+        "the circuit's reserved address"
+    );
     u.c.stop();
 
     // Another device on the same circuit (dhclient, new MAC) takes the circuit's address.
@@ -309,7 +324,6 @@ fn dhcrelay_agent_option_is_used_and_echoed_exactly() {
         &argv!["ip", "link", "set", CLI_IF, "address", mac2],
     );
     let mut d = support::Dhclient::new(lab, &bed.rc, CLI_IF, "dhclient-82", None);
-    d.c.proc = None;
     d.start();
     let ev = d.c.wait_event(0, &["BOUND"], Duration::from_secs(30));
     let ev = ev.unwrap_or_else(|| {
@@ -320,7 +334,11 @@ fn dhcrelay_agent_option_is_used_and_echoed_exactly() {
             srv.log()
         )
     });
-    assert_eq!(ev.ip(), Some(bed.remote(50)), "the new device takes the port's address");
+    assert_eq!(
+        ev.ip(),
+        Some(bed.remote(50)),
+        "the new device takes the port's address"
+    );
     d.c.stop();
     relay.stop(Duration::from_secs(3));
 
@@ -330,9 +348,15 @@ fn dhcrelay_agent_option_is_used_and_echoed_exactly() {
     let packets = dhcp_in_pcap(&file);
     let requests: Vec<&Packet> = packets.iter().filter(|p| p.op == BOOTREQUEST).collect();
     let replies: Vec<&Packet> = packets.iter().filter(|p| p.op == BOOTREPLY).collect();
-    assert!(!requests.is_empty() && !replies.is_empty(), "capture: {packets:?}");
+    assert!(
+        !requests.is_empty() && !replies.is_empty(),
+        "capture: {packets:?}"
+    );
     for r in &replies {
-        let sent = r.options.get(code::RELAY_AGENT_INFO).expect("reply without option 82");
+        let sent = r
+            .options
+            .get(code::RELAY_AGENT_INFO)
+            .expect("reply without option 82");
         let req = requests
             .iter()
             .find(|q| q.xid == r.xid)
@@ -346,7 +370,11 @@ fn dhcrelay_agent_option_is_used_and_echoed_exactly() {
         assert_eq!(r.giaddr, bed.remote(1));
     }
     let first = requests[0].options.get(code::RELAY_AGENT_INFO).unwrap();
-    assert_eq!(first.get(..2), Some(&[1u8, 3][..]), "circuit-id sub-option first: {first:02x?}");
+    assert_eq!(
+        first.get(..2),
+        Some(&[1u8, 3][..]),
+        "circuit-id sub-option first: {first:02x?}"
+    );
     assert_eq!(first.get(2..5), Some(&b"rl0"[..]));
 }
 
@@ -402,7 +430,11 @@ fn probe_with_seed_option82_gets_port_addresses_and_caps() {
         &["--option", &format!("50:{}", hex_ip(bed.remote(51)))],
     );
     if j.get("nak").is_some_and(|n| !n.is_null()) {
-        assert_eq!(opt_hex(&j, "nak", 82).as_deref(), Some(port(8).as_str()), "{out}");
+        assert_eq!(
+            opt_hex(&j, "nak", 82).as_deref(),
+            Some(port(8).as_str()),
+            "{out}"
+        );
     } else {
         // The probe DISCOVERs first, so the server may simply offer another address.
         assert_eq!(code, Some(PROBE_ACK), "{out}");
@@ -427,7 +459,8 @@ fn unicast_renewal_without_option82_keeps_the_port_address() {
     let (code, j, out) = bed.probe(&mac, SEED, &[]);
     assert_eq!(code, Some(PROBE_ACK), "{out}\n{}", srv.log());
     assert_eq!(yiaddr(&j, "ack"), Some(bed.remote(50)));
-    // Unicast RENEWING from the client's address: ciaddr set, no giaddr, no Option 82.
+    // Unicast RENEWING from the client's address: ciaddr set, no giaddr, no Option 82,
+    // through the relay's router (not its DHCP relay).
     let ip = bed.remote(50);
     must(
         Some(&bed.rc),
@@ -437,28 +470,67 @@ fn unicast_renewal_without_option82_keeps_the_port_address() {
         Some(&bed.rc),
         &argv!["ip", "route", "add", "default", "via", bed.remote(1)],
     );
-    let a = argv![
-        leased_bin(),
-        "probe",
-        "--inform",
-        ip,
-        "--server",
-        lab.srv_ip,
-        "--mac",
-        mac,
-        "--json",
-        "--timeout",
-        "3"
-    ];
-    // INFORM proves the unicast path; then the lease table shows the binding kept its data.
-    let o = run(Some(&bed.rc), &a, Duration::from_secs(15));
-    assert!(o.ok(), "unicast INFORM from the relayed client failed: {}", o.all());
-    let leases = srv.leases();
-    let l = leases
-        .iter()
+    let before = srv
+        .leases()
+        .into_iter()
         .find(|l| l.ip == ip)
-        .unwrap_or_else(|| panic!("no lease for {ip}: {leases:?}"));
-    assert_eq!(l.state, "bound");
+        .expect("lease");
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut chaddr = [0u8; 16];
+    for (i, b) in mac.split(':').enumerate().take(6) {
+        chaddr[i] = u8::from_str_radix(b, 16).unwrap();
+    }
+    let mut options = Options::new();
+    options.set(code::MESSAGE_TYPE, vec![MessageType::Request.code()]);
+    let renew = Packet {
+        op: BOOTREQUEST,
+        htype: 1,
+        hlen: 6,
+        hops: 0,
+        xid: 0x5eed_0004,
+        secs: 0,
+        flags: 0,
+        ciaddr: ip,
+        yiaddr: Ipv4Addr::UNSPECIFIED,
+        siaddr: Ipv4Addr::UNSPECIFIED,
+        giaddr: Ipv4Addr::UNSPECIFIED,
+        chaddr,
+        sname: vec![],
+        file: vec![],
+        options,
+    };
+    let mut bytes = Vec::new();
+    renew.encode(576, &mut bytes);
+    let o = support::raw::send_from_ns(
+        &bed.rc,
+        SocketAddrV4::new(ip, 68),
+        &[SocketAddrV4::new(lab.srv_ip, 67)],
+        &[bytes],
+    );
+    assert!(
+        o.stdout.contains("type=Some(5)"),
+        "no ACK to the unicast renewal:\n{}\n--- server\n{}",
+        o.all(),
+        srv.log()
+    );
+    let after = srv
+        .leases()
+        .into_iter()
+        .find(|l| l.ip == ip)
+        .expect("lease");
+    assert_eq!(after.state, "bound");
+    assert_eq!(after.mac, before.mac);
+    assert!(
+        after.expires > before.expires,
+        "renewal did not extend the lease: {before:?} → {after:?}"
+    );
+}
+
+/// Not a test of its own: the raw-UDP helper that `support::raw::send_from_ns` runs inside a
+/// namespace. Without its environment variable it returns at once.
+#[test]
+fn udp_send_helper() {
+    support::raw::helper_main();
 }
 
 /// `c6120063`-style hex of an address, for `--option 50:…`.

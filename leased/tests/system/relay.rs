@@ -150,3 +150,105 @@ fn relayed_clients_are_served() {
     );
     relay.stop(Duration::from_secs(3));
 }
+
+/// `leased probe --giaddr` as a relay agent: Option 82 is echoed back (RFC 3046) and a
+/// port reservation (switch MAC + port from Option 82) gives the port's address to whichever
+/// device is on the port.
+#[test]
+fn option82_echo_and_port_reservation() {
+    if !gate!() {
+        return;
+    }
+    let lab = Lab::new();
+    let giaddr = lab.ip(2);
+    lab.add_client_addr(&format!("{giaddr}/24"));
+    let switch = "02:5c:00:00:00:01";
+    let mut cfg = Cfg::for_lab(&lab);
+    cfg.extra = format!(
+        "[[reservations]]\nport_key = {{ switch = \"{switch}\", port = 4 }}\nip = \"{}\"\n",
+        lab.ip(30)
+    );
+    let srv = lab.start_server(&cfg.render());
+    // circuit-id: VLAN 1 port 4 (D-Link layout); remote-id: type 0, length 6, switch MAC
+    let opt82 = |port: u8| format!("01060004000100{port:02x}02080006{}", "025c00000001");
+    let relayed = |mac: &str, port: u8| {
+        let a = argv![
+            crate::support::server::leased_bin(),
+            "probe",
+            "--giaddr",
+            giaddr,
+            "--server",
+            lab.srv_ip,
+            "--mac",
+            mac,
+            "--option82",
+            opt82(port),
+            "--timeout",
+            5,
+            "--json"
+        ];
+        let o = run(Some(&lab.cli_ns), &a, Duration::from_secs(20));
+        let j: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap_or_default();
+        (o, j)
+    };
+    let ack_opt82 = |j: &serde_json::Value| {
+        j.get("ack")?
+            .get("options")?
+            .as_array()?
+            .iter()
+            .find(|o| o.get("code").and_then(|c| c.as_u64()) == Some(82))?
+            .get("hex")?
+            .as_str()
+            .map(str::to_string)
+    };
+
+    let (m1, m2, m3) = (lab.mac(17, 1), lab.mac(17, 2), lab.mac(17, 3));
+    let (o, j) = relayed(&m1, 4);
+    assert_eq!(
+        o.code(),
+        Some(0),
+        "relayed probe: {}\nlog:\n{}",
+        o.all(),
+        srv.log()
+    );
+    assert_eq!(
+        j.get("address").and_then(|a| a.as_str()),
+        Some(lab.ip(30).to_string().as_str()),
+        "port 4's address: {}",
+        o.all()
+    );
+    assert_eq!(
+        ack_opt82(&j).as_deref(),
+        Some(opt82(4).as_str()),
+        "Option 82 not echoed: {}",
+        o.all()
+    );
+    wait_bound(&srv, &m1, lab.ip(30), "port reservation", |_| true);
+
+    // another device on the same port takes the address over
+    let (o, j) = relayed(&m2, 4);
+    assert_eq!(o.code(), Some(0), "{}", o.all());
+    assert_eq!(
+        j.get("address").and_then(|a| a.as_str()),
+        Some(lab.ip(30).to_string().as_str()),
+        "takeover: {}",
+        o.all()
+    );
+    wait_bound(&srv, &m2, lab.ip(30), "port takeover", |_| true);
+
+    // a device on another port gets a pool address, Option 82 still echoed
+    let (o, j) = relayed(&m3, 5);
+    assert_eq!(o.code(), Some(0), "{}", o.all());
+    let ip: Ipv4Addr = j
+        .get("address")
+        .and_then(|a| a.as_str())
+        .and_then(|s| s.parse().ok())
+        .expect("address");
+    assert!(super::interop::in_pool(&cfg, ip), "port 5 device got {ip}");
+    assert_eq!(
+        ack_opt82(&j).as_deref(),
+        Some(opt82(5).as_str()),
+        "Option 82 not echoed: {}",
+        o.all()
+    );
+}
