@@ -532,3 +532,108 @@ fn udp_send_helper() {
 fn hex_ip(ip: Ipv4Addr) -> String {
     ip.octets().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// perfdhcp in relay mode (it sets giaddr to its `-l` address) against two relayed subnets:
+/// every lease of a run comes from the subnet holding that run's giaddr.
+#[test]
+fn perfdhcp_relayed_to_two_subnets_gets_the_right_one() {
+    if !gate!("perfdhcp") {
+        return;
+    }
+    let lab = Lab::new();
+    let x = lab.net.network().octets()[2];
+    let gi_a = Ipv4Addr::new(198, 19, x, 126);
+    let gi_b = Ipv4Addr::new(198, 19, x, 254);
+    lab.add_client_addr(&format!("{}/24", lab.ip(2)));
+    for gi in [gi_a, gi_b] {
+        must(
+            Some(&lab.cli_ns),
+            &argv!["ip", "addr", "add", format!("{gi}/32"), "dev", CLI_IF],
+        );
+    }
+    must(
+        Some(&lab.srv_ns),
+        &argv![
+            "ip",
+            "route",
+            "add",
+            format!("198.19.{x}.0/24"),
+            "via",
+            lab.ip(2),
+            "dev",
+            SRV_IF
+        ],
+    );
+    let cfg = format!(
+        r#"[server]
+lease_time = 300
+
+[store]
+path = "{store}"
+
+[[subnets]]
+network = "{net}"
+interface = "{SRV_IF}"
+pools = ["{p0}-{p1}"]
+
+[[subnets]]
+network = "198.19.{x}.0/25"
+routers = ["198.19.{x}.126"]
+pools = ["198.19.{x}.10-198.19.{x}.100"]
+
+[[subnets]]
+network = "198.19.{x}.128/25"
+routers = ["198.19.{x}.254"]
+pools = ["198.19.{x}.140-198.19.{x}.230"]
+"#,
+        store = lab.path("leases.db").display(),
+        net = lab.net,
+        p0 = lab.ip(100),
+        p1 = lab.ip(200),
+    );
+    let srv = lab.start_server(&cfg);
+    for (gi, base, lo, hi) in [
+        (gi_a, "02:1b:aa:00:00:00", 10u8, 100u8),
+        (gi_b, "02:1b:bb:00:00:00", 140, 230),
+    ] {
+        let a = argv![
+            bin("perfdhcp"),
+            "-4",
+            "-l",
+            gi,
+            "-r",
+            "20",
+            "-R",
+            "10",
+            "-n",
+            "10",
+            "-p",
+            "10",
+            "-W",
+            "2000000",
+            "-b",
+            format!("mac={base}"),
+            lab.srv_ip
+        ];
+        let out = run(Some(&lab.cli_ns), &a, Duration::from_secs(40));
+        let leases = srv.leases();
+        let mine: Vec<_> = leases
+            .iter()
+            .filter(|l| l.mac.starts_with(&base[..9]) && l.state == "bound")
+            .collect();
+        assert!(
+            !mine.is_empty(),
+            "no bound lease for giaddr {gi}\n{}\n--- server\n{}",
+            out.all(),
+            srv.log()
+        );
+        for l in mine {
+            let o = l.ip.octets();
+            assert!(
+                o[2] == x && (lo..=hi).contains(&o[3]),
+                "giaddr {gi} got {} (want 198.19.{x}.{lo}-{hi})",
+                l.ip
+            );
+        }
+    }
+}
