@@ -12,6 +12,7 @@
 //!
 //! The crate is pure: it reads files and nothing else (no sockets, no async runtime).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod conf;
 mod leases;
