@@ -184,7 +184,7 @@ fn load_and_kill(
                 if p.code() == Some(PROBE_ACK)
                     && let Some(ip) = p.ip()
                 {
-                    seen.lock().unwrap().push((norm_mac(&mac), ip));
+                    seen.lock().expect("lock").push((norm_mac(&mac), ip));
                 }
             }
         }));
@@ -192,7 +192,7 @@ fn load_and_kill(
 
     // let ACKs accumulate, then kill -9 in the middle of the load
     let t0 = Instant::now();
-    while seen.lock().unwrap().len() < 20 && t0.elapsed() < Duration::from_secs(8) {
+    while seen.lock().expect("lock").len() < 20 && t0.elapsed() < Duration::from_secs(8) {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -209,7 +209,7 @@ fn load_and_kill(
         "cycle {cycle}: perfdhcp ended before the kill ({st}): not under load\n{}",
         perf.output()
     );
-    let acked = seen.lock().unwrap().clone();
+    let acked = seen.lock().expect("lock").clone();
     Cycle {
         acked,
         logged: log_acks(&log),
