@@ -441,6 +441,41 @@ mod tests {
         );
     }
 
+    fn subnet(net: &str, iface: Option<&str>, shared: Option<&str>) -> Subnet {
+        Subnet {
+            network: net.parse().unwrap_or_else(|_| unreachable!()),
+            interface: iface.map(str::to_string),
+            server_id: None,
+            routers: vec![],
+            pools: vec![],
+            exclusions: vec![],
+            reservations: vec![],
+            lease_time: None,
+            shared_network: shared.map(str::to_string),
+            max_leases_per_circuit_id: None,
+            max_leases_per_remote_id: None,
+            options: crate::config::OptionSet::default(),
+        }
+    }
+
+    #[test]
+    fn links_by_name_else_by_interface() {
+        let a = subnet("198.18.0.0/24", Some("eth0"), None);
+        let b = subnet("198.18.1.0/24", Some("eth0"), None);
+        let c = subnet("198.18.2.0/24", Some("eth0"), Some("x"));
+        let d = subnet("198.18.3.0/24", None, Some("x"));
+        let e = subnet("198.18.4.0/24", None, None);
+        let f = subnet("198.18.5.0/24", None, None);
+        assert!(same_link(&a, &b), "same interface, no names");
+        assert!(
+            !same_link(&a, &c),
+            "a name separates it from unnamed subnets"
+        );
+        assert!(same_link(&c, &d), "same name, whatever the interface");
+        assert!(!same_link(&e, &f), "no interface, no name: alone");
+        assert!(!same_link(&d, &e));
+    }
+
     #[test]
     fn range_lookup() {
         let r = vec![(1, 3), (7, 9)];

@@ -474,6 +474,16 @@ mod tests {
         assert_eq!(e.extract(&k), Some(vec![0, 6]));
         let (_, e) = Extractor::parse_slice("option_82:0:2").unwrap();
         assert_eq!(e.extract(&k), Some(vec![1, 6]));
+        // docs/config.md: stacked switch, unit 2 port 4 → port number 516.
+        let stacked = RelayKeys {
+            circuit_id: Some(vec![0, 4, 0, 1, 2, 4]),
+            ..RelayKeys::default()
+        };
+        let (_, e) = Extractor::parse_slice("circuit_id:unit_port:4:6").unwrap();
+        assert_eq!(
+            e.extract(&stacked).as_deref().and_then(as_number),
+            Some(516)
+        );
         // Out of range: no value (not a truncated one).
         let (_, e) = Extractor::parse_slice("circuit_id:4:9").unwrap();
         assert_eq!(e.extract(&k), None);
