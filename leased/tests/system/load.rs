@@ -22,12 +22,14 @@ pub(crate) fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A /20 lab: server .0.1, perfdhcp's relay address .0.2, pool .1.0–.15.250.
+/// A wide lab: server .0.1, perfdhcp's relay address .0.2, pool from .1.0 to the end of the
+/// network (less a few).
 fn wide_lab(net: &str) -> (Lab, Cfg) {
     let lab = Lab::with_net(net);
     let mut cfg = Cfg::for_lab(&lab);
     cfg.lease_time = 3600;
-    cfg.pools = vec![(lab.ip(256), lab.ip(15 * 256 + 250))];
+    let last = u32::from(lab.net.broadcast()) - u32::from(lab.net.network());
+    cfg.pools = vec![(lab.ip(256), lab.ip(last - 5))];
     lab.add_client_addr(&format!("{}/{}", lab.ip(2), lab.net.prefix_len()));
     (lab, cfg)
 }
@@ -145,11 +147,11 @@ fn load_and_kill(
         "-l",
         CLI_IF,
         "-r",
-        300,
+        200,
         "-R",
         20000,
         "-p",
-        8,
+        30,
         "-W",
         "1000000",
         "-g",
@@ -223,7 +225,7 @@ fn kill9_under_load_loses_no_acked_lease() {
         return;
     }
     let _g = heavy();
-    let (lab, cfg) = wide_lab("198.19.16.0/20");
+    let (lab, cfg) = wide_lab("198.19.64.0/18");
     let mut srv = lab.start_server(&cfg.render());
     let clients: Vec<ClientNs> = (0..4).map(|_| lab.add_client()).collect();
 
