@@ -147,6 +147,7 @@ pub(super) fn api(ctx: &mut Ctx<'_>, raw: Option<&RawApi>) -> Option<ApiSettings
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::{Format, load_str};
 
