@@ -504,6 +504,27 @@ fn class_pool_and_options() {
 }
 
 #[test]
+fn class_pool_by_name() {
+    let text = BASE.replace(
+        "pools = [\"198.18.1.100-198.18.1.110\"]",
+        "pools = [\"198.18.1.100-198.18.1.110\", \
+         { start = \"198.18.1.120\", end = \"198.18.1.121\", name = \"voip\" }]",
+    ) + "\n[[classes]]\nname = \"phones\"\nmatch = { vendor_class = \"Polycom*\" }\npool = \"voip\"\n";
+    let mut h = Harness::new(load_str(&text, "t", Format::Toml).unwrap());
+    let phone = discover(1, &SEED).opt(code::VENDOR_CLASS, b"Polycom-VVX");
+    assert_eq!(offered_ip(&h.send(&phone)), r(120));
+    for c in 2..=12 {
+        if let Some(rep) = h.send(&discover(c, &port(c + 20))).reply() {
+            assert!(
+                rep.packet.yiaddr.octets()[3] <= 110,
+                "{:?}",
+                rep.packet.yiaddr
+            );
+        }
+    }
+}
+
+#[test]
 fn class_matches_all_given_fields() {
     let mut h = harness(CLASSES);
     let cam = discover(1, &SEED)
@@ -623,6 +644,28 @@ fn config_errors_name_the_key() {
         "[[classes]]\nname = \"a\"\nmatch = { mac_prefix = \"\" }",
         "classes[0].match.mac_prefix",
         "1 to 16 bytes",
+    );
+    bad(
+        "[[classes]]\nname = \"a\"\npool = \"nosuch\"",
+        "classes[0].pool",
+        "invalid",
+    );
+    let dup = BASE.replace(
+        "pools = [\"198.18.1.100-198.18.1.110\"]",
+        "pools = [{ start = \"198.18.1.100\", end = \"198.18.1.101\", name = \"p\" }, \
+         { start = \"198.18.1.102\", end = \"198.18.1.103\", name = \"p\" }]\n\
+         exclusions = [{ start = \"198.18.1.100\", end = \"198.18.1.100\", name = \"e\" }]",
+    );
+    let e = load_str(&dup, "t", Format::Toml).unwrap_err();
+    assert!(
+        e.0.iter()
+            .any(|x| x.key == "subnets[1].pools[1].name" && x.message.contains("used twice")),
+        "{e:?}"
+    );
+    assert!(
+        e.0.iter()
+            .any(|x| x.key == "subnets[1].exclusions[0].name" && x.message.contains("only pools")),
+        "{e:?}"
     );
     let capped = BASE.replace("lease_time = 3600", "max_leases_per_circuit_id = 0");
     let e = load_str(&capped, "t", Format::Toml).unwrap_err();

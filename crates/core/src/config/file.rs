@@ -351,6 +351,8 @@ pub(super) enum RawRange {
 pub(super) struct RawBounds {
     pub start: String,
     pub end: String,
+    /// Pools only: a name that `[[classes]]` `pool` can refer to.
+    pub name: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RawRange {

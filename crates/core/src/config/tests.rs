@@ -172,14 +172,19 @@ fn example_loads_with_every_value() {
         crate::relay::Extractor::CircuitIdLastBytePort
     );
     assert!(c.relay_keys.named.contains_key("vlan"));
-    assert_eq!(c.classes.len(), 2);
+    assert_eq!(c.classes.len(), 3);
+    assert_eq!(
+        c.classes[1].pool,
+        Some((0, r([198, 18, 0, 210], [198, 18, 0, 220]))),
+        "named pool"
+    );
     let pxe = &c.classes[0];
     assert_eq!(pxe.name, "pxe");
     assert_eq!(pxe.matcher.vendor_class.as_deref(), Some("PXEClient*"));
     assert_eq!(pxe.matcher.user_class.as_deref(), Some("iPXE*"));
     assert_eq!(pxe.pool, Some((0, r([198, 18, 0, 230], [198, 18, 0, 239]))));
     assert_eq!(pxe.options.values[&66], b"198.18.0.2");
-    let cams = &c.classes[1].matcher;
+    let cams = &c.classes[2].matcher;
     assert_eq!(cams.mac_prefix.as_deref(), Some(&[0, 0x40, 0x8c][..]));
     assert_eq!(cams.hostname.as_deref(), Some("cam*"));
     assert_eq!(cams.circuit_id.as_deref(), Some(&b"Gi0/1/9"[..]));
@@ -556,9 +561,9 @@ fn bogus_mutations() -> Vec<(String, usize)> {
 #[test]
 fn bogus_key_in_every_table_is_named_with_its_line() {
     let mutations = bogus_mutations();
-    // The root, 23 headers, and 16 inline tables (a route, 8 extras, 2 pools, 2 banned MACs,
-    // a port_key, 2 class matches).
-    assert_eq!(mutations.len(), 40);
+    // The root, 24 headers, and 17 inline tables (a route, 8 extras, 2 pools, 2 banned MACs,
+    // a port_key, 3 class matches).
+    assert_eq!(mutations.len(), 42);
     for (text, line) in mutations {
         let errs = toml_errs(&text);
         let hit = errs

@@ -126,7 +126,8 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     );
 
     let relay_keys = relay_keys(ctx, &raw.relay_keys);
-    let classes = classes(ctx, &raw.classes, &subnets);
+    let pool_names = pool_names(ctx, &raw.subnets, &subnets);
+    let classes = classes(ctx, &raw.classes, &subnets, &pool_names);
     let api = super::api::api(ctx, raw.api.as_ref());
 
     Config {
@@ -767,7 +768,59 @@ fn relay_keys(ctx: &mut Ctx<'_>, raw: &RawRelayKeys) -> RelayKeyConfig {
     out
 }
 
-fn classes(ctx: &mut Ctx<'_>, raw: &[RawClass], subnets: &[(Subnet, String)]) -> Vec<ClientClass> {
+/// Named pools (`{ start, end, name }`), for class `pool = "name"`; names are unique in the
+/// file, and only pools have them.
+fn pool_names(
+    ctx: &mut Ctx<'_>,
+    raw: &[RawSubnet],
+    subnets: &[(Subnet, String)],
+) -> BTreeMap<String, AddrRange> {
+    let mut out: BTreeMap<String, AddrRange> = BTreeMap::new();
+    for (i, s) in raw.iter().enumerate() {
+        let sp = join_index("subnets", i);
+        for (j, e) in s.exclusions.iter().flatten().enumerate() {
+            if let RawRange::Bounds(b) = e
+                && b.name.is_some()
+            {
+                ctx.err(
+                    &join_key(&join_index(&join_key(&sp, "exclusions"), j), "name"),
+                    "only pools have names",
+                );
+            }
+        }
+        for (j, p) in s.pools.iter().flatten().enumerate() {
+            let RawRange::Bounds(b) = p else { continue };
+            let Some(name) = &b.name else { continue };
+            let np = join_key(&join_index(&join_key(&sp, "pools"), j), "name");
+            if name.trim().is_empty() {
+                ctx.err(&np, "must not be empty");
+                continue;
+            }
+            if out.contains_key(name) {
+                ctx.err(&np, format!("pool name {name:?} is used twice"));
+                continue;
+            }
+            let (Ok(start), Ok(end)) = (parse_ip(&b.start), parse_ip(&b.end)) else {
+                continue;
+            };
+            // Only pools the subnet accepted (errors were reported there).
+            if subnets
+                .iter()
+                .any(|(sub, _)| sub.pools.iter().any(|r| r.start == start && r.end == end))
+            {
+                out.insert(name.clone(), AddrRange { start, end });
+            }
+        }
+    }
+    out
+}
+
+fn classes(
+    ctx: &mut Ctx<'_>,
+    raw: &[RawClass],
+    subnets: &[(Subnet, String)],
+    pool_names: &BTreeMap<String, AddrRange>,
+) -> Vec<ClientClass> {
     let mut out: Vec<ClientClass> = Vec::new();
     let mut pools: Vec<(AddrRange, String)> = Vec::new();
     for (i, c) in raw.iter().enumerate() {
@@ -816,10 +869,22 @@ fn classes(ctx: &mut Ctx<'_>, raw: &[RawClass], subnets: &[(Subnet, String)]) ->
             remote_id,
         };
         let pp = join_key(&cp, "pool");
+        let named = match &c.pool {
+            Some(RawRange::Text(t)) => pool_names.get(t.trim()).copied(),
+            _ => None,
+        };
+        if let Some(RawRange::Bounds(b)) = &c.pool
+            && b.name.is_some()
+        {
+            ctx.err(
+                &join_key(&pp, "name"),
+                "name pools in [[subnets]], not in a class",
+            );
+        }
         let pool = c
             .pool
             .as_ref()
-            .and_then(|r| parse_range(ctx, &pp, r))
+            .and_then(|r| named.or_else(|| parse_range(ctx, &pp, r)))
             .and_then(|r| {
                 let home = subnets
                     .iter()
