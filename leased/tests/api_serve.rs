@@ -110,7 +110,7 @@ fn dora(server: SocketAddr, mac: [u8; 6], xid: u32, host: &str) -> Ipv4Addr {
     let offer = exchange(
         &sock,
         server,
-        &packet(MessageType::Discover, mac, xid, &[h.clone()]),
+        &packet(MessageType::Discover, mac, xid, std::slice::from_ref(&h)),
         xid,
     );
     assert_eq!(offer.message_type(), Some(MessageType::Offer));
