@@ -10,6 +10,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
+#[path = "system/api.rs"]
+mod api;
 #[path = "system/harness.rs"]
 mod harness;
 #[path = "system/interop.rs"]
