@@ -92,9 +92,25 @@ fn json_to_toml(v: &Value) -> Option<toml_edit::Value> {
     })
 }
 
+/// Keys in the order a person writes a reservation: who, where, then the rest as given
+/// (alphabetical: JSON objects carry no order here).
+const KEY_ORDER: [&str; 4] = ["mac", "client_id", "ip", "hostname"];
+
+fn ordered(body: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+    let rank = |k: &str| {
+        KEY_ORDER
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or(KEY_ORDER.len())
+    };
+    let mut entries: Vec<(&String, &Value)> = body.iter().collect();
+    entries.sort_by_key(|(k, _)| rank(k));
+    entries.into_iter()
+}
+
 fn body_table(body: &Map<String, Value>) -> toml_edit::Table {
     let mut t = toml_edit::Table::new();
-    for (k, v) in body {
+    for (k, v) in ordered(body) {
         if let Some(v) = json_to_toml(v) {
             t.insert(k, toml_edit::Item::Value(v));
         }
@@ -104,7 +120,7 @@ fn body_table(body: &Map<String, Value>) -> toml_edit::Table {
 
 fn body_inline(body: &Map<String, Value>) -> toml_edit::InlineTable {
     let mut t = toml_edit::InlineTable::new();
-    for (k, v) in body {
+    for (k, v) in ordered(body) {
         if let Some(v) = json_to_toml(v) {
             t.insert(k, v);
         }
@@ -318,7 +334,10 @@ ip = "198.18.0.51"
         .unwrap();
         assert!(out.starts_with(TEXT.trim_end()), "{out}");
         assert!(out.contains("# an hour"));
-        assert!(out.contains("ip = \"198.18.0.52\""));
+        assert!(
+            out.contains("mac = \"02:00:00:00:00:03\"\nip = \"198.18.0.52\"\nnote = \"x\"\n"),
+            "{out}"
+        );
         let again = edit_toml(
             &out,
             &Edit::Create(body(

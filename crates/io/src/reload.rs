@@ -75,6 +75,7 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Rel
             if old.server.interfaces != config.server.interfaces
                 || old.store != config.store
                 || old.server.pid_file != config.server.pid_file
+                || old.api != config.api
                 || old
                     .subnets
                     .iter()
@@ -82,8 +83,8 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Rel
                     .ne(config.subnets.iter().map(|s| &s.interface))
             {
                 tracing::warn!(
-                    "config reloaded, but changes to interfaces, store.path or server.pid_file \
-                     take effect only after a restart"
+                    "config reloaded, but changes to interfaces, store.path, server.pid_file \
+                     or [api] take effect only after a restart"
                 );
             }
             let subnets = config.subnets.len();
