@@ -5,8 +5,9 @@
 //! serve), `server` (receive tasks and the engine task that owns the lease table and calls
 //! [`leased_core::decide`]), `commit` (the door to the store's group commit: an ACK leaves only
 //! after its lease is durable), `send` (carrying out a [`leased_core::Route`]), `events` (one log
-//! line per event), [`Metrics`], `reload` (SIGHUP: validate, swap or keep the old config), and
-//! `run` (start-up and graceful shutdown).
+//! line per event), [`Metrics`], `reload` (SIGHUP: validate, swap or keep the old config),
+//! `shared` ([`SharedState`]: the read-only view and reload door for a sidecar such as the HTTP
+//! API, see [`serve_with`]), and `run` (start-up and graceful shutdown).
 //!
 //! Test mode: with ports other than 67/68 the server replies to each request's source address
 //! and port instead of the RFC 2131 §4.1 route, so tests can run unprivileged on loopback.
