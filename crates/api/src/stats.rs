@@ -118,6 +118,9 @@ pub struct SubnetView {
     /// Set only on `/subnets/{network}` (as in DHCPStats' per-subnet files).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
+    /// The shared network (several subnets on one link) this subnet belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_network: Option<String>,
     /// The pools, as `[start, end]` pairs.
     pub ranges: Vec<[String; 2]>,
     /// Always true: every configured subnet is monitored (the DHCPStats combiner reads this).
@@ -415,6 +418,7 @@ pub fn subnet_view(subnet: &Subnet, leases: &[Lease], now: Timestamp, full: bool
         .filter(|s| !s.is_empty());
     SubnetView {
         subnet: None,
+        shared_network: subnet.shared_network.clone(),
         ranges: subnet
             .pools
             .iter()

@@ -77,6 +77,7 @@ exclusions = ["198.18.0.109"]
 
 [[subnets]]
 network = "198.18.1.0/24"
+shared_network = "relayed"
 routers = ["198.18.1.1"]
 pools = ["198.18.1.10-198.18.1.19", "198.18.1.30-198.18.1.39"]
 
@@ -428,6 +429,8 @@ async fn dhcpstats_routes_and_leases_from_live_state() {
         ])
     );
     assert_eq!(s1["ips"]["total"], 20);
+    assert_eq!(s1["shared_network"], "relayed");
+    assert!(s0.get("shared_network").is_none(), "omitted when not set");
     assert_eq!(s1["ips"]["unused"], 20);
     assert!(s1.get("statics").is_some_and(|v| v == &json!({})));
     assert!(!all.to_string().contains("null"), "no nulls: {all}");
