@@ -47,7 +47,18 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
     let relay = effective_relay(&client, pkt, leases);
     let group = plan.link_group(sel.subnet);
     let class = class_of(&plan.config, pkt, client.hostname.as_deref(), &relay);
-    let reservation = plan.reservation_among(group, &client.client_id, &client.hwaddr, &relay);
+    // An SQL assignment (io ran the chain before this packet reached us) comes first: it is
+    // a fixed address for this client, placed exactly like a reservation so that every rule
+    // for reservations (never a network/broadcast/router address, another client's active
+    // lease blocks it, REQUESTs for another address are NAKed) holds for it too.
+    let assigned = req
+        .assignment
+        .as_ref()
+        .and_then(|a| assignment_reservation(a, &client.client_id, plan, group));
+    let reservation = assigned
+        .as_ref()
+        .map(|(si, r)| (*si, r))
+        .or_else(|| plan.reservation_among(group, &client.client_id, &client.hwaddr, &relay));
     let class_subnet = class
         .and_then(|c| plan.config.classes.get(c)?.pool)
         .map(|(si, _)| si)
@@ -109,6 +120,11 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
             relay: relay.clone(),
             event: event.clone(),
             c: client.clone(),
+            assigned_lease_time: req
+                .assignment
+                .as_ref()
+                .filter(|_| assigned.is_some())
+                .and_then(|a| a.lease_time),
         };
         d.event.hostname = d.c.hostname.clone();
         let decision = match d.c.msg {
@@ -155,6 +171,50 @@ fn effective_relay(c: &Classified, pkt: &Packet, leases: &LeaseTable) -> RelayKe
         .unwrap_or_default()
 }
 
+/// The SQL assignment as a reservation for this client in the link's subnet that contains
+/// its address (`None` when no subnet of the link does: leased cannot speak for an address it
+/// has no subnet for, so the client is then served like one without an assignment).
+fn assignment_reservation(
+    a: &crate::request::Assignment,
+    client_id: &ClientId,
+    plan: &Plan,
+    group: &[usize],
+) -> Option<(usize, Reservation)> {
+    let si = group.iter().copied().find(|i| {
+        plan.config
+            .subnets
+            .get(*i)
+            .is_some_and(|s| s.network.contains(&a.ip))
+    })?;
+    let mut options = crate::config::OptionSet::default();
+    if let Some(m) = a.mask {
+        options.values.insert(1, m.octets().to_vec());
+    }
+    let list = |v: &[Ipv4Addr]| v.iter().flat_map(|ip| ip.octets()).collect::<Vec<u8>>();
+    if !a.router.is_empty() {
+        options.values.insert(3, list(&a.router));
+    }
+    if !a.dns.is_empty() {
+        options.values.insert(6, list(&a.dns));
+    }
+    for (code, v) in &a.options {
+        // Codes core owns (53, 54, 51, 58, 59, 82, pad, end) are not the row's to set.
+        if !matches!(code, 0 | 51 | 53 | 54 | 58 | 59 | 82 | 255) {
+            options.values.insert(*code, v.clone());
+        }
+    }
+    Some((
+        si,
+        Reservation {
+            key: crate::config::ReservationKey::ClientId(client_id.clone()),
+            ip: a.ip,
+            hostname: a.hostname.clone(),
+            metadata: crate::config::Metadata::default(),
+            options,
+        },
+    ))
+}
+
 /// A finished drop.
 fn dropped(mut event: Event, reason: DropReason, changes: Vec<LeaseChange>) -> Decision {
     event.drop = Some(reason);
@@ -189,6 +249,8 @@ pub(crate) struct Decider<'a> {
     pub(crate) relay: RelayKeys,
     pub(crate) event: Event,
     pub(crate) c: Classified,
+    /// Lease time from the client's SQL assignment, over the subnet's.
+    pub(crate) assigned_lease_time: Option<u32>,
 }
 
 /// The REQUEST variants of RFC 2131 §4.3.2.
@@ -286,8 +348,8 @@ impl Decider<'_> {
 
     /// Lease time for this subnet.
     pub(crate) fn lease_time(&self) -> u32 {
-        self.subnet
-            .lease_time
+        self.assigned_lease_time
+            .or(self.subnet.lease_time)
             .unwrap_or(self.plan.config.server.lease_time)
     }
 

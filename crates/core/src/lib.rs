@@ -23,6 +23,7 @@ mod plan;
 pub mod relay;
 mod reply;
 mod request;
+pub mod sql;
 
 pub use decide::decide;
 pub use decision::{Decision, DropReason, Event, NakReason, Outcome, Reply, Route};
@@ -31,4 +32,4 @@ pub use lease::{
 };
 pub use plan::Plan;
 pub use relay::{Extractor, RelayInfo, RelayKeys};
-pub use request::Request;
+pub use request::{Assignment, Request};

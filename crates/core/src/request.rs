@@ -18,6 +18,33 @@ pub struct Request {
     /// UDP source port of the packet, when io knows it: replies to a relay that sent the
     /// RFC 8357 relay-port sub-option go back to this port instead of 67.
     pub src_port: Option<u16>,
+    /// What the SQL assignment chain decided for this client, when one is configured and a
+    /// query returned a row. io runs the (async, database-bound) chain *before* the packet
+    /// reaches the engine, so core stays pure: it honours this first, as a fixed address for
+    /// this client (like a reservation) and as the top option layer.
+    pub assignment: Option<Assignment>,
+}
+
+/// A fixed address and its parameters, from an external source (the SQL assignment chain,
+/// pydhcpdb's `ip, mask, router, dns` row). Values are already parsed and checked by
+/// [`Assignment::from_columns`]; core only places them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The client's address. Honoured only inside a subnet of the client's link that leased
+    /// serves (it needs a server identity and options there).
+    pub ip: Ipv4Addr,
+    /// Option 1, overriding the subnet's mask.
+    pub mask: Option<Ipv4Addr>,
+    /// Option 3, overriding the subnet's routers (empty: the subnet's).
+    pub router: Vec<Ipv4Addr>,
+    /// Option 6, overriding the DNS servers (empty: the configured ones).
+    pub dns: Vec<Ipv4Addr>,
+    /// Option 51 in seconds, overriding the subnet's lease time.
+    pub lease_time: Option<u32>,
+    /// Option 12 to send and record.
+    pub hostname: Option<String>,
+    /// Further options by code, already wire-encoded (from `option_N` columns, hex).
+    pub options: std::collections::BTreeMap<u8, Vec<u8>>,
 }
 
 impl Request {
@@ -34,6 +61,7 @@ impl Request {
             local_addr,
             broadcast_dst,
             src_port: None,
+            assignment: None,
         }
     }
 }

@@ -52,6 +52,7 @@ pub(crate) fn config_with(
         device_overrides: BTreeMap::new(),
         store: StoreSettings {
             path: PathBuf::from("leased.leases"),
+            sql: None,
         },
         logging: LogSettings {
             format: LogFormat::Text,
@@ -60,6 +61,7 @@ pub(crate) fn config_with(
         relay_keys: Default::default(),
         classes: Vec::new(),
         api: None,
+        sql_assignment: None,
     }
 }
 

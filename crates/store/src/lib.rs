@@ -10,6 +10,9 @@
 mod embedded;
 mod format;
 mod group;
+pub mod history;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 pub use embedded::{COMPACT_RATIO, DEFAULT_COMPACT_FLOOR, EmbeddedStore};
 pub use group::{Closed, CommitDone, CommitStats, GroupCommitter, MAX_GROUP_LEASES};
@@ -33,6 +36,13 @@ pub enum StoreError {
     },
     #[error("lease store {path} is in use by another process")]
     Locked { path: String },
+    /// The SQL database failed or could not be reached.
+    #[error("lease database: {message}")]
+    Sql { message: String },
+    /// Shared stores only: these addresses are held by another client (another server gave
+    /// them out). Every *other* lease of the commit was made durable.
+    #[error("lease store: {} address(es) held by another client: {ips:?}", ips.len())]
+    Conflict { ips: Vec<std::net::Ipv4Addr> },
 }
 
 /// A durable home for leases.
@@ -40,6 +50,7 @@ pub trait LeaseStore: Send {
     /// Every lease's latest record, as of the last successful commit.
     fn load(&mut self) -> Result<Vec<Lease>, StoreError>;
     /// Makes `leases` durable (upserts keyed by `ip`) before returning `Ok`. One call is one
-    /// group: at most one fsync. On `Err`, none of them may be assumed durable.
+    /// group: at most one fsync. On `Err`, none of them may be assumed durable, except after
+    /// [`StoreError::Conflict`], which means every lease not listed in it *is* durable.
     fn commit(&mut self, leases: &[Lease]) -> Result<(), StoreError>;
 }

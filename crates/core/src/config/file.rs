@@ -116,6 +116,8 @@ pub(super) struct RawConfig {
     pub classes: Vec<RawClass>,
     /// `[api]`: absent means no HTTP API.
     pub api: Option<super::api::RawApi>,
+    /// `[sql_assignment]`: absent means no SQL assignment chain.
+    pub sql_assignment: Option<super::sql::RawSqlAssignment>,
 }
 
 /// `[relay_keys]`.
@@ -181,6 +183,13 @@ pub(super) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
     pub path: Option<String>,
+    /// `embedded` (default), `postgres` or `mysql`: see `config/sql.rs`.
+    pub backend: Option<String>,
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub sync_interval: Option<RawDuration>,
+    pub offer_when_down: Option<bool>,
+    pub server_name: Option<String>,
 }
 
 /// `[logging]`.

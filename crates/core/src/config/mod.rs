@@ -11,11 +11,13 @@ mod file;
 mod model;
 mod options;
 mod span;
+mod sql;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 pub use api::{ApiSettings, TlsSettings};
+pub use sql::{SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 

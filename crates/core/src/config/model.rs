@@ -31,6 +31,8 @@ pub struct Config {
     pub classes: Vec<ClientClass>,
     /// The HTTP API (`[api]`); `None`: no API.
     pub api: Option<super::api::ApiSettings>,
+    /// The SQL assignment chain (`[sql_assignment]`); `None`: none.
+    pub sql_assignment: Option<super::sql::SqlAssignment>,
 }
 
 /// Which extractors give the "switch" and the "port" of a `port_key` reservation, plus the
@@ -259,6 +261,8 @@ impl OptionSet {
 pub struct StoreSettings {
     /// Embedded store file. Default `leased.leases` in the working directory.
     pub path: PathBuf,
+    /// A shared SQL lease store instead of the embedded one (`backend`, `url`, …).
+    pub sql: Option<super::sql::SqlStoreSettings>,
 }
 
 /// How events are logged.

@@ -87,6 +87,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
             Some(p) => PathBuf::from(p),
             None => PathBuf::from("leased.leases"),
         },
+        sql: super::sql::store(ctx, &raw.store),
     };
     let logging = LogSettings {
         format: match raw.logging.format.as_deref() {
@@ -129,11 +130,18 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let pool_names = pool_names(ctx, &raw.subnets, &subnets);
     let classes = classes(ctx, &raw.classes, &subnets, &pool_names);
     let api = super::api::api(ctx, raw.api.as_ref());
+    let sql_assignment = super::sql::assignment(
+        ctx,
+        raw.sql_assignment.as_ref(),
+        store.sql.as_ref(),
+        &relay_keys.named,
+    );
 
     Config {
         relay_keys,
         classes,
         api,
+        sql_assignment,
         server,
         options: global,
         subnets: subnets.into_iter().map(|(s, _)| s).collect(),

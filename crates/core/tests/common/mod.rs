@@ -117,6 +117,7 @@ pub fn config() -> Config {
         device_overrides: BTreeMap::new(),
         store: StoreSettings {
             path: PathBuf::from("test.leases"),
+            sql: None,
         },
         logging: LogSettings {
             format: LogFormat::Text,
@@ -125,6 +126,7 @@ pub fn config() -> Config {
         relay_keys: Default::default(),
         classes: Vec::new(),
         api: None,
+        sql_assignment: None,
     }
 }
 
