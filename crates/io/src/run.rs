@@ -69,15 +69,37 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
 
     let store_path = config.store.path.clone();
-    let mut store = EmbeddedStore::open(&store_path).map_err(|e| match e {
-        StoreError::Locked { .. } => anyhow!(
-            "another leased is using the lease store {} (it is locked); stop it or set a \
+    // The lease store: the embedded journal, or a shared SQL database. The SQL store owns a
+    // small tokio runtime of its own (for the commit thread), so it is opened and loaded on a
+    // plain thread: blocking on a runtime from inside this one would panic.
+    let (store, leases): (Box<dyn LeaseStore>, Vec<leased_core::Lease>) =
+        if let Some(sql) = config.store.sql.clone() {
+            let url = leased_store::sql::expand_env(&sql.url).map_err(|e| anyhow!(e))?;
+            let name = sql
+                .server_name
+                .clone()
+                .unwrap_or_else(leased_store::sql::default_server_name);
+            type Opened = (Box<dyn LeaseStore>, Vec<leased_core::Lease>);
+            std::thread::spawn(move || -> Result<Opened, StoreError> {
+                let mut s = leased_store::sql::SqlStore::open(&url, &name)?;
+                let leases = s.load()?;
+                Ok((Box::new(s), leases))
+            })
+            .join()
+            .map_err(|_| anyhow!("opening the SQL lease store panicked"))?
+            .context("opening the SQL lease store")?
+        } else {
+            let mut store = EmbeddedStore::open(&store_path).map_err(|e| match e {
+                StoreError::Locked { .. } => anyhow!(
+                    "another leased is using the lease store {} (it is locked); stop it or set a \
              different store.path",
-            store_path.display()
-        ),
-        other => anyhow!(other).context("opening the lease store"),
-    })?;
-    let leases = store.load().context("loading leases")?;
+                    store_path.display()
+                ),
+                other => anyhow!(other).context("opening the lease store"),
+            })?;
+            let leases = store.load().context("loading leases")?;
+            (Box::new(store), leases)
+        };
     let count = leases.len();
     let table = LeaseTable::from_leases(leases);
     tracing::info!(path = %store_path.display(), leases = count, "loaded {count} leases");
@@ -93,7 +115,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         );
     }
 
-    let committer = Committer::spawn(Box::new(store));
+    let committer = Committer::spawn(store);
     let plan = Arc::new(ArcSwap::from_pointee(Plan::new(config)));
     let (tx, rx) = mpsc::channel(QUEUE_CAP);
     let mut receivers = Vec::new();

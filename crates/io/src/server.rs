@@ -261,6 +261,14 @@ impl Engine {
                             Ok(()) => {
                                 deliver(&out, &metrics, &reply, &origin, &event, received);
                             }
+                            // A shared SQL store committed the group except addresses another
+                            // server's client holds: ours is durable unless it is among them.
+                            Err(e)
+                                if matches!(&*e, leased_store::StoreError::Conflict { ips }
+                                if !ips.contains(&reply.packet.yiaddr)) =>
+                            {
+                                deliver(&out, &metrics, &reply, &origin, &event, received);
+                            }
                             Err(e) => {
                                 metrics.store_error();
                                 metrics.dropped("store_error");
