@@ -15,6 +15,7 @@
 mod commit;
 mod events;
 mod frame;
+mod guard;
 mod iface;
 mod metrics;
 mod reload;

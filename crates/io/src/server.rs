@@ -23,6 +23,7 @@ use leased_store::CommitDone;
 
 use crate::commit::Committer;
 use crate::events;
+use crate::guard::{self, DropLog, Guard};
 use crate::metrics::Metrics;
 use crate::send::{Origin, Outbound};
 use crate::shared::{LeaseSnapshot, PUBLISH_EVERY, SharedState};
@@ -134,6 +135,12 @@ pub(crate) struct Engine {
     dirty: bool,
     /// When the next snapshot may be published (backs off when copying gets expensive).
     next_publish: Instant,
+    /// `[limits]` state: rate buckets and offers in flight (starvation defence).
+    guard: Guard,
+    /// Rate-limits the guard's drop log lines.
+    guard_log: DropLog,
+    /// Origin of the guard's monotonic clock.
+    started: Instant,
 }
 
 impl Engine {
@@ -155,6 +162,9 @@ impl Engine {
             shared: None,
             dirty: true,
             next_publish: Instant::now(),
+            guard: Guard::default(),
+            guard_log: DropLog::default(),
+            started: Instant::now(),
         }
     }
 
@@ -236,6 +246,25 @@ impl Engine {
         } = inbound;
         let now = self.now();
         let plan = self.plan.load_full();
+        let limits = &plan.config.limits;
+        if !limits.is_empty() {
+            let mono = self.started.elapsed().as_secs_f64();
+            let iface = req.interface.as_deref();
+            if let Err(why) = self.guard.check(limits, &req.packet, iface, mono, now) {
+                self.metrics.dropped(why.label());
+                if let Some(drops) = self.guard_log.note(mono) {
+                    tracing::warn!(
+                        reason = why.label(),
+                        mac = %leased_core::HwAddr(req.packet.chaddr().to_vec()),
+                        giaddr = %req.packet.giaddr,
+                        iface = iface.unwrap_or("-"),
+                        drops,
+                        "LIMIT request dropped (drops: since the previous line)"
+                    );
+                }
+                return;
+            }
+        }
         let Decision {
             outcome,
             changes,
@@ -243,6 +272,11 @@ impl Engine {
         } = decide(&req, &plan, &self.table, now);
         self.table.apply(&changes);
         self.dirty |= !changes.is_empty();
+        if limits.max_offers_in_flight.is_some() || limits.max_offers_in_flight_per_relay.is_some()
+        {
+            let relay = guard::relay_key(&req.packet, req.interface.as_deref());
+            self.guard.track(&changes, &relay);
+        }
         events::received(&event, req.interface.as_deref());
 
         let must_wait = changes

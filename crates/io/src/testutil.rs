@@ -30,6 +30,7 @@ pub(crate) fn config_with(
             max_leases_per_remote_id: None,
         },
         options: OptionSet::default(),
+        limits: Default::default(),
         subnets: nets
             .iter()
             .enumerate()

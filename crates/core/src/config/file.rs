@@ -116,6 +116,8 @@ pub(super) struct RawConfig {
     pub classes: Vec<RawClass>,
     /// `[api]`: absent means no HTTP API.
     pub api: Option<super::api::RawApi>,
+    /// `[limits]`: absent means no rate limits or offer caps.
+    pub limits: Option<super::limits::RawLimits>,
     /// `[sql_assignment]`: absent means no SQL assignment chain.
     pub sql_assignment: Option<super::sql::RawSqlAssignment>,
 }

@@ -8,6 +8,7 @@
 mod api;
 mod error;
 mod file;
+mod limits;
 mod model;
 mod options;
 mod span;
@@ -19,6 +20,7 @@ mod validate;
 pub use api::{ApiSettings, TlsSettings};
 pub use sql::{SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
 pub use error::{ConfigError, ConfigErrors};
+pub use limits::{Limits, RateLimit};
 pub use model::*;
 
 use std::path::Path;

@@ -31,6 +31,9 @@ pub struct Config {
     pub classes: Vec<ClientClass>,
     /// The HTTP API (`[api]`); `None`: no API.
     pub api: Option<super::api::ApiSettings>,
+    /// Starvation defence (`[limits]`): rate limits and offer caps io enforces before
+    /// `decide`; all off by default.
+    pub limits: super::limits::Limits,
     /// The SQL assignment chain (`[sql_assignment]`); `None`: none.
     pub sql_assignment: Option<super::sql::SqlAssignment>,
 }

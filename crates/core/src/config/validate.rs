@@ -130,6 +130,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let pool_names = pool_names(ctx, &raw.subnets, &subnets);
     let classes = classes(ctx, &raw.classes, &subnets, &pool_names);
     let api = super::api::api(ctx, raw.api.as_ref());
+    let limits = super::limits::limits(ctx, raw.limits.as_ref());
     let sql_assignment = super::sql::assignment(
         ctx,
         raw.sql_assignment.as_ref(),
@@ -141,6 +142,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         relay_keys,
         classes,
         api,
+        limits,
         sql_assignment,
         server,
         options: global,

@@ -83,6 +83,7 @@ pub fn config() -> Config {
             max_leases_per_remote_id: None,
         },
         options: OptionSet::default(),
+        limits: Default::default(),
         subnets: vec![
             Subnet {
                 network: "198.18.0.0/24".parse().unwrap(),
