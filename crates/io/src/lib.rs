@@ -24,6 +24,7 @@ mod send;
 mod server;
 mod shared;
 mod sock;
+mod sqlio;
 #[cfg(test)]
 mod testutil;
 

@@ -105,6 +105,11 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     tracing::info!(path = %store_path.display(), leases = count, "loaded {count} leases");
 
     let metrics = Arc::new(Metrics::default());
+    // The SQL side (chain, sync, conflict recovery, outage gate, history) around the engine.
+    let sql_side = crate::sqlio::SqlSide::new(&config)?;
+    let mut engine_sql = crate::sqlio::EngineSql::default();
+    let store = sql_side.tap_store(store, &mut engine_sql);
+    sql_side.start_history(&config, &mut engine_sql);
     let (out, sockets) = bind_all(&config, params.server_port, params.client_port)?;
     let out = Arc::new(out);
     if out.test_mode() {
@@ -118,6 +123,11 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     let committer = Committer::spawn(store);
     let plan = Arc::new(ArcSwap::from_pointee(Plan::new(config)));
     let (tx, rx) = mpsc::channel(QUEUE_CAP);
+    let tx = if sql_side.needs_front() {
+        sql_side.start_front(tx, Arc::clone(&plan), Arc::clone(&metrics))
+    } else {
+        tx
+    };
     let mut receivers = Vec::new();
     for (i, (sock, link)) in sockets.into_iter().zip(out.links.iter()).enumerate() {
         receivers.push(tokio::spawn(receive_loop(
@@ -136,7 +146,8 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         committer,
         Arc::clone(&out),
         Arc::clone(&metrics),
-    );
+    )
+    .with_sql(engine_sql);
 
     // The sidecar (HTTP API) starts before any packet is handled; if it cannot (its port is
     // taken), start-up fails as a whole rather than serving without the API the config asks for.

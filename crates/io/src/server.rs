@@ -141,6 +141,8 @@ pub(crate) struct Engine {
     guard_log: DropLog,
     /// Origin of the guard's monotonic clock.
     started: Instant,
+    /// The SQL side's channels (leases other servers wrote, lease history).
+    sql: crate::sqlio::EngineSql,
 }
 
 impl Engine {
@@ -165,6 +167,24 @@ impl Engine {
             guard: Guard::default(),
             guard_log: DropLog::default(),
             started: Instant::now(),
+            sql: crate::sqlio::EngineSql::default(),
+        }
+    }
+
+    /// Takes leases learned from the database and sends lease events to the history writer.
+    pub(crate) fn with_sql(mut self, sql: crate::sqlio::EngineSql) -> Self {
+        self.sql = sql;
+        self
+    }
+
+    /// Applies leases another server wrote (or a conflict revealed) where they are news.
+    fn apply_external(&mut self, ext: crate::sqlio::External) {
+        let now = self.now();
+        let changes = crate::sqlio::external_changes(&self.table, ext.leases, now, ext.force);
+        if !changes.is_empty() {
+            tracing::debug!(leases = changes.len(), "applying leases from the database");
+            self.table.apply(&changes);
+            self.dirty = true;
         }
     }
 
@@ -221,6 +241,7 @@ impl Engine {
                     self.expire(now);
                 }
                 _ = publish_tick.tick(), if self.shared.is_some() => self.publish(false),
+                Some(leases) = self.sql.next_external() => self.apply_external(leases),
             }
         }
         self.committer
@@ -270,6 +291,9 @@ impl Engine {
             changes,
             event,
         } = decide(&req, &plan, &self.table, now);
+        if let Some(h) = &self.sql.history {
+            h.decision(&plan, &req, &self.table, &changes, &event, now);
+        }
         self.table.apply(&changes);
         self.dirty |= !changes.is_empty();
         if limits.max_offers_in_flight.is_some() || limits.max_offers_in_flight_per_relay.is_some()
@@ -359,6 +383,9 @@ impl Engine {
             }
         }
         self.metrics.expired(n);
+        if let Some(h) = &self.sql.history {
+            h.expiries(&changes, now);
+        }
         let persist = to_persist(&changes);
         if !persist.is_empty() {
             self.submit(persist, lazy_done(Arc::clone(&self.metrics)));

@@ -1,0 +1,885 @@
+//! The SQL side of `serve`: everything that talks to a database *around* the engine, so the
+//! engine itself never awaits.
+//!
+//! - **Assignment chain** ([`front`]): between the receive tasks and the engine. DISCOVER,
+//!   REQUEST and INFORM run `[sql_assignment]`'s queries on a bounded set of tasks (a semaphore
+//!   of `max_concurrency` permits: further packets wait in the receive queue, which drops the
+//!   newest when full); the hit becomes [`Request::assignment`], and `fallback` decides what a
+//!   failed chain means (`pools`: decide normally; `silent`: drop, counted as
+//!   `sql_unavailable`).
+//! - **Outage**: the commit thread and the sync loop keep one "database down" flag. While it is
+//!   set, DISCOVERs are dropped (`store_down`) unless `offer_when_down`: an OFFER whose ACK
+//!   cannot be made durable only sends the client into a REQUEST that fails. ACKs need no
+//!   gate: they leave only after their commit, which fails while the database is down.
+//! - **Sync** ([`sync_loop`]): every `sync_interval`, the rows other servers wrote are applied
+//!   to the engine's table, so this server stops offering addresses they gave out.
+//! - **Conflict recovery** ([`ConflictTap`] + [`resolve_conflicts`]): after a commit reported
+//!   addresses held by another client, their real rows are read and applied to the table, so
+//!   the client's retry is NAKed or offered another address instead of conflicting again.
+//! - **History** ([`HistoryTx`] + [`history_writer`]): every lease event goes over a bounded
+//!   channel to a writer task (embedded history file, or `leased_history` with an SQL store,
+//!   plus the operator's `history_sql`). A full channel drops the record and counts it: the
+//!   audit trail must never slow down or block a reply.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use leased_core::config::{Config, SqlAssignment, SqlFallback};
+use leased_core::{
+    ClientId, Durability, Event, Lease, LeaseChange, LeaseState, LeaseTable, Plan, Request,
+    Timestamp,
+};
+use leased_store::history::{HistoryRecord, append_history, history_path};
+use leased_store::sql::{
+    ChainOutcome, Db, OP_TIMEOUT, SYNC_OVERLAP_MS, SqlChain, insert_history, run_user_statement,
+};
+use leased_store::{LeaseStore, StoreError};
+use leased_wire::MessageType;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::metrics::Metrics;
+use crate::server::Inbound;
+
+/// How often "the database is down" is repeated while it stays down (plus one line when it
+/// goes down and one when it comes back). Often enough to be seen, rare enough not to flood.
+pub(crate) const DOWN_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Capacity of the history channel: a few seconds of lease events at full load.
+pub(crate) const HISTORY_CAP: usize = 8192;
+
+/// Records written per batch (one transaction / one file append).
+const HISTORY_BATCH: usize = 512;
+
+/// Capacity of the channel of externally learned leases into the engine.
+pub(crate) const EXTERNAL_CAP: usize = 64;
+
+/// Leases per message on the external channel (a full sync of a big table is chunked).
+const EXTERNAL_CHUNK: usize = 1024;
+
+/// The database-health flag shared by the commit thread, the sync loop and [`front`].
+#[derive(Debug, Default)]
+pub(crate) struct DbHealth {
+    down: AtomicBool,
+}
+
+impl DbHealth {
+    /// True while the last database operation failed.
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// Records an operation's outcome; logs the transitions.
+    pub(crate) fn set(&self, down: bool, why: &str) {
+        let was = self.down.swap(down, Ordering::Relaxed);
+        if was != down {
+            if down {
+                tracing::error!(error = %why, "lease database unreachable: no ACKs until it is back");
+            } else {
+                tracing::warn!("lease database reachable again: serving resumed");
+            }
+        }
+    }
+}
+
+/// Wraps the SQL store on the commit thread: reports conflicting addresses to
+/// [`resolve_conflicts`] and keeps [`DbHealth`] current (the commit thread learns of an outage
+/// first).
+pub(crate) struct ConflictTap {
+    inner: Box<dyn LeaseStore>,
+    conflicts: mpsc::Sender<Vec<Ipv4Addr>>,
+    health: Arc<DbHealth>,
+}
+
+impl ConflictTap {
+    /// Taps `inner`.
+    pub(crate) fn new(
+        inner: Box<dyn LeaseStore>,
+        conflicts: mpsc::Sender<Vec<Ipv4Addr>>,
+        health: Arc<DbHealth>,
+    ) -> Self {
+        Self {
+            inner,
+            conflicts,
+            health,
+        }
+    }
+}
+
+impl LeaseStore for ConflictTap {
+    fn load(&mut self) -> Result<Vec<Lease>, StoreError> {
+        self.inner.load()
+    }
+
+    fn commit(&mut self, leases: &[Lease]) -> Result<(), StoreError> {
+        let r = self.inner.commit(leases);
+        match &r {
+            Ok(()) => self.health.set(false, ""),
+            Err(StoreError::Conflict { ips }) => {
+                self.health.set(false, "");
+                tracing::info!(
+                    addresses = ?ips,
+                    "addresses held by another server's client: learning their holders"
+                );
+                // Full: the next sync brings the same rows; never block the commit thread.
+                let _ = self.conflicts.try_send(ips.clone());
+            }
+            Err(e @ StoreError::Sql { .. }) => self.health.set(true, &e.to_string()),
+            Err(_) => {}
+        }
+        r
+    }
+}
+
+/// Reads the real holder of each conflicting address and hands it to the engine.
+pub(crate) async fn resolve_conflicts(
+    db: Db,
+    mut rx: mpsc::Receiver<Vec<Ipv4Addr>>,
+    external: mpsc::Sender<External>,
+) {
+    while let Some(ips) = rx.recv().await {
+        let mut found = Vec::new();
+        for ip in ips {
+            match tokio::time::timeout(OP_TIMEOUT, db.lease_at(ip)).await {
+                Ok(Ok(Some(lease))) => found.push(lease),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::debug!(%ip, error = %e, "cannot read a contested lease"),
+                Err(_) => tracing::debug!(%ip, "reading a contested lease timed out"),
+            }
+        }
+        let batch = External {
+            leases: found,
+            force: true,
+        };
+        if !batch.leases.is_empty() && external.send(batch).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Every `interval`, reads the rows changed since the last read (minus [`SYNC_OVERLAP_MS`])
+/// and hands those other servers wrote to the engine. Keeps [`DbHealth`]; logs an outage when
+/// it starts, every [`DOWN_LOG_EVERY`] while it lasts, and when it ends.
+pub(crate) async fn sync_loop(
+    db: Db,
+    server: String,
+    interval: Duration,
+    external: mpsc::Sender<External>,
+    health: Arc<DbHealth>,
+) {
+    let mut since = i64::MIN;
+    let mut last_log: Option<Instant> = None;
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let from = since.saturating_sub(SYNC_OVERLAP_MS);
+        match tokio::time::timeout(OP_TIMEOUT, db.changed_since(from)).await {
+            Ok(Ok((rows, max))) => {
+                health.set(false, "");
+                last_log = None;
+                since = since.max(max);
+                let theirs: Vec<Lease> = rows
+                    .into_iter()
+                    .filter(|(_, s)| *s != server)
+                    .map(|(l, _)| l)
+                    .collect();
+                for chunk in theirs.chunks(EXTERNAL_CHUNK) {
+                    let batch = External {
+                        leases: chunk.to_vec(),
+                        force: false,
+                    };
+                    if external.send(batch).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            r => {
+                let why = match r {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {OP_TIMEOUT:?}"),
+                };
+                let first = !health.is_down();
+                health.set(true, &why);
+                if !first && last_log.is_none_or(|t| t.elapsed() >= DOWN_LOG_EVERY) {
+                    tracing::error!(error = %why, "lease database still unreachable");
+                    last_log = Some(Instant::now());
+                } else if first {
+                    last_log = Some(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// The changes that make `table` agree with leases another server (or the database, after a
+/// conflict) reports. Pure, so the rules are unit-tested:
+/// - an address we know nothing of is taken as reported;
+/// - the same client's lease is taken when it is newer (`starts`, then `expires`);
+/// - another client's *active* lease is taken unless ours is active and newer (a stale read
+///   racing our own newer binding); another client's lapsed lease changes nothing;
+/// - `force` (the row that just beat our commit): another client's lease is always taken.
+pub(crate) fn external_changes(
+    table: &LeaseTable,
+    leases: Vec<Lease>,
+    now: Timestamp,
+    force: bool,
+) -> Vec<LeaseChange> {
+    leases
+        .into_iter()
+        .filter(|l| match table.by_ip(l.ip) {
+            None => true,
+            Some(t) if t.client_id == l.client_id => {
+                (l.starts, l.expires) > (t.starts, t.expires) && t != l
+            }
+            Some(t) => force || (l.is_active(now) && !(t.is_active(now) && t.starts > l.starts)),
+        })
+        .map(|lease| LeaseChange {
+            lease,
+            durability: Durability::Volatile,
+        })
+        .collect()
+}
+
+/// Leases learned from the database, for the engine's table.
+#[derive(Debug)]
+pub(crate) struct External {
+    /// The rows.
+    pub(crate) leases: Vec<Lease>,
+    /// They beat one of our commits just now: see [`external_changes`].
+    pub(crate) force: bool,
+}
+
+/// What the engine gets: the external-lease channel and the history sender.
+#[derive(Default)]
+pub(crate) struct EngineSql {
+    /// Leases learned from the database (sync, conflicts).
+    pub(crate) external: Option<mpsc::Receiver<External>>,
+    /// Where lease events go, if history is kept.
+    pub(crate) history: Option<HistoryTx>,
+}
+
+impl EngineSql {
+    /// Receives the next batch of external leases (pending forever when there is no channel).
+    pub(crate) async fn next_external(&mut self) -> Option<External> {
+        match &mut self.external {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// One history item: the record, and the variables for the operator's `history_sql`.
+#[derive(Debug)]
+pub(crate) struct HistoryItem {
+    record: HistoryRecord,
+    vars: Option<BTreeMap<String, String>>,
+}
+
+/// The engine's end of the history channel.
+#[derive(Debug, Clone)]
+pub(crate) struct HistoryTx {
+    tx: mpsc::Sender<HistoryItem>,
+    dropped: Arc<AtomicU64>,
+    /// `history_sql` is configured: build its variables.
+    user_vars: bool,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn client_hex(c: &ClientId) -> String {
+    hex(&c.0)
+}
+
+impl HistoryTx {
+    fn push(&self, item: HistoryItem) {
+        if self.tx.try_send(item).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "history writer behind: lease events dropped");
+            }
+        }
+    }
+
+    fn item(
+        &self,
+        record: HistoryRecord,
+        base: impl FnOnce() -> BTreeMap<String, String>,
+        client_id: &str,
+    ) -> HistoryItem {
+        let vars = self.user_vars.then(|| {
+            let mut v = base();
+            v.insert("IpAddress".into(), record.ip.clone());
+            v.insert("Event".into(), record.event.clone());
+            v.insert("ClientId".into(), client_id.to_string());
+            v.insert("Time".into(), record.at.to_string());
+            v
+        });
+        HistoryItem { record, vars }
+    }
+
+    /// The lease events of one decision, computed *before* `changes` are applied to `table`
+    /// (a Bound lease the client already held there is a renewal).
+    pub(crate) fn decision(
+        &self,
+        plan: &Plan,
+        req: &Request,
+        table: &LeaseTable,
+        changes: &[LeaseChange],
+        event: &Event,
+        now: Timestamp,
+    ) {
+        let giaddr = Some(req.packet.giaddr)
+            .filter(|g| !g.is_unspecified())
+            .map(|g| g.to_string());
+        let slices = plan.config.sql_assignment.as_ref().map(|s| &s.slices);
+        let base = || match slices {
+            Some(s) => leased_core::sql::packet_variables(&req.packet, s),
+            None => leased_core::sql::packet_variables(&req.packet, &BTreeMap::new()),
+        };
+        for c in changes {
+            let l = &c.lease;
+            let name = match l.state {
+                LeaseState::Bound => {
+                    let renewal = table.by_ip(l.ip).is_some_and(|t| {
+                        t.client_id == l.client_id && t.state == LeaseState::Bound
+                    });
+                    if renewal { "renew" } else { "ack_new" }
+                }
+                LeaseState::Released => "release",
+                LeaseState::Declined => "decline",
+                LeaseState::Offered | LeaseState::Expired => continue,
+            };
+            let cid = client_hex(&l.client_id);
+            let record = HistoryRecord {
+                at: now.0,
+                event: name.into(),
+                mac: l.hwaddr.to_string(),
+                client_id: cid.clone(),
+                ip: l.ip.to_string(),
+                hostname: l.hostname.clone(),
+                giaddr: giaddr.clone(),
+                circuit_id: l.circuit_id.as_deref().map(hex),
+                remote_id: l.remote_id.as_deref().map(hex),
+            };
+            self.push(self.item(record, base, &cid));
+        }
+        if event.nak.is_some() {
+            let keys = req
+                .packet
+                .options
+                .get(leased_wire::code::RELAY_AGENT_INFO)
+                .map(|r| leased_core::RelayInfo::parse(r).keys())
+                .unwrap_or_default();
+            let cid = req
+                .packet
+                .options
+                .get(leased_wire::code::CLIENT_ID)
+                .map(hex)
+                .unwrap_or_else(|| {
+                    let mut v = vec![req.packet.htype];
+                    v.extend_from_slice(req.packet.chaddr());
+                    hex(&v)
+                });
+            let record = HistoryRecord {
+                at: now.0,
+                event: "nak".into(),
+                mac: event.hwaddr.to_string(),
+                client_id: cid.clone(),
+                ip: event.ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+                hostname: event.hostname.clone(),
+                giaddr,
+                circuit_id: keys.circuit_id.as_deref().map(hex),
+                remote_id: keys.remote_id.as_deref().map(hex),
+            };
+            self.push(self.item(record, base, &cid));
+        }
+    }
+
+    /// The expiries of one timer run.
+    pub(crate) fn expiries(&self, changes: &[LeaseChange], now: Timestamp) {
+        for c in changes {
+            let l = &c.lease;
+            if l.state != LeaseState::Expired {
+                continue;
+            }
+            let cid = client_hex(&l.client_id);
+            let record = HistoryRecord {
+                at: now.0,
+                event: "expire".into(),
+                mac: l.hwaddr.to_string(),
+                client_id: cid.clone(),
+                ip: l.ip.to_string(),
+                hostname: l.hostname.clone(),
+                giaddr: None,
+                circuit_id: l.circuit_id.as_deref().map(hex),
+                remote_id: l.remote_id.as_deref().map(hex),
+            };
+            let base = || {
+                let mut v = BTreeMap::new();
+                v.insert("ClientMacAddress".into(), hex(&l.hwaddr.0));
+                v.insert("chaddr".into(), hex(&l.hwaddr.0));
+                v.insert("HostName".into(), l.hostname.clone().unwrap_or_default());
+                v
+            };
+            self.push(self.item(record, base, &cid));
+        }
+    }
+}
+
+/// Where history goes.
+pub(crate) enum HistorySink {
+    /// The embedded JSON-lines file.
+    File(PathBuf),
+    /// `leased_history` in the store's database, written as `server`.
+    Sql(Db, String),
+}
+
+/// Writes history records in batches until every sender is gone.
+pub(crate) async fn history_writer(
+    mut rx: mpsc::Receiver<HistoryItem>,
+    sink: HistorySink,
+    user: Option<(Db, leased_core::sql::SqlTemplate)>,
+) {
+    let mut batch = Vec::with_capacity(HISTORY_BATCH);
+    let mut last_err: Option<Instant> = None;
+    while rx.recv_many(&mut batch, HISTORY_BATCH).await > 0 {
+        let records: Vec<HistoryRecord> = batch.iter().map(|i| i.record.clone()).collect();
+        let res = match &sink {
+            HistorySink::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || append_history(&path, &records))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(StoreError::Sql {
+                            message: format!("history writer: {e}"),
+                        })
+                    })
+            }
+            HistorySink::Sql(db, server) => {
+                tokio::time::timeout(OP_TIMEOUT, insert_history(db, &records, server))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Sql {
+                            message: "history insert timed out".into(),
+                        })
+                    })
+            }
+        };
+        let mut failure = res.err().map(|e| e.to_string());
+        if let Some((db, template)) = &user {
+            for item in &batch {
+                if let Some(vars) = &item.vars {
+                    let r =
+                        tokio::time::timeout(OP_TIMEOUT, run_user_statement(db, template, vars))
+                            .await;
+                    match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => failure = Some(format!("history_sql: {e}")),
+                        Err(_) => failure = Some("history_sql timed out".into()),
+                    }
+                }
+            }
+        }
+        if let Some(why) = failure
+            && last_err.is_none_or(|t| t.elapsed() >= DOWN_LOG_EVERY)
+        {
+            tracing::warn!(error = %why, records = batch.len(), "lease history not written");
+            last_err = Some(Instant::now());
+        }
+        batch.clear();
+    }
+}
+
+/// The chain for the current plan, rebuilt when a reload changed `[sql_assignment]` (its
+/// database stays the one opened at start).
+struct ChainCache {
+    db: Db,
+    built_from: Option<SqlAssignment>,
+    chain: Option<Arc<SqlChain>>,
+}
+
+impl ChainCache {
+    fn get(&mut self, sa: &SqlAssignment) -> Arc<SqlChain> {
+        match (&self.chain, &self.built_from) {
+            (Some(c), Some(b)) if b == sa => Arc::clone(c),
+            _ => {
+                let c = Arc::new(SqlChain::new(
+                    self.db.clone(),
+                    &sa.queries,
+                    Duration::from_millis(u64::from(sa.timeout_ms.max(1))),
+                ));
+                self.chain = Some(Arc::clone(&c));
+                self.built_from = Some(sa.clone());
+                c
+            }
+        }
+    }
+}
+
+/// Everything the SQL side runs, decided from the config at start.
+pub(crate) struct SqlSide {
+    /// The shared store's database (also the history database), if the store is SQL.
+    store_db: Option<Db>,
+    /// The chain's database, if a chain is configured.
+    chain_db: Option<Db>,
+    /// This server's name in the lease rows.
+    server: String,
+    health: Arc<DbHealth>,
+    offer_when_down: bool,
+    sync_interval: Duration,
+    history_file: PathBuf,
+    max_concurrency: usize,
+}
+
+fn expand(url: &str) -> anyhow::Result<String> {
+    leased_store::sql::expand_env(url).map_err(|e| anyhow::anyhow!(e))
+}
+
+impl SqlSide {
+    /// Opens (lazily) the databases the config names. Must run inside the serve runtime.
+    pub(crate) fn new(config: &Config) -> anyhow::Result<Self> {
+        let store_db = match &config.store.sql {
+            Some(s) => Some(
+                Db::connect_lazy(&expand(&s.url)?, 8)
+                    .map_err(|e| anyhow::anyhow!("SQL lease store: {e}"))?,
+            ),
+            None => None,
+        };
+        let chain_db = match &config.sql_assignment {
+            Some(sa) => match (&sa.url, &store_db) {
+                (Some(url), _) => Some(
+                    Db::connect_lazy(&expand(url)?, sa.max_concurrency.clamp(1, 256))
+                        .map_err(|e| anyhow::anyhow!("[sql_assignment] database: {e}"))?,
+                ),
+                (None, Some(db)) => Some(db.clone()),
+                (None, None) => {
+                    return Err(anyhow::anyhow!(
+                        "[sql_assignment] has no url and [store] is not an SQL database"
+                    ));
+                }
+            },
+            None => None,
+        };
+        let sql = config.store.sql.as_ref();
+        Ok(Self {
+            store_db,
+            chain_db,
+            server: sql
+                .and_then(|s| s.server_name.clone())
+                .unwrap_or_else(leased_store::sql::default_server_name),
+            health: Arc::default(),
+            offer_when_down: sql.is_some_and(|s| s.offer_when_down),
+            sync_interval: Duration::from_secs(u64::from(
+                sql.map_or(2, |s| s.sync_interval).max(1),
+            )),
+            history_file: history_path(&config.store.path),
+            max_concurrency: config
+                .sql_assignment
+                .as_ref()
+                .map_or(32, |s| s.max_concurrency.clamp(1, 4096) as usize),
+        })
+    }
+
+    /// True when packets must pass [`front`] (a chain, or an SQL store's outage gate).
+    pub(crate) fn needs_front(&self) -> bool {
+        self.chain_db.is_some() || self.store_db.is_some()
+    }
+
+    /// Wraps the store for conflict recovery and outage tracking (SQL stores only), starting
+    /// the resolver; returns the store and, with an SQL store, the external-lease channel
+    /// sender for the sync loop.
+    pub(crate) fn tap_store(
+        &self,
+        store: Box<dyn LeaseStore>,
+        engine: &mut EngineSql,
+    ) -> Box<dyn LeaseStore> {
+        let Some(db) = &self.store_db else {
+            return store;
+        };
+        let (ext_tx, ext_rx) = mpsc::channel(EXTERNAL_CAP);
+        let (conf_tx, conf_rx) = mpsc::channel(256);
+        engine.external = Some(ext_rx);
+        tokio::spawn(resolve_conflicts(db.clone(), conf_rx, ext_tx.clone()));
+        tokio::spawn(sync_loop(
+            db.clone(),
+            self.server.clone(),
+            self.sync_interval,
+            ext_tx,
+            Arc::clone(&self.health),
+        ));
+        Box::new(ConflictTap::new(store, conf_tx, Arc::clone(&self.health)))
+    }
+
+    /// Starts the history writer and gives the engine its sender.
+    pub(crate) fn start_history(&self, config: &Config, engine: &mut EngineSql) {
+        let (tx, rx) = mpsc::channel(HISTORY_CAP);
+        let sink = match &self.store_db {
+            Some(db) => HistorySink::Sql(db.clone(), self.server.clone()),
+            None => HistorySink::File(self.history_file.clone()),
+        };
+        let user = config
+            .sql_assignment
+            .as_ref()
+            .and_then(|sa| sa.history_sql.as_ref())
+            .and_then(|q| Some((self.chain_db.clone()?, q.template.clone())));
+        engine.history = Some(HistoryTx {
+            tx,
+            dropped: Arc::default(),
+            user_vars: user.is_some(),
+        });
+        tokio::spawn(history_writer(rx, sink, user));
+    }
+
+    /// Starts [`front`] in front of the engine's queue `engine_tx`; returns the sender the
+    /// receive tasks must use.
+    pub(crate) fn start_front(
+        &self,
+        engine_tx: mpsc::Sender<Inbound>,
+        plan: Arc<ArcSwap<Plan>>,
+        metrics: Arc<Metrics>,
+    ) -> mpsc::Sender<Inbound> {
+        let (tx, rx) = mpsc::channel(crate::server::QUEUE_CAP);
+        let f = Front {
+            engine_tx,
+            plan,
+            metrics,
+            health: Arc::clone(&self.health),
+            gate_offers: self.store_db.is_some() && !self.offer_when_down,
+            cache: self.chain_db.clone().map(|db| ChainCache {
+                db,
+                built_from: None,
+                chain: None,
+            }),
+            permits: Arc::new(Semaphore::new(self.max_concurrency)),
+        };
+        tokio::spawn(front(rx, f));
+        tx
+    }
+}
+
+/// [`front`]'s state.
+struct Front {
+    engine_tx: mpsc::Sender<Inbound>,
+    plan: Arc<ArcSwap<Plan>>,
+    metrics: Arc<Metrics>,
+    health: Arc<DbHealth>,
+    gate_offers: bool,
+    cache: Option<ChainCache>,
+    permits: Arc<Semaphore>,
+}
+
+/// Queues for the engine; a full queue drops the newest packet, as the receive tasks do.
+fn forward(tx: &mpsc::Sender<Inbound>, inbound: Inbound, metrics: &Metrics) -> bool {
+    match tx.try_send(inbound) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            metrics.dropped("overload");
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// What a chain outcome means for the packet: `Some(assignment or None)` to go on, `None` to
+/// drop it silently.
+pub(crate) fn apply_outcome(
+    outcome: ChainOutcome,
+    fallback: SqlFallback,
+) -> Option<Option<leased_core::Assignment>> {
+    match outcome {
+        ChainOutcome::Hit { assignment, .. } => Some(Some(assignment)),
+        ChainOutcome::Miss => Some(None),
+        ChainOutcome::Failed(_) => match fallback {
+            SqlFallback::Pools => Some(None),
+            SqlFallback::Silent => None,
+        },
+    }
+}
+
+/// Between the receive tasks and the engine: the outage gate and the assignment chain. Ends
+/// when every receive task is gone and the chains in flight have finished.
+async fn front(mut rx: mpsc::Receiver<Inbound>, mut f: Front) {
+    let fail_log = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    while let Some(mut inbound) = rx.recv().await {
+        let msg = inbound.req.packet.message_type();
+        if f.gate_offers && msg == Some(MessageType::Discover) && f.health.is_down() {
+            f.metrics.dropped("store_down");
+            continue;
+        }
+        let plan = f.plan.load_full();
+        let sa = plan.config.sql_assignment.as_ref();
+        let chained = matches!(
+            msg,
+            Some(MessageType::Discover | MessageType::Request | MessageType::Inform)
+        );
+        let (Some(sa), Some(cache), true) = (sa, f.cache.as_mut(), chained) else {
+            if !forward(&f.engine_tx, inbound, &f.metrics) {
+                return;
+            }
+            continue;
+        };
+        let chain = cache.get(sa);
+        let fallback = sa.fallback;
+        let vars = leased_core::sql::packet_variables(&inbound.req.packet, &sa.slices);
+        let Ok(permit) = Arc::clone(&f.permits).acquire_owned().await else {
+            return;
+        };
+        let tx = f.engine_tx.clone();
+        let metrics = Arc::clone(&f.metrics);
+        let fail_log = Arc::clone(&fail_log);
+        tokio::spawn(async move {
+            let outcome = chain.run(&vars).await;
+            drop(permit);
+            if let ChainOutcome::Failed(why) = &outcome {
+                let mut last = fail_log.lock().unwrap_or_else(|p| p.into_inner());
+                if last.is_none_or(|t: Instant| t.elapsed() >= DOWN_LOG_EVERY) {
+                    tracing::warn!(error = %why, ?fallback, "SQL assignment chain failed");
+                    *last = Some(Instant::now());
+                }
+            }
+            match apply_outcome(outcome, fallback) {
+                Some(a) => {
+                    inbound.req.assignment = a;
+                    forward(&tx, inbound, &metrics);
+                }
+                None => metrics.dropped("sql_unavailable"),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use leased_core::HwAddr;
+
+    fn lease(ip: u8, client: u8, state: LeaseState, starts: u64, expires: u64) -> Lease {
+        Lease {
+            ip: Ipv4Addr::new(198, 18, 0, ip),
+            client_id: ClientId(vec![1, 2, 0, 0, 0, 0, client]),
+            hwaddr: HwAddr(vec![2, 0, 0, 0, 0, client]),
+            hostname: None,
+            state,
+            starts: Timestamp(starts),
+            expires: Timestamp(expires),
+            first_seen: Timestamp(starts),
+            circuit_id: None,
+            remote_id: None,
+            subscriber_id: None,
+        }
+    }
+
+    #[test]
+    fn external_rules() {
+        let now = Timestamp(1000);
+        let table = LeaseTable::from_leases([
+            lease(10, 1, LeaseState::Bound, 900, 2000),
+            lease(11, 1, LeaseState::Offered, 990, 1010),
+            lease(12, 3, LeaseState::Bound, 950, 2000),
+        ]);
+        // Unknown address: taken.
+        let c = external_changes(
+            &table,
+            vec![lease(20, 2, LeaseState::Bound, 900, 2000)],
+            now,
+            false,
+        );
+        assert_eq!(c.len(), 1);
+        // Another client's active lease over our offer: taken (the conflict case).
+        let c = external_changes(
+            &table,
+            vec![lease(11, 2, LeaseState::Bound, 995, 2000)],
+            now,
+            false,
+        );
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].durability, Durability::Volatile);
+        // A stale read older than our own active binding: ignored.
+        let c = external_changes(
+            &table,
+            vec![lease(12, 2, LeaseState::Bound, 900, 2000)],
+            now,
+            false,
+        );
+        assert!(c.is_empty());
+        // Another client's lapsed lease: ignored.
+        let c = external_changes(
+            &table,
+            vec![lease(10, 2, LeaseState::Released, 990, 990)],
+            now,
+            false,
+        );
+        assert!(c.is_empty());
+        // ... unless it just beat our commit.
+        let c = external_changes(
+            &table,
+            vec![lease(11, 2, LeaseState::Bound, 900, 2000)],
+            now,
+            true,
+        );
+        assert_eq!(c.len(), 1);
+        // Same client: only newer.
+        let c = external_changes(
+            &table,
+            vec![lease(10, 1, LeaseState::Bound, 800, 1500)],
+            now,
+            false,
+        );
+        assert!(c.is_empty());
+        let c = external_changes(
+            &table,
+            vec![lease(10, 1, LeaseState::Bound, 995, 3000)],
+            now,
+            false,
+        );
+        assert_eq!(c.len(), 1);
+        let c = external_changes(
+            &table,
+            vec![lease(10, 1, LeaseState::Bound, 900, 2000)],
+            now,
+            false,
+        );
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn outcomes_and_fallback() {
+        let a = leased_core::Assignment::from_columns(&[("ip".into(), Some("198.18.0.9".into()))])
+            .unwrap();
+        let hit = ChainOutcome::Hit {
+            query: 0,
+            assignment: a.clone(),
+        };
+        assert_eq!(apply_outcome(hit, SqlFallback::Silent), Some(Some(a)));
+        assert_eq!(
+            apply_outcome(ChainOutcome::Miss, SqlFallback::Silent),
+            Some(None)
+        );
+        assert_eq!(
+            apply_outcome(ChainOutcome::Failed("x".into()), SqlFallback::Pools),
+            Some(None)
+        );
+        assert_eq!(
+            apply_outcome(ChainOutcome::Failed("x".into()), SqlFallback::Silent),
+            None
+        );
+    }
+
+    #[test]
+    fn health_transitions() {
+        let h = DbHealth::default();
+        assert!(!h.is_down());
+        h.set(true, "x");
+        assert!(h.is_down());
+        h.set(false, "");
+        assert!(!h.is_down());
+    }
+}
