@@ -46,6 +46,54 @@ pub enum Command {
     /// server in one and probes in the other, shows leases and logs, then removes everything.
     /// Needs root; never touches the real network (addresses in 198.18.0.0/15 only).
     Demo(DemoArgs),
+    /// Run a DHCP relay agent (RFC 1542 / RFC 3046) from the `[relay]` section of a config
+    /// file: client requests on the listed interfaces go to every upstream server with giaddr
+    /// and Option 82 set; replies go back to the clients. Bindings seen in ACKs are exported
+    /// when `[export]` is configured. SIGTERM/SIGINT stop it.
+    Relay(RelayArgs),
+    /// Billing export: `status` (queue depth, last success, last error), `test` (check the
+    /// destinations' credentials), `hash-password` (a router secret for `[[export.routers]]`).
+    Export(ExportArgs),
+}
+
+/// `leased relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Config file with a `[relay]` section.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `leased export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ExportAction,
+}
+
+/// The verbs of `leased export`.
+#[derive(Debug, Subcommand)]
+pub enum ExportAction {
+    /// Per destination: records waiting in the outbox, last success, last error.
+    Status {
+        /// Config file with an `[export]` section.
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check each destination's credentials (Sonar: GET ticket groups, as `sonar:test`).
+    /// Exit 0 when all succeed, 2 otherwise.
+    Test {
+        /// Config file with an `[export]` section.
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print an Argon2id hash of a router secret read from stdin (one line), for
+    /// `[[export.routers]] password_hash`.
+    HashPassword,
 }
 
 /// `leased serve`.

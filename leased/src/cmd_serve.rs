@@ -44,10 +44,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     // The HTTP API, when configured, runs beside the engine as io's sidecar. Its settings are
     // read at start: a reload that changes [api] takes effect after a restart.
+    // With [export], the exporter (and the router endpoint on the API) joins the sidecar.
     let hooks = ServeHooks {
-        sidecar: config.api.clone().map(|api| -> leased_io::SidecarStart {
-            Box::new(move |shared, shutdown| leased_api::start(&api, shared, shutdown))
-        }),
+        sidecar: crate::cmd_export::sidecar(config.api.clone(), config.export.clone()),
         stop: None,
     };
     runtime.block_on(serve_with(
@@ -63,7 +62,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// Logs to stderr: JSON or text as configured, at the configured level unless `RUST_LOG` says
 /// otherwise.
-fn init_logging(settings: &LogSettings) -> anyhow::Result<()> {
+pub(crate) fn init_logging(settings: &LogSettings) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => {
             EnvFilter::try_new(&v).with_context(|| format!("bad RUST_LOG {v:?}"))?

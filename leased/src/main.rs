@@ -6,7 +6,9 @@
 
 mod cli;
 mod cmd_check;
+mod cmd_export;
 mod cmd_leases;
+mod cmd_relay;
 mod cmd_serve;
 mod demo;
 mod probe;
@@ -22,7 +24,7 @@ use cli::{Cli, Command};
 /// Exit code for a configuration that does not validate.
 const EXIT_CONFIG: u8 = 1;
 /// Exit code for any other failure.
-const EXIT_FAILURE: u8 = 2;
+pub(crate) const EXIT_FAILURE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,6 +34,8 @@ fn main() -> ExitCode {
         Command::Leases(args) => cmd_leases::run(&args),
         Command::Probe(args) => probe::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Relay(args) => cmd_relay::run(&args),
+        Command::Export(args) => cmd_export::run(args),
     };
     match result {
         Ok(code) => code,

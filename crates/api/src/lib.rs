@@ -224,6 +224,18 @@ pub fn start(
     shared: Arc<SharedState>,
     shutdown: Shutdown,
 ) -> anyhow::Result<Sidecar> {
+    start_with(settings, shared, shutdown, None)
+}
+
+/// [`start`] plus `extra` routes served beside the API's, outside its X-Api-Key check (they
+/// bring their own auth): the router-script endpoint `/api/dhcp_assignments` of the billing
+/// export, which routers call with HTTP Basic.
+pub fn start_with(
+    settings: &ApiSettings,
+    shared: Arc<SharedState>,
+    shutdown: Shutdown,
+    extra: Option<Router>,
+) -> anyhow::Result<Sidecar> {
     let keys = keys_with_env(settings);
     if keys.is_empty() {
         return Err(anyhow!(
@@ -233,7 +245,10 @@ pub fn start(
         ));
     }
     let auth = Auth::new(&keys, settings.public_health, settings.public_metrics);
-    let app = app(shared, auth);
+    let app = match extra {
+        Some(extra) => extra.merge(app(shared, auth)),
+        None => app(shared, auth),
+    };
     let handle = axum_server::Handle::new();
     let listener = bind(settings.listen, "HTTP API")?;
     let listen = listener.local_addr().unwrap_or(settings.listen);

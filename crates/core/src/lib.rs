@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod alloc;
+pub mod binding;
 mod class;
 mod classify;
 pub mod config;
@@ -21,10 +22,12 @@ mod decision;
 mod lease;
 mod plan;
 pub mod relay;
+pub mod relay_agent;
 mod reply;
 mod request;
 pub mod sql;
 
+pub use binding::{BindingEvent, BindingKind};
 pub use decide::decide;
 pub use decision::{Decision, DropReason, Event, NakReason, Outcome, Reply, Route};
 pub use lease::{

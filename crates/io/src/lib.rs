@@ -12,12 +12,14 @@
 //! Test mode: with ports other than 67/68 the server replies to each request's source address
 //! and port instead of the RFC 2131 §4.1 route, so tests can run unprivileged on loopback.
 
+mod capture;
 mod commit;
 mod events;
 mod frame;
 mod guard;
 mod iface;
 mod metrics;
+mod relay;
 mod reload;
 mod run;
 mod send;
@@ -28,6 +30,7 @@ mod sqlio;
 #[cfg(test)]
 mod testutil;
 
+pub use relay::{RelayCounters, RelayHooks, relay};
 pub use metrics::{LATENCY_BUCKETS, LatencySnapshot, Metrics};
 pub use shared::{LeaseSnapshot, PUBLISH_EVERY, ReloadOutcome, SharedState};
 

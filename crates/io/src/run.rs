@@ -163,6 +163,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
                 source: params.source.clone(),
                 reload_tx,
                 started: Instant::now(),
+                bindings: std::sync::OnceLock::new(),
             });
             engine = engine.with_shared(Arc::clone(&shared));
             match start(shared, Shutdown(shutdown_rx)) {

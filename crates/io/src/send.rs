@@ -96,35 +96,40 @@ impl Outbound {
 
     /// Encodes `reply` and sends it along its route, from the link the request came in on.
     pub(crate) fn send(&self, reply: &Reply, origin: &Origin) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(reply.max_len.max(576));
+        reply.packet.encode(reply.max_len, &mut buf);
+        self.send_encoded(&buf, &reply.route, origin)
+    }
+
+    /// Sends an already encoded reply along `route` (the relay agent forwards server replies
+    /// byte for byte, so it cannot hand over a [`Reply`] to re-encode).
+    pub(crate) fn send_encoded(&self, buf: &[u8], route: &Route, origin: &Origin) -> io::Result<()> {
         let link = self
             .links
             .get(origin.link)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "unknown link"))?;
-        let mut buf = Vec::with_capacity(reply.max_len.max(576));
-        reply.packet.encode(reply.max_len, &mut buf);
-
         if self.test_mode
             && let Some(src) = origin.src.filter(|s| !s.ip().is_unspecified())
         {
-            return link.udp.send_to(&buf, src).map(drop);
+            return link.udp.send_to(buf, src).map(drop);
         }
 
         let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, self.client_port);
-        match &reply.route {
+        match route {
             Route::Relay { giaddr, port } => link
                 .udp
-                .send_to(&buf, SocketAddrV4::new(*giaddr, *port))
+                .send_to(buf, SocketAddrV4::new(*giaddr, *port))
                 .map(drop),
             Route::Unicast(ip) => link
                 .udp
-                .send_to(&buf, SocketAddrV4::new(*ip, self.client_port))
+                .send_to(buf, SocketAddrV4::new(*ip, self.client_port))
                 .map(drop),
-            Route::Broadcast => link.udp.send_to(&buf, broadcast).map(drop),
+            Route::Broadcast => link.udp.send_to(buf, broadcast).map(drop),
             Route::Hardware {
                 yiaddr,
                 chaddr,
                 htype,
-            } => match self.send_l2(link, origin, *yiaddr, &chaddr.0, *htype, &buf) {
+            } => match self.send_l2(link, origin, *yiaddr, &chaddr.0, *htype, buf) {
                 Ok(()) => Ok(()),
                 Err(why) => {
                     if !self.fallback_logged.swap(true, Ordering::Relaxed) {
@@ -135,7 +140,7 @@ impl Outbound {
                              (logged once)"
                         );
                     }
-                    link.udp.send_to(&buf, broadcast).map(drop)
+                    link.udp.send_to(buf, broadcast).map(drop)
                 }
             },
         }

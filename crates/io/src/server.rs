@@ -302,6 +302,13 @@ impl Engine {
             self.guard.track(&changes, &relay);
         }
         events::received(&event, req.interface.as_deref());
+        crate::capture::decision(
+            self.shared.as_deref(),
+            &changes,
+            &event,
+            req.packet.giaddr,
+            now,
+        );
 
         let must_wait = changes
             .iter()
@@ -383,6 +390,7 @@ impl Engine {
             }
         }
         self.metrics.expired(n);
+        crate::capture::expiries(self.shared.as_deref(), &changes, now);
         if let Some(h) = &self.sql.history {
             h.expiries(&changes, now);
         }

@@ -62,9 +62,18 @@ pub struct SharedState {
     pub(crate) source: ConfigSource,
     pub(crate) reload_tx: mpsc::Sender<oneshot::Sender<ReloadOutcome>>,
     pub(crate) started: Instant,
+    /// Where the engine sends binding events (ACK, RELEASE, NAK, expiry) for the billing
+    /// export; unset: nobody listens.
+    pub(crate) bindings: std::sync::OnceLock<mpsc::UnboundedSender<leased_core::BindingEvent>>,
 }
 
 impl SharedState {
+    /// Asks the engine to send every binding event to `sink` from now on (the export
+    /// sidecar calls this once at start). False if a sink was already set.
+    pub fn set_binding_sink(&self, sink: mpsc::UnboundedSender<leased_core::BindingEvent>) -> bool {
+        self.bindings.set(sink).is_ok()
+    }
+
     /// The plan the engine decides with right now.
     pub fn plan(&self) -> Arc<Plan> {
         self.plan.load_full()

@@ -62,6 +62,8 @@ pub(crate) fn config_with(
         relay_keys: Default::default(),
         classes: Vec::new(),
         api: None,
+        relay: None,
+        export: None,
         sql_assignment: None,
     }
 }

@@ -116,6 +116,10 @@ pub(super) struct RawConfig {
     pub classes: Vec<RawClass>,
     /// `[api]`: absent means no HTTP API.
     pub api: Option<super::api::RawApi>,
+    /// `[relay]`: absent means no relay mode.
+    pub relay: Option<super::relay::RawRelay>,
+    /// `[export]`: absent means no billing export.
+    pub export: Option<super::export::RawExport>,
     /// `[limits]`: absent means no rate limits or offer caps.
     pub limits: Option<super::limits::RawLimits>,
     /// `[sql_assignment]`: absent means no SQL assignment chain.

@@ -7,10 +7,12 @@
 
 mod api;
 mod error;
+mod export;
 mod file;
 mod limits;
 mod model;
 mod options;
+mod relay;
 mod span;
 mod sql;
 #[cfg(test)]
@@ -20,6 +22,8 @@ mod validate;
 pub use api::{ApiSettings, TlsSettings};
 pub use sql::{SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
 pub use error::{ConfigError, ConfigErrors};
+pub use export::{ExportSettings, RouterCredential, Secret, SonarSettings, WebhookSettings};
+pub use relay::{ExistingOption82, RelayInterface, RelaySettings};
 pub use limits::{Limits, RateLimit};
 pub use model::*;
 

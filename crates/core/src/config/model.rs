@@ -31,6 +31,10 @@ pub struct Config {
     pub classes: Vec<ClientClass>,
     /// The HTTP API (`[api]`); `None`: no API.
     pub api: Option<super::api::ApiSettings>,
+    /// `leased relay` settings (`[relay]`); `None`: not configured.
+    pub relay: Option<super::relay::RelaySettings>,
+    /// Billing export (`[export]`); `None`: no export.
+    pub export: Option<super::export::ExportSettings>,
     /// Starvation defence (`[limits]`): rate limits and offer caps io enforces before
     /// `decide`; all off by default.
     pub limits: super::limits::Limits,

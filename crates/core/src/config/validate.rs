@@ -29,6 +29,8 @@ pub(super) struct Ctx<'a> {
     pos: &'a Positions<'a>,
     origin: &'a str,
     errors: Vec<ConfigError>,
+    /// The file has `[relay]` and no `[[subnets]]`: a relay agent's config.
+    relay_only: bool,
 }
 
 impl Ctx<'_> {
@@ -42,6 +44,11 @@ impl Ctx<'_> {
     pub(super) fn err_key(&mut self, path: &str, message: impl Into<String>) {
         let (line, col) = self.pos.key_pos(path);
         self.push(path, line, col, message.into());
+    }
+
+    /// Errors recorded so far (a section checker compares before and after).
+    pub(super) fn error_count(&self) -> usize {
+        self.errors.len()
     }
 
     fn push(&mut self, path: &str, line: usize, col: usize, message: String) {
@@ -65,6 +72,7 @@ pub(super) fn validate(
         pos,
         origin,
         errors: Vec::new(),
+        relay_only: raw.relay.is_some() && raw.subnets.is_empty(),
     };
     let config = build(&mut ctx, raw);
     if ctx.errors.is_empty() {
@@ -131,6 +139,8 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let classes = classes(ctx, &raw.classes, &subnets, &pool_names);
     let api = super::api::api(ctx, raw.api.as_ref());
     let limits = super::limits::limits(ctx, raw.limits.as_ref());
+    let relay = super::relay::relay(ctx, raw.relay.as_ref());
+    let export = super::export::export(ctx, raw.export.as_ref());
     let sql_assignment = super::sql::assignment(
         ctx,
         raw.sql_assignment.as_ref(),
@@ -143,6 +153,8 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         classes,
         api,
         limits,
+        relay,
+        export,
         sql_assignment,
         server,
         options: global,
@@ -355,7 +367,8 @@ fn subnets(
     global: &OptionSet,
     complete: &mut bool,
 ) -> Vec<(Subnet, String)> {
-    if raw.is_empty() {
+    // A relay-only file (`leased relay`) serves no subnet of its own.
+    if raw.is_empty() && !ctx.relay_only {
         ctx.err("subnets", "at least one [[subnets]] entry is required");
     }
     let mut out: Vec<(Subnet, String)> = Vec::new();

@@ -127,6 +127,8 @@ pub fn config() -> Config {
         relay_keys: Default::default(),
         classes: Vec::new(),
         api: None,
+        relay: None,
+        export: None,
         sql_assignment: None,
     }
 }

@@ -1,0 +1,488 @@
+//! `/api/dhcp_assignments`: the endpoint router scripts call, compatible with the original
+//! Sonar DHCP batcher (Laravel): GET or POST, fields `leased_mac_address`, `ip_address`,
+//! `remote_id`, `expired`; HTTP Basic per router; 200 `{"success":true}`, 422 with Laravel's
+//! field messages, 401 `{"message":"Unauthenticated."}`.
+//!
+//! Unlike the dhcp-batcher seed, a failed check returns at once and queues nothing, and a 200
+//! is sent only once the entry is durable in the outbox.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use base64::Engine as _;
+use leased_core::config::RouterCredential;
+use leased_core::{BindingEvent, BindingKind, HwAddr, Timestamp};
+use serde_json::{Value, json};
+
+use crate::ExportHandle;
+use crate::format::normalize_mac;
+
+/// The endpoint's path.
+pub const PATH: &str = "/api/dhcp_assignments";
+
+/// Hashes a router secret for `[[export.routers]] password_hash` (Argon2id, random salt).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let mut salt = [0u8; 16];
+    getrandom_fill(&mut salt)?;
+    let salt = argon2::password_hash::SaltString::encode_b64(&salt)
+        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hash: {e}"))
+}
+
+/// Fills `buf` from the kernel's CSPRNG.
+fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)?;
+    Ok(())
+}
+
+#[derive(Debug)]
+struct Shared {
+    handle: ExportHandle,
+    routers: Vec<RouterCredential>,
+}
+
+/// The endpoint as an axum router, to be merged into the HTTP API's.
+pub fn endpoint(handle: ExportHandle, routers: Vec<RouterCredential>) -> Router {
+    Router::new()
+        .route(PATH, any(assignments))
+        .with_state(Arc::new(Shared { handle, routers }))
+}
+
+fn unauthenticated() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic realm=\"leased\"")],
+        axum::Json(json!({"message": "Unauthenticated."})),
+    )
+        .into_response()
+}
+
+/// Checks HTTP Basic against the configured routers (Argon2, in a blocking thread).
+async fn authenticate(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(b64) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    let Ok(text) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((user, pass)) = text.split_once(':') else {
+        return false;
+    };
+    let Some(cred) = shared.routers.iter().find(|r| r.username == user) else {
+        tracing::info!(username = %user, "router endpoint: unknown user rejected");
+        return false;
+    };
+    let hash = cred.password_hash.clone();
+    let pass = pass.to_string();
+    let ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(pass.as_bytes(), &h)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        tracing::info!(username = %user, "router endpoint: invalid credentials rejected");
+    }
+    ok
+}
+
+/// Input values after Laravel's TrimStrings and ConvertEmptyStringsToNull.
+fn inputs(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<BTreeMap<String, Value>, ()> {
+    let mut out = BTreeMap::new();
+    let put_form = |text: &str, out: &mut BTreeMap<String, Value>| {
+        for (k, v) in form_pairs(text) {
+            out.entry(k).or_insert(Value::String(v));
+        }
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("json"));
+    // The body first (it wins over the query string, as Laravel's input() merges).
+    if !body.is_empty() {
+        if is_json || body.first() == Some(&b'{') {
+            match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(m)) => out.extend(m),
+                _ => return Err(()),
+            }
+        } else if let Ok(t) = std::str::from_utf8(body) {
+            put_form(t, &mut out);
+        }
+    }
+    if let Some(q) = query {
+        put_form(q, &mut out);
+    }
+    for v in out.values_mut() {
+        if let Value::String(s) = v {
+            let t = s.trim();
+            *v = if t.is_empty() {
+                Value::Null
+            } else {
+                Value::String(t.to_string())
+            };
+        }
+    }
+    Ok(out)
+}
+
+/// `application/x-www-form-urlencoded` pairs; the first value of a repeated key wins.
+fn form_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A valid entry, or Laravel's field errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// `AA:BB:…`.
+    pub mac: String,
+    /// The address.
+    pub ip: std::net::Ipv4Addr,
+    /// `AA:BB:…` or none.
+    pub remote_id: Option<String>,
+    /// The binding ended.
+    pub expired: bool,
+}
+
+/// Laravel's `DhcpReceiptRequest` rules, with its messages.
+pub fn validate(
+    input: &BTreeMap<String, Value>,
+) -> Result<Entry, BTreeMap<&'static str, Vec<String>>> {
+    let mut errors: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    let mut err = |k: &'static str, m: &str| errors.entry(k).or_default().push(m.to_string());
+    let get = |k: &str| input.get(k).filter(|v| !v.is_null());
+
+    let mac = match get("leased_mac_address") {
+        None => {
+            err(
+                "leased_mac_address",
+                "The leased mac address field is required.",
+            );
+            None
+        }
+        Some(Value::String(s)) => match normalize_mac(s) {
+            Some(m) => Some(m),
+            None => {
+                err(
+                    "leased_mac_address",
+                    "The leased mac address must be a valid MAC address.",
+                );
+                None
+            }
+        },
+        Some(_) => {
+            err(
+                "leased_mac_address",
+                "The leased mac address must be a string.",
+            );
+            err(
+                "leased_mac_address",
+                "The leased mac address must be a valid MAC address.",
+            );
+            None
+        }
+    };
+    let ip = match get("ip_address") {
+        None => {
+            err("ip_address", "The ip address field is required.");
+            None
+        }
+        Some(Value::String(s)) => match s.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) => Some(a),
+            // Laravel accepts IPv6 here; leased's bindings are IPv4 (a documented delta).
+            Ok(std::net::IpAddr::V6(_)) => {
+                err("ip_address", "The ip address must be a valid IPv4 address.");
+                None
+            }
+            Err(_) => {
+                err("ip_address", "The ip address must be a valid IP address.");
+                None
+            }
+        },
+        Some(_) => {
+            err("ip_address", "The ip address must be a valid IP address.");
+            None
+        }
+    };
+    let remote_id = match get("remote_id") {
+        None => None,
+        Some(Value::String(s)) => match normalize_mac(s) {
+            Some(m) => Some(m),
+            None => {
+                err("remote_id", "The remote id must be a valid MAC address.");
+                None
+            }
+        },
+        Some(_) => {
+            err("remote_id", "The remote id must be a string.");
+            err("remote_id", "The remote id must be a valid MAC address.");
+            None
+        }
+    };
+    let expired = match get("expired") {
+        None => {
+            err("expired", "The expired field is required.");
+            None
+        }
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => Some(true),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) => Some(false),
+        Some(Value::String(s)) if s == "1" || s.eq_ignore_ascii_case("true") => Some(true),
+        Some(Value::String(s)) if s == "0" || s.eq_ignore_ascii_case("false") => Some(false),
+        Some(_) => {
+            err("expired", "The expired field must be true or false.");
+            None
+        }
+    };
+    match (mac, ip, expired) {
+        (Some(mac), Some(ip), Some(expired)) if errors.is_empty() => Ok(Entry {
+            mac,
+            ip,
+            remote_id,
+            expired,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn mac_bytes(m: &str) -> Vec<u8> {
+    HwAddr::parse_mac(m).map(|h| h.0).unwrap_or_default()
+}
+
+async fn assignments(
+    State(shared): State<Arc<Shared>>,
+    method: axum::http::Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method != axum::http::Method::GET && method != axum::http::Method::POST {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            axum::Json(json!({"message": "The method is not supported for this route."})),
+        )
+            .into_response();
+    }
+    if !authenticate(&shared, &headers).await {
+        return unauthenticated();
+    }
+    let Ok(input) = inputs(query.as_deref(), &headers, &body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"message": "The request body is not a JSON object."})),
+        )
+            .into_response();
+    };
+    let entry = match validate(&input) {
+        Ok(e) => e,
+        Err(errors) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({"message": "The given data was invalid.", "errors": errors})),
+            )
+                .into_response();
+        }
+    };
+    let now = Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
+    let ev = BindingEvent {
+        kind: if entry.expired {
+            BindingKind::Expired
+        } else {
+            BindingKind::Bound
+        },
+        mac: HwAddr(mac_bytes(&entry.mac)),
+        ip: entry.ip,
+        at: now,
+        lease_time: None,
+        expires: None,
+        remote_id: entry.remote_id.as_deref().map(mac_bytes),
+        circuit_id: None,
+        hostname: None,
+        giaddr: None,
+    };
+    match shared.handle.submit(ev).await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({"success": true}))).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "router endpoint: entry not queued");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"message": "The entry could not be stored; retry later."})),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn input(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn form_and_percent_decoding() {
+        let p = form_pairs(
+            "ip_address=198.18.0.1&leased_mac_address=aa%3Abb%3Acc%3A00%3A00%3A01&expired=1&x",
+        );
+        assert_eq!(p[1].1, "aa:bb:cc:00:00:01");
+        assert_eq!(p[3], ("x".into(), String::new()));
+        assert_eq!(percent_decode("a+b%2"), "a b%2");
+    }
+
+    #[test]
+    fn laravel_rules() {
+        let ok = validate(&input(&[
+            ("leased_mac_address", json!("a:0:3e:b1:45:2b")),
+            ("ip_address", json!("198.18.0.9")),
+            ("expired", json!(false)),
+            ("remote_id", Value::Null),
+        ]))
+        .unwrap();
+        assert_eq!(ok.mac, "0A:00:3E:B1:45:2B");
+        assert!(!ok.expired && ok.remote_id.is_none());
+        for (v, want) in [
+            (json!(true), true),
+            (json!(1), true),
+            (json!("0"), false),
+            (json!(0), false),
+            (json!("1"), true),
+        ] {
+            let e = validate(&input(&[
+                ("leased_mac_address", json!("00:11:22:33:44:55")),
+                ("ip_address", json!("198.18.0.9")),
+                ("expired", v),
+            ]))
+            .unwrap();
+            assert_eq!(e.expired, want);
+        }
+        let errs = validate(&input(&[])).unwrap_err();
+        assert_eq!(
+            errs["leased_mac_address"],
+            vec!["The leased mac address field is required."]
+        );
+        assert_eq!(
+            errs["ip_address"],
+            vec!["The ip address field is required."]
+        );
+        assert_eq!(errs["expired"], vec!["The expired field is required."]);
+        let errs = validate(&input(&[
+            ("leased_mac_address", json!("nope")),
+            ("ip_address", json!("300.1.1.1")),
+            ("expired", json!("yes")),
+            ("remote_id", json!("bogus")),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            errs["leased_mac_address"],
+            vec!["The leased mac address must be a valid MAC address."]
+        );
+        assert_eq!(
+            errs["remote_id"],
+            vec!["The remote id must be a valid MAC address."]
+        );
+        assert_eq!(
+            errs["ip_address"],
+            vec!["The ip address must be a valid IP address."]
+        );
+        assert_eq!(
+            errs["expired"],
+            vec!["The expired field must be true or false."]
+        );
+    }
+
+    #[test]
+    fn hash_and_verify() {
+        let h = hash_password("s3cret").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"s3cret", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"wrong", &parsed)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,336 @@
+//! One destination (Sonar V1 or a webhook): its outbox, its upload loop, its status file.
+//!
+//! Each cycle takes the oldest unacknowledged records in chunks of at most `chunk_size`,
+//! keeps the last event per (MAC, IP) within the chunk, POSTs it, and acknowledges the chunk
+//! only on a 2xx. A failure keeps everything and retries after a backoff (5 s, doubling, at
+//! most the cycle). Later chunks carry later events, so Sonar still sees the last one last.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use leased_core::BindingEvent;
+use leased_core::config::{Secret, SonarSettings, WebhookSettings};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::format::{SonarAssignment, WebhookEvent, last_per_binding};
+use crate::outbox::Outbox;
+
+/// Sonar V1's batch endpoint, below the instance URL.
+pub const SONAR_PATH: &str = "/api/v1/network/ipam/batch_dynamic_ip_assignment";
+/// What `leased export test` asks Sonar (as the original's `sonar:test`).
+pub const SONAR_TEST_PATH: &str = "/api/v1/system/tickets/ticket_groups?limit=1";
+
+/// Where a destination posts and how it authenticates.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Sonar V1 with HTTP Basic.
+    Sonar {
+        /// Instance base URL.
+        url: String,
+        /// API user.
+        username: String,
+        /// API password (already read from the environment when configured so).
+        password: String,
+    },
+    /// A generic JSON endpoint.
+    Webhook {
+        /// Endpoint URL.
+        url: String,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// A destination's settings, resolved.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// `sonar` or `webhook`: the outbox subdirectory and the log name.
+    pub name: &'static str,
+    /// Where to post.
+    pub target: Target,
+    /// Cycle.
+    pub interval: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Most items per POST.
+    pub chunk_size: usize,
+}
+
+/// Resolves `password_env`.
+pub fn secret(s: &Secret) -> anyhow::Result<String> {
+    match s {
+        Secret::Plain(p) => Ok(p.clone()),
+        Secret::Env(name) => std::env::var(name)
+            .map_err(|_| anyhow::anyhow!("export.sonar.password_env: ${name} is not set")),
+    }
+}
+
+impl SinkConfig {
+    /// From `[export.sonar]`.
+    pub fn sonar(s: &SonarSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            name: "sonar",
+            target: Target::Sonar {
+                url: s.url.clone(),
+                username: s.username.clone(),
+                password: secret(&s.password)?,
+            },
+            interval: Duration::from_secs(u64::from(s.interval)),
+            timeout: Duration::from_secs(u64::from(s.timeout)),
+            chunk_size: s.chunk_size,
+        })
+    }
+
+    /// From `[export.webhook]`.
+    pub fn webhook(w: &WebhookSettings) -> Self {
+        Self {
+            name: "webhook",
+            target: Target::Webhook {
+                url: w.url.clone(),
+                headers: w.headers.clone(),
+            },
+            interval: Duration::from_secs(u64::from(w.interval)),
+            timeout: Duration::from_secs(u64::from(w.timeout)),
+            chunk_size: w.chunk_size,
+        }
+    }
+}
+
+/// What `leased export status` shows, kept in `status.json` next to the outbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Unix seconds of the last 2xx.
+    pub last_success: Option<u64>,
+    /// Unix seconds and text of the last failure (cleared by nothing: it is history).
+    pub last_error: Option<(u64, String)>,
+    /// Items delivered since the outbox was created.
+    pub delivered: u64,
+    /// Uploads (POSTs) that got a 2xx.
+    pub uploads: u64,
+    /// Uploads that failed.
+    pub failures: u64,
+}
+
+impl Status {
+    /// Reads `dir/status.json` (default when absent or unreadable).
+    pub fn load(dir: &Path) -> Self {
+        std::fs::read(dir.join("status.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(&self, dir: &Path) {
+        let tmp = dir.join("status.json.tmp");
+        let ok = serde_json::to_vec(self)
+            .ok()
+            .is_some_and(|b| std::fs::write(&tmp, b).is_ok())
+            && std::fs::rename(&tmp, dir.join("status.json")).is_ok();
+        if !ok {
+            tracing::warn!(dir = %dir.display(), "export: cannot save status.json");
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A running destination.
+#[derive(Debug)]
+pub struct Sink {
+    /// Its settings.
+    pub config: SinkConfig,
+    /// Its outbox directory.
+    pub dir: PathBuf,
+    /// The queue; shared with the ingest side, which appends.
+    pub outbox: Arc<Mutex<Outbox>>,
+    client: reqwest::Client,
+}
+
+impl Sink {
+    /// Opens the destination's outbox under `root`.
+    pub fn open(config: SinkConfig, root: &Path) -> anyhow::Result<Self> {
+        let dir = root.join(config.name);
+        let outbox = Outbox::open(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot open the outbox {}: {e}", dir.display()))?;
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("leased/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            config,
+            dir,
+            outbox: Arc::new(Mutex::new(outbox)),
+            client,
+        })
+    }
+
+    fn request(&self, url: &str) -> reqwest::RequestBuilder {
+        match &self.config.target {
+            Target::Sonar {
+                username, password, ..
+            } => self.client.post(url).basic_auth(username, Some(password)),
+            Target::Webhook { headers, .. } => {
+                let mut r = self.client.post(url);
+                for (k, v) in headers {
+                    r = r.header(k.as_str(), v.as_str());
+                }
+                r
+            }
+        }
+    }
+
+    /// One POST of `events`; Ok on a 2xx.
+    async fn post(&self, events: &[&BindingEvent]) -> Result<(), String> {
+        let (url, body) = match &self.config.target {
+            Target::Sonar { url, .. } => {
+                let data: Vec<SonarAssignment> = events
+                    .iter()
+                    .map(|e| SonarAssignment::from_event(e))
+                    .collect();
+                (
+                    format!("{url}{SONAR_PATH}"),
+                    serde_json::json!({ "data": data }),
+                )
+            }
+            Target::Webhook { url, .. } => {
+                let data: Vec<WebhookEvent> =
+                    events.iter().map(|e| WebhookEvent::from_event(e)).collect();
+                (url.clone(), serde_json::json!({ "events": data }))
+            }
+        };
+        let resp = self
+            .request(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            let text = resp.text().await.unwrap_or_default();
+            let text: String = text.chars().take(200).collect();
+            Err(format!("HTTP {status}: {text}"))
+        }
+    }
+
+    /// Uploads everything pending, chunk by chunk. Returns how many items were delivered, or
+    /// the first error (what was delivered before it stays acknowledged).
+    pub async fn flush(&self) -> Result<usize, String> {
+        let mut delivered = 0usize;
+        loop {
+            let batch: Vec<(u64, BindingEvent)> = {
+                let mut o = self.outbox.lock().await;
+                o.pending(self.config.chunk_size)
+                    .map_err(|e| format!("outbox read: {e}"))?
+            };
+            let Some(&(end, _)) = batch.last() else { break };
+            let events: Vec<BindingEvent> = batch.into_iter().map(|(_, e)| e).collect();
+            let items = last_per_binding(&events);
+            let started = std::time::Instant::now();
+            let mut status = Status::load(&self.dir);
+            match self.post(&items).await {
+                Ok(()) => {
+                    self.outbox
+                        .lock()
+                        .await
+                        .ack(end)
+                        .map_err(|e| format!("outbox ack: {e}"))?;
+                    delivered += items.len();
+                    status.last_success = Some(unix_now());
+                    status.delivered += items.len() as u64;
+                    status.uploads += 1;
+                    status.save(&self.dir);
+                    tracing::info!(
+                        sink = self.config.name,
+                        items = items.len(),
+                        records = events.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "export: upload ok"
+                    );
+                }
+                Err(e) => {
+                    status.last_error = Some((unix_now(), e.clone()));
+                    status.failures += 1;
+                    status.save(&self.dir);
+                    tracing::warn!(
+                        sink = self.config.name,
+                        items = items.len(),
+                        error = %e,
+                        "export: upload failed; kept for retry"
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Uploads on the cycle until `stop`; after a failure, retries sooner (backoff from 5 s,
+    /// doubling, capped at the cycle).
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut failures = 0u32;
+        loop {
+            let wait = if failures == 0 {
+                self.config.interval
+            } else {
+                let b = Duration::from_secs(
+                    5u64.saturating_mul(1 << failures.min(10).saturating_sub(1)),
+                );
+                b.min(self.config.interval)
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            match self.flush().await {
+                Ok(_) => failures = 0,
+                Err(_) => failures = failures.saturating_add(1),
+            }
+        }
+    }
+
+    /// `leased export test`: Sonar's credential check as the original's `sonar:test` (GET
+    /// ticket groups with Basic auth); for a webhook, a POST of an empty batch.
+    pub async fn test(&self) -> Result<String, String> {
+        match &self.config.target {
+            Target::Sonar {
+                url,
+                username,
+                password,
+            } => {
+                let resp = self
+                    .client
+                    .get(format!("{url}{SONAR_TEST_PATH}"))
+                    .basic_auth(username, Some(password))
+                    .send()
+                    .await
+                    .map_err(|e| format!("The request failed with {e}"))?;
+                if resp.status().is_success() {
+                    Ok("Success!".into())
+                } else {
+                    Err(format!("The request failed with HTTP {}", resp.status()))
+                }
+            }
+            Target::Webhook { url, .. } => {
+                let resp = self
+                    .request(url)
+                    .json(&serde_json::json!({ "events": [] }))
+                    .send()
+                    .await
+                    .map_err(|e| format!("The request failed with {e}"))?;
+                if resp.status().is_success() {
+                    Ok("Success!".into())
+                } else {
+                    Err(format!("The request failed with HTTP {}", resp.status()))
+                }
+            }
+        }
+    }
+}

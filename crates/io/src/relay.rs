@@ -1,0 +1,408 @@
+//! `leased relay`: the relay agent's sockets and tasks around the pure rewrite in
+//! [`leased_core::relay_agent`].
+//!
+//! Sockets: one UDP socket on port 67 per client-facing interface (SO_BINDTODEVICE, so each
+//! sees only its link's broadcasts and knows the link implicitly), and one unbound socket on
+//! port 67 towards the upstream servers: requests leave from source port 67 as RFC 1542 wants,
+//! and server replies (unicast to giaddr) arrive there, or on a client socket when a server
+//! sits on a client link. Replies are delivered with the server's own send path
+//! ([`Outbound::send_encoded`]): broadcast, unicast to ciaddr, or layer-2 unicast to yiaddr at
+//! chaddr with broadcast as the fallback.
+//!
+//! Each upstream gets its own send; one that is down (ICMP unreachable, no route) costs a log
+//! line and a counter, never the others' copies.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use leased_core::config::RelaySettings;
+use leased_core::relay_agent::{
+    AgentLink, AgentPolicy, Delivery, binding_from_reply, expand_template, relay_reply,
+    relay_request, requested_address,
+};
+use leased_core::{BindingEvent, BindingKind, HwAddr, RelayInfo, Timestamp};
+use leased_wire::{BOOTREPLY, BOOTREQUEST, MessageType, Packet};
+use nix::sys::socket::{setsockopt, sockopt};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::sync::mpsc;
+
+use crate::send::{Link, Origin, Outbound};
+use crate::sock::{self, recv_pktinfo};
+
+/// The server port relays listen on and send to (RFC 2131 §4.1).
+const SERVER_PORT: u16 = 67;
+/// The client port replies go to.
+const CLIENT_PORT: u16 = 68;
+/// Clients remembered between request and reply (host name, requested address); the map is
+/// cleared when it grows past this, so a flood cannot exhaust memory.
+const MEMO_CAP: usize = 100_000;
+
+/// What `leased relay` needs besides its settings.
+#[derive(Default)]
+pub struct RelayHooks {
+    /// Binding events (ACK, NAK, RELEASE seen in relayed traffic) go here, for export.
+    pub bindings: Option<mpsc::UnboundedSender<BindingEvent>>,
+    /// Stop gracefully when this completes (tests, embedding); SIGTERM/SIGINT always stop.
+    pub stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl std::fmt::Debug for RelayHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayHooks")
+            .field("bindings", &self.bindings.is_some())
+            .field("stop", &self.stop.is_some())
+            .finish()
+    }
+}
+
+/// Counters of the relay, logged at shutdown and readable by embedders.
+#[derive(Debug, Default)]
+pub struct RelayCounters {
+    /// Requests forwarded (counted once, whatever the number of upstreams).
+    pub forwarded: AtomicU64,
+    /// Copies that could not be sent to one upstream.
+    pub upstream_errors: AtomicU64,
+    /// Replies delivered to clients.
+    pub delivered: AtomicU64,
+    /// Datagrams dropped (malformed, hop limit, policy, not ours).
+    pub dropped: AtomicU64,
+    /// Requests forwarded without our Option 82 because it did not fit.
+    pub option82_did_not_fit: AtomicU64,
+}
+
+/// One client-facing link, resolved at start.
+struct ClientLink {
+    name: String,
+    address: Ipv4Addr,
+    circuit_id: Vec<u8>,
+    remote_id: Vec<u8>,
+}
+
+/// What the relay remembers of a client between its request and the server's reply.
+#[derive(Default, Clone)]
+struct Memo {
+    hostname: Option<String>,
+    requested: Option<Ipv4Addr>,
+}
+
+struct Relay {
+    links: Vec<ClientLink>,
+    policy: AgentPolicy,
+    upstreams: Vec<Ipv4Addr>,
+    upstream_sock: std::net::UdpSocket,
+    out: Outbound,
+    memo: Mutex<HashMap<Vec<u8>, Memo>>,
+    bindings: Option<mpsc::UnboundedSender<BindingEvent>>,
+    counters: Arc<RelayCounters>,
+}
+
+fn unix_now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// The interface's MAC from sysfs (`{mac}` in remote-id templates); `None` if it has none.
+fn iface_mac(name: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
+    let mac = HwAddr::parse_mac(text.trim())?;
+    <[u8; 6]>::try_from(mac.0.as_slice()).ok()
+}
+
+/// The unbound upstream-side socket on 0.0.0.0:67.
+fn bind_upstream() -> io::Result<(tokio::net::UdpSocket, std::net::UdpSocket)> {
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    sock.set_reuse_address(true)?;
+    setsockopt(&sock, sockopt::Ipv4PacketInfo, &true).map_err(io::Error::from)?;
+    sock.set_nonblocking(true)?;
+    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT));
+    sock.bind(&SockAddr::from(addr))?;
+    let std_sock: std::net::UdpSocket = sock.into();
+    let send = std_sock.try_clone()?;
+    Ok((tokio::net::UdpSocket::from_std(std_sock)?, send))
+}
+
+/// Runs the relay agent until SIGTERM/SIGINT or the stop hook.
+pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Result<()> {
+    let addrs = sock::system_addrs().context("cannot list interface addresses")?;
+    let mut links = Vec::new();
+    let mut out_links = Vec::new();
+    let mut receivers = Vec::new();
+    for iface in &settings.interfaces {
+        let address = match iface.address {
+            Some(a) => a,
+            None => addrs
+                .iter()
+                .find(|a| a.name == iface.name)
+                .map(|a| a.addr)
+                .with_context(|| {
+                    format!(
+                        "interface {} has no IPv4 address to use as giaddr",
+                        iface.name
+                    )
+                })?,
+        };
+        let index = sock::if_index(&iface.name)
+            .with_context(|| format!("interface {} not found", iface.name))?;
+        let mac = iface_mac(&iface.name);
+        let (recv, send) = sock::bind_udp(&iface.name, SERVER_PORT)
+            .with_context(|| format!("cannot listen on {} port {SERVER_PORT}", iface.name))?;
+        links.push(ClientLink {
+            name: iface.name.clone(),
+            address,
+            circuit_id: expand_template(&iface.circuit_id, &iface.name, index, mac),
+            remote_id: expand_template(&iface.remote_id, &iface.name, index, mac),
+        });
+        out_links.push(Link {
+            name: iface.name.clone(),
+            index,
+            addr: Some(address),
+            udp: send,
+        });
+        receivers.push(recv);
+        tracing::info!(iface = %iface.name, giaddr = %address, "relaying clients on this link");
+    }
+    let (up_recv, up_send) =
+        bind_upstream().context("cannot open the upstream socket on port 67")?;
+    let relay = Arc::new(Relay {
+        links,
+        policy: AgentPolicy {
+            max_hops: settings.max_hops,
+            option82: settings.option82,
+            existing: settings.existing_option82,
+            link_selection: settings.link_selection,
+            server_id_override: settings.server_id_override,
+        },
+        upstreams: settings.upstreams.clone(),
+        upstream_sock: up_send,
+        out: Outbound::new(out_links, SERVER_PORT, CLIENT_PORT),
+        memo: Mutex::new(HashMap::new()),
+        bindings: hooks.bindings,
+        counters: Arc::default(),
+    });
+    let ups: Vec<String> = settings.upstreams.iter().map(ToString::to_string).collect();
+    tracing::info!(upstreams = %ups.join(","), max_hops = settings.max_hops, "relay started");
+
+    let mut tasks = Vec::new();
+    for (i, sock) in receivers.into_iter().enumerate() {
+        let r = Arc::clone(&relay);
+        tasks.push(tokio::spawn(async move { r.client_loop(i, sock).await }));
+    }
+    let r = Arc::clone(&relay);
+    tasks.push(tokio::spawn(async move { r.upstream_loop(up_recv).await }));
+
+    let stop = hooks.stop;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+        () = async { match stop { Some(s) => s.await, None => std::future::pending().await } } => {}
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    let c = &relay.counters;
+    tracing::info!(
+        forwarded = c.forwarded.load(Ordering::Relaxed),
+        delivered = c.delivered.load(Ordering::Relaxed),
+        dropped = c.dropped.load(Ordering::Relaxed),
+        upstream_errors = c.upstream_errors.load(Ordering::Relaxed),
+        "relay stopped"
+    );
+    Ok(())
+}
+
+impl Relay {
+    fn emit(&self, ev: BindingEvent) {
+        tracing::info!(kind = ?ev.kind, mac = %ev.mac, ip = %ev.ip, "binding");
+        if let Some(tx) = &self.bindings {
+            let _ = tx.send(ev);
+        }
+    }
+
+    fn drop_count(&self, what: &str, link: &str) {
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(iface = %link, reason = %what, "relay: datagram dropped");
+    }
+
+    async fn client_loop(self: Arc<Self>, i: usize, sock: tokio::net::UdpSocket) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let rx = match recv_pktinfo(&sock, &mut buf).await {
+                Ok(rx) => rx,
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay: receive failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(data) = buf.get(..rx.len) else {
+                continue;
+            };
+            match data.first() {
+                Some(&BOOTREQUEST) => self.on_request(i, data),
+                Some(&BOOTREPLY) => self.on_reply(data),
+                _ => {}
+            }
+        }
+    }
+
+    async fn upstream_loop(self: Arc<Self>, sock: tokio::net::UdpSocket) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let rx = match recv_pktinfo(&sock, &mut buf).await {
+                Ok(rx) => rx,
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay: upstream receive failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // Client broadcasts reach this unbound socket too; the link's own socket handles
+            // them. Only replies count here, and only unicast ones (to our giaddr).
+            let Some(data) = buf.get(..rx.len) else {
+                continue;
+            };
+            if data.first() == Some(&BOOTREPLY) && rx.dst != Some(Ipv4Addr::BROADCAST) {
+                self.on_reply(data);
+            }
+        }
+    }
+
+    fn on_request(&self, i: usize, data: &[u8]) {
+        let Some(link) = self.links.get(i) else {
+            return;
+        };
+        let agent = AgentLink {
+            address: link.address,
+            circuit_id: &link.circuit_id,
+            remote_id: &link.remote_id,
+        };
+        let fwd = match relay_request(data, &agent, &self.policy) {
+            Ok(f) => f,
+            Err(why) => return self.drop_count(why.label(), &link.name),
+        };
+        if fwd.did_not_fit {
+            self.counters
+                .option82_did_not_fit
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(iface = %link.name, "Option 82 did not fit; forwarded without it");
+        }
+        if let Ok(p) = Packet::decode(data) {
+            let key = p.chaddr().to_vec();
+            if let Ok(mut memo) = self.memo.lock() {
+                if memo.len() >= MEMO_CAP {
+                    memo.clear();
+                }
+                let m = memo.entry(key).or_default();
+                if fwd.hostname.is_some() {
+                    m.hostname.clone_from(&fwd.hostname);
+                }
+                if let Some(r) = requested_address(data) {
+                    m.requested = Some(r);
+                }
+            }
+            if fwd.message_type == Some(MessageType::Release) && !p.ciaddr.is_unspecified() {
+                self.emit(BindingEvent {
+                    kind: BindingKind::Released,
+                    mac: HwAddr(p.chaddr().to_vec()),
+                    ip: p.ciaddr,
+                    at: unix_now(),
+                    lease_time: None,
+                    expires: None,
+                    remote_id: None,
+                    circuit_id: None,
+                    hostname: None,
+                    giaddr: Some(link.address),
+                });
+            }
+        }
+        let mut sent = false;
+        for up in &self.upstreams {
+            match self
+                .upstream_sock
+                .send_to(&fwd.bytes, SocketAddrV4::new(*up, SERVER_PORT))
+            {
+                Ok(_) => sent = true,
+                Err(e) => {
+                    self.counters
+                        .upstream_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(upstream = %up, error = %e, "relay: cannot forward to upstream");
+                }
+            }
+        }
+        if sent {
+            self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(iface = %link.name, msg = ?fwd.message_type, "relay: forwarded");
+        }
+    }
+
+    fn on_reply(&self, data: &[u8]) {
+        let ours = |g: Ipv4Addr| self.links.iter().any(|l| l.address == g);
+        let d: Delivery = match relay_reply(data, ours) {
+            Ok(d) => d,
+            Err(why) => return self.drop_count(why.label(), "upstream"),
+        };
+        let Some(i) = self.links.iter().position(|l| l.address == d.giaddr) else {
+            return;
+        };
+        let Some(link) = self.links.get(i) else {
+            return;
+        };
+        if matches!(d.message_type, Some(MessageType::Ack | MessageType::Nak)) {
+            let chaddr = Packet::decode(data)
+                .map(|p| p.chaddr().to_vec())
+                .unwrap_or_default();
+            let memo = self
+                .memo
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&chaddr).cloned())
+                .unwrap_or_default();
+            let ours = self.policy.option82.then(|| {
+                let agent = AgentLink {
+                    address: link.address,
+                    circuit_id: &link.circuit_id,
+                    remote_id: &link.remote_id,
+                };
+                RelayInfo::parse(&leased_core::relay_agent::option82_value(
+                    &agent,
+                    &self.policy,
+                ))
+            });
+            if let Some(ev) = binding_from_reply(
+                data,
+                unix_now(),
+                memo.hostname,
+                memo.requested,
+                ours.as_ref(),
+            ) {
+                self.emit(ev);
+            }
+        }
+        let origin = Origin {
+            link: i,
+            src: None,
+            local: Some(link.address),
+        };
+        match self.out.send_encoded(&d.bytes, &d.route, &origin) {
+            Ok(()) => {
+                self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(iface = %link.name, msg = ?d.message_type, route = ?d.route, "relay: delivered");
+            }
+            Err(e) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(iface = %link.name, error = %e, "relay: cannot deliver reply");
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `leased relay -c FILE`: the relay agent, with the exporter beside it when `[export]` is set.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use leased_export::Exporter;
+use leased_io::{RelayHooks, load_config};
+use tokio::sync::mpsc;
+
+use crate::cli::RelayArgs;
+
+/// Runs the relay until SIGTERM/SIGINT.
+pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
+    std::fs::metadata(&args.config)
+        .with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config = load_config(&args.config)?;
+    let relay = config
+        .relay
+        .clone()
+        .with_context(|| format!("{} has no [relay] section", args.config.display()))?;
+    crate::cmd_serve::init_logging(&config.logging)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let mut hooks = RelayHooks::default();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let exporter = match &config.export {
+            Some(ex) => {
+                if !ex.routers.is_empty() {
+                    tracing::warn!(
+                        "[[export.routers]] is ignored by leased relay: the router endpoint is \
+                         served by `leased serve` with [api]"
+                    );
+                }
+                let exporter = Exporter::open(ex)?;
+                let (tx, rx) = mpsc::unbounded_channel();
+                hooks.bindings = Some(tx);
+                let mut stop = stop_rx.clone();
+                Some(tokio::spawn(async move {
+                    exporter
+                        .run(rx, async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        })
+                        .await
+                }))
+            }
+            None => None,
+        };
+        let result = leased_io::relay(&relay, hooks).await;
+        let _ = stop_tx.send(true);
+        if let Some(t) = exporter {
+            t.await.context("exporter task")??;
+        }
+        result
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
