@@ -125,7 +125,8 @@ fn renewal_keeps_the_assignment() {
     let mut h = Harness::default_config();
     let asg = users_row();
     let d = go(&mut h, &Pkt::discover(1), &asg);
-    go(&mut h, &Pkt::select(1, a(1), offered_ip(&d)), &asg);
+    let d = go(&mut h, &Pkt::select(1, a(1), offered_ip(&d)), &asg);
+    assert_eq!(sent(&d), Some(MessageType::Ack));
     h.advance(500);
     let d = go(&mut h, &Pkt::renew(1, asg.ip), &asg);
     assert_eq!(sent(&d), Some(MessageType::Ack), "{d:?}");
