@@ -89,19 +89,21 @@ impl SonarAssignment {
 
 /// The last event per (MAC, IP) wins, in order of last appearance (as the original's md5 key).
 pub fn last_per_binding(events: &[BindingEvent]) -> Vec<&BindingEvent> {
-    let mut index: HashMap<(&[u8], std::net::Ipv4Addr), usize> = HashMap::new();
-    let mut out: Vec<Option<&BindingEvent>> = Vec::new();
-    for ev in events {
-        let key = (ev.mac.0.as_slice(), ev.ip);
-        if let Some(&i) = index.get(&key)
-            && let Some(slot) = out.get_mut(i)
-        {
-            *slot = None;
-        }
-        index.insert(key, out.len());
-        out.push(Some(ev));
+    last_per_binding_index(events)
+        .into_iter()
+        .filter_map(|i| events.get(i))
+        .collect()
+}
+
+/// [`last_per_binding`] as indices into `events`, ascending.
+pub fn last_per_binding_index(events: &[BindingEvent]) -> Vec<usize> {
+    let mut last: HashMap<(&[u8], std::net::Ipv4Addr), usize> = HashMap::new();
+    for (i, ev) in events.iter().enumerate() {
+        last.insert((ev.mac.0.as_slice(), ev.ip), i);
     }
-    out.into_iter().flatten().collect()
+    let mut out: Vec<usize> = last.into_values().collect();
+    out.sort_unstable();
+    out
 }
 
 fn text_or_none(b: Option<&[u8]>) -> Option<String> {

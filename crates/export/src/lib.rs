@@ -227,8 +227,8 @@ pub fn status(settings: &ExportSettings) -> anyhow::Result<Vec<SinkStatus>> {
         .chain(settings.webhook.iter().map(|_| "webhook"));
     for name in names {
         let dir = settings.outbox.join(name);
-        let depth = outbox::Outbox::open(&dir)
-            .and_then(|mut o| o.depth())
+        let depth = outbox::Outbox::read_pending::<serde_json::Value>(&dir)
+            .map(|v| v.len())
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         out.push(SinkStatus {
             name,

@@ -134,6 +134,48 @@ impl Outbox {
         })
     }
 
+    /// The unacknowledged records of the outbox in `dir`, read without changing anything (for
+    /// `leased export status` while the exporter runs: a record being appended right now is
+    /// simply not counted yet). A missing outbox is empty.
+    pub fn read_pending<T: DeserializeOwned>(dir: &Path) -> io::Result<Vec<T>> {
+        let data = match std::fs::read(dir.join("log")) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        if data.get(..4) != Some(MAGIC.as_slice()) {
+            return Ok(Vec::new());
+        }
+        let epoch = le_u32(data.get(4..).unwrap_or_default()).unwrap_or(1);
+        let acked = match std::fs::read(dir.join("ack")) {
+            Ok(b) if b.len() == 12 && le_u32(&b) == Some(epoch) => u64::from_le_bytes(
+                b.get(4..12)
+                    .and_then(|s| s.try_into().ok())
+                    .unwrap_or([0; 8]),
+            ),
+            _ => HEADER,
+        };
+        let mut pos = usize::try_from(acked.max(HEADER)).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        while let Some(rec) = data.get(pos..) {
+            let (Some(len), Some(crc)) = (le_u32(rec), le_u32(rec.get(4..).unwrap_or_default()))
+            else {
+                break;
+            };
+            let Some(payload) = rec.get(8..8 + len as usize) else {
+                break;
+            };
+            if crc32fast::hash(payload) != crc {
+                break;
+            }
+            if let Ok(v) = serde_json::from_slice(payload) {
+                out.push(v);
+            }
+            pos += 8 + len as usize;
+        }
+        Ok(out)
+    }
+
     /// Appends `items` and makes them durable before returning.
     pub fn append<T: Serialize>(&mut self, items: &[T]) -> io::Result<()> {
         if items.is_empty() {

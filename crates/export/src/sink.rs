@@ -14,7 +14,7 @@ use leased_core::config::{Secret, SonarSettings, WebhookSettings};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::format::{SonarAssignment, WebhookEvent, last_per_binding};
+use crate::format::{SonarAssignment, WebhookEvent, last_per_binding_index};
 use crate::outbox::Outbox;
 
 /// Sonar V1's batch endpoint, below the instance URL.
@@ -220,36 +220,48 @@ impl Sink {
         }
     }
 
-    /// Uploads everything pending, chunk by chunk. Returns how many items were delivered, or
-    /// the first error (what was delivered before it stays acknowledged).
+    /// Uploads everything pending: the last event per (MAC, IP) over the whole queue, in
+    /// chunks of at most `chunk_size`. After each chunk's 2xx the outbox is acknowledged up to
+    /// the record of that chunk's last item: every record before it was either in this or an
+    /// earlier chunk, or is superseded by a later record still queued, so nothing is lost and
+    /// nothing delivered is sent again. Returns how many items were delivered, or the first
+    /// error (what was delivered before it stays acknowledged).
     pub async fn flush(&self) -> Result<usize, String> {
+        /// Records read per flush; more wait for the next cycle.
+        const MAX_RECORDS: usize = 200_000;
+        let batch: Vec<(u64, BindingEvent)> = {
+            let mut o = self.outbox.lock().await;
+            o.pending(MAX_RECORDS)
+                .map_err(|e| format!("outbox read: {e}"))?
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let events: Vec<BindingEvent> = batch.iter().map(|(_, e)| e.clone()).collect();
+        let index = last_per_binding_index(&events);
         let mut delivered = 0usize;
-        loop {
-            let batch: Vec<(u64, BindingEvent)> = {
-                let mut o = self.outbox.lock().await;
-                o.pending(self.config.chunk_size)
-                    .map_err(|e| format!("outbox read: {e}"))?
+        for chunk in index.chunks(self.config.chunk_size.max(1)) {
+            let Some(&(end, _)) = chunk.last().and_then(|i| batch.get(*i)) else {
+                continue;
             };
-            let Some(&(end, _)) = batch.last() else { break };
-            let events: Vec<BindingEvent> = batch.into_iter().map(|(_, e)| e).collect();
-            let items = last_per_binding(&events);
+            let chunk: Vec<&BindingEvent> = chunk.iter().filter_map(|i| events.get(*i)).collect();
             let started = std::time::Instant::now();
             let mut status = Status::load(&self.dir);
-            match self.post(&items).await {
+            match self.post(&chunk).await {
                 Ok(()) => {
                     self.outbox
                         .lock()
                         .await
                         .ack(end)
                         .map_err(|e| format!("outbox ack: {e}"))?;
-                    delivered += items.len();
+                    delivered += chunk.len();
                     status.last_success = Some(unix_now());
-                    status.delivered += items.len() as u64;
+                    status.delivered += chunk.len() as u64;
                     status.uploads += 1;
                     status.save(&self.dir);
                     tracing::info!(
                         sink = self.config.name,
-                        items = items.len(),
+                        items = chunk.len(),
                         records = events.len(),
                         ms = started.elapsed().as_millis() as u64,
                         "export: upload ok"
@@ -261,7 +273,7 @@ impl Sink {
                     status.save(&self.dir);
                     tracing::warn!(
                         sink = self.config.name,
-                        items = items.len(),
+                        items = chunk.len(),
                         error = %e,
                         "export: upload failed; kept for retry"
                     );
