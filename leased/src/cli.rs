@@ -46,6 +46,23 @@ pub enum Command {
     /// server in one and probes in the other, shows leases and logs, then removes everything.
     /// Needs root; never touches the real network (addresses in 198.18.0.0/15 only).
     Demo(DemoArgs),
+    /// Allocation counts (last 1m/1h/24h/7d/30d; current, expiring, expired), or with
+    /// `--details` every address (IP Type MAC AllocatedAt Elapsed Remaining Hostname), or with
+    /// `--grid` a block grid of each subnet. Reads the running server's API when the config
+    /// has one that answers, else the lease store.
+    Stats(StatsArgs),
+    /// Add or remove a reservation in the config file (validated, written atomically, comments
+    /// kept); a running server is told to reload.
+    Manage(ManageArgs),
+    /// Validate the config file, then make the running server reload it (SIGHUP through the
+    /// PID file). An invalid config is refused (exit 1) and nothing is signalled.
+    Reload(ReloadArgs),
+    /// The live log of a running server: `console attach`.
+    Console(ConsoleArgs),
+    /// The DHCPStats API over an ISC dhcpd's files: `isc serve`.
+    Isc(IscArgs),
+    /// Import another server's configuration and leases: `import isc`.
+    Import(ImportArgs),
     /// Run a DHCP relay agent (RFC 1542 / RFC 3046) from the `[relay]` section of a config
     /// file: client requests on the listed interfaces go to every upstream server with giaddr
     /// and Option 82 set; replies go back to the clients. Bindings seen in ACKs are exported
@@ -94,6 +111,188 @@ pub enum ExportAction {
     /// Print an Argon2id hash of a router secret read from stdin (one line), for
     /// `[[export.routers]] password_hash`.
     HashPassword,
+}
+
+/// `leased stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Config file (subnets, reservations, banned MACs; the API or store to read).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Lease store to read instead of the config's `[store] path` (implies `--from store`
+    /// when the API is not reachable).
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// Where to read leases from.
+    #[arg(long, value_enum, default_value_t = crate::view::From::Auto)]
+    pub from: crate::view::From,
+    /// Every address: IP Type MAC AllocatedAt Elapsed Remaining Hostname.
+    #[arg(long, conflicts_with = "grid")]
+    pub details: bool,
+    /// A block grid of each subnet with a legend (honours COLUMNS and NO_COLOR).
+    #[arg(long)]
+    pub grid: bool,
+    /// A current lease is "expiring" when it ends within this many seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub expiring: u64,
+    /// Pretend the time is this (unix seconds), for reproducible output.
+    #[arg(long, hide = true)]
+    pub now: Option<u64>,
+}
+
+/// `leased manage`.
+#[derive(Debug, Args)]
+pub struct ManageArgs {
+    /// Config file to edit.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        global = true,
+        default_value = "leased.toml"
+    )]
+    pub config: PathBuf,
+    /// Only edit the file; do not signal a running server.
+    #[arg(long = "no-reload", global = true)]
+    pub no_reload: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ManageCommand,
+}
+
+/// The verbs of `leased manage`.
+#[derive(Debug, Subcommand)]
+pub enum ManageCommand {
+    /// Reserve IP for MAC (moves an existing reservation of that MAC); warns when the address
+    /// is leased to another MAC or outside every subnet.
+    Add {
+        /// The client's MAC.
+        mac: String,
+        /// The address to reserve.
+        ip: Ipv4Addr,
+        /// A note kept with the reservation (the rest of the line).
+        note: Vec<String>,
+    },
+    /// Remove the reservation(s) of MAC.
+    Remove {
+        /// The client's MAC.
+        mac: String,
+    },
+}
+
+/// `leased reload`.
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// Config file to validate (the server's own).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+    /// PID file to read instead of the config's `[server] pid_file`.
+    #[arg(long = "pid-file", value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+}
+
+/// `leased console`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ConsoleCommand,
+}
+
+/// The verbs of `leased console`.
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Show the server's recent log lines, then follow it live (Ctrl-C to stop).
+    Attach(ConsoleAttachArgs),
+}
+
+/// `leased console attach`.
+#[derive(Debug, Args)]
+pub struct ConsoleAttachArgs {
+    /// Config file whose `[console] socket` to use.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The console's UNIX socket.
+    #[arg(long, value_name = "PATH", conflicts_with = "config")]
+    pub socket: Option<PathBuf>,
+    /// Connect over TCP to the console's `tcp_listen` instead (needs --key).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["config", "socket"])]
+    pub tcp: Option<String>,
+    /// API key for --tcp.
+    #[arg(long, env = "LEASED_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// How many recent lines to show first.
+    #[arg(long, short = 'n', default_value_t = 50, value_name = "N")]
+    pub lines: usize,
+}
+
+/// `leased isc`.
+#[derive(Debug, Args)]
+pub struct IscArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: IscCommand,
+}
+
+/// The verbs of `leased isc`.
+#[derive(Debug, Subcommand)]
+pub enum IscCommand {
+    /// Serve /, /subnets, /subnets/list, /subnets/all, /subnets/{network} and /counts over an
+    /// ISC dhcpd's files (X-Api-Key auth), re-reading them when they change.
+    Serve(IscServeArgs),
+}
+
+/// `leased isc serve`.
+#[derive(Debug, Args)]
+pub struct IscServeArgs {
+    /// dhcpd.conf (includes are followed).
+    #[arg(long, value_name = "FILE")]
+    pub conf: PathBuf,
+    /// dhcpd.leases.
+    #[arg(long, value_name = "FILE")]
+    pub leases: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8067", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Accepted X-Api-Key (repeatable; also LEASED_API_KEYS="k1,k2").
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+}
+
+/// `leased import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// What to import.
+    #[command(subcommand)]
+    pub command: ImportCommand,
+}
+
+/// The sources `leased import` reads.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// An ISC dhcpd: subnets, pools, options and hosts become a leased config (checked with
+    /// the loader before anything is written); active leases go into the lease store.
+    Isc(ImportIscArgs),
+}
+
+/// `leased import isc`.
+#[derive(Debug, Args)]
+pub struct ImportIscArgs {
+    /// dhcpd.conf.
+    #[arg(long, value_name = "FILE")]
+    pub conf: PathBuf,
+    /// dhcpd.leases.
+    #[arg(long, value_name = "FILE")]
+    pub leases: PathBuf,
+    /// The leased config to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The lease store to create (named in the config's `[store] path`).
+    #[arg(long, value_name = "PATH")]
+    pub store: PathBuf,
+    /// Overwrite --out and add to an existing --store.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `leased serve`.

@@ -37,7 +37,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
              (`leased serve --interface eth0 --range 192.168.1.100-192.168.1.200`)"
         ),
     };
-    init_logging(&config.logging)?;
+    // The live console's ring is fed from the first log line on.
+    let hub = config
+        .console
+        .as_ref()
+        .map(|c| crate::console::Hub::new(c.replay, crate::console::LIVE_CAPACITY));
+    init_logging_with(&config.logging, hub.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,7 +51,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // read at start: a reload that changes [api] takes effect after a restart.
     // With [export], the exporter (and the router endpoint on the API) joins the sidecar.
     let hooks = ServeHooks {
-        sidecar: crate::cmd_export::sidecar(config.api.clone(), config.export.clone()),
+        sidecar: crate::sidecars::compose(
+            &config,
+            &source,
+            crate::cmd_export::sidecar(config.api.clone(), config.export.clone()),
+            hub,
+        ),
         stop: None,
     };
     runtime.block_on(serve_with(
@@ -63,6 +73,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// Logs to stderr: JSON or text as configured, at the configured level unless `RUST_LOG` says
 /// otherwise.
 pub(crate) fn init_logging(settings: &LogSettings) -> anyhow::Result<()> {
+    init_logging_with(settings, None)
+}
+
+/// [`init_logging`], plus every line as text into the console's `hub` when there is one.
+pub(crate) fn init_logging_with(
+    settings: &LogSettings,
+    hub: Option<std::sync::Arc<crate::console::Hub>>,
+) -> anyhow::Result<()> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => {
             EnvFilter::try_new(&v).with_context(|| format!("bad RUST_LOG {v:?}"))?
@@ -72,15 +93,30 @@ pub(crate) fn init_logging(settings: &LogSettings) -> anyhow::Result<()> {
     };
     // Colours only for a person at a terminal; never in files, journals or pipes.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let result = match settings.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let mut layers: Vec<Boxed> = vec![match settings.format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    }];
+    if let Some(hub) = hub {
+        // The console shows text for people, whatever the log format.
+        layers.push(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(crate::console::HubWriter(hub))
+                .boxed(),
+        );
+    }
+    tracing_subscriber::registry()
+        .with(layers.with_filter(filter))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
 }
 
 /// Builds and validates the quick-start config for `iface`.

@@ -7,12 +7,21 @@
 mod cli;
 mod cmd_check;
 mod cmd_export;
+mod cmd_isc;
 mod cmd_leases;
+mod cmd_manage;
 mod cmd_relay;
+mod cmd_reload;
 mod cmd_serve;
+mod cmd_stats;
+mod console;
 mod demo;
+mod http;
 mod probe;
+mod sidecars;
 mod timefmt;
+mod view;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -36,6 +45,18 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Relay(args) => cmd_relay::run(&args),
         Command::Export(args) => cmd_export::run(args),
+        Command::Stats(args) => cmd_stats::run(&args),
+        Command::Manage(args) => cmd_manage::run(&args),
+        Command::Reload(args) => cmd_reload::run(&args),
+        Command::Console(args) => match args.command {
+            cli::ConsoleCommand::Attach(a) => console::attach(&a),
+        },
+        Command::Isc(args) => match args.command {
+            cli::IscCommand::Serve(a) => cmd_isc::serve(&a),
+        },
+        Command::Import(args) => match args.command {
+            cli::ImportCommand::Isc(a) => cmd_isc::import(&a),
+        },
     };
     match result {
         Ok(code) => code,

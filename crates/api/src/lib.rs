@@ -14,9 +14,11 @@
 
 pub mod auth;
 pub mod error;
+pub mod isc;
 pub mod prom;
 pub mod reservations;
 pub mod routes;
+pub mod source;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub shared: Arc<SharedState>,
     /// Serialises reservation writes: one edit of the config file at a time.
     pub writes: Arc<tokio::sync::Mutex<()>>,
+    /// The DHCPStats routes' numbers (here: [`source::LiveStats`] over `shared`).
+    pub stats: source::Stats,
 }
 
 /// The OpenAPI document's frame; the paths come from the router itself.
@@ -59,7 +63,8 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
-struct SecurityAddon;
+/// Adds the `X-Api-Key` scheme to an OpenAPI document.
+pub(crate) struct SecurityAddon;
 
 impl utoipa::Modify for SecurityAddon {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -113,7 +118,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-async fn not_found() -> ApiError {
+/// A boxed server future (the ISC API's).
+pub type BoxFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
+pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("no such route; see /openapi.json")
 }
 
@@ -123,6 +132,7 @@ pub fn app(shared: Arc<SharedState>, auth: Auth) -> Router {
     let doc = openapi();
     let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
     let state = AppState {
+        stats: source::Stats(Arc::new(source::LiveStats(Arc::clone(&shared)))),
         shared,
         writes: Arc::new(tokio::sync::Mutex::new(())),
     };

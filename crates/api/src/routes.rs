@@ -20,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::reservations::{self, Edit};
+use crate::source::Stats;
 use crate::stats::{self, Counts, SubnetView};
 
 /// The wall clock as the core counts it.
@@ -51,10 +52,8 @@ pub async fn banner() -> Json<Banner> {
     })
 }
 
-fn all_subnets(state: &AppState, full: bool) -> Response {
-    let plan = state.shared.plan();
-    let snap = state.shared.leases();
-    Json(stats::subnets(&plan, &snap.leases, unix_now(), full)).into_response()
+fn all_subnets(stats: &Stats, full: bool) -> Response {
+    Json(stats.0.subnets(full)).into_response()
 }
 
 /// Every subnet keyed by CIDR, with `statics` and `leases` (DHCPStats' `/subnets/all`).
@@ -62,8 +61,8 @@ fn all_subnets(state: &AppState, full: bool) -> Response {
     responses((status = 200, description = "object keyed by CIDR",
         body = std::collections::HashMap<String, SubnetView>), (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn subnets_full(State(state): State<AppState>) -> Response {
-    all_subnets(&state, true)
+pub async fn subnets_full(State(stats): State<Stats>) -> Response {
+    all_subnets(&stats, true)
 }
 
 /// Alias of `/subnets`, for existing DHCPStats clients and its combiner.
@@ -71,8 +70,8 @@ pub async fn subnets_full(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "object keyed by CIDR",
         body = std::collections::HashMap<String, SubnetView>), (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn subnets_all(State(state): State<AppState>) -> Response {
-    all_subnets(&state, true)
+pub async fn subnets_all(State(stats): State<Stats>) -> Response {
+    all_subnets(&stats, true)
 }
 
 /// Every subnet keyed by CIDR, without `statics` and `leases`.
@@ -80,38 +79,8 @@ pub async fn subnets_all(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "object keyed by CIDR",
         body = std::collections::HashMap<String, SubnetView>), (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn subnets_list(State(state): State<AppState>) -> Response {
-    all_subnets(&state, false)
-}
-
-/// The subnet named by a network address (`198.18.0.0`) or CIDR (`198.18.0.0/24`).
-fn find_subnet<'a>(plan: &'a Plan, text: &str) -> Result<&'a Subnet, ApiError> {
-    let text = text.trim();
-    let found = if let Ok(net) = text.parse::<Ipv4Net>() {
-        plan.config
-            .subnets
-            .iter()
-            .find(|s| s.network == net.trunc())
-    } else if let Ok(addr) = text.parse::<Ipv4Addr>() {
-        plan.config
-            .subnets
-            .iter()
-            .find(|s| s.network.network() == addr)
-    } else {
-        return Err(ApiError::bad_request(format!(
-            "{text:?} is neither a network address nor a CIDR"
-        )));
-    };
-    found.ok_or_else(|| ApiError::not_found(format!("no subnet {text}")))
-}
-
-fn one_subnet(state: &AppState, text: &str) -> Result<Json<SubnetView>, ApiError> {
-    let plan = state.shared.plan();
-    let snap = state.shared.leases();
-    let subnet = find_subnet(&plan, text)?;
-    let mut view = stats::subnet_view(subnet, &snap.leases, unix_now(), true);
-    view.subnet = Some(subnet.network.to_string());
-    Ok(Json(view))
+pub async fn subnets_list(State(stats): State<Stats>) -> Response {
+    all_subnets(&stats, false)
 }
 
 /// One subnet, full detail, not wrapped; `subnet` holds its CIDR. Unknown → 404.
@@ -122,10 +91,10 @@ fn one_subnet(state: &AppState, text: &str) -> Result<Json<SubnetView>, ApiError
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn subnet_one(
-    State(state): State<AppState>,
+    State(stats): State<Stats>,
     Path(network): Path<String>,
 ) -> Result<Json<SubnetView>, ApiError> {
-    one_subnet(&state, &network)
+    stats.0.subnet(&network).map(Json)
 }
 
 /// One subnet by CIDR written with a plain slash (`/subnets/198.18.0.0/24`).
@@ -136,20 +105,18 @@ pub async fn subnet_one(
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn subnet_cidr(
-    State(state): State<AppState>,
+    State(stats): State<Stats>,
     Path((network, prefix)): Path<(String, String)>,
 ) -> Result<Json<SubnetView>, ApiError> {
-    one_subnet(&state, &format!("{network}/{prefix}"))
+    stats.0.subnet(&format!("{network}/{prefix}")).map(Json)
 }
 
 /// Every subnet's `ips` summed, and `estimated_devices` (static + active).
 #[utoipa::path(get, path = "/counts", tag = "dhcpstats",
     responses((status = 200, body = Counts), (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn counts(State(state): State<AppState>) -> Json<Counts> {
-    let plan = state.shared.plan();
-    let snap = state.shared.leases();
-    Json(stats::counts(&plan, &snap.leases, unix_now()))
+pub async fn counts(State(stats): State<Stats>) -> Json<Counts> {
+    Json(stats.0.counts())
 }
 
 /// One lease record, leased's own shape.

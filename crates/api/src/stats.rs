@@ -98,13 +98,18 @@ pub struct Static {
 /// One lease in DHCPStats' (ISC dhcpd.leases) shape; times as `W YYYY/MM/DD HH:MM:SS` UTC.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct IscLease {
-    pub starts: String,
-    pub ends: String,
-    pub cltt: String,
-    #[serde(rename = "binding-state")]
-    pub binding_state: &'static str,
-    #[serde(rename = "hardware-ethernet")]
-    pub hardware_ethernet: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts: Option<String>,
+    /// `never` for an infinite ISC lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cltt: Option<String>,
+    /// leased's states mapped as in the module docs; over ISC files, the file's own word.
+    #[serde(rename = "binding-state", skip_serializing_if = "Option::is_none")]
+    pub binding_state: Option<String>,
+    #[serde(rename = "hardware-ethernet", skip_serializing_if = "Option::is_none")]
+    pub hardware_ethernet: Option<String>,
     /// The client identifier (option 61) when the client sent one, ISC-escaped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
@@ -329,11 +334,11 @@ fn uid_of(lease: &Lease) -> Option<String> {
 
 fn isc_lease(lease: &Lease, now: Timestamp) -> IscLease {
     IscLease {
-        starts: isc_time(lease.starts),
-        ends: isc_time(lease.expires),
-        cltt: isc_time(lease.starts),
-        binding_state: binding_state(lease, now),
-        hardware_ethernet: lease.hwaddr.to_string(),
+        starts: Some(isc_time(lease.starts)),
+        ends: Some(isc_time(lease.expires)),
+        cltt: Some(isc_time(lease.starts)),
+        binding_state: Some(binding_state(lease, now).to_string()),
+        hardware_ethernet: Some(lease.hwaddr.to_string()),
         uid: uid_of(lease),
         client_hostname: lease.hostname.clone(),
     }

@@ -14,6 +14,7 @@
 
 mod capture;
 mod commit;
+pub mod config_edit;
 mod events;
 mod frame;
 mod guard;

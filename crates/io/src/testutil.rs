@@ -16,6 +16,7 @@ pub(crate) fn config_with(
 ) -> Config {
     Config {
         server: ServerSettings {
+            auto_reload: false,
             authoritative: true,
             interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
             lease_time: 3600,
@@ -31,6 +32,7 @@ pub(crate) fn config_with(
         },
         options: OptionSet::default(),
         limits: Default::default(),
+        console: None,
         subnets: nets
             .iter()
             .enumerate()

@@ -122,6 +122,8 @@ pub(super) struct RawConfig {
     pub export: Option<super::export::RawExport>,
     /// `[limits]`: absent means no rate limits or offer caps.
     pub limits: Option<super::limits::RawLimits>,
+    /// `[console]`: absent means no live log console.
+    pub console: Option<super::console::RawConsole>,
     /// `[sql_assignment]`: absent means no SQL assignment chain.
     pub sql_assignment: Option<super::sql::RawSqlAssignment>,
 }
@@ -182,6 +184,7 @@ pub(super) struct RawServer {
     pub pid_file: Option<String>,
     pub max_leases_per_circuit_id: Option<i64>,
     pub max_leases_per_remote_id: Option<i64>,
+    pub auto_reload: Option<bool>,
 }
 
 /// `[store]`.

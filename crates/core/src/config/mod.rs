@@ -6,6 +6,7 @@
 //! decisions only copy bytes. `leased check`, `serve` and reload all call [`load_file`].
 
 mod api;
+mod console;
 mod error;
 mod export;
 mod file;
@@ -20,6 +21,7 @@ mod tests;
 mod validate;
 
 pub use api::{ApiSettings, TlsSettings};
+pub use console::ConsoleSettings;
 pub use sql::{SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
 pub use error::{ConfigError, ConfigErrors};
 pub use export::{ExportSettings, RouterCredential, Secret, SonarSettings, WebhookSettings};

@@ -38,6 +38,8 @@ pub struct Config {
     /// Starvation defence (`[limits]`): rate limits and offer caps io enforces before
     /// `decide`; all off by default.
     pub limits: super::limits::Limits,
+    /// The live log console (`[console]`); `None`: no console.
+    pub console: Option<super::console::ConsoleSettings>,
     /// The SQL assignment chain (`[sql_assignment]`); `None`: none.
     pub sql_assignment: Option<super::sql::SqlAssignment>,
 }
@@ -123,6 +125,8 @@ pub struct ServerSettings {
     pub max_leases_per_circuit_id: Option<u32>,
     /// At most this many active leases per remote-id (per relay agent / CPE). `None`: no cap.
     pub max_leases_per_remote_id: Option<u32>,
+    /// Reload when the config file changes (validated like SIGHUP). Default false.
+    pub auto_reload: bool,
 }
 
 /// One IPv4 subnet and how to serve it.

@@ -141,6 +141,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let limits = super::limits::limits(ctx, raw.limits.as_ref());
     let relay = super::relay::relay(ctx, raw.relay.as_ref());
     let export = super::export::export(ctx, raw.export.as_ref());
+    let console = super::console::console(ctx, raw.console.as_ref());
     let sql_assignment = super::sql::assignment(
         ctx,
         raw.sql_assignment.as_ref(),
@@ -155,6 +156,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         limits,
         relay,
         export,
+        console,
         sql_assignment,
         server,
         options: global,
@@ -293,6 +295,7 @@ fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> ServerSettings {
         p => p.as_ref().map(PathBuf::from),
     };
     ServerSettings {
+        auto_reload: s.auto_reload.unwrap_or(false),
         max_leases_per_circuit_id: cap(
             ctx,
             "server.max_leases_per_circuit_id",

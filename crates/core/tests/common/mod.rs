@@ -69,6 +69,7 @@ pub fn config() -> Config {
     ]);
     Config {
         server: ServerSettings {
+            auto_reload: false,
             authoritative: true,
             interfaces: vec![],
             lease_time: 3600,
@@ -84,6 +85,7 @@ pub fn config() -> Config {
         },
         options: OptionSet::default(),
         limits: Default::default(),
+        console: None,
         subnets: vec![
             Subnet {
                 network: "198.18.0.0/24".parse().unwrap(),
