@@ -34,6 +34,15 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
                          served by `leased serve` with [api]"
                     );
                 }
+                if !relay.server_id_override && !relay.rewrite_server_id {
+                    tracing::warn!(
+                        "[export] with leased relay: clients renew by unicast straight to the \
+                         server, which the relay does not see, so a binding renewed that way \
+                         is reported expired at the end of the lease time it was relayed with; \
+                         set relay.rewrite_server_id = true (or server_id_override = true \
+                         when the server honours RFC 5107) so renewals pass through the relay"
+                    );
+                }
                 let exporter = Exporter::open(ex)?;
                 let (tx, rx) = mpsc::unbounded_channel();
                 hooks.bindings = Some(tx);

@@ -111,6 +111,11 @@ impl Bed {
 
     /// `leased relay` in the relay namespace, waiting until it says it started.
     fn relay(&self, upstreams: &[Ipv4Addr], extra: &str) -> Proc {
+        self.relay_with(upstreams, "", extra)
+    }
+
+    /// [`Bed::relay`] with more `[relay]` keys.
+    fn relay_with(&self, upstreams: &[Ipv4Addr], relay_extra: &str, extra: &str) -> Proc {
         let lab = &self.lab;
         let ups: Vec<String> = upstreams.iter().map(|u| format!("\"{u}\"")).collect();
         let cfg = format!(
@@ -121,6 +126,7 @@ level = "debug"
 upstreams = [{ups}]
 max_hops = 4
 existing_option82 = "replace"
+{relay_extra}
 
 [[relay.interfaces]]
 name = "{SRV_IF}"
@@ -165,6 +171,11 @@ interval = "1h"
 
     /// Kea in the upstream namespace, storing relay data in its lease file.
     fn kea(&self) -> Proc {
+        self.kea_with(300, 100, 200)
+    }
+
+    /// Kea with its lease time and T1/T2.
+    fn kea_with(&self, valid: u32, t1: u32, t2: u32) -> Proc {
         let lab = &self.lab;
         let (a, b) = self.pool();
         let leases = lab.path("kea-leases4.csv");
@@ -173,7 +184,7 @@ interval = "1h"
   "interfaces-config": {{ "interfaces": [ "{UP_IF}" ], "dhcp-socket-type": "udp" }},
   "lease-database": {{ "type": "memfile", "persist": true, "name": "{leases}", "lfc-interval": 0 }},
   "store-extended-info": true,
-  "valid-lifetime": 300, "renew-timer": 100, "rebind-timer": 200,
+  "valid-lifetime": {valid}, "renew-timer": {t1}, "rebind-timer": {t2},
   "subnet4": [ {{ "id": 1, "subnet": "{net}", "pools": [ {{ "pool": "{a} - {b}" }} ],
                  "option-data": [ {{ "name": "routers", "data": "{gw}" }} ] }} ],
   "loggers": [ {{ "name": "kea-dhcp4", "output_options": [ {{ "output": "{log}" }} ], "severity": "DEBUG", "debuglevel": 40 }} ]
@@ -536,6 +547,59 @@ fn relay_hops_at_the_limit() {
     assert!(
         !text.contains("0x7e570005"),
         "the request over the hop limit was forwarded:\n{text}"
+    );
+    relay.stop(Duration::from_secs(5));
+}
+
+/// With `rewrite_server_id`, the relay names itself in option 54 of the replies (Kea 2.2
+/// ignores sub-option 11, so `server_id_override` alone is not enough), the client's unicast
+/// renewal (RENEWING, ciaddr set) comes to the relay, is relayed, and its ACK goes back to
+/// ciaddr: the relay sees the renewal and the binding stays current for export.
+#[test]
+fn relay_rewrite_server_id_brings_renewals_through_the_relay() {
+    if !gate!("kea-dhcp4", "dhclient", "tcpdump") {
+        return;
+    }
+    let bed = Bed::new();
+    let _kea = bed.kea_with(30, 3, 20);
+    let cli_cap = Capture::start(&bed.lab, &bed.lab.cli_ns, CLI_IF, "sid-cli");
+    let mut relay = bed.relay_with(
+        &[bed.up_ip()],
+        "server_id_override = true\nrewrite_server_id = true",
+        "",
+    );
+    let lab = &bed.lab;
+    let mut d = Dhclient::new(lab, &lab.cli_ns, CLI_IF, "dh", None);
+    d.start();
+    let ev =
+        d.c.wait_event(0, &["BOUND", "REBOOT"], Duration::from_secs(30));
+    assert!(ev.is_some(), "no lease: {}", d.c.diag());
+    let n = d.c.events().len();
+    let ev = d.c.wait_event(n, &["RENEW"], Duration::from_secs(20));
+    assert!(
+        ev.is_some(),
+        "no renewal: {}\n--- relay\n{}",
+        d.c.diag(),
+        relay.output()
+    );
+    d.c.stop();
+    let cli = cli_cap.finish().join("\n");
+    let log = relay.output();
+    let bindings = log.matches("binding kind=Bound").count();
+    assert!(
+        bindings >= 2,
+        "the renewal did not pass through the relay:\n{log}"
+    );
+    assert!(
+        log.contains("route=Unicast"),
+        "the renewal's ACK was not unicast to ciaddr:\n{log}"
+    );
+    // The client only ever saw the relay as its server, once per reply.
+    let relay_sid = format!("Server-ID (54), length 4: {}", lab.srv_ip);
+    assert!(cli.contains(&relay_sid), "option 54 not rewritten:\n{cli}");
+    assert!(
+        !cli.contains(&format!("Server-ID (54), length 4: {}", bed.up_ip())),
+        "{cli}"
     );
     relay.stop(Duration::from_secs(5));
 }

@@ -406,6 +406,56 @@ pub fn binding_from_reply(
     })
 }
 
+/// Option 54 (server identifier) of the main option area, when it is exactly 4 bytes.
+pub fn server_id(datagram: &[u8]) -> Option<Ipv4Addr> {
+    let (start, len) = find_option(datagram, code::SERVER_ID)?;
+    if len != 4 {
+        return None;
+    }
+    let v = datagram.get(start..start + 4)?;
+    <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from)
+}
+
+/// Replaces the value of option 54 in place (same 4 bytes, so nothing moves and nothing is
+/// added: option 54 is never duplicated) when it currently is `from` (any value when `None`).
+/// Returns the value it had. Used by `rewrite_server_id`: replies get the relay's address so
+/// that unicast renewals, releases and declines come to the relay; requests naming the relay
+/// get the real server's address back before they go upstream.
+pub fn rewrite_server_id(
+    datagram: &mut [u8],
+    from: Option<Ipv4Addr>,
+    to: Ipv4Addr,
+) -> Option<Ipv4Addr> {
+    let old = server_id(datagram)?;
+    if from.is_some_and(|f| f != old) {
+        return None;
+    }
+    let (start, _) = find_option(datagram, code::SERVER_ID)?;
+    datagram
+        .get_mut(start..start + 4)?
+        .copy_from_slice(&to.octets());
+    Some(old)
+}
+
+/// Where the value of the first instance of `code` in the main area starts, and its length.
+fn find_option(buf: &[u8], wanted: u8) -> Option<(usize, usize)> {
+    let mut i = OPTIONS_AT;
+    while let Some(&c) = buf.get(i) {
+        match c {
+            code::PAD => i += 1,
+            code::END => return None,
+            _ => {
+                let len = usize::from(*buf.get(i + 1)?);
+                if c == wanted {
+                    return Some((i + 2, len)).filter(|(s, l)| buf.len() >= s + l);
+                }
+                i += 2 + len;
+            }
+        }
+    }
+    None
+}
+
 /// The address a REQUEST asks for (option 50, else ciaddr), for the NAK's end-of-binding.
 pub fn requested_address(datagram: &[u8]) -> Option<Ipv4Addr> {
     let p = Packet::decode(datagram).ok()?;
@@ -780,6 +830,50 @@ mod tests {
             requested_address(&bytes(&p)),
             Some(Ipv4Addr::new(198, 18, 0, 8))
         );
+    }
+
+    #[test]
+    fn server_id_rewrite_in_place_never_duplicated() {
+        let real = Ipv4Addr::new(198, 19, 0, 2);
+        let r = reply(
+            MessageType::Offer,
+            0,
+            Ipv4Addr::UNSPECIFIED,
+            &[(54, &real.octets()), (51, &[0, 0, 0, 60])],
+        );
+        let mut d = relay_reply(&r, |_| true).unwrap().bytes;
+        let len = d.len();
+        assert_eq!(rewrite_server_id(&mut d, None, LINK_ADDR), Some(real));
+        assert_eq!(d.len(), len);
+        assert_eq!(server_id(&d), Some(LINK_ADDR));
+        assert_eq!(codes(&d).iter().filter(|c| **c == 54).count(), 1);
+        // A request naming the relay gets the real server back; one naming another, nothing.
+        let mut req = bytes(&packet(
+            BOOTREQUEST,
+            MessageType::Request,
+            &[(54, &LINK_ADDR.octets())],
+        ));
+        assert_eq!(
+            rewrite_server_id(&mut req, Some(LINK_ADDR), real),
+            Some(LINK_ADDR)
+        );
+        assert_eq!(server_id(&req), Some(real));
+        assert_eq!(rewrite_server_id(&mut req, Some(LINK_ADDR), real), None);
+        // No option 54 (a RENEWING request): nothing to do.
+        let mut renew = bytes(&packet(BOOTREQUEST, MessageType::Request, &[]));
+        assert_eq!(rewrite_server_id(&mut renew, None, real), None);
+        assert_eq!(server_id(&renew), None);
+        // A 54 of the wrong length is left alone.
+        let mut odd = bytes(&packet(
+            BOOTREQUEST,
+            MessageType::Request,
+            &[(54, &[1, 2, 3])],
+        ));
+        assert_eq!(rewrite_server_id(&mut odd, None, real), None);
+        for n in 0..req.len() {
+            let mut cut = req[..n].to_vec();
+            let _ = rewrite_server_id(&mut cut, None, real);
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use anyhow::Context;
 use leased_core::config::RelaySettings;
 use leased_core::relay_agent::{
     AgentLink, AgentPolicy, Delivery, binding_from_reply, expand_template, relay_reply,
-    relay_request, requested_address,
+    relay_request, requested_address, rewrite_server_id, server_id,
 };
 use leased_core::{BindingEvent, BindingKind, HwAddr, RelayInfo, Timestamp};
 use leased_wire::{BOOTREPLY, BOOTREQUEST, MessageType, Packet};
@@ -98,6 +98,9 @@ struct Relay {
     upstream_sock: std::net::UdpSocket,
     out: Outbound,
     memo: Mutex<HashMap<Vec<u8>, Memo>>,
+    /// `rewrite_server_id`: the real server behind each (chaddr, address) we answered for.
+    rewrite_sid: bool,
+    server_ids: Mutex<HashMap<(Vec<u8>, Ipv4Addr), Ipv4Addr>>,
     bindings: Option<mpsc::UnboundedSender<BindingEvent>>,
     counters: Arc<RelayCounters>,
 }
@@ -185,6 +188,8 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         upstream_sock: up_send,
         out: Outbound::new(out_links, SERVER_PORT, CLIENT_PORT),
         memo: Mutex::new(HashMap::new()),
+        rewrite_sid: settings.rewrite_server_id,
+        server_ids: Mutex::new(HashMap::new()),
         bindings: hooks.bindings,
         counters: Arc::default(),
     });
@@ -249,7 +254,11 @@ impl Relay {
             };
             match data.first() {
                 Some(&BOOTREQUEST) => self.on_request(i, data),
-                Some(&BOOTREPLY) => self.on_reply(data),
+                // A server on a client link: only the configured upstreams are believed, so
+                // a client cannot forge replies to its neighbours through us.
+                Some(&BOOTREPLY) if rx.src.is_some_and(|s| self.upstreams.contains(s.ip())) => {
+                    self.on_reply(data);
+                }
                 _ => {}
             }
         }
@@ -286,7 +295,7 @@ impl Relay {
             circuit_id: &link.circuit_id,
             remote_id: &link.remote_id,
         };
-        let fwd = match relay_request(data, &agent, &self.policy) {
+        let mut fwd = match relay_request(data, &agent, &self.policy) {
             Ok(f) => f,
             Err(why) => return self.drop_count(why.label(), &link.name),
         };
@@ -325,6 +334,24 @@ impl Relay {
                 });
             }
         }
+        // A request naming us as its server (we rewrote option 54) gets the real one back.
+        if self.rewrite_sid && server_id(&fwd.bytes) == Some(link.address) {
+            let chaddr = Packet::decode(data)
+                .map(|p| p.chaddr().to_vec())
+                .unwrap_or_default();
+            let key = (
+                chaddr,
+                requested_address(data).unwrap_or(Ipv4Addr::UNSPECIFIED),
+            );
+            let real = self
+                .server_ids
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key).copied());
+            if let Some(real) = real {
+                rewrite_server_id(&mut fwd.bytes, Some(link.address), real);
+            }
+        }
         let mut sent = false;
         for up in &self.upstreams {
             match self
@@ -348,7 +375,7 @@ impl Relay {
 
     fn on_reply(&self, data: &[u8]) {
         let ours = |g: Ipv4Addr| self.links.iter().any(|l| l.address == g);
-        let d: Delivery = match relay_reply(data, ours) {
+        let mut d: Delivery = match relay_reply(data, ours) {
             Ok(d) => d,
             Err(why) => return self.drop_count(why.label(), "upstream"),
         };
@@ -387,6 +414,23 @@ impl Relay {
                 ours.as_ref(),
             ) {
                 self.emit(ev);
+            }
+        }
+        if self.rewrite_sid
+            && let Some(real) = rewrite_server_id(&mut d.bytes, None, link.address)
+            && real != link.address
+            && let Ok(p) = Packet::decode(data)
+        {
+            let ip = if p.yiaddr.is_unspecified() {
+                p.ciaddr
+            } else {
+                p.yiaddr
+            };
+            if let Ok(mut m) = self.server_ids.lock() {
+                if m.len() >= MEMO_CAP {
+                    m.clear();
+                }
+                m.insert((p.chaddr().to_vec(), ip), real);
             }
         }
         let origin = Origin {

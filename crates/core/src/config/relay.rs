@@ -22,6 +22,7 @@ pub(super) struct RawRelay {
     pub existing_option82: Option<String>,
     pub link_selection: Option<bool>,
     pub server_id_override: Option<bool>,
+    pub rewrite_server_id: Option<bool>,
     pub interfaces: Option<Vec<RawRelayInterface>>,
 }
 
@@ -65,6 +66,10 @@ pub struct RelaySettings {
     /// Add sub-option 11 (RFC 5107 server identifier override) with the receiving link's
     /// address, so that renewals come to us and are relayed as well.
     pub server_id_override: bool,
+    /// Replace option 54 in replies with the receiving link's address and restore the real
+    /// server's in requests that name us, so renewals, releases and declines pass through the
+    /// relay even when the server ignores sub-option 11 (Kea 2.2 does). Default false.
+    pub rewrite_server_id: bool,
     /// Client-facing interfaces, at least one.
     pub interfaces: Vec<RelayInterface>,
 }
@@ -226,6 +231,7 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySe
         existing_option82,
         link_selection: raw.link_selection.unwrap_or(false),
         server_id_override: raw.server_id_override.unwrap_or(false),
+        rewrite_server_id: raw.rewrite_server_id.unwrap_or(false),
         interfaces,
     })
 }
@@ -264,13 +270,14 @@ mod tests {
         let r = relay_of(
             "[relay]\nupstreams = [\"198.18.1.1\"]\nmax_hops = 16\noption82 = false\n\
              existing_option82 = \"replace\"\nlink_selection = true\nserver_id_override = true\n\
+             rewrite_server_id = true\n\
              [[relay.interfaces]]\nname = \"eth0.100\"\naddress = \"198.18.0.1\"\n\
              circuit_id = \"sw1/{vlan}\"\nremote_id = \"olt-7\"\n",
         )
         .unwrap()
         .unwrap();
         assert_eq!(r.max_hops, 16);
-        assert!(!r.option82 && r.link_selection && r.server_id_override);
+        assert!(!r.option82 && r.link_selection && r.server_id_override && r.rewrite_server_id);
         assert_eq!(r.existing_option82, ExistingOption82::Replace);
         assert_eq!(r.interfaces[0].address, Some(Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!(r.interfaces[0].remote_id, "olt-7");
