@@ -616,3 +616,94 @@ async fn router_endpoint_forms_auth_and_validation() {
     assert_eq!(ep.depth(), 6, "failed checks queue nothing");
     ep.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Webhook.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_gets_full_events_with_its_headers_and_the_same_guarantees() {
+    use leased_core::config::WebhookSettings;
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let fail = Arc::new(AtomicU16::new(503));
+    let app = {
+        let seen = Arc::clone(&seen);
+        let fail = Arc::clone(&fail);
+        Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: String| {
+                let seen = Arc::clone(&seen);
+                let fail = Arc::clone(&fail);
+                async move {
+                    if headers.get("authorization").and_then(|v| v.to_str().ok())
+                        != Some("Bearer t0k")
+                    {
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    let code = fail.load(Ordering::SeqCst);
+                    if code != 200 {
+                        return StatusCode::from_u16(code).unwrap();
+                    }
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    seen.lock()
+                        .unwrap()
+                        .extend(v["events"].as_array().unwrap().iter().cloned());
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let s = ExportSettings {
+        outbox: dir.path().to_path_buf(),
+        sonar: None,
+        webhook: Some(WebhookSettings {
+            url: format!("http://{addr}/hook"),
+            headers: vec![("Authorization".into(), "Bearer t0k".into())],
+            interval: 1,
+            timeout: 2,
+            chunk_size: 100,
+        }),
+        routers: vec![],
+    };
+    let run = start(&s);
+    let t0 = now();
+    let mut ev = bound(3, 3600, t0);
+    ev.hostname = Some("cam".into());
+    ev.giaddr = Some(Ipv4Addr::new(198, 18, 9, 1));
+    run.tx.send(ev.clone()).unwrap();
+    let mut rel = ev.clone();
+    rel.kind = BindingKind::Released;
+    rel.ip = Ipv4Addr::new(198, 18, 0, 99); // never bound: not reported
+    run.tx.send(rel).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(seen.lock().unwrap().is_empty(), "503: nothing accepted yet");
+    fail.store(200, Ordering::SeqCst);
+    let seen2 = Arc::clone(&seen);
+    wait_until("webhook delivery", Duration::from_secs(15), || {
+        !seen2.lock().unwrap().is_empty()
+    })
+    .await;
+    run.stop().await;
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let e = &got[0];
+    assert_eq!(e["event"], "bound");
+    assert_eq!(e["expired"], false);
+    assert_eq!(e["mac_address"], "02:00:00:00:00:03");
+    assert_eq!(e["ip_address"], "198.18.0.3");
+    assert_eq!(e["lease_time"], 3600);
+    assert_eq!(e["expires"], t0 + 3600);
+    assert_eq!(e["remote_id"], "AA:00:00:00:00:03");
+    assert_eq!(e["remote_id_hex"], "aa0000000003");
+    assert_eq!(e["circuit_id"], "eth1");
+    assert_eq!(e["hostname"], "cam");
+    assert_eq!(e["giaddr"], "198.18.9.1");
+    let st = leased_export::status(&s).unwrap();
+    assert_eq!((st[0].name, st[0].queue_depth), ("webhook", 0));
+    assert!(st[0].status.failures >= 1 && st[0].status.uploads == 1);
+}
