@@ -18,6 +18,7 @@ pub mod config_edit;
 mod events;
 mod frame;
 mod guard;
+mod monitor;
 mod iface;
 mod metrics;
 mod relay;

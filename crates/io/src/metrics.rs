@@ -39,6 +39,10 @@ pub struct Metrics {
     /// [`LATENCY_BUCKETS`], the last slot for slower replies; plus the sum in microseconds.
     latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
+    /// OFFER/ACK frames from foreign DHCP servers seen by the rogue-server monitor.
+    foreign_replies: AtomicU64,
+    /// Foreign DHCP servers known (a gauge).
+    foreign_servers: AtomicU64,
 }
 
 /// Upper bounds, in seconds, of the reply-latency histogram's buckets. An ACK waits for its
@@ -103,6 +107,16 @@ impl Metrics {
     /// A reply the kernel refused.
     pub fn send_error(&self) {
         self.send_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A reply from a foreign DHCP server seen on a served link.
+    pub fn foreign_reply(&self) {
+        self.foreign_replies.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many foreign DHCP servers are known now.
+    pub fn set_foreign_servers(&self, n: u64) {
+        self.foreign_servers.store(n, Ordering::Relaxed);
     }
 
     /// A lease that reached its end (from the expiry timer).
@@ -172,6 +186,8 @@ impl Metrics {
             ("store_errors", &self.store_errors),
             ("send_errors", &self.send_errors),
             ("expired", &self.expired),
+            ("foreign_dhcp_replies", &self.foreign_replies),
+            ("foreign_dhcp_servers", &self.foreign_servers),
         ] {
             let v = c.load(Ordering::Relaxed);
             if v > 0 {

@@ -140,6 +140,16 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         )));
     }
     drop(tx);
+    // Monitors (rogue DHCP servers) run beside the receivers and stop with them.
+    let watched: Vec<_> = out
+        .links
+        .iter()
+        .map(|l| crate::monitor::Watched {
+            name: l.name.clone(),
+            index: l.index,
+        })
+        .collect();
+    receivers.extend(crate::monitor::spawn_rogue(&watched, &plan, &metrics));
     let mut engine = Engine::new(
         Arc::clone(&plan),
         table,

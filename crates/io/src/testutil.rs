@@ -32,6 +32,7 @@ pub(crate) fn config_with(
         },
         options: OptionSet::default(),
         limits: Default::default(),
+        rogue_servers: Default::default(),
         console: None,
         subnets: nets
             .iter()

@@ -122,6 +122,8 @@ pub(super) struct RawConfig {
     pub export: Option<super::export::RawExport>,
     /// `[limits]`: absent means no rate limits or offer caps.
     pub limits: Option<super::limits::RawLimits>,
+    /// `[rogue_servers]`: absent means no rogue DHCP server detection.
+    pub rogue_servers: Option<super::rogue::RawRogue>,
     /// `[console]`: absent means no live log console.
     pub console: Option<super::console::RawConsole>,
     /// `[sql_assignment]`: absent means no SQL assignment chain.

@@ -11,6 +11,7 @@ mod error;
 mod export;
 mod file;
 mod limits;
+mod rogue;
 mod model;
 mod options;
 mod relay;
@@ -27,6 +28,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use export::{ExportSettings, RouterCredential, Secret, SonarSettings, WebhookSettings};
 pub use relay::{ExistingOption82, RelayInterface, RelaySettings};
 pub use limits::{Limits, RateLimit};
+pub use rogue::RogueSettings;
 pub use model::*;
 
 use std::path::Path;

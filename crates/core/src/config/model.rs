@@ -38,6 +38,8 @@ pub struct Config {
     /// Starvation defence (`[limits]`): rate limits and offer caps io enforces before
     /// `decide`; all off by default.
     pub limits: super::limits::Limits,
+    /// Rogue DHCP server detection (`[rogue_servers]`); off by default.
+    pub rogue_servers: super::rogue::RogueSettings,
     /// The live log console (`[console]`); `None`: no console.
     pub console: Option<super::console::ConsoleSettings>,
     /// The SQL assignment chain (`[sql_assignment]`); `None`: none.

@@ -139,6 +139,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let classes = classes(ctx, &raw.classes, &subnets, &pool_names);
     let api = super::api::api(ctx, raw.api.as_ref());
     let limits = super::limits::limits(ctx, raw.limits.as_ref());
+    let rogue_servers = super::rogue::rogue(ctx, raw.rogue_servers.as_ref());
     let relay = super::relay::relay(ctx, raw.relay.as_ref());
     let export = super::export::export(ctx, raw.export.as_ref());
     let console = super::console::console(ctx, raw.console.as_ref());
@@ -154,6 +155,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         classes,
         api,
         limits,
+        rogue_servers,
         relay,
         export,
         console,

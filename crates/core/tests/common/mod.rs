@@ -85,6 +85,7 @@ pub fn config() -> Config {
         },
         options: OptionSet::default(),
         limits: Default::default(),
+        rogue_servers: Default::default(),
         console: None,
         subnets: vec![
             Subnet {

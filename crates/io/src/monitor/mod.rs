@@ -1,0 +1,137 @@
+//! Network monitors beside the server (issue 8): passive rogue DHCP server detection for now.
+//!
+//! One task per served interface reads an `AF_PACKET` socket ([`packet_sock`]) that only sees
+//! IPv4/UDP frames to port 68, i.e. server replies to clients, and judges each OFFER/ACK with
+//! [`rogue`]. The tracker is shared by all links, so a server seen on two links is one server.
+//! Settings are read from the current plan on every frame: a reload that whitelists a server
+//! takes effect at once. Without CAP_NET_RAW the monitor logs why and stays off; serving is not
+//! affected.
+
+mod packet_sock;
+pub mod rogue;
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use leased_core::Plan;
+use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
+use packet_sock::{PacketSocket, TP_STATUS_CSUMNOTREADY};
+use rogue::{Tracker, Verdict, mac_string, parse_frame};
+
+/// The foreign servers seen so far, shared with readers (an API listing, tests).
+pub type ForeignServers = Arc<Mutex<Tracker>>;
+
+/// A served interface the monitor watches.
+#[derive(Debug, Clone)]
+pub(crate) struct Watched {
+    pub name: String,
+    pub index: u32,
+}
+
+/// The interface's MAC from sysfs (`None` when it has none, e.g. loopback, or is unreadable).
+fn iface_mac(name: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
+    let mut out = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Starts one rogue-server watch task per interface when `[rogue_servers]` is enabled.
+pub(crate) fn spawn_rogue(
+    links: &[Watched],
+    plan: &Arc<ArcSwap<Plan>>,
+    metrics: &Arc<Metrics>,
+) -> Vec<JoinHandle<()>> {
+    if !plan.load().config.rogue_servers.enabled {
+        return Vec::new();
+    }
+    let own: Arc<Vec<[u8; 6]>> =
+        Arc::new(links.iter().filter_map(|l| iface_mac(&l.name)).collect());
+    let tracker: ForeignServers = Arc::default();
+    let mut tasks = Vec::new();
+    for link in links.iter().filter(|l| l.index != 0) {
+        match PacketSocket::open(link.index) {
+            Ok(sock) => {
+                tracing::info!(iface = %link.name, "watching for foreign DHCP servers");
+                tasks.push(tokio::spawn(watch(
+                    sock,
+                    link.name.clone(),
+                    Arc::clone(plan),
+                    Arc::clone(metrics),
+                    Arc::clone(&own),
+                    Arc::clone(&tracker),
+                )));
+            }
+            Err(e) => tracing::warn!(
+                iface = %link.name, error = %e,
+                "rogue DHCP server detection off on this interface (needs CAP_NET_RAW)"
+            ),
+        }
+    }
+    tasks
+}
+
+async fn watch(
+    sock: PacketSocket,
+    iface: String,
+    plan: Arc<ArcSwap<Plan>>,
+    metrics: Arc<Metrics>,
+    own: Arc<Vec<[u8; 6]>>,
+    tracker: ForeignServers,
+) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let meta = match sock.recv(&mut buf).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(iface = %iface, error = %e, "monitor receive failed");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if meta.outgoing {
+            continue;
+        }
+        let frame = buf.get(..meta.len).unwrap_or_default();
+        let Ok(reply) = parse_frame(frame, meta.status & TP_STATUS_CSUMNOTREADY != 0) else {
+            continue;
+        };
+        let plan = plan.load();
+        let settings = &plan.config.rogue_servers;
+        if !settings.enabled {
+            continue;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let verdict = {
+            let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+            let v = t.observe(&reply, &iface, settings, &own, now);
+            if v != Verdict::Ignored {
+                metrics.foreign_reply();
+                metrics.set_foreign_servers(t.servers.len() as u64);
+            }
+            v
+        };
+        if let Verdict::Announce { suppressed } = verdict {
+            let held = if suppressed > 0 {
+                format!(" (held back by the rate limit before this: {suppressed})")
+            } else {
+                String::new()
+            };
+            tracing::warn!(
+                "FOREIGN-DHCP-SERVER server_ip={} mac={} iface={} msg={}{held}",
+                reply.server_ip,
+                mac_string(&reply.mac),
+                iface,
+                reply.msg.name(),
+            );
+        }
+    }
+}
