@@ -71,6 +71,12 @@ pub enum Command {
     /// Billing export: `status` (queue depth, last success, last error), `test` (check the
     /// destinations' credentials), `hash-password` (a router secret for `[[export.routers]]`).
     Export(ExportArgs),
+    /// The shared SQL lease store: `db init` creates its tables (idempotent).
+    Db(crate::cmd_db::DbArgs),
+    /// Lease events (ACK of a new lease, renewal, RELEASE, DECLINE, expiry, NAK) with time,
+    /// MAC, client-id, IP, hostname, giaddr, circuit-id and remote-id; filters `--mac`,
+    /// `--ip`, `--since`; `--json` for JSON lines.
+    History(crate::cmd_history::HistoryArgs),
 }
 
 /// `leased relay`.

@@ -6,6 +6,8 @@
 
 mod cli;
 mod cmd_check;
+mod cmd_db;
+mod cmd_history;
 mod cmd_export;
 mod cmd_isc;
 mod cmd_leases;
@@ -45,6 +47,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Relay(args) => cmd_relay::run(&args),
         Command::Export(args) => cmd_export::run(args),
+        Command::Db(args) => cmd_db::run(&args),
+        Command::History(args) => cmd_history::run(&args),
         Command::Stats(args) => cmd_stats::run(&args),
         Command::Manage(args) => cmd_manage::run(&args),
         Command::Reload(args) => cmd_reload::run(&args),

@@ -291,9 +291,8 @@ impl Engine {
             changes,
             event,
         } = decide(&req, &plan, &self.table, now);
-        if let Some(h) = &self.sql.history {
-            h.decision(&plan, &req, &self.table, &changes, &event, now);
-        }
+        self.sql
+            .decision(&plan, &req, &self.table, &changes, &event, now);
         self.table.apply(&changes);
         self.dirty |= !changes.is_empty();
         if limits.max_offers_in_flight.is_some() || limits.max_offers_in_flight_per_relay.is_some()
@@ -366,6 +365,7 @@ impl Engine {
     /// Hands leases to the commit thread; if it has died, says so (the callback, and any reply
     /// it carries, is dropped: the client retries, and the operator must restart).
     fn submit(&self, leases: Vec<Lease>, done: CommitDone) {
+        let done = self.sql.wrap_done(done);
         if !self.committer.submit(leases, done) {
             self.metrics.store_error();
             tracing::error!("lease store commit thread has stopped: changes not persisted");

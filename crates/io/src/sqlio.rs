@@ -261,9 +261,53 @@ pub(crate) struct EngineSql {
     pub(crate) external: Option<mpsc::Receiver<External>>,
     /// Where lease events go, if history is kept.
     pub(crate) history: Option<HistoryTx>,
+    /// ACK events of the decision being carried out, held until its commit says the lease is
+    /// durable (a commit that fails or conflicts sent no ACK, so it has no history).
+    pending: std::cell::RefCell<Vec<HistoryItem>>,
 }
 
 impl EngineSql {
+    /// The lease events of one decision (see [`HistoryTx::decision`]); ACKs wait for
+    /// [`EngineSql::wrap_done`].
+    pub(crate) fn decision(
+        &self,
+        plan: &Plan,
+        req: &Request,
+        table: &LeaseTable,
+        changes: &[LeaseChange],
+        event: &Event,
+        now: Timestamp,
+    ) {
+        let Some(h) = &self.history else { return };
+        let mut pending = self.pending.borrow_mut();
+        pending.clear();
+        h.decision(plan, req, table, changes, event, now, &mut pending);
+    }
+
+    /// Wraps a commit's callback so that the held ACK events are written when (and only
+    /// when) their leases became durable.
+    pub(crate) fn wrap_done(&self, done: leased_store::CommitDone) -> leased_store::CommitDone {
+        let items = std::mem::take(&mut *self.pending.borrow_mut());
+        let Some(h) = self.history.clone().filter(|_| !items.is_empty()) else {
+            return done;
+        };
+        Box::new(move |res| {
+            let durable = |ip: &str| match &res {
+                Ok(()) => true,
+                Err(e) => match &**e {
+                    StoreError::Conflict { ips } => !ips.iter().any(|i| i.to_string() == ip),
+                    _ => false,
+                },
+            };
+            for item in items {
+                if durable(&item.record.ip) {
+                    h.push(item);
+                }
+            }
+            done(res);
+        })
+    }
+
     /// Receives the next batch of external leases (pending forever when there is no channel).
     pub(crate) async fn next_external(&mut self) -> Option<External> {
         match &mut self.external {
@@ -325,8 +369,10 @@ impl HistoryTx {
     }
 
     /// The lease events of one decision, computed *before* `changes` are applied to `table`
-    /// (a Bound lease the client already held there is a renewal).
-    pub(crate) fn decision(
+    /// (a Bound lease the client already held there is a renewal). ACKs (new and renewals) go
+    /// to `acks`, to be written once durable; the others are written now.
+    #[allow(clippy::too_many_arguments)]
+    fn decision(
         &self,
         plan: &Plan,
         req: &Request,
@@ -334,6 +380,7 @@ impl HistoryTx {
         changes: &[LeaseChange],
         event: &Event,
         now: Timestamp,
+        acks: &mut Vec<HistoryItem>,
     ) {
         let giaddr = Some(req.packet.giaddr)
             .filter(|g| !g.is_unspecified())
@@ -368,7 +415,12 @@ impl HistoryTx {
                 circuit_id: l.circuit_id.as_deref().map(hex),
                 remote_id: l.remote_id.as_deref().map(hex),
             };
-            self.push(self.item(record, base, &cid));
+            let item = self.item(record, base, &cid);
+            if l.state == LeaseState::Bound {
+                acks.push(item);
+            } else {
+                self.push(item);
+            }
         }
         if event.nak.is_some() {
             let keys = req
@@ -871,6 +923,65 @@ mod tests {
             apply_outcome(ChainOutcome::Failed("x".into()), SqlFallback::Silent),
             None
         );
+    }
+
+    fn record(ip: &str, event: &str) -> HistoryItem {
+        HistoryItem {
+            record: HistoryRecord {
+                at: 1,
+                event: event.into(),
+                mac: "02:00:00:00:00:01".into(),
+                client_id: "01020000000001".into(),
+                ip: ip.into(),
+                hostname: None,
+                giaddr: None,
+                circuit_id: None,
+                remote_id: None,
+            },
+            vars: None,
+        }
+    }
+
+    /// ACK history is written only for leases the commit made durable.
+    #[test]
+    fn ack_history_waits_for_durability() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let sql = EngineSql {
+            history: Some(HistoryTx {
+                tx,
+                dropped: Arc::default(),
+                user_vars: false,
+            }),
+            ..EngineSql::default()
+        };
+        let called = Arc::new(AtomicBool::new(false));
+        let run = |res: Result<(), Arc<StoreError>>, ips: &[&str]| {
+            sql.pending
+                .borrow_mut()
+                .extend(ips.iter().map(|ip| record(ip, "ack_new")));
+            let c = Arc::clone(&called);
+            let done = sql.wrap_done(Box::new(move |_| c.store(true, Ordering::SeqCst)));
+            done(res);
+        };
+        run(Ok(()), &["198.18.0.10"]);
+        assert_eq!(rx.try_recv().unwrap().record.ip, "198.18.0.10");
+        run(
+            Err(Arc::new(StoreError::Conflict {
+                ips: vec![Ipv4Addr::new(198, 18, 0, 11)],
+            })),
+            &["198.18.0.11", "198.18.0.12"],
+        );
+        assert_eq!(rx.try_recv().unwrap().record.ip, "198.18.0.12");
+        assert!(rx.try_recv().is_err());
+        run(
+            Err(Arc::new(StoreError::Sql {
+                message: "down".into(),
+            })),
+            &["198.18.0.13"],
+        );
+        assert!(rx.try_recv().is_err());
+        assert!(called.load(Ordering::SeqCst));
+        assert!(sql.pending.borrow().is_empty());
     }
 
     #[test]
