@@ -57,3 +57,139 @@ pub(crate) fn expiries(shared: Option<&SharedState>, changes: &[LeaseChange], no
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use arc_swap::ArcSwap;
+    use leased_core::{
+        ClientId, Durability, Event, HwAddr, Lease, LeaseChange, LeaseState, NakReason, Plan,
+        Timestamp,
+    };
+    use tokio::sync::mpsc;
+
+    use crate::shared::{LeaseSnapshot, SharedState};
+
+    fn shared() -> SharedState {
+        let config = crate::testutil::config_with(&["198.18.0.0/24"], &["eth0"], &[Some("eth0")]);
+        let (reload_tx, _rx) = mpsc::channel(1);
+        SharedState {
+            plan: Arc::new(ArcSwap::from_pointee(Plan::new(config.clone()))),
+            leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
+            metrics: Arc::default(),
+            source: crate::ConfigSource::Inline(config),
+            reload_tx,
+            started: Instant::now(),
+            bindings: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn change(state: LeaseState, ip: u8) -> LeaseChange {
+        LeaseChange {
+            lease: Lease {
+                ip: Ipv4Addr::new(198, 18, 0, ip),
+                client_id: ClientId(vec![1, 2, 0, 0, 0, 0, 1]),
+                hwaddr: HwAddr(vec![2, 0, 0, 0, 0, 1]),
+                hostname: None,
+                state,
+                starts: Timestamp(100),
+                expires: Timestamp(160),
+                first_seen: Timestamp(100),
+                circuit_id: None,
+                remote_id: Some(vec![2, 0, 0, 0, 0, 0xaa]),
+                subscriber_id: None,
+            },
+            durability: Durability::BeforeReply,
+        }
+    }
+
+    fn event(nak: Option<NakReason>, ip: Option<Ipv4Addr>) -> Event {
+        Event {
+            received: None,
+            sent: None,
+            xid: 1,
+            hwaddr: HwAddr(vec![2, 0, 0, 0, 0, 1]),
+            ip,
+            hostname: None,
+            nak,
+            drop: None,
+        }
+    }
+
+    #[test]
+    fn decisions_and_expiries_become_binding_events() {
+        let s = shared();
+        // No sink: nothing happens (and nothing panics).
+        super::decision(
+            Some(&s),
+            &[change(LeaseState::Bound, 10)],
+            &event(None, None),
+            Ipv4Addr::UNSPECIFIED,
+            Timestamp(100),
+        );
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert!(s.set_binding_sink(tx.clone()));
+        assert!(!s.set_binding_sink(tx));
+        let gi = Ipv4Addr::new(198, 18, 1, 1);
+        super::decision(
+            Some(&s),
+            &[
+                change(LeaseState::Offered, 11),
+                change(LeaseState::Bound, 10),
+            ],
+            &event(None, None),
+            gi,
+            Timestamp(100),
+        );
+        let b = rx.try_recv().unwrap();
+        assert_eq!(
+            (b.kind, b.ip.octets()[3], b.lease_time),
+            (leased_core::BindingKind::Bound, 10, Some(60))
+        );
+        assert_eq!(b.giaddr, Some(gi));
+        assert_eq!(b.remote_id.as_deref(), Some(&[2, 0, 0, 0, 0, 0xaa][..]));
+        assert!(rx.try_recv().is_err(), "offers are not bindings");
+        super::decision(
+            Some(&s),
+            &[],
+            &event(
+                Some(NakReason::WrongSubnet),
+                Some(Ipv4Addr::new(198, 18, 0, 10)),
+            ),
+            Ipv4Addr::UNSPECIFIED,
+            Timestamp(120),
+        );
+        let n = rx.try_recv().unwrap();
+        assert_eq!((n.kind, n.giaddr), (leased_core::BindingKind::Nak, None));
+        super::decision(
+            Some(&s),
+            &[change(LeaseState::Released, 10)],
+            &event(None, None),
+            gi,
+            Timestamp(130),
+        );
+        assert_eq!(
+            rx.try_recv().unwrap().kind,
+            leased_core::BindingKind::Released
+        );
+        super::expiries(
+            Some(&s),
+            &[
+                change(LeaseState::Expired, 12),
+                change(LeaseState::Declined, 13),
+            ],
+            Timestamp(200),
+        );
+        let e = rx.try_recv().unwrap();
+        assert_eq!(
+            (e.kind, e.ip.octets()[3]),
+            (leased_core::BindingKind::Expired, 12)
+        );
+        assert!(rx.try_recv().is_err());
+        super::expiries(None, &[change(LeaseState::Expired, 12)], Timestamp(200));
+    }
+}
