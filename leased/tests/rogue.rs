@@ -25,9 +25,9 @@ impl Net {
         format!("{}-{role}", self.tag)
     }
 
-    fn new() -> Net {
+    fn new(suffix: &str) -> Net {
         let net = Net {
-            tag: format!("lr{}", std::process::id()),
+            tag: format!("lr{}{suffix}", std::process::id()),
             children: Vec::new(),
         };
         for role in ROLES {
@@ -149,12 +149,9 @@ fn wait_for(path: &Path, needle: &str, within: Duration) -> bool {
     false
 }
 
-#[test]
-fn foreign_server_on_the_link_is_reported_once_whitelisted_and_own_never() {
-    if !gate() {
-        return;
-    }
-    let mut net = Net::new();
+/// The lab with leased serving (and watching) the link, and both dnsmasq instances running.
+fn start(suffix: &str, extra: &str) -> (Net, tempfile::TempDir, std::path::PathBuf, u32) {
+    let mut net = Net::new(suffix);
     let dir = tempfile::tempdir().unwrap();
     let srv_if = format!("{}s", net.tag);
     let config = format!(
@@ -170,19 +167,24 @@ routers = ["198.18.252.1"]
 pools = ["198.18.252.100-198.18.252.120"]
 [rogue_servers]
 whitelist = ["198.18.252.3"]
-"#,
-        store = dir.path().join("leases.db").display()
+{extra}"#,
+        store = dir.path().join("leases.db").display(),
+        extra = extra,
     );
     let cfg = dir.path().join("leased.toml");
     std::fs::write(&cfg, config).unwrap();
     let log = dir.path().join("server.log");
     let leased = env!("CARGO_BIN_EXE_leased");
     let server_pid = net.spawn("srv", &[leased, "serve", "-c", cfg.to_str().unwrap()], &log);
-    assert!(wait_for(
-        &log,
-        "watching for foreign DHCP servers",
-        Duration::from_secs(10)
-    ));
+    assert!(
+        wait_for(
+            &log,
+            "watching for foreign DHCP servers",
+            Duration::from_secs(10)
+        ),
+        "leased did not start watching: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 
     for (role, range) in [
         ("r1", "198.18.252.150,198.18.252.160,120"),
@@ -214,6 +216,61 @@ whitelist = ["198.18.252.3"]
     }
     std::thread::sleep(Duration::from_millis(800));
 
+    (net, dir, log, server_pid)
+}
+
+/// Stops leased and checks what it logged: exactly one FOREIGN-DHCP-SERVER line, for the rogue
+/// (.2) on our interface; never the whitelisted server (.3) nor leased itself (.1).
+fn stop_and_check(net: &Net, dir: &Path, log: &Path, server_pid: u32) {
+    sh(&["kill", &server_pid.to_string()]);
+    assert!(wait_for(
+        log,
+        "counters at shutdown",
+        Duration::from_secs(10)
+    ));
+    let text = std::fs::read_to_string(log).unwrap();
+    let foreign: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("FOREIGN-DHCP-SERVER"))
+        .collect();
+    println!("{foreign:#?}");
+    assert_eq!(
+        foreign.len(),
+        1,
+        "exactly the one rogue, once: {foreign:#?}"
+    );
+    let line = foreign[0];
+    assert!(line.contains(&format!("iface={}s", net.tag)), "{line}");
+    assert!(line.contains("mac="), "{line}");
+    assert!(
+        !text.contains("server_ip=198.18.252.3"),
+        "whitelisted server flagged"
+    );
+    assert!(
+        !text.contains("server_ip=198.18.252.1 "),
+        "leased flagged itself"
+    );
+    let counters = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("counters at shutdown"))
+        .unwrap();
+    assert!(counters.contains("foreign_dhcp_servers=1"), "{counters}");
+    // The whitelisted server did answer (so it was seen and let pass, not missed).
+    let r2 = std::fs::read_to_string(dir.join("r2.log")).unwrap_or_default();
+    assert!(
+        r2.contains("DHCPOFFER"),
+        "whitelisted dnsmasq never offered: {r2}"
+    );
+}
+
+#[test]
+fn passive_watch_reports_a_foreign_server_once_whitelisted_and_own_never() {
+    if !gate() {
+        return;
+    }
+    let (net, dir, log, server_pid) = start("p", "");
+    let leased = env!("CARGO_BIN_EXE_leased");
     // A few DISCOVERs from the client: every server on the link answers each one.
     let cl_if = format!("{}cl", net.tag);
     for _ in 0..3 {
@@ -262,44 +319,31 @@ whitelist = ["198.18.252.3"]
         .args(["--discover-only", "--timeout", "2"])
         .output();
     std::thread::sleep(Duration::from_millis(500));
-    sh(&["kill", &server_pid.to_string()]);
-    assert!(wait_for(
-        &log,
-        "counters at shutdown",
-        Duration::from_secs(10)
-    ));
+    stop_and_check(&net, dir.path(), &log, server_pid);
+}
+
+#[test]
+fn active_probe_finds_a_server_nobody_asked() {
+    if !gate() {
+        return;
+    }
+    // No client on the link at all: only leased's own DISCOVER (every second) makes the
+    // servers speak, and leased never answers its own probe.
+    let (net, dir, log, server_pid) = start("a", "probe_interval = 1\n");
+    assert!(
+        wait_for(
+            &log,
+            "FOREIGN-DHCP-SERVER server_ip=198.18.252.2 ",
+            Duration::from_secs(6)
+        ),
+        "rogue not found by the active probe: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
     let text = std::fs::read_to_string(&log).unwrap();
-    let foreign: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("FOREIGN-DHCP-SERVER"))
-        .collect();
-    println!("{foreign:#?}");
-    assert_eq!(
-        foreign.len(),
-        1,
-        "exactly the one rogue, once: {foreign:#?}"
-    );
-    let line = foreign[0];
-    assert!(line.contains(&format!("iface={srv_if}")), "{line}");
-    assert!(line.contains("mac="), "{line}");
     assert!(
-        !text.contains("server_ip=198.18.252.3"),
-        "whitelisted server flagged"
+        !text.contains("DISCOVER mac=02:6c:65:61:73:64"),
+        "leased answered its own probe"
     );
-    assert!(
-        !text.contains("server_ip=198.18.252.1 "),
-        "leased flagged itself"
-    );
-    let counters = text
-        .lines()
-        .rev()
-        .find(|l| l.contains("counters at shutdown"))
-        .unwrap();
-    assert!(counters.contains("foreign_dhcp_servers=1"), "{counters}");
-    // The whitelisted server did answer (so it was seen and let pass, not missed).
-    let r2 = std::fs::read_to_string(dir.path().join("r2.log")).unwrap_or_default();
-    assert!(
-        r2.contains("DHCPOFFER"),
-        "whitelisted dnsmasq never offered: {r2}"
-    );
+    stop_and_check(&net, dir.path(), &log, server_pid);
 }

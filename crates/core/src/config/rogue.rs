@@ -19,6 +19,8 @@ pub(super) struct RawRogue {
     pub enabled: Option<bool>,
     pub whitelist: Option<Vec<String>>,
     pub log_per_minute: Option<i64>,
+    pub probe_interval: Option<super::file::RawDuration>,
+    pub probe_mac: Option<String>,
 }
 
 /// Rogue DHCP server detection settings.
@@ -32,7 +34,16 @@ pub struct RogueSettings {
     pub whitelist_macs: Vec<HwAddr>,
     /// At most this many `FOREIGN-DHCP-SERVER` lines a minute (later ones wait their turn).
     pub log_per_minute: u32,
+    /// Active probing: every this many seconds, a DISCOVER from `probe_mac` on every watched
+    /// link, so that a server that is silent until asked shows itself (its OFFER is caught by
+    /// the passive watch). `None`: passive only.
+    pub probe_interval: Option<u32>,
+    /// The probe's client MAC (locally administered by default), never a real client's.
+    pub probe_mac: HwAddr,
 }
+
+/// Default probe MAC: locally administered, "leasd" in its last five bytes.
+pub const DEFAULT_PROBE_MAC: [u8; 6] = [0x02, 0x6c, 0x65, 0x61, 0x73, 0x64];
 
 impl Default for RogueSettings {
     fn default() -> Self {
@@ -41,6 +52,8 @@ impl Default for RogueSettings {
             whitelist_ips: Vec::new(),
             whitelist_macs: Vec::new(),
             log_per_minute: 6,
+            probe_interval: None,
+            probe_mac: HwAddr(DEFAULT_PROBE_MAC.to_vec()),
         }
     }
 }
@@ -76,6 +89,22 @@ pub(super) fn rogue(ctx: &mut Ctx<'_>, raw: Option<&RawRogue>) -> RogueSettings 
             ),
         }
     }
+    if let Some(raw_d) = &raw.probe_interval {
+        match super::options::parse_duration(raw_d) {
+            Ok(d) if d >= 1 => s.probe_interval = Some(d),
+            Ok(_) => ctx.err("rogue_servers.probe_interval", "must be at least 1 second"),
+            Err(m) => ctx.err("rogue_servers.probe_interval", m),
+        }
+    }
+    if let Some(m) = &raw.probe_mac {
+        match HwAddr::parse_mac(m) {
+            Some(mac) if mac.0.len() == 6 => s.probe_mac = mac,
+            _ => ctx.err(
+                "rogue_servers.probe_mac",
+                format!("{m:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"),
+            ),
+        }
+    }
     s
 }
 
@@ -108,6 +137,15 @@ mod tests {
             vec![0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]
         );
         assert_eq!(r.log_per_minute, 3);
+        assert_eq!(r.probe_interval, None);
+        let text = format!(
+            "{BASE}[rogue_servers]\nprobe_interval = \"10m\"\nprobe_mac = \"02:00:00:00:00:aa\"\n"
+        );
+        let r = load_str(&text, "t.toml", Format::Toml)
+            .unwrap()
+            .rogue_servers;
+        assert_eq!(r.probe_interval, Some(600));
+        assert_eq!(r.probe_mac.0, vec![2, 0, 0, 0, 0, 0xaa]);
     }
 
     #[test]

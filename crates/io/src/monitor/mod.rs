@@ -74,7 +74,81 @@ pub(crate) fn spawn_rogue(
             ),
         }
     }
+    if !tasks.is_empty() {
+        let probed: Vec<Watched> = links.iter().filter(|l| l.index != 0).cloned().collect();
+        tasks.push(tokio::spawn(probe(probed, Arc::clone(plan))));
+    }
     tasks
+}
+
+/// The active probe's DISCOVER from `mac`, as an IPv4/UDP datagram 0.0.0.0:68 →
+/// 255.255.255.255:67 (broadcast flag set, so answers come back as broadcasts the passive
+/// watch sees).
+fn probe_datagram(mac: &[u8], xid: u32) -> Option<Vec<u8>> {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let mut chaddr = [0u8; 16];
+    chaddr.get_mut(..mac.len())?.copy_from_slice(mac);
+    let mut p = leased_wire::Packet {
+        op: leased_wire::BOOTREQUEST,
+        htype: 1,
+        hlen: u8::try_from(mac.len()).ok()?,
+        hops: 0,
+        xid,
+        secs: 0,
+        flags: 0x8000,
+        ciaddr: Ipv4Addr::UNSPECIFIED,
+        yiaddr: Ipv4Addr::UNSPECIFIED,
+        siaddr: Ipv4Addr::UNSPECIFIED,
+        giaddr: Ipv4Addr::UNSPECIFIED,
+        chaddr,
+        sname: Vec::new(),
+        file: Vec::new(),
+        options: leased_wire::Options::new(),
+    };
+    p.options.set(leased_wire::code::MESSAGE_TYPE, vec![1]);
+    p.options
+        .set(leased_wire::code::PARAM_REQUEST_LIST, vec![1, 3, 6, 54]);
+    let mut payload = Vec::new();
+    p.encode(576, &mut payload);
+    let mut out = Vec::new();
+    crate::frame::ipv4_udp(
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
+        &payload,
+        &mut out,
+    )
+    .ok()?;
+    Some(out)
+}
+
+/// Sends the active probe on every link each `probe_interval` (re-read from the plan, so a
+/// reload can turn it on, off or change it). The frames leave through an AF_PACKET socket:
+/// our own UDP socket never sees them, so leased does not answer its own probe.
+async fn probe(links: Vec<Watched>, plan: Arc<ArcSwap<Plan>>) {
+    let sender = match crate::sock::RawSender::open() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "active rogue-server probe off (needs CAP_NET_RAW)");
+            return;
+        }
+    };
+    let mut xid: u32 = std::process::id().wrapping_mul(0x9e37_79b9);
+    loop {
+        let settings = plan.load().config.rogue_servers.clone();
+        let Some(every) = settings.probe_interval.filter(|_| settings.enabled) else {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            continue;
+        };
+        xid = xid.wrapping_add(1);
+        if let Some(datagram) = probe_datagram(&settings.probe_mac.0, xid) {
+            for l in &links {
+                if let Err(e) = sender.send(l.index, [0xff; 6], &datagram) {
+                    tracing::debug!(iface = %l.name, error = %e, "rogue-server probe not sent");
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(u64::from(every))).await;
+    }
 }
 
 async fn watch(
