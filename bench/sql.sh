@@ -70,22 +70,23 @@ nsx "$NS_SRV" ip link set qsrv0 up; nsx "$NS_CLI" ip link set qcli0 up
 nsx "$NS_CLI" sysctl -qw net.core.rmem_default=8388608 net.core.rmem_max=8388608 2>/dev/null || true
 
 # A fresh database per run: pydhcpdb's users table with one row per perfdhcp MAC (perfdhcp -b
-# mac=02:00:00:00:00:00 -R N varies the low bytes over 0..N-1), each with its own address.
-fresh_db() {   # $1 = pg|my
+# mac=02:00:00:00:00:00 -R N varies the low bytes over 0..N-1), each with its own address in
+# 198.18.128.0/17, outside the pool (198.19.0.0/16), so a lease there proves the chain decided.
+fresh_db() {   # $1 = pg|my, $2 = users (with the users table) | empty
   drop_dbs
+  case "$1" in pg) pg -c "CREATE DATABASE $DB" ;; my) my -e "CREATE DATABASE $DB" ;; esac
+  [ "${2:-users}" = users ] || return 0
   case "$1" in
-    pg) pg -c "CREATE DATABASE $DB"
-        pg -d "$DB" -c "CREATE TABLE users (id INT PRIMARY KEY, ip VARCHAR(50) NOT NULL, mask VARCHAR(50) NOT NULL,
+    pg) pg -d "$DB" -c "CREATE TABLE users (id INT PRIMARY KEY, ip VARCHAR(50) NOT NULL, mask VARCHAR(50) NOT NULL,
               router VARCHAR(50) NOT NULL, dns VARCHAR(100) NOT NULL, mac VARCHAR(50) NOT NULL, port VARCHAR(10) NOT NULL);
             CREATE INDEX users_mac ON users (mac);
-            INSERT INTO users SELECT i, '198.19.' || ((i + 1) / 256) || '.' || ((i + 1) % 256), '255.254.0.0',
+            INSERT INTO users SELECT i, '198.18.' || (128 + (i + 1) / 256) || '.' || ((i + 1) % 256), '255.254.0.0',
               '198.18.0.1', '198.18.0.53', lpad(to_hex(x'020000000000'::bigint + i), 12, '0'), ''
             FROM generate_series(0, $CLIENTS - 1) AS i;" ;;
-    my) my -e "CREATE DATABASE $DB"
-        my "$DB" -e "CREATE TABLE users (id INT PRIMARY KEY, ip VARCHAR(50) NOT NULL, mask VARCHAR(50) NOT NULL,
+    my) my "$DB" -e "CREATE TABLE users (id INT PRIMARY KEY, ip VARCHAR(50) NOT NULL, mask VARCHAR(50) NOT NULL,
               router VARCHAR(50) NOT NULL, dns VARCHAR(100) NOT NULL, mac VARCHAR(50) NOT NULL, port VARCHAR(10) NOT NULL,
               INDEX users_mac (mac));
-            INSERT INTO users SELECT seq, CONCAT('198.19.', (seq + 1) DIV 256, '.', (seq + 1) % 256), '255.254.0.0',
+            INSERT INTO users SELECT seq, CONCAT('198.18.', 128 + (seq + 1) DIV 256, '.', (seq + 1) % 256), '255.254.0.0',
               '198.18.0.1', '198.18.0.53', LPAD(LOWER(HEX(2199023255552 + seq)), 12, '0'), ''
             FROM seq_0_to_$((CLIENTS - 1));" ;;
   esac
@@ -159,7 +160,7 @@ start_server() {   # $1 = mode, $2 = work dir
 prepare() {   # $1 = mode, $2 = work dir; a fresh database with what the mode needs
   local mode=$1 w=$2 db
   case "$mode" in pg|chain-pg|kea-pg) db=pg ;; *) db=my ;; esac
-  fresh_db "$db" >/dev/null
+  case "$mode" in kea-*) fresh_db "$db" empty >/dev/null ;; *) fresh_db "$db" users >/dev/null ;; esac
   case "$mode" in
     kea-pg) kea-admin db-init pgsql -n "$DB" -u postgres -h "$PG_SOCK" >"$w/kea-admin.out" 2>&1 || return 1; write_kea pg "$w" ;;
     kea-my) kea-admin db-init mysql -n "$DB" -u root >"$w/kea-admin.out" 2>&1 || return 1; write_kea my "$w" ;;
@@ -191,7 +192,7 @@ run_once() {
       printf "RESULT mode=%s target=%d/s achieved=%.0f/s failed=%.2f%% acked=%d %s\n", mode, rate, acked/secs, fail, acked, pass
     }' "$w/perfdhcp.out")
   echo "$line"
-  R_PASS=0; [[ "$line" == *" PASS" ]] && R_PASS=1
+  R_PASS=0; if [[ "$line" == *" PASS" ]]; then R_PASS=1; fi
 }
 
 max_rate() {   # max_rate MODE -> sets MAX
