@@ -421,6 +421,119 @@ fn three_servers_one_mariadb_database_no_duplicates() {
     three_servers(Kind::My, 44);
 }
 
+/// The assignment chain inside `serve`: the first query misses, the second (keyed on the MAC)
+/// hits and decides the address; a client without a row is served from the pool; a chain that
+/// cannot run obeys `fallback` (`silent`: no answer; `pools`: served from the pool).
+fn chain_in_serve(kind: Kind, third: u8) {
+    let db = TestDb::create(kind, &format!("chain_{}", kind.backend()));
+    kind.sql(
+        Some(&db.name),
+        "CREATE TABLE users (id INT NOT NULL PRIMARY KEY, ip VARCHAR(50) NOT NULL, \
+         mask VARCHAR(50) NOT NULL, router VARCHAR(50) NOT NULL, dns VARCHAR(100) NOT NULL, \
+         mac VARCHAR(50) NOT NULL, port VARCHAR(10) NOT NULL)",
+    )
+    .expect("users table");
+    let chain = |url: &str, fallback: &str| {
+        format!(
+            "[sql_assignment]\n{url}fallback = \"{fallback}\"\ntimeout_ms = 800\n\
+             [[sql_assignment.queries]]\n\
+             sql = \"SELECT ip FROM users WHERE port = :option_82_AgentCircuitId_port_hex AND port <> ''\"\n\
+             [[sql_assignment.queries]]\n\
+             sql = \"SELECT ip, mask, router, dns FROM users WHERE UPPER(mac) = UPPER(:ClientMacAddress)\"\n"
+        )
+    };
+    let (lab, cfg) = sql_lab(third, &db, &format!("chain{third}"), &chain("", "pools"));
+    let c = lab.add_client();
+    let known = lab.mac(0x5c, 1);
+    kind.sql(
+        Some(&db.name),
+        &format!(
+            "INSERT INTO users VALUES (1, '198.19.50.77', '255.255.0.0', '198.19.0.1', \
+             '198.19.0.53', '{}', '')",
+            norm_hex(&known)
+        ),
+    )
+    .expect("users row");
+    let mut srv = lab.start_server(&cfg);
+    let r = probe(&c.ns, &c.iface, &ProbeOpts::mac(&known));
+    assert_eq!(r.code(), Some(PROBE_ACK), "{}", r.diag());
+    assert_eq!(
+        r.ip(),
+        Some(Ipv4Addr::new(198, 19, 50, 77)),
+        "{kind:?}: the users row did not decide: {}\n{}",
+        r.diag(),
+        srv.log()
+    );
+    let other = lab.mac(0x5c, 2);
+    let r = probe(&c.ns, &c.iface, &ProbeOpts::mac(&other));
+    assert_eq!(r.code(), Some(PROBE_ACK), "{}", r.diag());
+    let ip = r.ip().unwrap();
+    assert!(
+        (u32::from(POOL.0)..=u32::from(POOL.1)).contains(&u32::from(ip)),
+        "{kind:?}: a client without a row got {ip}, not a pool address"
+    );
+    srv.term();
+
+    // A chain whose database cannot be reached: `silent` answers nothing, `pools` serves.
+    let bad = match kind {
+        Kind::Pg => format!(
+            "url = \"postgres://postgres@localhost/{}_missing?host={PG_SOCK}\"\n",
+            db.name
+        ),
+        Kind::My => format!(
+            "url = \"mysql://root@localhost/{}_missing?socket={MY_SOCK}\"\n",
+            db.name
+        ),
+    };
+    let mut plain = Cfg::for_lab(&lab);
+    plain.network = "198.19.0.0/16".into();
+    plain.pools = vec![POOL];
+    plain.store_path = lab.path("plain.leases");
+    plain.extra = chain(&bad, "silent");
+    srv.write_config(&plain.render());
+    srv.start();
+    let mut o = ProbeOpts::mac(&lab.mac(0x5c, 3));
+    o.timeout = Some(3);
+    let r = probe(&c.ns, &c.iface, &o);
+    assert_ne!(
+        r.code(),
+        Some(PROBE_ACK),
+        "{kind:?}: fallback = silent answered: {}",
+        r.diag()
+    );
+    srv.term();
+    plain.extra = chain(&bad, "pools");
+    srv.write_config(&plain.render());
+    srv.start();
+    let r = probe(&c.ns, &c.iface, &ProbeOpts::mac(&lab.mac(0x5c, 4)));
+    assert_eq!(
+        r.code(),
+        Some(PROBE_ACK),
+        "{kind:?}: fallback = pools did not serve: {}\n{}",
+        r.diag(),
+        srv.log()
+    );
+    srv.term();
+}
+
+#[test]
+fn sql_chain_decides_inside_serve_postgres() {
+    if !db_gate("sql_chain_decides_inside_serve_postgres", Kind::Pg) {
+        return;
+    }
+    let _g = heavy();
+    chain_in_serve(Kind::Pg, 50);
+}
+
+#[test]
+fn sql_chain_decides_inside_serve_mariadb() {
+    if !db_gate("sql_chain_decides_inside_serve_mariadb", Kind::My) {
+        return;
+    }
+    let _g = heavy();
+    chain_in_serve(Kind::My, 52);
+}
+
 /// The PostgreSQL cluster's version directory, for `pg_ctlcluster`.
 fn pg_version() -> Option<String> {
     let mut v: Vec<String> = std::fs::read_dir("/etc/postgresql")
