@@ -433,9 +433,15 @@ fn chain_in_serve(kind: Kind, third: u8) {
          mac VARCHAR(50) NOT NULL, port VARCHAR(10) NOT NULL)",
     )
     .expect("users table");
+    kind.sql(
+        Some(&db.name),
+        "CREATE TABLE hist (mac VARCHAR(50), ip VARCHAR(50), ev VARCHAR(20))",
+    )
+    .expect("hist table");
     let chain = |url: &str, fallback: &str| {
         format!(
             "[sql_assignment]\n{url}fallback = \"{fallback}\"\ntimeout_ms = 800\n\
+             history_sql = \"INSERT INTO hist (mac, ip, ev) VALUES (:ClientMacAddress, :IpAddress, :Event)\"\n\
              [[sql_assignment.queries]]\n\
              sql = \"SELECT ip FROM users WHERE port = :option_82_AgentCircuitId_port_hex AND port <> ''\"\n\
              [[sql_assignment.queries]]\n\
@@ -463,6 +469,19 @@ fn chain_in_serve(kind: Kind, third: u8) {
         "{kind:?}: the users row did not decide: {}\n{}",
         r.diag(),
         srv.log()
+    );
+    // The operator's history_sql ran with the ACK's bound variables.
+    let want = format!("{}|198.19.50.77|ack_new", norm_hex(&known));
+    let found = support::proc::poll(Duration::from_secs(5), || {
+        let rows = kind
+            .sql(Some(&db.name), "SELECT mac, ip, ev FROM hist")
+            .ok()?;
+        rows.lines().any(|l| l.trim() == want).then_some(())
+    });
+    assert!(
+        found.is_some(),
+        "{kind:?}: history_sql row {want} missing: {:?}",
+        kind.sql(Some(&db.name), "SELECT mac, ip, ev FROM hist")
     );
     let other = lab.mac(0x5c, 2);
     let r = probe(&c.ns, &c.iface, &ProbeOpts::mac(&other));
