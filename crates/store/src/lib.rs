@@ -15,7 +15,9 @@ pub mod history;
 pub mod sql;
 
 pub use embedded::{COMPACT_RATIO, DEFAULT_COMPACT_FLOOR, EmbeddedStore};
-pub use group::{Closed, CommitDone, CommitStats, GroupCommitter, MAX_GROUP_LEASES};
+pub use group::{
+    Closed, CommitDone, CommitStats, GroupCommitter, MAX_GROUP_LEASES, MIN_GROUP_INTERVAL,
+};
 
 use leased_core::Lease;
 

@@ -205,3 +205,27 @@ fn the_handle_is_clone_send_sync() {
     fn assert_traits<T: Clone + Send + Sync + 'static>() {}
     assert_traits::<GroupCommitter>();
 }
+
+#[test]
+fn back_to_back_groups_start_at_least_the_minimum_interval_apart() {
+    // A disk that takes no time: without the interval every job would be its own fsync at
+    // once. Each job here waits for the previous one, so each is its own group; the groups
+    // after the first must be paced.
+    let (committer, thread) = GroupCommitter::spawn(Box::new(FullDisk));
+    let started = std::time::Instant::now();
+    let groups = 6u32;
+    for _ in 0..groups {
+        let (tx, rx) = mpsc::channel();
+        committer
+            .submit(vec![], Box::new(move |_| tx.send(()).unwrap()))
+            .unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    assert!(
+        started.elapsed() >= leased_store::MIN_GROUP_INTERVAL * (groups - 1),
+        "{groups} groups in {:?}",
+        started.elapsed()
+    );
+    drop(committer);
+    thread.join().unwrap();
+}
