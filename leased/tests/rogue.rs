@@ -329,7 +329,10 @@ fn active_probe_finds_a_server_nobody_asked() {
     }
     // No client on the link at all: only leased's own DISCOVER (every second) makes the
     // servers speak, and leased never answers its own probe.
-    let (net, dir, log, server_pid) = start("a", "probe_interval = 1\n");
+    let (net, dir, log, server_pid) = start(
+        "a",
+        "probe_interval = 1\n[api]\nlisten = \"127.0.0.1:8067\"\nkeys = [\"rogue-key\"]\n",
+    );
     assert!(
         wait_for(
             &log,
@@ -345,5 +348,33 @@ fn active_probe_finds_a_server_nobody_asked() {
         !text.contains("DISCOVER mac=02:6c:65:61:73:64"),
         "leased answered its own probe"
     );
+    // The API lists the rogue (only it) with first/last seen, behind the key.
+    let api = |key: &str| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &net.ns("srv"), "curl", "-s", "-m", "5"])
+            .args(["-H", &format!("X-Api-Key: {key}"), "-w", "\n%{http_code}"])
+            .arg("http://127.0.0.1:8067/rogue_servers")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or_default();
+        (body.to_string(), code.to_string())
+    };
+    assert_eq!(api("wrong").1, "401", "no key check");
+    let (body, code) = api("rogue-key");
+    assert_eq!(code, "200", "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    println!("/rogue_servers: {list}");
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let r = &list[0];
+    assert_eq!(r["server_ip"], "198.18.252.2");
+    assert_eq!(r["iface"], format!("{}s", net.tag));
+    let (first, last) = (
+        r["first_seen"].as_u64().unwrap(),
+        r["last_seen"].as_u64().unwrap(),
+    );
+    assert!(first > 0 && last >= first, "{r}");
+    assert!(r["replies"].as_u64().unwrap() >= 1, "{r}");
     stop_and_check(&net, dir.path(), &log, server_pid);
 }

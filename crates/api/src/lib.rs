@@ -3,7 +3,8 @@
 //! Routes: DHCPStats-compatible `/`, `/subnets`, `/subnets/list`, `/subnets/all`,
 //! `/subnets/{network}`, `/counts` (shapes in [`stats`]); leased's own `/leases`,
 //! `/leases/{ip}`, `/reservations` (GET/POST, and GET/PUT/DELETE `/reservations/{ip}`),
-//! `/health`, `/metrics` (Prometheus text), `/openapi.json`.
+//! `/health`, `/metrics` (Prometheus text), `/openapi.json`; the network monitors' findings
+//! `/rogue_servers` and `/arp_findings` ([`monitor`]).
 //!
 //! Why it reads a snapshot: every answer is computed from io's [`SharedState`] (the live plan
 //! and the engine's published lease table), so an HTTP request never waits for, or slows, the
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod error;
 pub mod isc;
+pub mod monitor;
 pub mod prom;
 pub mod reservations;
 pub mod routes;
@@ -99,6 +101,8 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::health))
         .routes(routes!(routes::metrics))
+        .routes(routes!(monitor::rogue_servers))
+        .routes(routes!(monitor::arp_findings))
         .split_for_parts()
 }
 

@@ -60,6 +60,7 @@ pub fn render(shared: &SharedState, now: Timestamp) -> String {
     let mut out = Out(String::with_capacity(8192));
     address_gauges(&mut out, &plan, &snapshot.leases, now);
     counters(&mut out, shared);
+    monitor_gauges(&mut out, shared);
     let h = shared.metrics().latency();
     out.head(
         "leased_reply_latency_seconds",
@@ -170,6 +171,31 @@ fn address_gauges(out: &mut Out, plan: &Plan, leases: &[leased_core::Lease], now
             &[("subnet", &s.network.to_string())],
             s.reservations.len(),
         );
+    }
+}
+
+/// The network monitors' current state: foreign DHCP servers known, ARP findings by kind
+/// (every kind, zeros included, so an alert can watch one series).
+fn monitor_gauges(out: &mut Out, shared: &SharedState) {
+    out.head(
+        "leased_foreign_dhcp_servers",
+        "gauge",
+        "Foreign DHCP servers seen on the served links ([rogue_servers]).",
+    );
+    out.sample(
+        "leased_foreign_dhcp_servers",
+        &[],
+        shared.foreign_servers().len(),
+    );
+    let findings = shared.arp_findings();
+    out.head(
+        "leased_arp_findings",
+        "gauge",
+        "ARP anomalies present at the latest scan, by kind ([arp_watch]).",
+    );
+    for kind in leased_io::ArpKind::ALL {
+        let n = findings.iter().filter(|f| f.kind == kind).count();
+        out.sample("leased_arp_findings", &[("kind", kind.as_str())], n);
     }
 }
 

@@ -990,6 +990,7 @@ async fn openapi_lists_every_route_and_every_route_answers() {
         got,
         vec![
             "/",
+            "/arp_findings",
             "/counts",
             "/health",
             "/leases",
@@ -998,6 +999,7 @@ async fn openapi_lists_every_route_and_every_route_answers() {
             "/openapi.json",
             "/reservations",
             "/reservations/{ip}",
+            "/rogue_servers",
             "/subnets",
             "/subnets/all",
             "/subnets/list",
@@ -1160,4 +1162,39 @@ async fn start_fails_without_keys_or_with_a_bad_certificate() {
         format!("{err:#}").contains("cert.pem") || format!("{err:#}").contains("missing.pem"),
         "{err:#}"
     );
+}
+
+/// The monitors' listings: behind the key, in the document, empty (not missing) when the
+/// monitors are off, and their gauges present with zeros. What they list when something is
+/// found is checked end to end in leased/tests/rogue.rs and leased/tests/arp.rs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_routes_are_keyed_and_empty_when_the_monitors_are_off() {
+    let s = Server::start("", RESERVATION).await;
+    for path in ["/rogue_servers", "/arp_findings"] {
+        let r = s.get_with(path, None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} without a key");
+        let r = s.get_with(path, Some("wrong")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} with a wrong key");
+        let (st, body) = s.get(path).await;
+        assert_eq!(st, StatusCode::OK, "{path}");
+        assert_eq!(body, json!([]), "{path}");
+    }
+    let (_, doc) = s.get("/openapi.json").await;
+    for (path, schema) in [
+        ("/rogue_servers", "RogueServerView"),
+        ("/arp_findings", "ArpFindingView"),
+    ] {
+        assert_eq!(doc["paths"][path]["get"]["security"], json!([{"api_key": []}]), "{path}");
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+    let props = obj(&doc["components"]["schemas"]["RogueServerView"]["properties"], "props");
+    for k in ["server_ip", "mac", "iface", "first_seen", "last_seen"] {
+        assert!(props.contains_key(k), "RogueServerView.{k}");
+    }
+    let m = scrape(&s).await;
+    assert_eq!(value(&m, "leased_foreign_dhcp_servers", &[]), 0.0);
+    for kind in ["unknown", "mac-mismatch", "banned-mac"] {
+        assert_eq!(value(&m, "leased_arp_findings", &[("kind", kind)]), 0.0);
+    }
+    s.shutdown().await;
 }

@@ -35,6 +35,8 @@ mod testutil;
 pub use relay::{RelayCounters, RelayHooks, relay};
 pub use metrics::{LATENCY_BUCKETS, LatencySnapshot, Metrics};
 pub use shared::{LeaseSnapshot, PUBLISH_EVERY, ReloadOutcome, SharedState};
+pub use monitor::arp::{ArpFinding, ArpKind};
+pub use monitor::rogue::ForeignServer;
 
 use std::future::Future;
 use std::pin::Pin;

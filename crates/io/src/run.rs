@@ -149,7 +149,13 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             index: l.index,
         })
         .collect();
-    receivers.extend(crate::monitor::spawn_rogue(&watched, &plan, &metrics));
+    let monitors = crate::monitor::Monitors::default();
+    receivers.extend(crate::monitor::spawn_rogue(
+        &watched,
+        &plan,
+        &metrics,
+        &monitors.foreign,
+    ));
     let mut engine = Engine::new(
         Arc::clone(&plan),
         table,
@@ -164,18 +170,25 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     let ServeHooks { sidecar, stop } = hooks;
     let (reload_tx, mut reload_rx) = mpsc::channel(8);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut sidecar = match sidecar {
-        Some(start) => {
-            let shared = Arc::new(SharedState {
-                plan: Arc::clone(&plan),
-                leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
-                metrics: Arc::clone(&metrics),
-                source: params.source.clone(),
-                reload_tx,
-                started: Instant::now(),
-                bindings: std::sync::OnceLock::new(),
-            });
-            engine = engine.with_shared(Arc::clone(&shared));
+    // The shared view exists for the sidecar and for the ARP watch (which reads the leases).
+    let shared = (sidecar.is_some() || plan.load().config.arp_watch.enabled).then(|| {
+        Arc::new(SharedState {
+            plan: Arc::clone(&plan),
+            leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
+            metrics: Arc::clone(&metrics),
+            source: params.source.clone(),
+            reload_tx,
+            started: Instant::now(),
+            bindings: std::sync::OnceLock::new(),
+            monitors,
+        })
+    });
+    if let Some(shared) = &shared {
+        engine = engine.with_shared(Arc::clone(shared));
+        receivers.extend(crate::monitor::arp::spawn(&watched, shared));
+    }
+    let mut sidecar = match (sidecar, shared) {
+        (Some(start), Some(shared)) => {
             match start(shared, Shutdown(shutdown_rx)) {
                 Ok(task) => Some(tokio::spawn(task)),
                 Err(e) => {
@@ -186,7 +199,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
                 }
             }
         }
-        None => None,
+        _ => None,
     };
     let mut stop = stop.unwrap_or_else(|| Box::pin(std::future::pending()));
     let mut engine = tokio::spawn(engine.run(rx));

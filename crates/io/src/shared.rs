@@ -65,6 +65,8 @@ pub struct SharedState {
     /// Where the engine sends binding events (ACK, RELEASE, NAK, expiry) for the billing
     /// export; unset: nobody listens.
     pub(crate) bindings: std::sync::OnceLock<mpsc::UnboundedSender<leased_core::BindingEvent>>,
+    /// What the network monitors found (foreign DHCP servers, ARP anomalies).
+    pub(crate) monitors: crate::monitor::Monitors,
 }
 
 impl SharedState {
@@ -72,6 +74,20 @@ impl SharedState {
     /// sidecar calls this once at start). False if a sink was already set.
     pub fn set_binding_sink(&self, sink: mpsc::UnboundedSender<leased_core::BindingEvent>) -> bool {
         self.bindings.set(sink).is_ok()
+    }
+
+    /// The foreign DHCP servers the rogue-server monitor has seen, in (address, MAC) order
+    /// (empty when `[rogue_servers]` is off).
+    pub fn foreign_servers(&self) -> Vec<crate::ForeignServer> {
+        let t = self.monitors.foreign.lock().unwrap_or_else(|p| p.into_inner());
+        t.servers.values().cloned().collect()
+    }
+
+    /// The ARP anomalies present at the latest scan, in (address, MAC) order (empty when
+    /// `[arp_watch]` is off).
+    pub fn arp_findings(&self) -> Vec<crate::ArpFinding> {
+        let t = self.monitors.arp.lock().unwrap_or_else(|p| p.into_inner());
+        t.list()
     }
 
     /// The plan the engine decides with right now.

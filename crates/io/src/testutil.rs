@@ -33,6 +33,7 @@ pub(crate) fn config_with(
         options: OptionSet::default(),
         limits: Default::default(),
         rogue_servers: Default::default(),
+        arp_watch: Default::default(),
         console: None,
         subnets: nets
             .iter()

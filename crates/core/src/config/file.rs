@@ -124,6 +124,8 @@ pub(super) struct RawConfig {
     pub limits: Option<super::limits::RawLimits>,
     /// `[rogue_servers]`: absent means no rogue DHCP server detection.
     pub rogue_servers: Option<super::rogue::RawRogue>,
+    /// `[arp_watch]`: absent means no ARP anomaly detection.
+    pub arp_watch: Option<super::arp::RawArpWatch>,
     /// `[console]`: absent means no live log console.
     pub console: Option<super::console::RawConsole>,
     /// `[sql_assignment]`: absent means no SQL assignment chain.

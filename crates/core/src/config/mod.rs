@@ -6,6 +6,7 @@
 //! decisions only copy bytes. `leased check`, `serve` and reload all call [`load_file`].
 
 mod api;
+mod arp;
 mod console;
 mod error;
 mod export;
@@ -22,6 +23,7 @@ mod tests;
 mod validate;
 
 pub use api::{ApiSettings, TlsSettings};
+pub use arp::ArpWatchSettings;
 pub use console::ConsoleSettings;
 pub use sql::{SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
 pub use error::{ConfigError, ConfigErrors};

@@ -40,6 +40,8 @@ pub struct Config {
     pub limits: super::limits::Limits,
     /// Rogue DHCP server detection (`[rogue_servers]`); off by default.
     pub rogue_servers: super::rogue::RogueSettings,
+    /// ARP anomaly detection (`[arp_watch]`); off by default.
+    pub arp_watch: super::arp::ArpWatchSettings,
     /// The live log console (`[console]`); `None`: no console.
     pub console: Option<super::console::ConsoleSettings>,
     /// The SQL assignment chain (`[sql_assignment]`); `None`: none.

@@ -140,6 +140,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let api = super::api::api(ctx, raw.api.as_ref());
     let limits = super::limits::limits(ctx, raw.limits.as_ref());
     let rogue_servers = super::rogue::rogue(ctx, raw.rogue_servers.as_ref());
+    let arp_watch = super::arp::arp_watch(ctx, raw.arp_watch.as_ref());
     let relay = super::relay::relay(ctx, raw.relay.as_ref());
     let export = super::export::export(ctx, raw.export.as_ref());
     let console = super::console::console(ctx, raw.console.as_ref());
@@ -156,6 +157,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         api,
         limits,
         rogue_servers,
+        arp_watch,
         relay,
         export,
         console,

@@ -86,6 +86,7 @@ pub fn config() -> Config {
         options: OptionSet::default(),
         limits: Default::default(),
         rogue_servers: Default::default(),
+        arp_watch: Default::default(),
         console: None,
         subnets: vec![
             Subnet {

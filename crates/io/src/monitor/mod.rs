@@ -1,4 +1,6 @@
-//! Network monitors beside the server (issue 8): passive rogue DHCP server detection for now.
+//! Network monitors beside the server (issue 8): rogue DHCP server detection and ARP anomaly
+//! detection ([`arp`]). Their findings live in [`Monitors`], shared with the API through
+//! io's `SharedState`.
 //!
 //! One task per served interface reads an `AF_PACKET` socket ([`packet_sock`]) that only sees
 //! IPv4/UDP frames to port 68, i.e. server replies to clients, and judges each OFFER/ACK with
@@ -7,6 +9,9 @@
 //! takes effect at once. Without CAP_NET_RAW the monitor logs why and stays off; serving is not
 //! affected.
 
+pub mod arp;
+mod arp_sock;
+mod neigh;
 mod packet_sock;
 pub mod rogue;
 
@@ -23,6 +28,16 @@ use rogue::{Tracker, Verdict, mac_string, parse_frame};
 
 /// The foreign servers seen so far, shared with readers (an API listing, tests).
 pub type ForeignServers = Arc<Mutex<Tracker>>;
+
+/// What the monitors found, shared by the monitor tasks (writers) and the API (reader), so an
+/// HTTP request reads the same tables the log lines come from.
+#[derive(Debug, Clone, Default)]
+pub struct Monitors {
+    /// Foreign DHCP servers (`[rogue_servers]`).
+    pub(crate) foreign: ForeignServers,
+    /// Current ARP findings (`[arp_watch]`).
+    pub(crate) arp: arp::ArpFindings,
+}
 
 /// A served interface the monitor watches.
 #[derive(Debug, Clone)]
@@ -47,13 +62,13 @@ pub(crate) fn spawn_rogue(
     links: &[Watched],
     plan: &Arc<ArcSwap<Plan>>,
     metrics: &Arc<Metrics>,
+    tracker: &ForeignServers,
 ) -> Vec<JoinHandle<()>> {
     if !plan.load().config.rogue_servers.enabled {
         return Vec::new();
     }
     let own: Arc<Vec<[u8; 6]>> =
         Arc::new(links.iter().filter_map(|l| iface_mac(&l.name)).collect());
-    let tracker: ForeignServers = Arc::default();
     let mut tasks = Vec::new();
     for link in links.iter().filter(|l| l.index != 0) {
         match PacketSocket::open(link.index) {
@@ -65,7 +80,7 @@ pub(crate) fn spawn_rogue(
                     Arc::clone(plan),
                     Arc::clone(metrics),
                     Arc::clone(&own),
-                    Arc::clone(&tracker),
+                    Arc::clone(tracker),
                 )));
             }
             Err(e) => tracing::warn!(
