@@ -561,9 +561,9 @@ fn bogus_mutations() -> Vec<(String, usize)> {
 #[test]
 fn bogus_key_in_every_table_is_named_with_its_line() {
     let mutations = bogus_mutations();
-    // The root, 26 headers, and 21 inline tables (a route, 8 extras, 2 pools, 2 banned MACs,
+    // The root, 27 headers, and 21 inline tables (a route, 8 extras, 2 pools, 2 banned MACs,
     // a port_key, 3 class matches, 4 [limits] buckets).
-    assert_eq!(mutations.len(), 48);
+    assert_eq!(mutations.len(), 49);
     for (text, line) in mutations {
         let errs = toml_errs(&text);
         let hit = errs
