@@ -29,6 +29,8 @@ use crate::send::{Origin, Outbound};
 use crate::shared::{LeaseSnapshot, PUBLISH_EVERY, SharedState};
 use crate::sock;
 
+mod conflict;
+
 /// Capacity of the receive → engine queue. About a second of traffic at the rates one engine
 /// sustains: enough to ride out a burst (a power-cycled building), small enough that a request
 /// is not answered after its client has given up (dhclient retries after ~4 s).
@@ -143,6 +145,8 @@ pub(crate) struct Engine {
     started: Instant,
     /// The SQL side's channels (leases other servers wrote, lease history).
     sql: crate::sqlio::EngineSql,
+    /// Offers held back while their address is checked (`[server] conflict_check`).
+    conflict: conflict::ConflictCheck,
 }
 
 impl Engine {
@@ -168,6 +172,7 @@ impl Engine {
             guard_log: DropLog::default(),
             started: Instant::now(),
             sql: crate::sqlio::EngineSql::default(),
+            conflict: conflict::ConflictCheck::default(),
         }
     }
 
@@ -242,6 +247,7 @@ impl Engine {
                 }
                 _ = publish_tick.tick(), if self.shared.is_some() => self.publish(false),
                 Some(leases) = self.sql.next_external() => self.apply_external(leases),
+                Some(done) = self.conflict.next_done() => self.conflict_done(done),
             }
         }
         self.committer
@@ -344,7 +350,9 @@ impl Engine {
                     if !persist.is_empty() {
                         self.submit(persist, lazy_done(Arc::clone(&self.metrics)));
                     }
-                    deliver(&self.out, &self.metrics, &reply, &origin, &event, received);
+                    if !self.conflict_hold(&plan, &req, &reply, &origin, &event, received) {
+                        deliver(&self.out, &self.metrics, &reply, &origin, &event, received);
+                    }
                 }
             }
             Outcome::Drop(reason) => {

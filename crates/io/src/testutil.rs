@@ -34,6 +34,7 @@ pub(crate) fn config_with(
         limits: Default::default(),
         rogue_servers: Default::default(),
         arp_watch: Default::default(),
+        conflict_check: Default::default(),
         console: None,
         subnets: nets
             .iter()

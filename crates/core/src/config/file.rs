@@ -189,6 +189,10 @@ pub(super) struct RawServer {
     pub max_leases_per_circuit_id: Option<i64>,
     pub max_leases_per_remote_id: Option<i64>,
     pub auto_reload: Option<bool>,
+    /// `off`, `arp` or `ping`: see `config/conflict.rs`.
+    pub conflict_check: Option<String>,
+    pub conflict_check_timeout_ms: Option<i64>,
+    pub conflict_check_cache: Option<RawDuration>,
 }
 
 /// `[store]`.

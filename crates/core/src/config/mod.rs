@@ -7,6 +7,7 @@
 
 mod api;
 mod arp;
+mod conflict;
 mod console;
 mod error;
 mod export;
@@ -24,6 +25,7 @@ mod validate;
 
 pub use api::{ApiSettings, TlsSettings};
 pub use arp::ArpWatchSettings;
+pub use conflict::{ConflictCheckMode, ConflictCheckSettings};
 pub use console::ConsoleSettings;
 pub use sql::{SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
 pub use error::{ConfigError, ConfigErrors};

@@ -42,6 +42,8 @@ pub struct Config {
     pub rogue_servers: super::rogue::RogueSettings,
     /// ARP anomaly detection (`[arp_watch]`); off by default.
     pub arp_watch: super::arp::ArpWatchSettings,
+    /// Check an address is free before offering it (`[server] conflict_check`); off by default.
+    pub conflict_check: super::conflict::ConflictCheckSettings,
     /// The live log console (`[console]`); `None`: no console.
     pub console: Option<super::console::ConsoleSettings>,
     /// The SQL assignment chain (`[sql_assignment]`); `None`: none.

@@ -141,6 +141,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let limits = super::limits::limits(ctx, raw.limits.as_ref());
     let rogue_servers = super::rogue::rogue(ctx, raw.rogue_servers.as_ref());
     let arp_watch = super::arp::arp_watch(ctx, raw.arp_watch.as_ref());
+    let conflict_check = super::conflict::conflict_check(ctx, &raw.server);
     let relay = super::relay::relay(ctx, raw.relay.as_ref());
     let export = super::export::export(ctx, raw.export.as_ref());
     let console = super::console::console(ctx, raw.console.as_ref());
@@ -158,6 +159,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         limits,
         rogue_servers,
         arp_watch,
+        conflict_check,
         relay,
         export,
         console,

@@ -87,6 +87,7 @@ pub fn config() -> Config {
         limits: Default::default(),
         rogue_servers: Default::default(),
         arp_watch: Default::default(),
+        conflict_check: Default::default(),
         console: None,
         subnets: vec![
             Subnet {

@@ -10,9 +10,10 @@
 //! affected.
 
 pub mod arp;
-mod arp_sock;
+pub(crate) mod arp_sock;
 mod neigh;
 mod packet_sock;
+pub(crate) mod ping;
 pub mod rogue;
 
 use std::sync::{Arc, Mutex};
@@ -47,7 +48,7 @@ pub(crate) struct Watched {
 }
 
 /// The interface's MAC from sysfs (`None` when it has none, e.g. loopback, or is unreadable).
-fn iface_mac(name: &str) -> Option<[u8; 6]> {
+pub(crate) fn iface_mac(name: &str) -> Option<[u8; 6]> {
     let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
     let mut out = [0u8; 6];
     let mut parts = text.trim().split(':');
