@@ -1174,7 +1174,11 @@ async fn monitor_routes_are_keyed_and_empty_when_the_monitors_are_off() {
         let r = s.get_with(path, None).await.unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} without a key");
         let r = s.get_with(path, Some("wrong")).await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} with a wrong key");
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} with a wrong key"
+        );
         let (st, body) = s.get(path).await;
         assert_eq!(st, StatusCode::OK, "{path}");
         assert_eq!(body, json!([]), "{path}");
@@ -1184,10 +1188,17 @@ async fn monitor_routes_are_keyed_and_empty_when_the_monitors_are_off() {
         ("/rogue_servers", "RogueServerView"),
         ("/arp_findings", "ArpFindingView"),
     ] {
-        assert_eq!(doc["paths"][path]["get"]["security"], json!([{"api_key": []}]), "{path}");
+        assert_eq!(
+            doc["paths"][path]["get"]["security"],
+            json!([{"api_key": []}]),
+            "{path}"
+        );
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
-    let props = obj(&doc["components"]["schemas"]["RogueServerView"]["properties"], "props");
+    let props = obj(
+        &doc["components"]["schemas"]["RogueServerView"]["properties"],
+        "props",
+    );
     for k in ["server_ip", "mac", "iface", "first_seen", "last_seen"] {
         assert!(props.contains_key(k), "RogueServerView.{k}");
     }

@@ -188,17 +188,15 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         receivers.extend(crate::monitor::arp::spawn(&watched, shared));
     }
     let mut sidecar = match (sidecar, shared) {
-        (Some(start), Some(shared)) => {
-            match start(shared, Shutdown(shutdown_rx)) {
-                Ok(task) => Some(tokio::spawn(task)),
-                Err(e) => {
-                    for r in &receivers {
-                        r.abort();
-                    }
-                    return Err(e);
+        (Some(start), Some(shared)) => match start(shared, Shutdown(shutdown_rx)) {
+            Ok(task) => Some(tokio::spawn(task)),
+            Err(e) => {
+                for r in &receivers {
+                    r.abort();
                 }
+                return Err(e);
             }
-        }
+        },
         _ => None,
     };
     let mut stop = stop.unwrap_or_else(|| Box::pin(std::future::pending()));

@@ -79,7 +79,11 @@ impl SharedState {
     /// The foreign DHCP servers the rogue-server monitor has seen, in (address, MAC) order
     /// (empty when `[rogue_servers]` is off).
     pub fn foreign_servers(&self) -> Vec<crate::ForeignServer> {
-        let t = self.monitors.foreign.lock().unwrap_or_else(|p| p.into_inner());
+        let t = self
+            .monitors
+            .foreign
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         t.servers.values().cloned().collect()
     }
 
