@@ -23,6 +23,7 @@ pub enum ConflictCheckMode {
 /// Conflict-check settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConflictCheckSettings {
+    /// Which probe, if any (`off` keeps the OFFER path exactly as without the feature).
     pub mode: ConflictCheckMode,
     /// How long to wait for an answer, in milliseconds (10..=5000, default 500).
     pub timeout_ms: u32,

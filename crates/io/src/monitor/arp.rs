@@ -61,6 +61,7 @@ impl ArpKind {
 /// One current finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArpFinding {
+    /// What is wrong (the metrics and the API group by it).
     pub kind: ArpKind,
     /// The address in use.
     pub ip: Ipv4Addr,
