@@ -126,7 +126,8 @@ fn dhclient_gets_renews_releases() {
     assert!(o.ok(), "dhclient -r failed: {}", o.all());
     wait_state(&srv, ip, "released", "after dhclient -r");
     assert!(
-        srv.log().contains("RELEASE"),
+        srv.wait_log(std::time::Duration::from_secs(5), |l| l.contains("RELEASE"))
+            .is_some(),
         "no RELEASE in log:\n{}",
         srv.log()
     );

@@ -397,7 +397,9 @@ fn pool_exhaustion_under_load_never_double_allocates() {
         out.stdout
     );
     assert!(
-        srv.log().contains("pool exhausted"),
+        srv.wait_log(std::time::Duration::from_secs(5), |l| l
+            .contains("pool exhausted"))
+            .is_some(),
         "no pool-exhausted line:\n{}",
         tail(&srv.log(), 20)
     );

@@ -88,9 +88,11 @@ fn banned_mac_gets_nothing() {
         "banned MAC got an address: {}",
         p.diag()
     );
-    let log = srv.log().to_ascii_lowercase();
     assert!(
-        log.contains("banned"),
+        srv.wait_log(std::time::Duration::from_secs(5), |l| l
+            .to_ascii_lowercase()
+            .contains("banned"))
+            .is_some(),
         "log does not mention the ban:\n{}",
         srv.log()
     );
@@ -161,7 +163,8 @@ fn decline_quarantines_the_address() {
         .unwrap_or_else(|| panic!("probe --decline printed no address: {}", p.diag()));
     let l = wait_state(&srv, declined, "declined", "after DECLINE");
     assert!(
-        srv.log().contains("DECLINE"),
+        srv.wait_log(std::time::Duration::from_secs(5), |l| l.contains("DECLINE"))
+            .is_some(),
         "no DECLINE in log:\n{}",
         srv.log()
     );

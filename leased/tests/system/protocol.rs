@@ -128,7 +128,8 @@ fn lease_expires_and_client_gets_it_back() {
     let l = wait_state(&srv, ip, "expired", "3 s lease without renewal");
     assert_eq!(l.mac, crate::support::leases::norm_mac(&mac));
     assert!(
-        srv.log().contains("EXPIRE"),
+        srv.wait_log(std::time::Duration::from_secs(5), |l| l.contains("EXPIRE"))
+            .is_some(),
         "no EXPIRE in log:\n{}",
         srv.log()
     );
