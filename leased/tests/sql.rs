@@ -292,8 +292,10 @@ fn three_servers(kind: Kind, third0: u8) {
         assert!(s.alive(), "server {i} died; log:\n{}", s.log());
     }
     let completed: u64 = perf.iter().map(|(_, st)| st.ra_rcvd).sum();
+    // Each server starts in its own segment of the pool (slot derived from server_name), so
+    // most exchanges complete (~1,015 of 1,200 here; ~400 when all raced for one address).
     assert!(
-        completed > 150,
+        completed >= 600,
         "only {completed} DORA exchanges completed across three servers: {:?}",
         perf.iter().map(|(_, st)| st).collect::<Vec<_>>()
     );
@@ -370,11 +372,17 @@ fn three_servers(kind: Kind, third0: u8) {
             .collect::<Vec<_>>()
     };
     let all = history(&[]);
-    let acks = all.iter().filter(|r| r["event"] == "ack_new").count();
+    // One ACK row per ACK sent. A first ACK can be recorded as `renew` when the client's
+    // earlier REQUEST was decided but its commit lost a race (no ACK sent for it), so count
+    // both kinds.
+    let acks = all
+        .iter()
+        .filter(|r| r["event"] == "ack_new" || r["event"] == "renew")
+        .count();
     assert_eq!(
         acks,
         logged.len(),
-        "{kind:?}: ack_new history rows vs ACKs logged"
+        "{kind:?}: ACK history rows (ack_new + renew) vs ACKs logged"
     );
     let (pmac, pip, _) = &probes[0];
     let colon: Vec<String> = (0..6).map(|i| pmac[i * 2..i * 2 + 2].to_string()).collect();

@@ -2,13 +2,16 @@
 //!
 //! Order (first that fits wins): the client's reservation → its own active offer/binding →
 //! its previous address within the sticky window → the address it asked for (option 50) → a
-//! never-used pool address → the oldest released/expired/unquarantined address. Nothing here
+//! never-used pool address → the oldest released/expired/unquarantined address. With an
+//! allocation slot (servers sharing an SQL store), the never-used search starts in this
+//! server's segment of each pool and wraps through the others, so servers do not all race for
+//! the same next address. Nothing here
 //! hands out a network, broadcast, router or server-id address, an excluded one, one reserved
 //! for another client, or one outside the pools (the client's own reservation excepted).
 
 use std::net::Ipv4Addr;
 
-use crate::config::Reservation;
+use crate::config::{AllocationSlot, Reservation};
 use crate::decide::Decider;
 use crate::decision::NakReason;
 use crate::lease::{Lease, LeaseState, LeaseTable};
@@ -119,7 +122,9 @@ impl Decider<'_> {
         self.sp
             .pools
             .iter()
-            .find_map(|(start, end)| never_used(self.sp, self.leases, *start, *end))
+            .find_map(|(start, end)| {
+                never_used_from_slot(self.sp, self.leases, *start, *end, self.plan.alloc_slot)
+            })
             .map(Ipv4Addr::from)
             .or_else(|| self.oldest_free())
     }
@@ -152,6 +157,35 @@ fn count_unused(sp: &SubnetPlan, leases: &LeaseTable, lo: u32, hi: u32) -> u64 {
     }
     // known ∪ blocked = known + blocked − known∩blocked.
     total.saturating_sub(blocked + leases.count_known_in(lo, hi) - known_blocked)
+}
+
+/// A never-used address of pool `start..=end`, searching this server's segment first: the pool
+/// is cut into `slot.count` near-equal segments (fewer when the pool is smaller) and segments
+/// `index, index+1, …` are tried in turn, wrapping. Without a slot: [`never_used`] on the
+/// whole pool. Cost: at most `count` calls of [`never_used`], only when segments are full.
+pub(crate) fn never_used_from_slot(
+    sp: &SubnetPlan,
+    leases: &LeaseTable,
+    start: u32,
+    end: u32,
+    slot: Option<AllocationSlot>,
+) -> Option<u32> {
+    let Some(slot) = slot.filter(|s| s.count > 1) else {
+        return never_used(sp, leases, start, end);
+    };
+    if end < start {
+        return None;
+    }
+    let len = u64::from(end - start) + 1;
+    let n = u64::from(slot.count).min(len);
+    // Segment k is [bound(k), bound(k+1) - 1]; bound is strictly increasing since n <= len.
+    let bound = |k: u64| u64::from(start) + len * k / n;
+    let first = u64::from(slot.index) % n;
+    (0..n).map(|j| (first + j) % n).find_map(|k| {
+        let lo = u32::try_from(bound(k)).ok()?;
+        let hi = u32::try_from(bound(k + 1) - 1).ok()?;
+        never_used(sp, leases, lo, hi)
+    })
 }
 
 /// The lowest address of pool `start..=end` that no lease has ever used and that is not
@@ -190,4 +224,116 @@ pub(crate) fn never_used(
     }
     let free = leases.count_known_in(lo, lo) == 0 && sp.blocked_range(lo).is_none();
     free.then_some(lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::{ClientId, HwAddr, Timestamp};
+
+    fn lease(ip: u32) -> Lease {
+        Lease {
+            ip: Ipv4Addr::from(ip),
+            client_id: ClientId(ip.to_be_bytes().to_vec()),
+            hwaddr: HwAddr(vec![2, 0, 0, 0, 0, 1]),
+            hostname: None,
+            state: LeaseState::Bound,
+            starts: Timestamp(0),
+            expires: Timestamp(1000),
+            first_seen: Timestamp(0),
+            circuit_id: None,
+            remote_id: None,
+            subscriber_id: None,
+        }
+    }
+
+    fn plan(start: u32, end: u32) -> SubnetPlan {
+        SubnetPlan {
+            pools: vec![(start, end)],
+            ..SubnetPlan::default()
+        }
+    }
+
+    fn slot(index: u32, count: u32) -> Option<AllocationSlot> {
+        Some(AllocationSlot { index, count })
+    }
+
+    #[test]
+    fn no_slot_or_single_slot_is_the_plain_search() {
+        let sp = plan(100, 199);
+        let t = LeaseTable::from_leases([lease(100), lease(101)]);
+        assert_eq!(never_used_from_slot(&sp, &t, 100, 199, None), Some(102));
+        assert_eq!(
+            never_used_from_slot(&sp, &t, 100, 199, slot(0, 1)),
+            Some(102)
+        );
+        assert_eq!(
+            never_used_from_slot(&sp, &t, 100, 199, slot(0, 3)),
+            Some(102)
+        );
+    }
+
+    #[test]
+    fn each_slot_starts_in_its_own_segment() {
+        let sp = plan(100, 199);
+        let t = LeaseTable::new();
+        // 100 addresses in 3 segments: [100,132], [133,165], [166,199].
+        let firsts: Vec<_> = (0..3)
+            .map(|k| never_used_from_slot(&sp, &t, 100, 199, slot(k, 3)))
+            .collect();
+        assert_eq!(firsts, vec![Some(100), Some(133), Some(166)]);
+        // Another server's leases in a segment do not move this one's start.
+        let t = LeaseTable::from_leases([lease(166), lease(167), lease(100)]);
+        assert_eq!(
+            never_used_from_slot(&sp, &t, 100, 199, slot(1, 3)),
+            Some(133)
+        );
+        assert_eq!(
+            never_used_from_slot(&sp, &t, 100, 199, slot(2, 3)),
+            Some(168)
+        );
+    }
+
+    #[test]
+    fn a_full_segment_moves_on_and_wraps() {
+        let sp = plan(100, 199);
+        let t = LeaseTable::from_leases((166..=199).map(lease));
+        assert_eq!(
+            never_used_from_slot(&sp, &t, 100, 199, slot(2, 3)),
+            Some(100),
+            "the last segment wraps to the first"
+        );
+        let t = LeaseTable::from_leases((133..=165).chain([170]).map(lease));
+        assert_eq!(
+            never_used_from_slot(&sp, &t, 100, 199, slot(1, 3)),
+            Some(171),
+            "a full segment moves to the next one, above its highest known address"
+        );
+        let t = LeaseTable::from_leases((100..=199).map(lease));
+        assert_eq!(never_used_from_slot(&sp, &t, 100, 199, slot(1, 3)), None);
+    }
+
+    #[test]
+    fn blocked_addresses_and_small_pools() {
+        let mut sp = plan(100, 199);
+        sp.blocked = vec![(133, 140)];
+        let t = LeaseTable::new();
+        assert_eq!(
+            never_used_from_slot(&sp, &t, 100, 199, slot(1, 3)),
+            Some(141)
+        );
+        // More slots than addresses: one address per segment, index taken modulo the length.
+        let sp = plan(10, 11);
+        assert_eq!(never_used_from_slot(&sp, &t, 10, 11, slot(5, 64)), Some(11));
+        assert_eq!(never_used_from_slot(&sp, &t, 10, 11, slot(4, 64)), Some(10));
+        let t = LeaseTable::from_leases([lease(11)]);
+        assert_eq!(never_used_from_slot(&sp, &t, 10, 11, slot(5, 64)), Some(10));
+        // A whole-range pool does not overflow.
+        let sp = plan(0, u32::MAX);
+        let t = LeaseTable::new();
+        assert_eq!(
+            never_used_from_slot(&sp, &t, 0, u32::MAX, slot(1, 2)),
+            Some(1 << 31)
+        );
+    }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::config::{Config, Reservation, ReservationKey, Subnet};
+use crate::config::{AllocationSlot, Config, Reservation, ReservationKey, Subnet};
 use crate::lease::{ClientId, HwAddr};
 use crate::relay::{RelayKeys, as_number};
 
@@ -28,6 +28,9 @@ pub struct Plan {
     groups: Vec<Vec<usize>>,
     /// Per class (index into `config.classes`): the plan of its pool, when it has one.
     class_plans: Vec<Option<SubnetPlan>>,
+    /// Where this server's never-used search starts in each pool (servers sharing an SQL
+    /// store); `None`: at the pool's start.
+    pub(crate) alloc_slot: Option<AllocationSlot>,
 }
 
 /// Points at `config.subnets[subnet].reservations[index]`.
@@ -206,6 +209,10 @@ impl Plan {
             res_by_relay: BTreeMap::new(),
             groups: Vec::new(),
             class_plans: Vec::new(),
+            alloc_slot: config.store.sql.as_ref().and_then(|s| {
+                s.allocation_slot
+                    .or_else(|| s.server_name.as_deref().map(AllocationSlot::from_name))
+            }),
             config,
         };
         for (si, subnet) in plan.config.subnets.iter().enumerate() {

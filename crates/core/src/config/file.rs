@@ -207,6 +207,8 @@ pub(super) struct RawStore {
     pub sync_interval: Option<RawDuration>,
     pub offer_when_down: Option<bool>,
     pub server_name: Option<String>,
+    /// `"k/N"`: see `config/sql.rs` `AllocationSlot`.
+    pub allocation_slot: Option<String>,
 }
 
 /// `[logging]`.

@@ -27,7 +27,9 @@ pub use api::{ApiSettings, TlsSettings};
 pub use arp::ArpWatchSettings;
 pub use conflict::{ConflictCheckMode, ConflictCheckSettings};
 pub use console::ConsoleSettings;
-pub use sql::{SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
+pub use sql::{
+    AllocationSlot, SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use export::{ExportSettings, RouterCredential, Secret, SonarSettings, WebhookSettings};
 pub use relay::{ExistingOption82, RelayInterface, RelaySettings};

@@ -76,6 +76,54 @@ pub struct SqlStoreSettings {
     pub offer_when_down: bool,
     /// This server's name in the lease table's `server` column; default the host name + PID.
     pub server_name: Option<String>,
+    /// `allocation_slot = "k/N"`: where this server's search for a never-used address
+    /// starts (segment `k` of `N` in each pool), so servers sharing one database do not all
+    /// race for the same next address. `None`: derived from `server_name` when set.
+    pub allocation_slot: Option<AllocationSlot>,
+}
+
+/// Segment `index` of `count` equal segments of each pool: the search for a never-used address
+/// starts there and wraps through the following segments. Part of the config (never random),
+/// so allocation stays deterministic for a given config and lease table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocationSlot {
+    /// This server's segment, `0..count`.
+    pub index: u32,
+    /// How many segments each pool is cut into (≥ 1).
+    pub count: u32,
+}
+
+/// Segments a pool is cut into when the slot is derived from `server_name`: enough that a
+/// handful of servers rarely share one (3 servers: ~95 % all distinct), few enough that each
+/// segment of a typical pool holds many addresses.
+pub const DERIVED_SLOTS: u32 = 64;
+
+impl AllocationSlot {
+    /// The slot for `server_name` when none is configured: FNV-1a of the name, so the same name
+    /// always gets the same slot (a restart does not move a server's allocations).
+    pub fn from_name(name: &str) -> Self {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in name.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        Self {
+            index: h % DERIVED_SLOTS,
+            count: DERIVED_SLOTS,
+        }
+    }
+
+    /// Parses `"k/N"` with `0 ≤ k < N`, `N ≥ 1`.
+    fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: expected \"k/N\" with 0 <= k < N, e.g. \"1/3\"");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = k.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
 }
 
 /// What to do when every query of the chain failed or the database is down.
@@ -215,6 +263,15 @@ pub(super) fn store(ctx: &mut Ctx<'_>, raw: &RawStore) -> Option<SqlStoreSetting
         sync_interval,
         offer_when_down: raw.offer_when_down.unwrap_or(false),
         server_name: raw.server_name.clone().filter(|s| !s.is_empty()),
+        allocation_slot: raw.allocation_slot.as_deref().and_then(|v| {
+            match AllocationSlot::parse(v) {
+                Ok(slot) => Some(slot),
+                Err(m) => {
+                    ctx.err("store.allocation_slot", m);
+                    None
+                }
+            }
+        }),
     })
 }
 
@@ -348,4 +405,32 @@ pub(super) fn assignment(
         slices,
         history_sql,
     })
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::*;
+
+    #[test]
+    fn allocation_slot_parses_k_of_n() {
+        assert_eq!(
+            AllocationSlot::parse(" 1 / 3"),
+            Ok(AllocationSlot { index: 1, count: 3 })
+        );
+        for bad in ["3/3", "0/0", "1", "a/3", "-1/3", ""] {
+            assert!(AllocationSlot::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn derived_slot_is_stable_and_spreads_names() {
+        let a = AllocationSlot::from_name("srv0");
+        assert_eq!(a, AllocationSlot::from_name("srv0"));
+        assert_eq!(a.count, DERIVED_SLOTS);
+        let idx: std::collections::BTreeSet<u32> = ["srv0", "srv1", "srv2"]
+            .iter()
+            .map(|n| AllocationSlot::from_name(n).index)
+            .collect();
+        assert_eq!(idx.len(), 3, "three names, three slots: {idx:?}");
+    }
 }
