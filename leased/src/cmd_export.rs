@@ -29,6 +29,7 @@ pub(crate) fn sidecar(
             let exporter = Exporter::open(ex)?;
             let (tx, rx) = mpsc::unbounded_channel();
             shared.set_binding_sink(tx);
+            shared.set_export_metrics(metrics_source(exporter.metrics()));
             if !ex.routers.is_empty() {
                 if api.is_none() {
                     tracing::warn!(
@@ -66,6 +67,29 @@ pub(crate) fn sidecar(
             tokio::try_join!(api, export).map(drop)
         }) as Sidecar)
     }))
+}
+
+/// Reads the destinations' counters into io's form, for the API's `/metrics`.
+pub(crate) fn metrics_source(
+    sinks: Vec<(&'static str, Arc<leased_export::SinkMetrics>)>,
+) -> leased_io::ExportMetricsSource {
+    Box::new(move || {
+        sinks
+            .iter()
+            .map(|(name, m)| {
+                let s = m.snapshot();
+                leased_io::ExportSinkMetrics {
+                    destination: (*name).to_string(),
+                    uploads_ok: s.uploads_ok,
+                    uploads_failed: s.uploads_failed,
+                    entries_sent: s.entries_sent,
+                    outbox_depth: s.outbox_depth,
+                    last_success: s.last_success,
+                    upload_seconds_sum: s.upload_seconds_sum,
+                }
+            })
+            .collect()
+    })
 }
 
 /// Runs `leased export …`.

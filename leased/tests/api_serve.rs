@@ -272,3 +272,177 @@ keys = ["{KEY}"]
         "API port closed"
     );
 }
+
+/// A fake Sonar on 127.0.0.1: answers the first `fail_first` requests with 500, then 200;
+/// counts the requests it accepted. Stops after 100 requests or 60 s.
+fn fake_sonar(fail_first: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let acc = std::sync::Arc::clone(&accepted);
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let mut n = 0usize;
+        while n < 100 && t0.elapsed() < Duration::from_secs(60) {
+            let Ok((mut s, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            // Read the head, then Content-Length bytes of body.
+            let mut buf = Vec::new();
+            let mut byte = [0u8; 1];
+            while !buf.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                buf.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&buf).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            let _ = s.read_exact(&mut body);
+            n += 1;
+            let ok = n > fail_first;
+            if ok {
+                acc.fetch_add(1, Ordering::SeqCst);
+            }
+            let (status, text) = if ok {
+                ("200 OK", "{}")
+            } else {
+                ("500 Internal Server Error", "down")
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+    });
+    (port, accepted)
+}
+
+/// The value of `name{labels}` in a Prometheus text exposition (`None`: absent).
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Issue 7: the export's upload counters appear on the API's `/metrics` — a refused upload,
+/// then the ACKed binding delivered, the outbox drained and the success time set.
+#[test]
+fn export_uploads_show_on_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port(false);
+    let dhcp = free_port(true);
+    let (sonar, accepted) = fake_sonar(1);
+    let config = dir.path().join("leased.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"# e2e export metrics
+[server]
+interfaces = ["lo"]
+lease_time = "2h"
+pid_file = "{pid}"
+
+[store]
+path = "{store}"
+
+[[subnets]]
+network = "198.18.0.0/24"
+interface = "lo"
+server_id = "198.18.0.1"
+routers = ["198.18.0.1"]
+pools = ["198.18.0.100-198.18.0.119"]
+
+[api]
+listen = "127.0.0.1:{api}"
+keys = ["{KEY}"]
+
+[export]
+outbox = "{outbox}"
+[export.sonar]
+url = "http://127.0.0.1:{sonar}"
+username = "sonar-user"
+password = "sonar-pass"
+interval = 1
+timeout = 2
+"#,
+            pid = dir.path().join("leased.pid").display(),
+            store = dir.path().join("leases.db").display(),
+            outbox = dir.path().join("outbox").display(),
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_leased"))
+        .args(["serve", "-c"])
+        .arg(&config)
+        .args([
+            "--port",
+            &dhcp.to_string(),
+            "--client-port",
+            &(dhcp + 1).to_string(),
+        ])
+        .env_remove("LEASED_API_KEYS")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    let server = SocketAddr::from((Ipv4Addr::LOCALHOST, dhcp));
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", api)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "API never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    dora(server, [2, 0, 0, 0, 3, 1], 0x7101, "metered");
+    let sonar_ok = r#"{destination="sonar",result="ok"}"#;
+    let t0 = Instant::now();
+    let text = loop {
+        let (st, text) = http(api, "GET", "/metrics", None);
+        assert_eq!(st, 200, "{text}");
+        if metric(&text, &format!("leased_export_uploads_total{sonar_ok}")) >= Some(1.0) {
+            break text;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no successful upload on /metrics: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let d = r#"{destination="sonar"}"#;
+    let get = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("{name} missing"));
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(get(&format!("leased_export_uploads_total{sonar_ok}")), 1.0);
+    assert_eq!(
+        get(r#"leased_export_uploads_total{destination="sonar",result="failed"}"#),
+        1.0,
+        "the first upload was refused"
+    );
+    assert_eq!(get(&format!("leased_export_entries_sent_total{d}")), 1.0);
+    assert_eq!(get(&format!("leased_export_outbox_depth{d}")), 0.0);
+    let last = get(&format!("leased_export_last_success_timestamp_seconds{d}"));
+    assert!(
+        last >= started as f64,
+        "last success {last} before {started}"
+    );
+    assert_eq!(
+        get(&format!("leased_export_upload_duration_seconds_count{d}")),
+        2.0
+    );
+    assert!(get(&format!("leased_export_upload_duration_seconds_sum{d}")) > 0.0);
+    let _ = guard.0.kill();
+    let _ = guard.0.wait();
+}

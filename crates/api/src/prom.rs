@@ -61,6 +61,7 @@ pub fn render(shared: &SharedState, now: Timestamp) -> String {
     address_gauges(&mut out, &plan, &snapshot.leases, now);
     counters(&mut out, shared);
     monitor_gauges(&mut out, shared);
+    export_metrics(&mut out, shared);
     let h = shared.metrics().latency();
     out.head(
         "leased_reply_latency_seconds",
@@ -196,6 +197,78 @@ fn monitor_gauges(out: &mut Out, shared: &SharedState) {
     for kind in leased_io::ArpKind::ALL {
         let n = findings.iter().filter(|f| f.kind == kind).count();
         out.sample("leased_arp_findings", &[("kind", kind.as_str())], n);
+    }
+}
+
+/// The billing export's per-destination upload counters; nothing when no export runs.
+fn export_metrics(out: &mut Out, shared: &SharedState) {
+    let list = shared.export_metrics();
+    if list.is_empty() {
+        return;
+    }
+    out.head(
+        "leased_export_uploads_total",
+        "counter",
+        "Export uploads (POSTs) since start, by destination and result (ok: 2xx).",
+    );
+    for m in &list {
+        let d = m.destination.as_str();
+        out.sample(
+            "leased_export_uploads_total",
+            &[("destination", d), ("result", "ok")],
+            m.uploads_ok,
+        );
+        out.sample(
+            "leased_export_uploads_total",
+            &[("destination", d), ("result", "failed")],
+            m.uploads_failed,
+        );
+    }
+    out.head(
+        "leased_export_entries_sent_total",
+        "counter",
+        "Binding entries delivered (acknowledged by a 2xx) since start, by destination.",
+    );
+    for m in &list {
+        let d = [("destination", m.destination.as_str())];
+        out.sample("leased_export_entries_sent_total", &d, m.entries_sent);
+    }
+    out.head(
+        "leased_export_outbox_depth",
+        "gauge",
+        "Records waiting in the destination's durable outbox.",
+    );
+    for m in &list {
+        let d = [("destination", m.destination.as_str())];
+        out.sample("leased_export_outbox_depth", &d, m.outbox_depth);
+    }
+    out.head(
+        "leased_export_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the destination's last successful upload since start (0: none yet).",
+    );
+    for m in &list {
+        let d = [("destination", m.destination.as_str())];
+        let t = m.last_success.unwrap_or(0);
+        out.sample("leased_export_last_success_timestamp_seconds", &d, t);
+    }
+    out.head(
+        "leased_export_upload_duration_seconds",
+        "summary",
+        "Time spent per export upload (ok or failed), by destination.",
+    );
+    for m in &list {
+        let d = [("destination", m.destination.as_str())];
+        out.sample(
+            "leased_export_upload_duration_seconds_sum",
+            &d,
+            m.upload_seconds_sum,
+        );
+        out.sample(
+            "leased_export_upload_duration_seconds_count",
+            &d,
+            m.uploads_ok + m.uploads_failed,
+        );
     }
 }
 

@@ -26,7 +26,7 @@ use leased_core::config::ExportSettings;
 use leased_core::{BindingEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use sink::{SinkConfig, Status};
+pub use sink::{SinkConfig, SinkMetrics, SinkMetricsSnapshot, Status};
 
 /// How often live bindings are checked for expiry.
 const TICK: Duration = Duration::from_secs(1);
@@ -112,15 +112,23 @@ impl Exporter {
         }
     }
 
+    /// Every destination's name and live counters (the `/metrics` of the HTTP API reads them
+    /// through io's `SharedState`, so uploads are visible where the server's counters are).
+    pub fn metrics(&self) -> Vec<(&'static str, Arc<SinkMetrics>)> {
+        self.sinks
+            .iter()
+            .map(|s| (s.config.name, Arc::clone(&s.metrics)))
+            .collect()
+    }
+
     /// Appends `events` to every outbox, then saves the tracker.
     async fn persist(&mut self, events: &[BindingEvent]) -> Result<(), String> {
         if !events.is_empty() {
             for s in &self.sinks {
-                s.outbox
-                    .lock()
-                    .await
-                    .append(events)
+                let mut o = s.outbox.lock().await;
+                o.append(events)
                     .map_err(|e| format!("outbox {}: {e}", s.dir.display()))?;
+                s.metrics.set_depth(o.pending_records());
             }
         }
         self.tracker

@@ -35,6 +35,23 @@ pub struct Outbox {
     epoch: u32,
     acked: u64,
     len: u64,
+    /// Unacknowledged records, kept so the depth gauge costs nothing to read.
+    pending_records: usize,
+}
+
+/// How many whole records `data` (a run of records) holds.
+fn count_records(data: &[u8]) -> usize {
+    let mut n = 0usize;
+    let mut pos = 0usize;
+    while let Some(len) = data.get(pos..).and_then(le_u32) {
+        let next = pos.saturating_add(8).saturating_add(len as usize);
+        if next > data.len() {
+            break;
+        }
+        pos = next;
+        n += 1;
+    }
+    n
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -125,12 +142,16 @@ impl Outbox {
             Err(e) if e.kind() == io::ErrorKind::NotFound => HEADER,
             Err(e) => return Err(e),
         };
+        let pending_records = data
+            .get(acked as usize..len as usize)
+            .map_or(0, count_records);
         Ok(Self {
             dir: dir.to_path_buf(),
             file,
             epoch,
             acked,
             len,
+            pending_records,
         })
     }
 
@@ -192,6 +213,7 @@ impl Outbox {
         self.file.write_all(&buf)?;
         self.file.sync_data()?;
         self.len += buf.len() as u64;
+        self.pending_records += items.len();
         Ok(())
     }
 
@@ -229,12 +251,27 @@ impl Outbox {
         Ok(self.pending::<serde_json::Value>(usize::MAX)?.len())
     }
 
+    /// Number of unacknowledged records, from memory (for the outbox-depth gauge, read after
+    /// every append and upload, so it must not re-read the file).
+    pub fn pending_records(&self) -> usize {
+        self.pending_records
+    }
+
     /// Marks everything before `offset` delivered (durably), compacting when all is.
     pub fn ack(&mut self, offset: u64) -> io::Result<()> {
         let offset = offset.clamp(HEADER, self.len);
         if offset <= self.acked {
             return Ok(());
         }
+        // Records delivered by this acknowledgement, for the in-memory depth.
+        let delivered = {
+            self.file.seek(SeekFrom::Start(self.acked))?;
+            let mut data = Vec::new();
+            (&self.file)
+                .take(offset - self.acked)
+                .read_to_end(&mut data)?;
+            count_records(&data)
+        };
         if offset == self.len {
             // Everything delivered: start a fresh log with the next epoch.
             let epoch = self.epoch.wrapping_add(1).max(1);
@@ -248,8 +285,10 @@ impl Outbox {
             self.epoch = epoch;
             self.len = HEADER;
             self.acked = HEADER;
+            self.pending_records = 0;
         } else {
             self.acked = offset;
+            self.pending_records = self.pending_records.saturating_sub(delivered);
         }
         let mut a = self.epoch.to_le_bytes().to_vec();
         a.extend_from_slice(&self.acked.to_le_bytes());
@@ -267,15 +306,19 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut o = Outbox::open(d.path()).unwrap();
         o.append(&[1u32, 2, 3]).unwrap();
+        assert_eq!(o.pending_records(), 3);
         let p: Vec<(u64, u32)> = o.pending(2).unwrap();
         assert_eq!(p.iter().map(|x| x.1).collect::<Vec<_>>(), vec![1, 2]);
         o.ack(p[1].0).unwrap();
+        assert_eq!(o.pending_records(), 1);
         drop(o);
         let mut o = Outbox::open(d.path()).unwrap();
+        assert_eq!(o.pending_records(), 1, "counted again at open");
         let p: Vec<(u64, u32)> = o.pending(10).unwrap();
         assert_eq!(p.iter().map(|x| x.1).collect::<Vec<_>>(), vec![3]);
         o.ack(p[0].0).unwrap();
         assert_eq!(o.depth().unwrap(), 0);
+        assert_eq!(o.pending_records(), 0);
         assert_eq!(
             std::fs::metadata(d.path().join("log")).unwrap().len(),
             HEADER

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use leased_core::BindingEvent;
@@ -134,6 +135,72 @@ impl Status {
     }
 }
 
+/// A destination's upload counters since leased started, for the Prometheus `/metrics` (the
+/// lifetime totals stay in `status.json`). Atomics, so a scrape never waits for an upload.
+#[derive(Debug, Default)]
+pub struct SinkMetrics {
+    uploads_ok: AtomicU64,
+    uploads_failed: AtomicU64,
+    entries_sent: AtomicU64,
+    /// Unix seconds of the last 2xx; 0: none since start.
+    last_success: AtomicU64,
+    /// Summed duration of every upload (ok or failed), in microseconds.
+    upload_micros: AtomicU64,
+    outbox_depth: AtomicU64,
+}
+
+/// One reading of [`SinkMetrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SinkMetricsSnapshot {
+    /// Uploads answered with a 2xx.
+    pub uploads_ok: u64,
+    /// Uploads that failed (transport error, timeout or non-2xx).
+    pub uploads_failed: u64,
+    /// Items delivered (acknowledged by a 2xx).
+    pub entries_sent: u64,
+    /// Unix seconds of the last 2xx since start.
+    pub last_success: Option<u64>,
+    /// Summed duration of all uploads, in seconds (count: ok + failed).
+    pub upload_seconds_sum: f64,
+    /// Records waiting in the outbox.
+    pub outbox_depth: u64,
+}
+
+impl SinkMetrics {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> SinkMetricsSnapshot {
+        let last = self.last_success.load(Ordering::Relaxed);
+        SinkMetricsSnapshot {
+            uploads_ok: self.uploads_ok.load(Ordering::Relaxed),
+            uploads_failed: self.uploads_failed.load(Ordering::Relaxed),
+            entries_sent: self.entries_sent.load(Ordering::Relaxed),
+            last_success: (last != 0).then_some(last),
+            upload_seconds_sum: self.upload_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            outbox_depth: self.outbox_depth.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sets the outbox depth (after an append or an acknowledgement).
+    pub(crate) fn set_depth(&self, depth: usize) {
+        self.outbox_depth.store(depth as u64, Ordering::Relaxed);
+    }
+
+    fn upload(&self, ok: Option<usize>, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.upload_micros.fetch_add(micros, Ordering::Relaxed);
+        match ok {
+            Some(items) => {
+                self.uploads_ok.fetch_add(1, Ordering::Relaxed);
+                self.entries_sent.fetch_add(items as u64, Ordering::Relaxed);
+                self.last_success.store(unix_now(), Ordering::Relaxed);
+            }
+            None => {
+                self.uploads_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -149,6 +216,8 @@ pub struct Sink {
     pub dir: PathBuf,
     /// The queue; shared with the ingest side, which appends.
     pub outbox: Arc<Mutex<Outbox>>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<SinkMetrics>,
     client: reqwest::Client,
 }
 
@@ -162,10 +231,13 @@ impl Sink {
             .timeout(config.timeout)
             .user_agent(concat!("leased/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let metrics = Arc::new(SinkMetrics::default());
+        metrics.set_depth(outbox.pending_records());
         Ok(Self {
             config,
             dir,
             outbox: Arc::new(Mutex::new(outbox)),
+            metrics,
             client,
         })
     }
@@ -249,11 +321,12 @@ impl Sink {
             let mut status = Status::load(&self.dir);
             match self.post(&chunk).await {
                 Ok(()) => {
-                    self.outbox
-                        .lock()
-                        .await
-                        .ack(end)
-                        .map_err(|e| format!("outbox ack: {e}"))?;
+                    {
+                        let mut o = self.outbox.lock().await;
+                        o.ack(end).map_err(|e| format!("outbox ack: {e}"))?;
+                        self.metrics.set_depth(o.pending_records());
+                    }
+                    self.metrics.upload(Some(chunk.len()), started.elapsed());
                     delivered += chunk.len();
                     status.last_success = Some(unix_now());
                     status.delivered += chunk.len() as u64;
@@ -268,6 +341,7 @@ impl Sink {
                     );
                 }
                 Err(e) => {
+                    self.metrics.upload(None, started.elapsed());
                     status.last_error = Some((unix_now(), e.clone()));
                     status.failures += 1;
                     status.save(&self.dir);

@@ -178,18 +178,28 @@ fn now() -> u64 {
 /// A running exporter with its event sender and stopper.
 struct Running {
     tx: mpsc::UnboundedSender<BindingEvent>,
+    /// The destination's live counters (what `/metrics` shows).
+    metrics: Arc<leased_export::SinkMetrics>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 fn start(s: &ExportSettings) -> Running {
     let exporter = Exporter::open(s).unwrap();
+    let m = exporter.metrics();
+    assert_eq!(m.len(), 1, "one destination per test");
+    let metrics = Arc::clone(&m[0].1);
     let (tx, rx) = mpsc::unbounded_channel();
     let (stop, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(exporter.run(rx, async move {
         let _ = stop_rx.await;
     }));
-    Running { tx, stop, task }
+    Running {
+        tx,
+        metrics,
+        stop,
+        task,
+    }
 }
 
 impl Running {
@@ -311,6 +321,11 @@ async fn nothing_lost_while_failing_or_down_and_nothing_sent_twice() {
         seen.lock().unwrap().refused >= 1
     })
     .await;
+    let m = run.metrics.snapshot();
+    assert!(m.uploads_failed >= 1, "{m:?}");
+    assert_eq!((m.uploads_ok, m.entries_sent), (0, 0), "{m:?}");
+    assert_eq!(m.outbox_depth, 25, "{m:?}");
+    assert_eq!(m.last_success, None);
     // Phase 2: the exporter restarts (as leased would), Sonar is stopped entirely.
     run.stop().await;
     let _ = srv.send(());
@@ -320,11 +335,20 @@ async fn nothing_lost_while_failing_or_down_and_nothing_sent_twice() {
     assert!(st[0].status.last_error.is_some());
     assert_eq!(st[0].status.last_success, None);
     let run = start(&s);
+    assert_eq!(
+        run.metrics.snapshot().outbox_depth,
+        25,
+        "depth read at open"
+    );
     for i in 26..=30u16 {
         run.tx.send(bound(i, 3600, t0)).unwrap();
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(fake.seen.lock().unwrap().batches.is_empty());
+    let m = run.metrics.snapshot();
+    assert_eq!(m.outbox_depth, 30, "{m:?}");
+    assert!(m.uploads_failed >= 1, "Sonar stopped: {m:?}");
+    let failed_before = m.uploads_failed;
     // Phase 3: Sonar comes back on the same port and answers 200: everything arrives.
     fake.status.store(200, Ordering::SeqCst);
     let (_, _srv2) = fake_sonar(fake.clone(), addr).await;
@@ -332,6 +356,20 @@ async fn nothing_lost_while_failing_or_down_and_nothing_sent_twice() {
         items(&seen.lock().unwrap()).len() >= 30
     })
     .await;
+    // The counters match what the fake Sonar accepted (chunks of at most 7: 5 uploads).
+    let m = run.metrics.snapshot();
+    let accepted = fake.seen.lock().unwrap().batches.len() as u64;
+    assert_eq!(m.uploads_ok, accepted, "{m:?}");
+    assert_eq!(m.uploads_ok, 5, "{m:?}");
+    assert_eq!(m.entries_sent, 30, "{m:?}");
+    assert_eq!(m.outbox_depth, 0, "{m:?}");
+    assert_eq!(
+        m.uploads_failed, failed_before,
+        "no failure once Sonar is back: {m:?}"
+    );
+    let last = m.last_success.expect("a success");
+    assert!(last >= t0 && last <= now(), "{last} not in [{t0}, now]");
+    assert!(m.upload_seconds_sum > 0.0, "{m:?}");
     run.stop().await;
     // Phase 4: restart again; nothing already acknowledged is sent again.
     let before = fake.seen.lock().unwrap().batches.len();

@@ -85,6 +85,7 @@ mod tests {
             reload_tx,
             started: Instant::now(),
             bindings: std::sync::OnceLock::new(),
+            export_metrics: std::sync::OnceLock::new(),
             monitors: Default::default(),
         }
     }

@@ -18,9 +18,9 @@ pub mod config_edit;
 mod events;
 mod frame;
 mod guard;
-mod monitor;
 mod iface;
 mod metrics;
+mod monitor;
 mod relay;
 mod reload;
 mod run;
@@ -32,11 +32,14 @@ mod sqlio;
 #[cfg(test)]
 mod testutil;
 
-pub use relay::{RelayCounters, RelayHooks, relay};
 pub use metrics::{LATENCY_BUCKETS, LatencySnapshot, Metrics};
-pub use shared::{LeaseSnapshot, PUBLISH_EVERY, ReloadOutcome, SharedState};
 pub use monitor::arp::{ArpFinding, ArpKind};
 pub use monitor::rogue::ForeignServer;
+pub use relay::{RelayCounters, RelayHooks, relay};
+pub use shared::{
+    ExportMetricsSource, ExportSinkMetrics, LeaseSnapshot, PUBLISH_EVERY, ReloadOutcome,
+    SharedState,
+};
 
 use std::future::Future;
 use std::pin::Pin;

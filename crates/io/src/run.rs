@@ -180,6 +180,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             reload_tx,
             started: Instant::now(),
             bindings: std::sync::OnceLock::new(),
+            export_metrics: std::sync::OnceLock::new(),
             monitors,
         })
     });

@@ -53,8 +53,30 @@ pub enum ReloadOutcome {
     NotAFile,
 }
 
+/// One billing-export destination's upload counters, as the export sidecar reports them, for
+/// the HTTP API's `/metrics` (io knows nothing of the export; it only carries the numbers).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportSinkMetrics {
+    /// `sonar` or `webhook`.
+    pub destination: String,
+    /// Uploads answered with a 2xx since start.
+    pub uploads_ok: u64,
+    /// Uploads that failed since start.
+    pub uploads_failed: u64,
+    /// Items delivered since start.
+    pub entries_sent: u64,
+    /// Records waiting in the outbox.
+    pub outbox_depth: u64,
+    /// Unix seconds of the last 2xx since start.
+    pub last_success: Option<u64>,
+    /// Summed duration of all uploads (ok + failed), in seconds.
+    pub upload_seconds_sum: f64,
+}
+
+/// Reads the export's counters at scrape time (set once by the export sidecar).
+pub type ExportMetricsSource = Box<dyn Fn() -> Vec<ExportSinkMetrics> + Send + Sync>;
+
 /// The server's state as seen from outside the engine. Shared as `Arc<SharedState>`.
-#[derive(Debug)]
 pub struct SharedState {
     pub(crate) plan: Arc<ArcSwap<Plan>>,
     pub(crate) leases: ArcSwap<LeaseSnapshot>,
@@ -67,6 +89,18 @@ pub struct SharedState {
     pub(crate) bindings: std::sync::OnceLock<mpsc::UnboundedSender<leased_core::BindingEvent>>,
     /// What the network monitors found (foreign DHCP servers, ARP anomalies).
     pub(crate) monitors: crate::monitor::Monitors,
+    /// The billing export's counters; unset: no export runs.
+    pub(crate) export_metrics: std::sync::OnceLock<ExportMetricsSource>,
+}
+
+impl std::fmt::Debug for SharedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedState")
+            .field("source", &self.source)
+            .field("started", &self.started)
+            .field("export_metrics", &self.export_metrics.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SharedState {
@@ -74,6 +108,17 @@ impl SharedState {
     /// sidecar calls this once at start). False if a sink was already set.
     pub fn set_binding_sink(&self, sink: mpsc::UnboundedSender<leased_core::BindingEvent>) -> bool {
         self.bindings.set(sink).is_ok()
+    }
+
+    /// Lets the export sidecar publish its upload counters on `/metrics` (called once at
+    /// start). False if a source was already set.
+    pub fn set_export_metrics(&self, source: ExportMetricsSource) -> bool {
+        self.export_metrics.set(source).is_ok()
+    }
+
+    /// Every export destination's counters now (empty when no export runs).
+    pub fn export_metrics(&self) -> Vec<ExportSinkMetrics> {
+        self.export_metrics.get().map_or_else(Vec::new, |f| f())
     }
 
     /// The foreign DHCP servers the rogue-server monitor has seen, in (address, MAC) order
