@@ -732,3 +732,73 @@ fn postgres_stopped_during_load_then_restarted() {
     );
     srv.term();
 }
+
+/// `serve` starts while PostgreSQL is stopped: it logs the outage (not once per packet),
+/// answers no probe it cannot make durable, then creates the schema and serves once the
+/// database is started.
+#[test]
+fn serve_starts_with_postgres_down_then_serves() {
+    if !db_gate("serve_starts_with_postgres_down_then_serves", Kind::Pg)
+        || !support::gate::require(
+            "serve_starts_with_postgres_down_then_serves",
+            &["pg_ctlcluster"],
+        )
+    {
+        return;
+    }
+    let _g = heavy();
+    // An empty database: the schema must come from serve once PostgreSQL is back.
+    let db = TestDb::create(Kind::Pg, "down_at_start");
+    let (lab, cfg) = sql_lab(49, &db, "down_at_start", "");
+    let client = lab.add_client();
+    let _restart = PgRestart;
+    assert!(pg_ctl("stop"), "cannot stop PostgreSQL");
+    let mut srv = lab.start_server(&cfg);
+
+    // Down: no ACK (a DISCOVER is not even offered, offer_when_down being off).
+    let mut o = ProbeOpts::mac("02:5e:49:00:00:01");
+    o.timeout = Some(3);
+    let r = probe(&client.ns, &client.iface, &o);
+    assert_ne!(r.code(), Some(PROBE_ACK), "ACK while the database is down");
+    assert!(
+        srv.alive(),
+        "server died with the database down:\n{}",
+        srv.log()
+    );
+
+    assert!(pg_ctl("start"), "cannot start PostgreSQL");
+    let back = Instant::now();
+    let mut acked = None;
+    while acked.is_none() && back.elapsed() < Duration::from_secs(40) {
+        let r = probe(&client.ns, &client.iface, &o);
+        if r.code() == Some(PROBE_ACK) {
+            acked = r.ip();
+        } else {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let log = srv.all_logs();
+    let ip = acked.unwrap_or_else(|| panic!("no ACK after PostgreSQL came back; log:\n{log}"));
+    assert!(srv.alive(), "server died:\n{log}");
+    let outage_lines = log.lines().filter(|l| l.contains("unreachable")).count();
+    assert!(
+        (1..=4).contains(&outage_lines),
+        "the outage was logged {outage_lines} times (once per interval expected):\n{log}"
+    );
+    let rows = db.rows();
+    assert!(
+        rows.iter()
+            .any(|(i, m, st)| *i == ip && *m == "025e49000001" && st == "bound"),
+        "the ACK of {ip} is not in the database: {rows:?}"
+    );
+    eprintln!(
+        "down at start: ACK of {ip} {:.1}s after PostgreSQL started, {outage_lines} outage \
+         lines; database log lines:\n{}",
+        back.elapsed().as_secs_f64(),
+        log.lines()
+            .filter(|l| l.contains("lease database"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    srv.term();
+}

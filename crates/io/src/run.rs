@@ -72,18 +72,22 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     // The lease store: the embedded journal, or a shared SQL database. The SQL store owns a
     // small tokio runtime of its own (for the commit thread), so it is opened and loaded on a
     // plain thread: blocking on a runtime from inside this one would panic.
-    let (store, leases): (Box<dyn LeaseStore>, Vec<leased_core::Lease>) =
+    // An unreachable database does not stop the start (`down_at_start`): the SQL side gates
+    // replies, creates the schema and loads the leases once it answers.
+    let (store, leases, down_at_start): (Box<dyn LeaseStore>, Vec<leased_core::Lease>, _) =
         if let Some(sql) = config.store.sql.clone() {
             let url = leased_store::sql::expand_env(&sql.url).map_err(|e| anyhow!(e))?;
             let name = sql
                 .server_name
                 .clone()
                 .unwrap_or_else(leased_store::sql::default_server_name);
-            type Opened = (Box<dyn LeaseStore>, Vec<leased_core::Lease>);
+            type Opened = (Box<dyn LeaseStore>, Vec<leased_core::Lease>, Option<String>);
             std::thread::spawn(move || -> Result<Opened, StoreError> {
-                let mut s = leased_store::sql::SqlStore::open(&url, &name)?;
-                let leases = s.load()?;
-                Ok((Box::new(s), leases))
+                let mut s = leased_store::sql::SqlStore::open_lazy(&url, &name)?;
+                Ok(match s.init().and_then(|()| s.load()) {
+                    Ok(leases) => (Box::new(s), leases, None),
+                    Err(e) => (Box::new(s), Vec::new(), Some(e.to_string())),
+                })
             })
             .join()
             .map_err(|_| anyhow!("opening the SQL lease store panicked"))?
@@ -98,7 +102,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
                 other => anyhow!(other).context("opening the lease store"),
             })?;
             let leases = store.load().context("loading leases")?;
-            (Box::new(store), leases)
+            (Box::new(store), leases, None)
         };
     let count = leases.len();
     let table = LeaseTable::from_leases(leases);
@@ -106,7 +110,10 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
 
     let metrics = Arc::new(Metrics::default());
     // The SQL side (chain, sync, conflict recovery, outage gate, history) around the engine.
-    let sql_side = crate::sqlio::SqlSide::new(&config)?;
+    let mut sql_side = crate::sqlio::SqlSide::new(&config)?;
+    if let Some(why) = down_at_start {
+        sql_side.down_at_start(&why);
+    }
     let mut engine_sql = crate::sqlio::EngineSql::default();
     let store = sql_side.tap_store(store, &mut engine_sql);
     sql_side.start_history(&config, &mut engine_sql);

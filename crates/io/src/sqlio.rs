@@ -170,22 +170,36 @@ pub(crate) async fn sync_loop(
     interval: Duration,
     external: mpsc::Sender<External>,
     health: Arc<DbHealth>,
+    mut load_all: bool,
 ) {
     let mut since = i64::MIN;
-    let mut last_log: Option<Instant> = None;
+    // Down since start: the start itself logged it, the next line is due an interval later.
+    let mut last_log: Option<Instant> = load_all.then(Instant::now);
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let from = since.saturating_sub(SYNC_OVERLAP_MS);
-        match tokio::time::timeout(OP_TIMEOUT, db.changed_since(from)).await {
+        let read = async {
+            if load_all {
+                db.init_schema().await?;
+            }
+            db.changed_since(from).await
+        };
+        match tokio::time::timeout(OP_TIMEOUT, read).await {
             Ok(Ok((rows, max))) => {
-                health.set(false, "");
-                last_log = None;
+                if load_all {
+                    tracing::info!(
+                        leases = rows.len(),
+                        "lease database answered: schema ready, leases loaded"
+                    );
+                }
                 since = since.max(max);
+                // After a start with the database down, this server's own rows are news too.
+                let all = std::mem::take(&mut load_all);
                 let theirs: Vec<Lease> = rows
                     .into_iter()
-                    .filter(|(_, s)| *s != server)
+                    .filter(|(_, s)| all || *s != server)
                     .map(|(l, _)| l)
                     .collect();
                 for chunk in theirs.chunks(EXTERNAL_CHUNK) {
@@ -197,6 +211,10 @@ pub(crate) async fn sync_loop(
                         return;
                     }
                 }
+                // Reachable only once the rows are on their way to the engine: the gate opens
+                // on a table that knows them.
+                health.set(false, "");
+                last_log = None;
             }
             r => {
                 let why = match r {
@@ -588,6 +606,9 @@ pub(crate) struct SqlSide {
     sync_interval: Duration,
     history_file: PathBuf,
     max_concurrency: usize,
+    /// The database did not answer at start: the sync loop creates the schema and loads
+    /// every lease (this server's too) once it does.
+    load_on_reconnect: bool,
 }
 
 fn expand(url: &str) -> anyhow::Result<String> {
@@ -636,7 +657,16 @@ impl SqlSide {
                 .sql_assignment
                 .as_ref()
                 .map_or(32, |s| s.max_concurrency.clamp(1, 4096) as usize),
+            load_on_reconnect: false,
         })
+    }
+
+    /// The SQL store could not be opened (schema, load) at start: serve anyway with the
+    /// database marked down, so nothing that needs durability is answered, and let the sync
+    /// loop create the schema and load the leases when the database answers.
+    pub(crate) fn down_at_start(&mut self, why: &str) {
+        self.health.set(true, why);
+        self.load_on_reconnect = true;
     }
 
     /// True when packets must pass [`front`] (a chain, or an SQL store's outage gate).
@@ -665,6 +695,7 @@ impl SqlSide {
             self.sync_interval,
             ext_tx,
             Arc::clone(&self.health),
+            self.load_on_reconnect,
         ));
         Box::new(ConflictTap::new(store, conf_tx, Arc::clone(&self.health)))
     }

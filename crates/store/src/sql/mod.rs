@@ -592,6 +592,15 @@ impl SqlStore {
     /// Connects to `url` (already `${ENV}`-expanded), creates the schema when missing, and
     /// names this server `server` in the rows it writes.
     pub fn open(url: &str, server: &str) -> Result<Self, StoreError> {
+        let store = Self::open_lazy(url, server)?;
+        store.init()?;
+        Ok(store)
+    }
+
+    /// Like [`SqlStore::open`] without touching the database: `serve` must start while the
+    /// database is down, and creates the schema ([`SqlStore::init`]) once it is reachable.
+    /// Fails only on a malformed URL.
+    pub fn open_lazy(url: &str, server: &str) -> Result<Self, StoreError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -600,13 +609,16 @@ impl SqlStore {
                 source: e,
             })?;
         let db = rt.block_on(async { Db::connect_lazy(url, 2) })?;
-        let store = Self {
+        Ok(Self {
             rt,
             db,
             server: server.to_string(),
-        };
-        store.block(store.db.init_schema())?;
-        Ok(store)
+        })
+    }
+
+    /// Creates leased's tables when missing (idempotent), within [`OP_TIMEOUT`].
+    pub fn init(&self) -> Result<(), StoreError> {
+        self.block(self.db.init_schema())
     }
 
     /// Runs one database operation with [`OP_TIMEOUT`].
