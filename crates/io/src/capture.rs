@@ -2,28 +2,56 @@
 //! expiries of the timer, turned into [`BindingEvent`]s for the billing export.
 //!
 //! The engine calls [`decision`] and [`expiries`] and nothing else; when no sink is set (no
-//! `[export]`) they cost one atomic load.
+//! `[export]`) they cost one atomic load. The bindings an ACK makes come back as [`Acked`],
+//! sent only once their commit succeeded: an ACK whose commit fails never leaves, so billing
+//! must not hear of it either.
 
 use leased_core::{BindingEvent, BindingKind, Event, HwAddr, LeaseChange, Timestamp};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::shared::SharedState;
 
-/// The events of one decision: bindings made, renewed or released by `changes`, and the end
-/// of a binding a NAK announces (for the address the client asked for).
+/// Bindings made or renewed by one decision, held back until the ACK is durable.
+#[derive(Debug, Default)]
+#[must_use = "send with `committed` once the commit succeeded, or drop"]
+pub(crate) struct Acked {
+    sink: Option<UnboundedSender<BindingEvent>>,
+    events: Vec<BindingEvent>,
+}
+
+impl Acked {
+    /// The commit succeeded: report the bindings.
+    pub(crate) fn committed(self) {
+        if let Some(sink) = self.sink {
+            for ev in self.events {
+                let _ = sink.send(ev);
+            }
+        }
+    }
+}
+
+/// The events of one decision: the end of bindings released by `changes` and of a binding a
+/// NAK announces (for the address the client asked for) are sent at once; the bindings made
+/// or renewed are returned, to be sent with [`Acked::committed`] after their commit.
 pub(crate) fn decision(
     shared: Option<&SharedState>,
     changes: &[LeaseChange],
     event: &Event,
     giaddr: std::net::Ipv4Addr,
     now: Timestamp,
-) {
+) -> Acked {
     let Some(sink) = shared.and_then(|s| s.bindings.get()) else {
-        return;
+        return Acked::default();
     };
     let giaddr = Some(giaddr);
+    let mut acked = Vec::new();
     for c in changes {
         if let Some(ev) = BindingEvent::from_lease(&c.lease, now, giaddr) {
-            let _ = sink.send(ev);
+            if ev.kind == BindingKind::Bound {
+                acked.push(ev);
+            } else {
+                let _ = sink.send(ev);
+            }
         }
     }
     if event.nak.is_some()
@@ -41,6 +69,10 @@ pub(crate) fn decision(
             hostname: None,
             giaddr: giaddr.filter(|g| !g.is_unspecified()),
         });
+    }
+    Acked {
+        sink: (!acked.is_empty()).then(|| sink.clone()),
+        events: acked,
     }
 }
 
@@ -132,12 +164,13 @@ mod tests {
             &event(None, None),
             Ipv4Addr::UNSPECIFIED,
             Timestamp(100),
-        );
+        )
+        .committed();
         let (tx, mut rx) = mpsc::unbounded_channel();
         assert!(s.set_binding_sink(tx.clone()));
         assert!(!s.set_binding_sink(tx));
         let gi = Ipv4Addr::new(198, 18, 1, 1);
-        super::decision(
+        let acked = super::decision(
             Some(&s),
             &[
                 change(LeaseState::Offered, 11),
@@ -147,6 +180,8 @@ mod tests {
             gi,
             Timestamp(100),
         );
+        assert!(rx.try_recv().is_err(), "a binding waits for its commit");
+        acked.committed();
         let b = rx.try_recv().unwrap();
         assert_eq!(
             (b.kind, b.ip.octets()[3], b.lease_time),
@@ -155,7 +190,16 @@ mod tests {
         assert_eq!(b.giaddr, Some(gi));
         assert_eq!(b.remote_id.as_deref(), Some(&[2, 0, 0, 0, 0, 0xaa][..]));
         assert!(rx.try_recv().is_err(), "offers are not bindings");
-        super::decision(
+        // A commit that fails drops the held binding: nothing is reported.
+        drop(super::decision(
+            Some(&s),
+            &[change(LeaseState::Bound, 14)],
+            &event(None, None),
+            gi,
+            Timestamp(100),
+        ));
+        assert!(rx.try_recv().is_err());
+        let _ = super::decision(
             Some(&s),
             &[],
             &event(
@@ -167,7 +211,7 @@ mod tests {
         );
         let n = rx.try_recv().unwrap();
         assert_eq!((n.kind, n.giaddr), (leased_core::BindingKind::Nak, None));
-        super::decision(
+        let _ = super::decision(
             Some(&s),
             &[change(LeaseState::Released, 10)],
             &event(None, None),

@@ -307,7 +307,8 @@ impl Engine {
             self.guard.track(&changes, &relay);
         }
         events::received(&event, req.interface.as_deref());
-        crate::capture::decision(
+        // Releases and NAKs are reported now; the bindings an ACK makes only once durable.
+        let acked = crate::capture::decision(
             self.shared.as_deref(),
             &changes,
             &event,
@@ -329,6 +330,7 @@ impl Engine {
                         persist,
                         Box::new(move |res| match res {
                             Ok(()) => {
+                                acked.committed();
                                 deliver(&out, &metrics, &reply, &origin, &event, received);
                             }
                             // A shared SQL store committed the group except addresses another
@@ -337,8 +339,10 @@ impl Engine {
                                 if matches!(&*e, leased_store::StoreError::Conflict { ips }
                                 if !ips.contains(&reply.packet.yiaddr)) =>
                             {
+                                acked.committed();
                                 deliver(&out, &metrics, &reply, &origin, &event, received);
                             }
+                            // Not durable: the ACK is not sent and the binding not reported.
                             Err(e) => {
                                 metrics.store_error();
                                 metrics.dropped("store_error");
@@ -347,6 +351,8 @@ impl Engine {
                         }),
                     );
                 } else {
+                    // No ACK waits for a commit (offers, INFORM): nothing is held back.
+                    acked.committed();
                     if !persist.is_empty() {
                         self.submit(persist, lazy_done(Arc::clone(&self.metrics)));
                     }
@@ -356,6 +362,7 @@ impl Engine {
                 }
             }
             Outcome::Drop(reason) => {
+                acked.committed();
                 if reason != leased_core::DropReason::NoReplyNeeded {
                     self.metrics.dropped(reason.label());
                 }
@@ -660,6 +667,86 @@ pools = ["198.18.0.10-198.18.0.20"]
         let committed = committed.lock().unwrap();
         let last = committed.iter().rev().find(|l| l.ip == ip).unwrap();
         assert_eq!(last.state, LeaseState::Expired);
+    }
+
+    /// Issue 7: an ACK's binding reaches the export only once its commit succeeded; a failed
+    /// commit (no ACK sent) reports nothing, while a RELEASE is reported at once.
+    #[test]
+    fn binding_reported_only_after_a_durable_commit() {
+        let rig = rig();
+        let plan = Arc::clone(&rig.engine.plan);
+        let config = plan.load().config.clone();
+        let (reload_tx, _reload_rx) = mpsc::channel(1);
+        let shared = Arc::new(SharedState {
+            plan,
+            leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
+            metrics: Arc::clone(&rig.metrics),
+            source: crate::ConfigSource::Inline(config),
+            reload_tx,
+            started: Instant::now(),
+            bindings: std::sync::OnceLock::new(),
+            export_metrics: std::sync::OnceLock::new(),
+            monitors: Default::default(),
+        });
+        let (tx, mut bindings) = mpsc::unbounded_channel();
+        assert!(shared.set_binding_sink(tx));
+        let Rig {
+            engine,
+            gate,
+            committed,
+            client,
+            metrics,
+        } = rig;
+        let mut rig = Rig {
+            engine: engine.with_shared(shared),
+            gate,
+            committed,
+            client,
+            metrics,
+        };
+
+        // Held commit: no ACK yet, and no binding either.
+        let ip = rig.discover_request([2, 0, 0, 0, 1, 1], 11);
+        assert!(rig.reply().is_none());
+        assert!(
+            bindings.try_recv().is_err(),
+            "binding reported before its commit"
+        );
+        rig.gate.send(true).unwrap();
+        assert_eq!(
+            rig.reply().map(|p| p.message_type()),
+            Some(Some(MessageType::Ack))
+        );
+        let b = bindings.try_recv().expect("binding after the commit");
+        assert_eq!((b.kind, b.ip), (leased_core::BindingKind::Bound, ip));
+
+        // Failed commit: no ACK, no binding, ever.
+        rig.discover_request([2, 0, 0, 0, 1, 2], 12);
+        rig.gate.send(false).unwrap();
+        assert!(rig.reply().is_none(), "ACK sent although the commit failed");
+        assert_eq!(rig.metrics.get("dropped.store_error"), 1);
+        assert!(
+            bindings.try_recv().is_err(),
+            "a binding whose commit failed was reported"
+        );
+
+        // RELEASE: reported when decided, as before (its commit is lazy).
+        let mut release = client_packet(
+            MessageType::Release,
+            [2, 0, 0, 0, 1, 1],
+            13,
+            &[(code::SERVER_ID, vec![198, 18, 0, 1])],
+        );
+        release.ciaddr = ip;
+        rig.feed(release);
+        let r = bindings.try_recv();
+        let Rig { engine, gate, .. } = rig;
+        // Let the lazy RELEASE commit through, then stop the commit thread.
+        let _ = gate.send(true);
+        drop(gate);
+        engine.committer.finish();
+        let r = r.expect("RELEASE reported when decided");
+        assert_eq!(r.kind, leased_core::BindingKind::Released);
     }
 
     #[test]
