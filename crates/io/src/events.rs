@@ -7,6 +7,7 @@
 
 use std::net::Ipv4Addr;
 
+use leased_core::relay::to_hex;
 use leased_core::{DropReason, Event, Lease, LeaseState};
 use leased_wire::MessageType;
 
@@ -75,7 +76,15 @@ pub(crate) fn sent(ev: &Event, sent: Option<MessageType>, yiaddr: Ipv4Addr) {
 }
 
 /// Why a request got no reply. `subnet` names the subnet when known (for pool exhaustion).
-pub(crate) fn dropped(ev: &Event, reason: DropReason, subnet: Option<&str>) {
+///
+/// `relay`: the request's Option 82, read for `circuit_limit` so the line names the circuit
+/// (circuit-id and remote-id in hex) that hit its cap.
+pub(crate) fn dropped(
+    ev: &Event,
+    reason: DropReason,
+    subnet: Option<&str>,
+    relay: Option<&leased_core::RelayInfo>,
+) {
     match reason {
         // RELEASE and DECLINE: the request line already said everything.
         DropReason::NoReplyNeeded => {}
@@ -95,6 +104,18 @@ pub(crate) fn dropped(ev: &Event, reason: DropReason, subnet: Option<&str>) {
                 subnet,
                 reason = reason.label(),
                 "pool exhausted for subnet {subnet}: no OFFER"
+            );
+        }
+        DropReason::CircuitLimit => {
+            let hex = |v: Option<&Vec<u8>>| v.map_or_else(|| "-".into(), |b| to_hex(b));
+            tracing::info!(
+                target: TARGET,
+                mac = %ev.hwaddr,
+                xid = %Xid(ev.xid),
+                circuit_id = %hex(relay.and_then(|r| r.circuit_id.as_ref())),
+                remote_id = %hex(relay.and_then(|r| r.remote_id.as_ref())),
+                reason = reason.label(),
+                "DROP"
             );
         }
         _ => tracing::info!(
@@ -138,5 +159,57 @@ pub(crate) fn expired(lease: &Lease) {
             state = ?other,
             "lease timer"
         ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use leased_core::{DropReason, Event, HwAddr, RelayInfo};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue 4: the `circuit_limit` line names the circuit that hit its cap, in hex.
+    #[test]
+    fn circuit_limit_line_has_circuit_and_remote_id() {
+        let buf = Buf::default();
+        let w = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .finish();
+        let ev = Event {
+            received: None,
+            sent: None,
+            xid: 7,
+            hwaddr: HwAddr(vec![2, 0, 0, 0, 0, 1]),
+            ip: None,
+            hostname: None,
+            nak: None,
+            drop: Some(DropReason::CircuitLimit),
+        };
+        // Option 82: circuit-id "eth1" (65 74 68 31), remote-id 02:00:00:00:00:aa.
+        let info = RelayInfo::parse(&[1, 4, b'e', b't', b'h', b'1', 2, 6, 2, 0, 0, 0, 0, 0xaa]);
+        tracing::subscriber::with_default(sub, || {
+            super::dropped(&ev, DropReason::CircuitLimit, None, Some(&info));
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(out.contains("circuit_id=65746831"), "{out}");
+        assert!(out.contains("remote_id=0200000000aa"), "{out}");
+        assert!(out.contains("reason=\"circuit_limit\""), "{out}");
     }
 }

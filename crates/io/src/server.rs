@@ -369,7 +369,11 @@ impl Engine {
                 let subnet = matches!(reason, leased_core::DropReason::PoolExhausted)
                     .then(|| subnet_hint(&plan, &req))
                     .flatten();
-                events::dropped(&event, reason, subnet.as_deref());
+                let relay = (reason == leased_core::DropReason::CircuitLimit)
+                    .then(|| req.packet.options.get(leased_wire::code::RELAY_AGENT_INFO))
+                    .flatten()
+                    .map(leased_core::RelayInfo::parse);
+                events::dropped(&event, reason, subnet.as_deref(), relay.as_ref());
                 if !persist.is_empty() {
                     self.submit(persist, lazy_done(Arc::clone(&self.metrics)));
                 }
