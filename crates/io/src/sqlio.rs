@@ -86,13 +86,27 @@ impl DbHealth {
     }
 }
 
+/// Lazy lease changes (RELEASE, DECLINE, expiry) held for retry after a failed commit.
+/// Bounded: an outage long enough to fill it drops the newest (the row then stays as it was:
+/// the address looks held a little longer, which is safe).
+pub(crate) const RETRY_CAP: usize = 65_536;
+
 /// Wraps the SQL store on the commit thread: reports conflicting addresses to
-/// [`resolve_conflicts`] and keeps [`DbHealth`] current (the commit thread learns of an outage
-/// first).
+/// [`resolve_conflicts`], keeps [`DbHealth`] current (the commit thread learns of an outage
+/// first), and retries lazy changes lost to an outage.
+///
+/// Retries run on the commit thread, before the next commit once the database is reachable
+/// again, so they are ordered with every other write of this server: a retried RELEASE can
+/// never overwrite a newer binding of the same address (a later change to an address drops the
+/// queued one). ACKs are not retried: their client got no ACK and will ask again.
 pub(crate) struct ConflictTap {
     inner: Box<dyn LeaseStore>,
     conflicts: mpsc::Sender<Vec<Ipv4Addr>>,
     health: Arc<DbHealth>,
+    /// Lazy changes whose commit failed, by address (the latest change wins).
+    retry: BTreeMap<Ipv4Addr, Lease>,
+    /// Changes dropped because `retry` was full (logged once per outage).
+    retry_dropped: u64,
 }
 
 impl ConflictTap {
@@ -106,6 +120,63 @@ impl ConflictTap {
             inner,
             conflicts,
             health,
+            retry: BTreeMap::new(),
+            retry_dropped: 0,
+        }
+    }
+
+    /// Queues the lazy changes of a commit that did not reach the database.
+    fn keep_for_retry(&mut self, leases: &[Lease]) {
+        for l in leases.iter().filter(|l| {
+            matches!(
+                l.state,
+                LeaseState::Released | LeaseState::Declined | LeaseState::Expired
+            )
+        }) {
+            if self.retry.len() >= RETRY_CAP && !self.retry.contains_key(&l.ip) {
+                if self.retry_dropped == 0 {
+                    tracing::warn!(
+                        cap = RETRY_CAP,
+                        "lazy lease changes beyond the retry queue are dropped until the \
+                         database is back"
+                    );
+                }
+                self.retry_dropped += 1;
+                continue;
+            }
+            self.retry.insert(l.ip, l.clone());
+        }
+    }
+
+    /// Writes the queued lazy changes (except addresses `newer` is about to change) once the
+    /// database is reachable; a failed attempt keeps them.
+    fn flush_retries(&mut self, newer: &[Lease]) {
+        if self.retry.is_empty() || self.health.is_down() {
+            return;
+        }
+        for l in newer {
+            self.retry.remove(&l.ip);
+        }
+        let pending: Vec<Lease> = std::mem::take(&mut self.retry).into_values().collect();
+        if pending.is_empty() {
+            return;
+        }
+        match self.inner.commit(&pending) {
+            // A conflict: another server's client holds the address now; nothing to restore.
+            Ok(()) | Err(StoreError::Conflict { .. }) => {
+                tracing::info!(
+                    written = pending.len(),
+                    dropped = self.retry_dropped,
+                    "lazy lease changes from the outage written"
+                );
+                self.retry_dropped = 0;
+            }
+            Err(e) => {
+                if matches!(e, StoreError::Sql { .. }) {
+                    self.health.set(true, &e.to_string());
+                }
+                self.retry.extend(pending.into_iter().map(|l| (l.ip, l)));
+            }
         }
     }
 }
@@ -116,10 +187,20 @@ impl LeaseStore for ConflictTap {
     }
 
     fn commit(&mut self, leases: &[Lease]) -> Result<(), StoreError> {
+        self.flush_retries(leases);
         let r = self.inner.commit(leases);
         match &r {
-            Ok(()) => self.health.set(false, ""),
+            Ok(()) => {
+                self.health.set(false, "");
+                // Written (or superseded): no older queued change may follow it.
+                for l in leases {
+                    self.retry.remove(&l.ip);
+                }
+            }
             Err(StoreError::Conflict { ips }) => {
+                for l in leases {
+                    self.retry.remove(&l.ip);
+                }
                 self.health.set(false, "");
                 tracing::info!(
                     addresses = ?ips,
@@ -128,7 +209,10 @@ impl LeaseStore for ConflictTap {
                 // Full: the next sync brings the same rows; never block the commit thread.
                 let _ = self.conflicts.try_send(ips.clone());
             }
-            Err(e @ StoreError::Sql { .. }) => self.health.set(true, &e.to_string()),
+            Err(e @ StoreError::Sql { .. }) => {
+                self.health.set(true, &e.to_string());
+                self.keep_for_retry(leases);
+            }
             Err(_) => {}
         }
         r
@@ -858,6 +942,98 @@ mod tests {
             remote_id: None,
             subscriber_id: None,
         }
+    }
+
+    /// A store that fails while `down` and records what it wrote.
+    struct FlakyStore {
+        down: Arc<AtomicBool>,
+        written: Arc<std::sync::Mutex<Vec<Vec<Lease>>>>,
+    }
+
+    impl LeaseStore for FlakyStore {
+        fn load(&mut self) -> Result<Vec<Lease>, StoreError> {
+            Ok(Vec::new())
+        }
+
+        fn commit(&mut self, leases: &[Lease]) -> Result<(), StoreError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(StoreError::Sql {
+                    message: "down".into(),
+                });
+            }
+            self.written.lock().unwrap().push(leases.to_vec());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lazy_changes_lost_to_an_outage_are_retried_in_order() {
+        let down = Arc::new(AtomicBool::new(true));
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let health = Arc::new(DbHealth::default());
+        let (ctx, _crx) = mpsc::channel(4);
+        let mut tap = ConflictTap::new(
+            Box::new(FlakyStore {
+                down: Arc::clone(&down),
+                written: Arc::clone(&written),
+            }),
+            ctx,
+            Arc::clone(&health),
+        );
+        // During the outage: a RELEASE, an expiry, a DECLINE and an ACK fail.
+        let rel = lease(10, 1, LeaseState::Released, 900, 1000);
+        let exp = lease(11, 2, LeaseState::Expired, 900, 1000);
+        let dec = lease(12, 3, LeaseState::Declined, 900, 2000);
+        assert!(tap.commit(std::slice::from_ref(&rel)).is_err());
+        assert!(tap.commit(&[exp.clone(), dec.clone()]).is_err());
+        assert!(
+            tap.commit(&[lease(13, 4, LeaseState::Bound, 950, 2000)])
+                .is_err()
+        );
+        assert!(health.is_down());
+        assert_eq!(tap.retry.len(), 3, "the ACK is not retried");
+
+        // Back (the sync loop says so): the next commit writes the queue first, minus the
+        // address that commit changes (its change is newer).
+        down.store(false, Ordering::Relaxed);
+        health.set(false, "");
+        let newer = lease(11, 5, LeaseState::Bound, 1000, 3000);
+        assert!(tap.commit(std::slice::from_ref(&newer)).is_ok());
+        let w = written.lock().unwrap().clone();
+        assert_eq!(w, vec![vec![rel, dec], vec![newer]]);
+        assert!(tap.retry.is_empty());
+    }
+
+    #[test]
+    fn the_retry_queue_is_bounded_and_waits_while_down() {
+        let down = Arc::new(AtomicBool::new(true));
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let health = Arc::new(DbHealth::default());
+        let (ctx, _crx) = mpsc::channel(4);
+        let mut tap = ConflictTap::new(
+            Box::new(FlakyStore {
+                down: Arc::clone(&down),
+                written: Arc::clone(&written),
+            }),
+            ctx,
+            Arc::clone(&health),
+        );
+        let many: Vec<Lease> = (0..RETRY_CAP as u32 + 10)
+            .map(|i| {
+                let mut l = lease(1, 1, LeaseState::Released, 900, 1000);
+                l.ip = Ipv4Addr::from(0xC612_0000 + i);
+                l
+            })
+            .collect();
+        assert!(tap.commit(&many).is_err());
+        assert_eq!(tap.retry.len(), RETRY_CAP);
+        assert_eq!(tap.retry_dropped, 10);
+        // Still marked down: no retry attempt is made before the new commit.
+        assert!(
+            tap.commit(&[lease(200, 9, LeaseState::Released, 900, 1000)])
+                .is_err()
+        );
+        assert!(written.lock().unwrap().is_empty());
     }
 
     #[test]
