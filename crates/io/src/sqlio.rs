@@ -91,6 +91,46 @@ impl DbHealth {
 /// the address looks held a little longer, which is safe).
 pub(crate) const RETRY_CAP: usize = 65_536;
 
+/// RELEASE and DECLINE history whose lease change failed to commit and waits in
+/// [`ConflictTap`]'s retry queue: written when the retry makes the change durable, discarded
+/// when the change never reaches the database (superseded, dropped, contested).
+#[derive(Debug, Default)]
+pub(crate) struct ParkedHistory {
+    items: std::sync::Mutex<BTreeMap<Ipv4Addr, (HistoryTx, Vec<HistoryItem>)>>,
+}
+
+impl ParkedHistory {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Ipv4Addr, (HistoryTx, Vec<HistoryItem>)>> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds `item` until the change of `ip` is written (bounded like the retry queue).
+    fn park(&self, ip: Ipv4Addr, h: &HistoryTx, item: HistoryItem) {
+        let mut m = self.lock();
+        if m.len() >= RETRY_CAP && !m.contains_key(&ip) {
+            return;
+        }
+        m.entry(ip)
+            .or_insert_with(|| (h.clone(), Vec::new()))
+            .1
+            .push(item);
+    }
+
+    /// The change of `ip` is durable now: its history goes out.
+    fn written(&self, ip: Ipv4Addr) {
+        if let Some((h, items)) = self.lock().remove(&ip) {
+            for item in items {
+                h.push(item);
+            }
+        }
+    }
+
+    /// The change of `ip` will never be written: neither is its history.
+    fn discard(&self, ip: Ipv4Addr) {
+        self.lock().remove(&ip);
+    }
+}
+
 /// Wraps the SQL store on the commit thread: reports conflicting addresses to
 /// [`resolve_conflicts`], keeps [`DbHealth`] current (the commit thread learns of an outage
 /// first), and retries lazy changes lost to an outage.
@@ -107,6 +147,8 @@ pub(crate) struct ConflictTap {
     retry: BTreeMap<Ipv4Addr, Lease>,
     /// Changes dropped because `retry` was full (logged once per outage).
     retry_dropped: u64,
+    /// History of the queued changes, written with them.
+    parked: Arc<ParkedHistory>,
 }
 
 impl ConflictTap {
@@ -122,6 +164,21 @@ impl ConflictTap {
             health,
             retry: BTreeMap::new(),
             retry_dropped: 0,
+            parked: Arc::default(),
+        }
+    }
+
+    /// Shares `parked` with the engine's history (see [`EngineSql::wrap_done`]).
+    pub(crate) fn with_parked(mut self, parked: Arc<ParkedHistory>) -> Self {
+        self.parked = parked;
+        self
+    }
+
+    /// Drops the queued change of `ip` (a newer one was written, or it lost to another
+    /// server's client), and its history with it.
+    fn unqueue(&mut self, ip: Ipv4Addr) {
+        if self.retry.remove(&ip).is_some() {
+            self.parked.discard(ip);
         }
     }
 
@@ -155,15 +212,27 @@ impl ConflictTap {
             return;
         }
         for l in newer {
-            self.retry.remove(&l.ip);
+            self.unqueue(l.ip);
         }
         let pending: Vec<Lease> = std::mem::take(&mut self.retry).into_values().collect();
         if pending.is_empty() {
             return;
         }
-        match self.inner.commit(&pending) {
+        let r = self.inner.commit(&pending);
+        match r {
             // A conflict: another server's client holds the address now; nothing to restore.
             Ok(()) | Err(StoreError::Conflict { .. }) => {
+                let lost = match &r {
+                    Err(StoreError::Conflict { ips }) => ips.as_slice(),
+                    _ => &[],
+                };
+                for l in &pending {
+                    if lost.contains(&l.ip) {
+                        self.parked.discard(l.ip);
+                    } else {
+                        self.parked.written(l.ip);
+                    }
+                }
                 tracing::info!(
                     written = pending.len(),
                     dropped = self.retry_dropped,
@@ -194,12 +263,12 @@ impl LeaseStore for ConflictTap {
                 self.health.set(false, "");
                 // Written (or superseded): no older queued change may follow it.
                 for l in leases {
-                    self.retry.remove(&l.ip);
+                    self.unqueue(l.ip);
                 }
             }
             Err(StoreError::Conflict { ips }) => {
                 for l in leases {
-                    self.retry.remove(&l.ip);
+                    self.unqueue(l.ip);
                 }
                 self.health.set(false, "");
                 tracing::info!(
@@ -363,9 +432,12 @@ pub(crate) struct EngineSql {
     pub(crate) external: Option<mpsc::Receiver<External>>,
     /// Where lease events go, if history is kept.
     pub(crate) history: Option<HistoryTx>,
-    /// ACK events of the decision being carried out, held until its commit says the lease is
-    /// durable (a commit that fails or conflicts sent no ACK, so it has no history).
+    /// ACK, RELEASE and DECLINE events of the decision being carried out, held until its
+    /// commit says the lease change is durable (a failed or contested ACK was never sent, so it
+    /// has no history; a RELEASE or DECLINE that failed is parked with its retry).
     pending: std::cell::RefCell<Vec<HistoryItem>>,
+    /// Shared with [`ConflictTap`] (SQL stores only).
+    pub(crate) parked: Option<Arc<ParkedHistory>>,
 }
 
 impl EngineSql {
@@ -393,6 +465,7 @@ impl EngineSql {
         let Some(h) = self.history.clone().filter(|_| !items.is_empty()) else {
             return done;
         };
+        let parked = self.parked.clone();
         Box::new(move |res| {
             let durable = |ip: &str| match &res {
                 Ok(()) => true,
@@ -401,9 +474,16 @@ impl EngineSql {
                     _ => false,
                 },
             };
+            // Only an outage's SQL error queues a lazy change for retry (see ConflictTap).
+            let retried = matches!(&res, Err(e) if matches!(&**e, StoreError::Sql { .. }));
             for item in items {
                 if durable(&item.record.ip) {
                     h.push(item);
+                } else if retried
+                    && matches!(item.record.event.as_str(), "release" | "decline")
+                    && let (Some(p), Ok(ip)) = (&parked, item.record.ip.parse::<Ipv4Addr>())
+                {
+                    p.park(ip, &h, item);
                 }
             }
             done(res);
@@ -471,8 +551,9 @@ impl HistoryTx {
     }
 
     /// The lease events of one decision, computed *before* `changes` are applied to `table`
-    /// (a Bound lease the client already held there is a renewal). ACKs (new and renewals) go
-    /// to `acks`, to be written once durable; the others are written now.
+    /// (a Bound lease the client already held there is a renewal). ACKs (new and renewals),
+    /// RELEASEs and DECLINEs go to `acks`, to be written once their change is durable; a NAK
+    /// changes nothing and is written now.
     #[allow(clippy::too_many_arguments)]
     fn decision(
         &self,
@@ -518,11 +599,8 @@ impl HistoryTx {
                 remote_id: l.remote_id.as_deref().map(hex),
             };
             let item = self.item(record, base, &cid);
-            if l.state == LeaseState::Bound {
-                acks.push(item);
-            } else {
-                self.push(item);
-            }
+            // Every one of these changes is persisted: its history waits for durability.
+            acks.push(item);
         }
         if event.nak.is_some() {
             let keys = req
@@ -781,7 +859,9 @@ impl SqlSide {
             Arc::clone(&self.health),
             self.load_on_reconnect,
         ));
-        Box::new(ConflictTap::new(store, conf_tx, Arc::clone(&self.health)))
+        let parked = Arc::new(ParkedHistory::default());
+        engine.parked = Some(Arc::clone(&parked));
+        Box::new(ConflictTap::new(store, conf_tx, Arc::clone(&self.health)).with_parked(parked))
     }
 
     /// Starts the history writer and gives the engine its sender.
@@ -1189,6 +1269,68 @@ mod tests {
         assert!(rx.try_recv().is_err());
         assert!(called.load(Ordering::SeqCst));
         assert!(sql.pending.borrow().is_empty());
+    }
+
+    #[test]
+    fn release_history_waits_for_its_retry() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let parked = Arc::new(ParkedHistory::default());
+        let sql = EngineSql {
+            history: Some(HistoryTx {
+                tx,
+                dropped: Arc::default(),
+                user_vars: false,
+            }),
+            parked: Some(Arc::clone(&parked)),
+            ..EngineSql::default()
+        };
+        let down = Arc::new(AtomicBool::new(true));
+        let health = Arc::new(DbHealth::default());
+        let (ctx, _crx) = mpsc::channel(4);
+        let mut tap = ConflictTap::new(
+            Box::new(FlakyStore {
+                down: Arc::clone(&down),
+                written: Arc::default(),
+            }),
+            ctx,
+            Arc::clone(&health),
+        )
+        .with_parked(Arc::clone(&parked));
+        // The commit thread's order: commit, then the callback.
+        let mut commit = |leases: Vec<Lease>, events: &[(&str, &str)]| {
+            sql.pending
+                .borrow_mut()
+                .extend(events.iter().map(|(ip, ev)| record(ip, ev)));
+            let done = sql.wrap_done(Box::new(|_| {}));
+            done(tap.commit(&leases).map_err(Arc::new));
+        };
+        // Down: a RELEASE and a DECLINE are parked, an ACK is dropped.
+        commit(
+            vec![
+                lease(10, 1, LeaseState::Released, 900, 1000),
+                lease(12, 3, LeaseState::Declined, 900, 2000),
+                lease(13, 4, LeaseState::Bound, 900, 2000),
+            ],
+            &[
+                ("198.18.0.10", "release"),
+                ("198.18.0.12", "decline"),
+                ("198.18.0.13", "ack_new"),
+            ],
+        );
+        assert!(rx.try_recv().is_err(), "nothing written while not durable");
+        // Back: the next commit (a newer change of .12 among it) flushes .10 with its history;
+        // the superseded DECLINE of .12 never reached the database, nor does its history.
+        down.store(false, Ordering::Relaxed);
+        health.set(false, "");
+        commit(vec![lease(12, 5, LeaseState::Bound, 1000, 3000)], &[]);
+        let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|i| (i.record.ip, i.record.event))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("198.18.0.10".to_string(), "release".to_string())]
+        );
+        assert!(parked.lock().is_empty());
     }
 
     #[test]
