@@ -7,8 +7,8 @@
 mod cli;
 mod cmd_check;
 mod cmd_db;
-mod cmd_history;
 mod cmd_export;
+mod cmd_history;
 mod cmd_isc;
 mod cmd_leases;
 mod cmd_manage;

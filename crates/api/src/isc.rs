@@ -21,9 +21,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::SecurityAddon;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::SecurityAddon;
 use crate::routes as handlers;
 use crate::source::{Stats, StatsSource, pick_network};
 use crate::stats::{Counts, Ips, IscLease, Keyed, Static, SubnetView};

@@ -243,7 +243,9 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     let _ = shutdown_tx.send(true);
     if let Some(h) = sidecar {
         match tokio::time::timeout(SIDECAR_GRACE, h).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %format!("{e:#}"), "HTTP API stopped with an error"),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(error = %format!("{e:#}"), "HTTP API stopped with an error")
+            }
             Ok(_) => {}
             Err(_) => tracing::warn!("HTTP API did not stop within {SIDECAR_GRACE:?}"),
         }

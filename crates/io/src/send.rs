@@ -103,7 +103,12 @@ impl Outbound {
 
     /// Sends an already encoded reply along `route` (the relay agent forwards server replies
     /// byte for byte, so it cannot hand over a [`Reply`] to re-encode).
-    pub(crate) fn send_encoded(&self, buf: &[u8], route: &Route, origin: &Origin) -> io::Result<()> {
+    pub(crate) fn send_encoded(
+        &self,
+        buf: &[u8],
+        route: &Route,
+        origin: &Origin,
+    ) -> io::Result<()> {
         let link = self
             .links
             .get(origin.link)

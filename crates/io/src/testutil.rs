@@ -1,4 +1,4 @@
-//! Configs built directly from the model, for unit tests that must not depend on the loader.
+//! Compiled only under `#[cfg(test)]` (see lib.rs). Configs built directly from the model, for unit tests that must not depend on the loader.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

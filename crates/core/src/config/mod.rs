@@ -13,10 +13,10 @@ mod error;
 mod export;
 mod file;
 mod limits;
-mod rogue;
 mod model;
 mod options;
 mod relay;
+mod rogue;
 mod span;
 mod sql;
 #[cfg(test)]
@@ -27,15 +27,13 @@ pub use api::{ApiSettings, TlsSettings};
 pub use arp::ArpWatchSettings;
 pub use conflict::{ConflictCheckMode, ConflictCheckSettings};
 pub use console::ConsoleSettings;
-pub use sql::{
-    AllocationSlot, SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings,
-};
 pub use error::{ConfigError, ConfigErrors};
 pub use export::{ExportSettings, RouterCredential, Secret, SonarSettings, WebhookSettings};
-pub use relay::{ExistingOption82, RelayInterface, RelaySettings};
 pub use limits::{Limits, RateLimit};
-pub use rogue::RogueSettings;
 pub use model::*;
+pub use relay::{ExistingOption82, RelayInterface, RelaySettings};
+pub use rogue::RogueSettings;
+pub use sql::{AllocationSlot, SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
 
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! Loader tests: the example file, error positions and keys, every semantic check, JSON parity,
+//! Compiled only under `#[cfg(test)]` (see mod.rs). Loader tests: the example file, error positions and keys, every semantic check, JSON parity,
 //! option encodings, MAC spellings, durations and the banned-MACs environment variable.
 #![allow(clippy::unwrap_used)]
 
