@@ -1,4 +1,4 @@
-//! Against the real PostgreSQL and MariaDB on this machine: each test creates its own uniquely
+//! Compiled only under `#[cfg(test)]` (see mod.rs). Against the real PostgreSQL and MariaDB on this machine: each test creates its own uniquely
 //! named database and drops it afterwards. Unreachable database: skipped with the reason
 //! printed, except under `CI=true`, where it fails.
 
