@@ -134,10 +134,13 @@ where
         .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
 }
 
-/// How long a log line may wait in memory before the writer thread writes it out. Under load
-/// this turns one `write(2)` per line into about twenty writes a second; idle, the thread
-/// sleeps until the next line.
+/// The longest a log line may wait in memory before the writer thread writes it out. Under load
+/// this turns one `write(2)` per line into about twenty writes a second; when a burst of lines
+/// ends (see [`LOG_QUIET`]) it is written at once; idle, the thread sleeps until the next line.
 const LOG_FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A chunk is written as soon as no new line has arrived for this long.
+const LOG_QUIET: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Past this many buffered bytes the logging thread itself writes them out at once (nothing is
 /// ever dropped, and memory stays bounded whatever the log rate).
@@ -190,7 +193,7 @@ impl LogShared {
 
 /// The serve command's log writer: a `MakeWriter` whose lines are appended to a shared buffer
 /// (a short uncontended lock per line) and written to stderr by the `log-writer` thread in
-/// large chunks, [`LOG_FLUSH_DELAY`] after the first line of each chunk. Lossless and in order.
+/// chunks: when a burst goes quiet, at most [`LOG_FLUSH_DELAY`] after its first line. Lossless and in order.
 #[derive(Debug, Clone)]
 struct BufferedStderr(std::sync::Arc<LogShared>);
 
@@ -238,8 +241,19 @@ impl BufferedStderr {
                 shared.drain(&mut spare);
                 return;
             }
-            // Let the lines of the next few milliseconds join this write.
-            std::thread::sleep(LOG_FLUSH_DELAY);
+            // Let the lines of the next few milliseconds join this write: write as soon as the
+            // burst goes quiet for LOG_QUIET (an idle server's lines appear at once), at the
+            // latest LOG_FLUSH_DELAY after the first line (a busy server writes in big chunks).
+            let started = std::time::Instant::now();
+            let mut seen = shared.pending().buf.len();
+            loop {
+                std::thread::sleep(LOG_QUIET);
+                let now = shared.pending().buf.len();
+                if now == seen || started.elapsed() >= LOG_FLUSH_DELAY {
+                    break;
+                }
+                seen = now;
+            }
             shared.drain(&mut spare);
         }
     }

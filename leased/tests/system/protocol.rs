@@ -42,9 +42,10 @@ fn wrong_network_init_reboot_is_naked_and_client_recovers() {
     let ip = ev.ip().expect("ip");
     assert!(in_pool(&cfg, ip), "{ip} not from the pool");
     let nak = srv
-        .log()
-        .lines()
-        .any(|l| l.contains("NAK") && l.contains(&mac));
+        .wait_log(Duration::from_secs(5), |l| {
+            l.contains("NAK") && l.contains(&mac)
+        })
+        .is_some();
     assert!(
         nak,
         "no NAK for the wrong-network REQUEST of {mac}:\n{}\n{}",
