@@ -10,11 +10,13 @@ mod common;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use common::{leased, text};
+use common::{leased, text, wall_clock};
 use leased_core::{ClientId, HwAddr, Lease, LeaseState, Timestamp};
 use leased_store::{EmbeddedStore, LeaseStore};
 
-/// 2026-11-23T10:00:00Z.
+/// 2026-11-23T10:00:00Z: the reference time of the `stats` tables, which take it through
+/// `--now`. Commands that read the clock themselves get fixtures built around the real clock
+/// (`common::wall_clock`), so no assertion depends on the day it runs.
 const NOW: u64 = 1_795_428_000;
 
 fn lease(
@@ -62,7 +64,8 @@ ip = "198.18.0.9"
 hostname = "printer"
 "#;
 
-fn setup(dir: &Path) -> std::path::PathBuf {
+/// A store and config whose leases are placed around `now`.
+fn setup(dir: &Path, now: u64) -> std::path::PathBuf {
     let store = dir.join("leases.db");
     let mut s = EmbeddedStore::open(&store).unwrap();
     s.load().unwrap();
@@ -72,54 +75,54 @@ fn setup(dir: &Path) -> std::path::PathBuf {
             1,
             LeaseState::Bound,
             Some("alpha"),
-            NOW - 30,
-            NOW - 30,
-            NOW + 3570,
+            now - 30,
+            now - 30,
+            now + 3570,
         ),
         lease(
             10,
             2,
             LeaseState::Bound,
             Some("beta"),
-            NOW - 2 * 86_400,
-            NOW - 600,
-            NOW + 7200,
+            now - 2 * 86_400,
+            now - 600,
+            now + 7200,
         ),
         lease(
             5,
             3,
             LeaseState::Expired,
             Some("gamma"),
-            NOW - 10 * 86_400,
-            NOW - 10 * 86_400,
-            NOW - 9 * 86_400,
+            now - 10 * 86_400,
+            now - 10 * 86_400,
+            now - 9 * 86_400,
         ),
         lease(
             4,
             0xbb,
             LeaseState::Bound,
             Some("thief"),
-            NOW - 120,
-            NOW - 120,
-            NOW + 600,
+            now - 120,
+            now - 120,
+            now + 600,
         ),
         lease(
             6,
             5,
             LeaseState::Declined,
             None,
-            NOW - 100,
-            NOW - 100,
-            NOW + 1000,
+            now - 100,
+            now - 100,
+            now + 1000,
         ),
         lease(
             2,
             4,
             LeaseState::Released,
             Some("delta"),
-            NOW - 20 * 86_400,
-            NOW - 86_400,
-            NOW - 3600,
+            now - 20 * 86_400,
+            now - 86_400,
+            now - 3600,
         ),
     ])
     .unwrap();
@@ -143,7 +146,7 @@ fn stats(cfg: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
 #[test]
 fn stats_summary_details_and_grid() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
+    let cfg = setup(dir.path(), NOW);
 
     assert_eq!(
         stats(&cfg, &[], &[]),
@@ -202,7 +205,8 @@ IP           Type        MAC                AllocatedAt           Elapsed  Remai
 #[test]
 fn manage_add_and_remove_keep_comments() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
+    // `manage add` judges "leased to someone else" by the wall clock.
+    let cfg = setup(dir.path(), wall_clock());
     let c = cfg.to_str().unwrap();
     let before = std::fs::read_to_string(&cfg).unwrap();
 
@@ -336,25 +340,28 @@ host cam { hardware ethernet 02:00:00:00:11:02; fixed-address 198.18.1.5; }
 host nowhere { hardware ethernet 02:00:00:00:11:03; fixed-address 10.9.9.9; }
 ";
 
-const ISC_LEASES: &str = "\
+/// A leases file around `now`: `STARTED` an hour ago, `ENDED` when that lease ran out, `FUTURE`
+/// ten years ahead.
+fn isc_leases(now: u64) -> String {
+    "\
 # hand-made
 lease 198.18.0.100 {
-  starts 1 2026/11/23 09:00:00;
-  ends 5 2036/11/28 09:00:00;
-  cltt 1 2026/11/23 09:00:00;
+  starts STARTED;
+  ends FUTURE;
+  cltt STARTED;
   binding state active;
   hardware ethernet 02:00:00:00:22:01;
   client-hostname \"one\";
 }
 lease 198.18.0.101 {
-  starts 1 2026/11/23 09:00:00;
-  ends 1 2026/11/23 10:00:00;
+  starts STARTED;
+  ends ENDED;
   binding state free;
   hardware ethernet 02:00:00:00:22:02;
 }
 
 lease 198.18.1.10 {
-  starts 1 2026/11/23 09:00:00;
+  starts STARTED;
   ends never;
   binding state active;
   hardware ethernet 02:00:00:00:22:03;
@@ -362,20 +369,24 @@ lease 198.18.1.10 {
 }
 lease 198.18.1.11 {
   # no binding state at all
-  starts 1 2026/11/23 09:00:00;
+  starts STARTED;
   hardware ethernet 02:00:00:00:22:04;
   some-unknown-statement 42;
 }
 lease 198.18.0.102 {
   binding state active;
-  ends 5 2036/11/28 09:00:00;
+  ends FUTURE;
   hardware ethernet 02:00:00:00:22:05;
 }
 lease 198.18.0.102 {
   binding state released;
   hardware ethernet 02:00:00:00:22:05;
 }
-";
+"
+    .replace("STARTED", &common::isc_time(now - 3600))
+    .replace("ENDED", &common::isc_time(now - 1))
+    .replace("FUTURE", &common::isc_time(now + 10 * 365 * 86_400))
+}
 
 #[test]
 fn import_isc_round_trip() {
@@ -383,7 +394,7 @@ fn import_isc_round_trip() {
     let conf = dir.path().join("dhcpd.conf");
     let leases = dir.path().join("dhcpd.leases");
     std::fs::write(&conf, ISC_CONF).unwrap();
-    std::fs::write(&leases, ISC_LEASES).unwrap();
+    std::fs::write(&leases, isc_leases(wall_clock())).unwrap();
     let out = dir.path().join("leased.toml");
     let store = dir.path().join("leases.db");
     let args = [

@@ -76,6 +76,20 @@ pub fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// The wall clock in Unix seconds, for fixtures placed around the time a command under test
+/// will read itself.
+pub fn wall_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Unix seconds as dhcpd writes them in a leases file (`W YYYY/MM/DD HH:MM:SS`, UTC).
+pub fn isc_time(secs: u64) -> String {
+    leased_api::stats::isc_time(leased_core::Timestamp(secs))
+}
+
 /// A child we started; killed by PID when dropped.
 pub struct Proc(pub Child);
 

@@ -10,10 +10,15 @@ use crate::support::clients::{PROBE_ACK, ProbeOpts};
 use crate::support::lab::CLI_IF;
 use crate::support::{Cfg, Dhclient, Lab};
 
-/// A dhclient lease file that makes dhclient start in INIT-REBOOT, asking for `ip`.
+/// A dhclient lease file that makes dhclient start in INIT-REBOOT, asking for `ip`: its renew,
+/// rebind and expiry times are a day from now, so dhclient holds it as unexpired.
 fn recorded_lease(ip: &str, server: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let later = leased_api::stats::isc_time(leased_core::Timestamp(now + 86_400));
     format!(
-        "lease {{\n  interface \"{CLI_IF}\";\n  fixed-address {ip};\n  option subnet-mask 255.255.255.0;\n  option dhcp-lease-time 3600;\n  option dhcp-server-identifier {server};\n  renew 4 2037/01/01 00:00:00;\n  rebind 4 2037/01/01 00:00:00;\n  expire 4 2037/01/01 00:00:00;\n}}\n"
+        "lease {{\n  interface \"{CLI_IF}\";\n  fixed-address {ip};\n  option subnet-mask 255.255.255.0;\n  option dhcp-lease-time 3600;\n  option dhcp-server-identifier {server};\n  renew {later};\n  rebind {later};\n  expire {later};\n}}\n"
     )
 }
 
