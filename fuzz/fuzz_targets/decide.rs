@@ -178,6 +178,7 @@ fn packet(s: &Step) -> Packet {
         sname: Vec::new(),
         file: Vec::new(),
         options: Default::default(),
+        option82_in_overload: false,
     };
     // Mostly the eight real types; now and then anything.
     let msg = if s.msg < 240 { s.msg % 8 + 1 } else { s.msg };

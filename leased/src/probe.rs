@@ -171,6 +171,7 @@ impl Setup {
             sname: Vec::new(),
             file: Vec::new(),
             options,
+            option82_in_overload: false,
         }
     }
 

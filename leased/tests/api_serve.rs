@@ -79,6 +79,7 @@ fn packet(t: MessageType, mac: [u8; 6], xid: u32, extra: &[(u8, Vec<u8>)]) -> Ve
         sname: vec![],
         file: vec![],
         options,
+        option82_in_overload: false,
     };
     let mut out = Vec::new();
     p.encode(576, &mut out);

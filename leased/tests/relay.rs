@@ -493,6 +493,7 @@ fn unicast_renewal_without_option82_keeps_the_port_address() {
         sname: vec![],
         file: vec![],
         options,
+        option82_in_overload: false,
     };
     let mut bytes = Vec::new();
     renew.encode(576, &mut bytes);

@@ -506,6 +506,7 @@ fn discover(xid: u32, hops: u8, mac: [u8; 6]) -> Vec<u8> {
         sname: vec![],
         file: vec![],
         options,
+        option82_in_overload: false,
     };
     let mut out = Vec::new();
     p.encode(576, &mut out);

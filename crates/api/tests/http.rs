@@ -259,6 +259,7 @@ fn packet(
         sname: vec![],
         file: vec![],
         options,
+        option82_in_overload: false,
     };
     let mut out = Vec::new();
     p.encode(576, &mut out);

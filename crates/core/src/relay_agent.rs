@@ -516,6 +516,7 @@ mod tests {
             sname: vec![],
             file: vec![],
             options,
+            option82_in_overload: false,
         }
     }
 

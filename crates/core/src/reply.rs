@@ -240,6 +240,7 @@ impl Decider<'_> {
             sname: Vec::new(),
             file: Vec::new(),
             options,
+            option82_in_overload: false,
         }
     }
 

@@ -403,6 +403,7 @@ mod tests {
             sname: vec![],
             file: vec![],
             options: leased_wire::Options::new(),
+            option82_in_overload: false,
         };
         p.chaddr[..6].copy_from_slice(&[0x00, 0x25, 0x22, 0x4a, 0xd7, 0x64]);
         p.options.set(code::MESSAGE_TYPE, vec![1]);

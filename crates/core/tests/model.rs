@@ -460,6 +460,7 @@ fn any_packet() -> impl Strategy<Value = Packet> {
                     sname: vec![],
                     file: vec![],
                     options,
+                    option82_in_overload: false,
                 }
             },
         )

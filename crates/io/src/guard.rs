@@ -314,6 +314,7 @@ mod tests {
             sname: vec![],
             file: vec![],
             options: Default::default(),
+            option82_in_overload: false,
         };
         p.options.set(code::MESSAGE_TYPE, vec![1]);
         if let Some(v) = opt82 {

@@ -103,5 +103,6 @@ pub(crate) fn client_packet(
         sname: vec![],
         file: vec![],
         options,
+        option82_in_overload: false,
     }
 }

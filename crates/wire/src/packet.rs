@@ -213,6 +213,10 @@ pub struct Packet {
     pub file: Vec<u8>,
     /// The options, raw, after overload and RFC 3396 concatenation.
     pub options: Options,
+    /// An Option 82 was found in the overloaded `file`/`sname` areas and discarded. Only a relay
+    /// writes Option 82, and it writes it in the main area (RFC 3046 §2.1); a copy elsewhere can
+    /// only have come from the client, so it is never merged into [`Packet::options`].
+    pub option82_in_overload: bool,
 }
 
 impl Packet {
@@ -245,7 +249,7 @@ impl Packet {
         let file_raw = h.take::<FILE_LEN>();
 
         let mut options = Options::new();
-        parse_area(main_area, &mut options)?;
+        parse_area(main_area, &mut options, Area::Main)?;
 
         // RFC 2132 §9.3: the overload value is only meaningful in the main area, so it is read
         // before the other areas can add to option 52. The RFC fixes the order: file, then sname.
@@ -253,11 +257,12 @@ impl Packet {
             Some(&[v @ 1..=3]) => v,
             _ => 0,
         };
+        let mut option82_in_overload = false;
         if overload & 1 != 0 {
-            parse_area(&file_raw, &mut options)?;
+            option82_in_overload |= parse_area(&file_raw, &mut options, Area::Overload)?;
         }
         if overload & 2 != 0 {
-            parse_area(&sname_raw, &mut options)?;
+            option82_in_overload |= parse_area(&sname_raw, &mut options, Area::Overload)?;
         }
         let field = |raw: &[u8], used_for_options: bool| {
             if used_for_options {
@@ -283,6 +288,7 @@ impl Packet {
             sname: field(&sname_raw, overload & 2 != 0),
             file: field(&file_raw, overload & 1 != 0),
             options,
+            option82_in_overload,
         })
     }
 
@@ -387,8 +393,18 @@ impl Header<'_> {
 ///
 /// PAD is skipped, END stops; an area that simply ends without END is accepted, because many
 /// clients omit it. A length byte or a value running past the area is [`Malformed::OptionOverrun`].
-fn parse_area(mut area: &[u8], options: &mut Options) -> Result<(), Malformed> {
-    use crate::code::{END, PAD};
+/// Which options area is being read: Option 82 counts only from the main one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Area {
+    Main,
+    Overload,
+}
+
+/// Appends the options of one area to `options`; in an overload area Option 82 is skipped.
+/// Returns whether an Option 82 was skipped.
+fn parse_area(mut area: &[u8], options: &mut Options, which: Area) -> Result<bool, Malformed> {
+    use crate::code::{END, PAD, RELAY_AGENT_INFO};
+    let mut skipped_82 = false;
     while let Some((&code, rest)) = area.split_first() {
         match code {
             PAD => area = rest,
@@ -398,12 +414,16 @@ fn parse_area(mut area: &[u8], options: &mut Options) -> Result<(), Malformed> {
                 let (value, rest) = rest
                     .split_at_checked(usize::from(len))
                     .ok_or(Malformed::OptionOverrun)?;
-                options.append(code, value);
+                if code == RELAY_AGENT_INFO && which == Area::Overload {
+                    skipped_82 = true;
+                } else {
+                    options.append(code, value);
+                }
                 area = rest;
             }
         }
     }
-    Ok(())
+    Ok(skipped_82)
 }
 
 /// `raw` without its trailing NULs.

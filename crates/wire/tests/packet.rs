@@ -172,6 +172,34 @@ fn overload_file_then_sname() {
 }
 
 #[test]
+fn option82_only_from_the_main_area() {
+    // A client hides relay sub-options (link selection 5, subscriber-id 6) in file and sname.
+    let file = [82, 6, 5, 4, 198, 18, 9, 0, 255];
+    let sname = [82, 4, 6, 2, b'v', b'1', 12, 1, b'c', 255];
+    let mut b = overloaded(3, &file, &sname);
+    // The main area (a relay's own Option 82 would be here) has none.
+    let p = Packet::decode(&b).unwrap();
+    assert_eq!(p.options.get(82), None, "never merged from file/sname");
+    assert!(p.option82_in_overload);
+    assert_eq!(
+        p.options.get(12),
+        Some(&b"abc"[..]),
+        "other options still merge"
+    );
+
+    // With a relay's Option 82 in the main area, the hidden copies are not appended to it.
+    let end = b.len() - 1;
+    b.splice(end..end, [82, 4, 1, 2, b'c', b'1']);
+    let p = Packet::decode(&b).unwrap();
+    assert_eq!(p.options.get(82), Some(&[1, 2, b'c', b'1'][..]));
+    assert!(p.option82_in_overload);
+
+    // No overload: nothing hidden, nothing flagged.
+    let p = Packet::decode(&with_options(&[53, 1, 1, 82, 4, 1, 2, b'c', b'1', 255])).unwrap();
+    assert!(!p.option82_in_overload);
+}
+
+#[test]
 fn overload_without_end_in_field_is_fine() {
     // All-PAD tail of the file field ends the area without END.
     let p = Packet::decode(&overloaded(1, &[66, 1, b'q'], b"")).unwrap();
@@ -225,6 +253,7 @@ fn reply() -> Packet {
         sname: b"leased".to_vec(),
         file: b"pxelinux.0".to_vec(),
         options,
+        option82_in_overload: false,
     }
 }
 

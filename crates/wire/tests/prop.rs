@@ -49,6 +49,7 @@ prop_compose! {
             sname: trimmed(sname),
             file: trimmed(file),
             options: Options::new(),
+            option82_in_overload: false,
         }
     }
 }

@@ -164,6 +164,7 @@ impl Pkt {
             sname: vec![],
             file: vec![],
             options,
+            option82_in_overload: false,
         })
     }
     pub fn discover(client: u8) -> Self {

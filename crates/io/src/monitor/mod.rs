@@ -120,6 +120,7 @@ fn probe_datagram(mac: &[u8], xid: u32) -> Option<Vec<u8>> {
         sname: Vec::new(),
         file: Vec::new(),
         options: leased_wire::Options::new(),
+        option82_in_overload: false,
     };
     p.options.set(leased_wire::code::MESSAGE_TYPE, vec![1]);
     p.options

@@ -230,6 +230,7 @@ fn packet(mac: [u8; 6], hostname: &[u8], cid: &[u8], rid: &[u8]) -> Packet {
         sname: vec![],
         file: vec![],
         options,
+        option82_in_overload: false,
     }
 }
 
