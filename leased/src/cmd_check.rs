@@ -14,6 +14,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     std::fs::metadata(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
     let config = load_config(&args.config)?;
+    for w in leased_core::trust::warnings(&config) {
+        eprintln!("warning: {w}");
+    }
     crate::emit(&format!(
         "{}\n",
         ok_line(&args.config.display().to_string(), &config)

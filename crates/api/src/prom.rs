@@ -303,6 +303,12 @@ fn counters(out: &mut Out, shared: &SharedState) {
             "leased_packets_malformed_total",
             "Datagrams that did not decode, by reason.",
         ),
+        (
+            "untrusted_option82",
+            "leased_untrusted_option82_total",
+            "Requests whose Option 82 was ignored (client-written, unlisted relay, or hidden \
+             in file/sname), by reason; they are served as clients without relay data.",
+        ),
     ] {
         out.head(name, "counter", help);
         let prefix = format!("{family}.");

@@ -23,7 +23,8 @@ pub(crate) struct Classified {
     pub(crate) server_id: Option<Option<Ipv4Addr>>,
     /// Option 12, lossy UTF-8 with whitespace and NULs trimmed; `None` when absent or empty.
     pub(crate) hostname: Option<String>,
-    /// Option 82, parsed (`None` when the packet has none).
+    /// Option 82, parsed (`None` when the packet has none, or one that may not be believed:
+    /// see [`crate::trust`]).
     pub(crate) relay: Option<RelayInfo>,
 }
 
@@ -32,7 +33,8 @@ pub(crate) struct Classified {
 /// Drops: not a BOOTREQUEST → `NotRequest`; hlen over 16 → `BadHlen`; no or malformed
 /// option 53 → `MissingMessageType`; an unknown type or one servers never receive (OFFER,
 /// ACK, NAK) → `UnsupportedMessage`; an all-zero chaddr without option 61 → `ZeroChaddr`.
-pub(crate) fn classify(pkt: &Packet) -> Result<Classified, DropReason> {
+/// `relay_trusted`: whether the packet's Option 82 may be believed ([`crate::trust::judge`]).
+pub(crate) fn classify(pkt: &Packet, relay_trusted: bool) -> Result<Classified, DropReason> {
     if pkt.op != BOOTREQUEST {
         return Err(DropReason::NotRequest);
     }
@@ -73,6 +75,7 @@ pub(crate) fn classify(pkt: &Packet) -> Result<Classified, DropReason> {
         relay: pkt
             .options
             .get(code::RELAY_AGENT_INFO)
+            .filter(|_| relay_trusted)
             .map(RelayInfo::parse),
     })
 }

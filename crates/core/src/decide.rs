@@ -36,7 +36,8 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
         nak: None,
         drop: None,
     };
-    let client = match classify(pkt) {
+    let relay_trusted = crate::trust::judge(req, &plan.config.relay_trust).is_ok();
+    let client = match classify(pkt, relay_trusted) {
         Ok(c) => c,
         Err(reason) => return dropped(event, reason, Vec::new()),
     };

@@ -26,6 +26,7 @@ pub mod relay_agent;
 mod reply;
 mod request;
 pub mod sql;
+pub mod trust;
 
 pub use binding::{BindingEvent, BindingKind};
 pub use decide::decide;

@@ -217,8 +217,9 @@ impl Decider<'_> {
         if let Some(v) = self.pkt.options.get(code::CLIENT_ID) {
             options.set(code::CLIENT_ID, v.to_vec());
         }
-        if let Some(v) = self.pkt.options.get(code::RELAY_AGENT_INFO) {
-            options.set(code::RELAY_AGENT_INFO, v.to_vec());
+        // Only relay data we believed is echoed (see `crate::trust`).
+        if let Some(r) = &self.c.relay {
+            options.set(code::RELAY_AGENT_INFO, r.raw.clone());
         }
     }
 
@@ -264,7 +265,14 @@ impl Decider<'_> {
                 .as_ref()
                 .is_some_and(|r| r.relay_port)
                 .then_some(self.req.src_port)
-                .flatten();
+                .flatten()
+                .filter(|_| {
+                    crate::trust::relay_port_allowed(
+                        self.req,
+                        &self.plan.config.relay_trust,
+                        giaddr,
+                    )
+                });
             return Route::Relay {
                 giaddr,
                 port: relay_port.unwrap_or(SERVER_PORT),

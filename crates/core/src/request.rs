@@ -18,6 +18,9 @@ pub struct Request {
     /// UDP source port of the packet, when io knows it: replies to a relay that sent the
     /// RFC 8357 relay-port sub-option go back to this port instead of 67.
     pub src_port: Option<u16>,
+    /// IPv4 source address of the packet, when io knows it: a relay is trusted by it and by
+    /// giaddr ([`crate::trust`]).
+    pub src_addr: Option<Ipv4Addr>,
     /// What the SQL assignment chain decided for this client, when one is configured and a
     /// query returned a row. io runs the (async, database-bound) chain *before* the packet
     /// reaches the engine, so core stays pure: it honours this first, as a fixed address for
@@ -61,6 +64,7 @@ impl Request {
             local_addr,
             broadcast_dst,
             src_port: None,
+            src_addr: None,
             assignment: None,
         }
     }

@@ -240,12 +240,24 @@ fn relay_port_suboption_replies_to_the_source_port() {
     o82.extend([19, 0]);
     let mut req = h.request(&discover(1, &o82));
     req.src_port = Some(3067);
+    req.src_addr = Some(RELAY);
     let d = leased_core::decide(&req, &h.plan, &h.table, h.now);
     assert_eq!(
         route(&d),
         Route::Relay {
             giaddr: RELAY,
             port: 3067
+        }
+    );
+    // From another source than giaddr (anyone can write giaddr and sub-option 19): port 67,
+    // never a port of the sender's choosing at the address it named.
+    req.src_addr = Some(Ipv4Addr::new(198, 18, 0, 99));
+    let d = leased_core::decide(&req, &h.plan, &h.table, h.now);
+    assert_eq!(
+        route(&d),
+        Route::Relay {
+            giaddr: RELAY,
+            port: 67
         }
     );
     // Without sub-option 19 the source port is ignored.

@@ -32,6 +32,8 @@ pub struct Metrics {
     sent: [AtomicU64; 9],
     dropped: Mutex<BTreeMap<&'static str, u64>>,
     malformed: Mutex<BTreeMap<&'static str, u64>>,
+    /// Requests whose Option 82 was not believed and removed, by `trust::Untrusted::label`.
+    untrusted_option82: Mutex<BTreeMap<&'static str, u64>>,
     store_errors: AtomicU64,
     send_errors: AtomicU64,
     expired: AtomicU64,
@@ -96,6 +98,11 @@ impl Metrics {
     /// A datagram that did not decode, by `Malformed::label`.
     pub fn malformed(&self, label: &'static str) {
         bump(&self.malformed, label);
+    }
+
+    /// A request whose relay data was removed as untrusted (it is still served, without it).
+    pub fn untrusted_option82(&self, label: &'static str) {
+        bump(&self.untrusted_option82, label);
     }
 
     /// A failed store commit (each affected packet is also counted as dropped if it lost its
@@ -178,7 +185,11 @@ impl Metrics {
                 }
             }
         }
-        for (family, map) in [("dropped", &self.dropped), ("malformed", &self.malformed)] {
+        for (family, map) in [
+            ("dropped", &self.dropped),
+            ("malformed", &self.malformed),
+            ("untrusted_option82", &self.untrusted_option82),
+        ] {
             let m = map.lock().unwrap_or_else(|p| p.into_inner());
             out.extend(m.iter().map(|(k, v)| (format!("{family}.{k}"), *v)));
         }

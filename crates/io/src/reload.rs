@@ -88,6 +88,9 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Rel
                 );
             }
             let subnets = config.subnets.len();
+            for w in leased_core::trust::warnings(&config) {
+                tracing::warn!("{w}");
+            }
             plan.store(Arc::new(Plan::new(config)));
             tracing::info!(path = %path.display(), subnets, "config reloaded");
             ReloadOutcome::Swapped

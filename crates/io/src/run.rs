@@ -66,6 +66,9 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             .map_err(|e| anyhow!("invalid configuration {}:\n{e}", path.display()))?,
         ConfigSource::Inline(c) => c.clone(),
     };
+    for w in leased_core::trust::warnings(&config) {
+        tracing::warn!("{w}");
+    }
     let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
 
     let store_path = config.store.path.clone();
@@ -144,6 +147,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             link.addr,
             tx.clone(),
             Arc::clone(&metrics),
+            Arc::clone(&plan),
         )));
     }
     drop(tx);

@@ -61,6 +61,7 @@ pub(crate) async fn receive_loop(
     iface_addr: Option<Ipv4Addr>,
     tx: mpsc::Sender<Inbound>,
     metrics: Arc<Metrics>,
+    plan: Arc<ArcSwap<Plan>>,
 ) {
     let mut buf = vec![0u8; RECV_BUF];
     loop {
@@ -93,6 +94,16 @@ pub(crate) async fn receive_loop(
         let broadcast_dst = rx.dst == Some(Ipv4Addr::BROADCAST);
         let mut req = Request::new(packet, Some(iface.clone()), local, broadcast_dst);
         req.src_port = rx.src.map(|a| a.port());
+        req.src_addr = rx.src.map(|a| *a.ip());
+        // The trust boundary for relay data: limits, the SQL chain and decide never see an
+        // Option 82 that a client could have written.
+        if let Some(why) = leased_core::trust::screen(&mut req, &plan.load().config.relay_trust) {
+            metrics.untrusted_option82(why.label());
+            tracing::debug!(
+                iface = %iface, src = ?rx.src, reason = why.label(),
+                "Option 82 ignored: not from a trusted relay"
+            );
+        }
         let inbound = Inbound {
             req,
             origin: Origin {
@@ -771,6 +782,7 @@ pools = ["198.18.0.10-198.18.0.20"]
                 Some(Ipv4Addr::LOCALHOST),
                 tx,
                 Arc::clone(&metrics),
+                lo_plan(),
             ));
             let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let mut buf = Vec::new();
@@ -790,5 +802,47 @@ pools = ["198.18.0.10-198.18.0.20"]
         assert_eq!(metrics.get("received.DISCOVER"), 3);
         assert_eq!(metrics.get("dropped.overload"), 2);
         assert_eq!(metrics.get("malformed.truncated"), 1);
+    }
+
+    fn lo_plan() -> Arc<ArcSwap<Plan>> {
+        let c = crate::testutil::config_with(&["198.18.0.0/24"], &["lo"], &[Some("lo")]);
+        Arc::new(ArcSwap::from_pointee(Plan::new(c)))
+    }
+
+    /// The receive loop is the trust boundary: a direct client's own Option 82 never reaches
+    /// the engine (nor the limits or the SQL chain before it), and is counted.
+    #[test]
+    fn a_direct_clients_option82_is_removed_at_the_door() {
+        let metrics = Arc::new(Metrics::default());
+        let (tx, mut rx) = mpsc::channel::<Inbound>(8);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = sock.local_addr().unwrap();
+            let task = tokio::spawn(receive_loop(
+                sock,
+                0,
+                "lo".into(),
+                Some(Ipv4Addr::LOCALHOST),
+                tx,
+                Arc::clone(&metrics),
+                lo_plan(),
+            ));
+            let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut buf = Vec::new();
+            let o82 = (code::RELAY_AGENT_INFO, vec![1, 3, b'v', b'i', b'c']);
+            client_packet(MessageType::Discover, [2, 0, 0, 0, 0, 8], 8, &[o82])
+                .encode(576, &mut buf);
+            client.send_to(&buf, addr).await.unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+            task.abort();
+            got.unwrap().unwrap()
+        });
+        assert_eq!(got.req.packet.options.get(code::RELAY_AGENT_INFO), None);
+        assert_eq!(got.req.src_addr, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(metrics.get("untrusted_option82.direct"), 1);
     }
 }

@@ -35,6 +35,7 @@ pub(crate) fn config_with(
         rogue_servers: Default::default(),
         arp_watch: Default::default(),
         conflict_check: Default::default(),
+        relay_trust: Default::default(),
         console: None,
         subnets: nets
             .iter()

@@ -193,6 +193,9 @@ pub(super) struct RawServer {
     pub conflict_check: Option<String>,
     pub conflict_check_timeout_ms: Option<i64>,
     pub conflict_check_cache: Option<RawDuration>,
+    /// Addresses/CIDRs: see `config/trust.rs`.
+    pub trusted_relays: Option<Vec<String>>,
+    pub trusted_option82_interfaces: Option<Vec<String>>,
 }
 
 /// `[store]`.

@@ -21,6 +21,7 @@ mod span;
 mod sql;
 #[cfg(test)]
 mod tests;
+mod trust;
 mod validate;
 
 pub use api::{ApiSettings, TlsSettings};
@@ -34,6 +35,7 @@ pub use model::*;
 pub use relay::{ExistingOption82, RelayInterface, RelaySettings};
 pub use rogue::RogueSettings;
 pub use sql::{AllocationSlot, SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
+pub use trust::RelayTrust;
 
 use std::path::Path;
 

@@ -320,6 +320,8 @@ fn example_sets_every_key() {
         "user_class",
         "mac_prefix",
         "hostname",
+        "trusted_relays",
+        "trusted_option82_interfaces",
         // Commented out in the example where enabling would open a socket or a database
         // connection; still shown, so every key is there to copy.
         "auto_reload",

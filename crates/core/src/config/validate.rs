@@ -142,6 +142,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let rogue_servers = super::rogue::rogue(ctx, raw.rogue_servers.as_ref());
     let arp_watch = super::arp::arp_watch(ctx, raw.arp_watch.as_ref());
     let conflict_check = super::conflict::conflict_check(ctx, &raw.server);
+    let relay_trust = super::trust::relay_trust(ctx, &raw.server);
     let relay = super::relay::relay(ctx, raw.relay.as_ref());
     let export = super::export::export(ctx, raw.export.as_ref());
     let console = super::console::console(ctx, raw.console.as_ref());
@@ -160,6 +161,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         rogue_servers,
         arp_watch,
         conflict_check,
+        relay_trust,
         relay,
         export,
         console,
@@ -185,7 +187,7 @@ fn duration(ctx: &mut Ctx<'_>, path: &str, raw: Option<&RawDuration>) -> Option<
     }
 }
 
-fn check_interface(ctx: &mut Ctx<'_>, path: &str, name: &str) {
+pub(super) fn check_interface(ctx: &mut Ctx<'_>, path: &str, name: &str) {
     if name.is_empty() || name.len() > 15 {
         ctx.err(
             path,

@@ -88,6 +88,7 @@ pub fn config() -> Config {
         rogue_servers: Default::default(),
         arp_watch: Default::default(),
         conflict_check: Default::default(),
+        relay_trust: Default::default(),
         console: None,
         subnets: vec![
             Subnet {

@@ -1,0 +1,150 @@
+//! Whether a request's Option 82 may be believed (RFC 3046 §2.1.1, §2.2).
+//!
+//! Relay data picks reservations, classes, per-circuit caps, rate-limit keys, the subnet (link
+//! selection), the reply port (RFC 8357) and the identity billed. Only a relay agent or a
+//! snooping switch may write it; a client that writes its own names whichever subscriber it
+//! likes. So an Option 82 counts only when:
+//! - the request is relayed (giaddr set) by a relay the operator trusts (`trusted_relays`, every
+//!   relay when that list is empty), or
+//! - giaddr is 0 and it arrived on an interface listed in `trusted_option82_interfaces`;
+//!
+//! and only from the main options area (the wire decoder never merges one from `file`/`sname`).
+//! An Option 82 that does not count is removed from the request before anything reads it, so
+//! every later rule sees a client without relay data; it is not echoed either.
+
+use std::net::Ipv4Addr;
+
+use leased_wire::code;
+
+use crate::config::RelayTrust;
+use crate::request::Request;
+
+/// Why relay data in a request was not believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrusted {
+    /// giaddr 0 on an interface not listed as trusted: the client wrote it (RFC 3046 §2.1.1).
+    Direct,
+    /// Relayed, but giaddr or the packet's source is not in `trusted_relays`.
+    UnlistedRelay,
+    /// Found in the overloaded `file`/`sname` fields, where no relay writes it.
+    Overloaded,
+}
+
+impl Untrusted {
+    /// Metric label and log word.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::UnlistedRelay => "unlisted_relay",
+            Self::Overloaded => "overloaded",
+        }
+    }
+}
+
+/// Whether the main-area Option 82 of `req`, if it has one, may be believed.
+pub fn judge(req: &Request, trust: &RelayTrust) -> Result<(), Untrusted> {
+    if req.packet.options.get(code::RELAY_AGENT_INFO).is_none() {
+        return Ok(());
+    }
+    let giaddr = req.packet.giaddr;
+    if giaddr.is_unspecified() {
+        let on_trusted_link = req
+            .interface
+            .as_ref()
+            .is_some_and(|i| trust.trusted_option82_interfaces.contains(i));
+        return if on_trusted_link {
+            Ok(())
+        } else {
+            Err(Untrusted::Direct)
+        };
+    }
+    if trust.trusted_relays.is_empty() {
+        return Ok(());
+    }
+    let source_ok = req.src_addr.is_none_or(|s| trust.relay_listed(s));
+    if trust.relay_listed(giaddr) && source_ok {
+        Ok(())
+    } else {
+        Err(Untrusted::UnlistedRelay)
+    }
+}
+
+/// Removes relay data that may not be believed from `req` and says why, if any was there: an
+/// untrusted main-area Option 82 first, else one the decoder found in `file`/`sname`. Call it
+/// once, where a request enters the server, before limits, the SQL chain or [`crate::decide`]
+/// read it ([`crate::decide`] judges again, so a caller that skips this is still safe).
+pub fn screen(req: &mut Request, trust: &RelayTrust) -> Option<Untrusted> {
+    let verdict = judge(req, trust);
+    if verdict.is_err() {
+        req.packet.options.remove(code::RELAY_AGENT_INFO);
+    }
+    verdict.err().or(req
+        .packet
+        .option82_in_overload
+        .then_some(Untrusted::Overloaded))
+}
+
+/// Whether a reply may go to the relay's own source port (RFC 8357 sub-option 19) rather than
+/// 67: only when the relay is trusted by address (`trusted_relays` lists it) or the packet
+/// came from giaddr itself. Otherwise anyone who can set giaddr and sub-option 19 could aim
+/// our replies at any port of any host.
+pub fn relay_port_allowed(req: &Request, trust: &RelayTrust, giaddr: Ipv4Addr) -> bool {
+    if !trust.trusted_relays.is_empty() {
+        return trust.relay_listed(giaddr);
+    }
+    req.src_addr == Some(giaddr)
+}
+
+/// What in `config` is keyed by relay data while every relay is believed (no
+/// `trusted_relays`): `leased check` and start-up say so, because then anyone who can reach the
+/// server with giaddr set can pick those reservations, caps and classes. Empty when a list is
+/// configured or nothing is relay-keyed.
+pub fn warnings(config: &crate::config::Config) -> Vec<String> {
+    use crate::config::ReservationKey;
+    if !config.relay_trust.trusted_relays.is_empty() {
+        return Vec::new();
+    }
+    let mut uses = Vec::new();
+    let reservations = config
+        .subnets
+        .iter()
+        .flat_map(|s| &s.reservations)
+        .filter(|r| !matches!(r.key, ReservationKey::Mac(_) | ReservationKey::ClientId(_)))
+        .count();
+    if reservations > 0 {
+        uses.push(format!("{reservations} relay-keyed reservations"));
+    }
+    let caps = config.server.max_leases_per_circuit_id.is_some()
+        || config.server.max_leases_per_remote_id.is_some()
+        || config
+            .subnets
+            .iter()
+            .any(|s| s.max_leases_per_circuit_id.is_some() || s.max_leases_per_remote_id.is_some());
+    if caps {
+        uses.push("per-circuit lease caps".to_owned());
+    }
+    let limits = &config.limits;
+    if limits.per_circuit_id.is_some() || limits.per_remote_id.is_some() {
+        uses.push("per-circuit rate limits".to_owned());
+    }
+    let classes: Vec<&str> = config
+        .classes
+        .iter()
+        .filter(|c| c.matcher.circuit_id.is_some() || c.matcher.remote_id.is_some())
+        .map(|c| c.name.as_str())
+        .collect();
+    if !classes.is_empty() {
+        uses.push(format!(
+            "classes matching relay data ({})",
+            classes.join(", ")
+        ));
+    }
+    if uses.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "server.trusted_relays is not set, so every relay's Option 82 is believed, and {} \
+         can be chosen by anyone who sends a request with giaddr set; list your relays",
+        uses.join(", ")
+    )]
+}
