@@ -383,6 +383,11 @@ pub struct ProbeArgs {
     /// Raw Option 82 value to include (hex), as a relay agent would add it.
     #[arg(long, value_name = "HEX")]
     pub option82: Option<String>,
+    /// Where --option82 is written: the options area (as a relay writes it), or hidden in the
+    /// overloaded `file` or `sname` field (option 52), as a client forging relay data might;
+    /// for checking that a server or relay ignores it there.
+    #[arg(long = "option82-in", value_enum, default_value_t = Option82Area::Options, requires = "option82")]
+    pub option82_in: Option82Area,
     /// Act as a relay agent with this address: bind GIADDR:67 and unicast to --server.
     #[arg(long, value_name = "IP", requires = "server")]
     pub giaddr: Option<Ipv4Addr>,
@@ -420,6 +425,17 @@ pub struct ProbeArgs {
     /// Print the exchange as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where `leased probe --option82` puts the option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Option82Area {
+    /// The main options area.
+    Options,
+    /// The `file` field, declared as options by option 52 = 1.
+    File,
+    /// The `sname` field, declared as options by option 52 = 2.
+    Sname,
 }
 
 /// `leased demo` (no options: the lab is fixed so that it is safe).

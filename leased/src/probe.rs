@@ -27,7 +27,7 @@ use leased_wire::{BOOTREPLY, BOOTREQUEST, MessageType, Options, Packet, code, pa
 use serde_json::{Value, json};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::cli::ProbeArgs;
+use crate::cli::{Option82Area, ProbeArgs};
 use crate::timefmt::human_secs;
 
 /// Exit code when the server NAKs the REQUEST.
@@ -85,6 +85,7 @@ struct Setup {
     hostname: Option<String>,
     request_ip: Option<Ipv4Addr>,
     option82: Option<Vec<u8>>,
+    option82_in: Option82Area,
     extra: Vec<(u8, Vec<u8>)>,
     broadcast_flag: bool,
     giaddr: Option<Ipv4Addr>,
@@ -126,6 +127,7 @@ impl Setup {
             hostname: args.hostname.clone(),
             request_ip: args.request_ip,
             option82,
+            option82_in: args.option82_in,
             extra,
             broadcast_flag: !args.no_broadcast_flag && args.inform.is_none(),
             giaddr: args.giaddr,
@@ -152,7 +154,11 @@ impl Setup {
             let max = u16::try_from(MAX_REPLY).unwrap_or(u16::MAX);
             options.set(code::MAX_MESSAGE_SIZE, max.to_be_bytes().to_vec());
         }
-        if let Some(v) = &self.option82 {
+        if let Some(v) = self
+            .option82
+            .as_ref()
+            .filter(|_| self.option82_in == Option82Area::Options)
+        {
             options.set(code::RELAY_AGENT_INFO, v.clone());
         }
         Packet {
@@ -182,6 +188,35 @@ impl Setup {
             p.options.set(*c, v.clone());
         }
         p
+    }
+
+    /// `p` as sent: encoded, with Option 82 hidden in `file`/`sname` when asked for. The wire
+    /// encoder never writes option 52, so it is put in by hand right after the magic cookie,
+    /// and the field holds the option and END.
+    fn encode(&self, p: &Packet) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(MAX_REPLY);
+        p.encode(MAX_REPLY, &mut buf);
+        let (overload, at, len) = match self.option82_in {
+            Option82Area::Options => return buf,
+            Option82Area::File => (1u8, 108, 128),
+            Option82Area::Sname => (2u8, 44, 64),
+        };
+        let Some(v) = &self.option82 else { return buf };
+        let mut hidden = vec![
+            code::RELAY_AGENT_INFO,
+            u8::try_from(v.len()).unwrap_or(u8::MAX),
+        ];
+        hidden.extend_from_slice(v.get(..usize::from(u8::MAX)).unwrap_or(v));
+        hidden.push(code::END);
+        hidden.resize(len, 0);
+        if let Some(field) = buf.get_mut(at..at + len) {
+            // A value too long for the field is cut: the probe is a test client.
+            let n = field.len();
+            field.copy_from_slice(hidden.get(..n).unwrap_or_default());
+        }
+        let cookie_end = 240.min(buf.len());
+        buf.splice(cookie_end..cookie_end, [code::OVERLOAD, 1, overload]);
+        buf
     }
 
     /// True when `p` is a reply to us for `xid`.
@@ -282,11 +317,9 @@ impl Transport {
         })
     }
 
-    fn send(&self, p: &Packet, to: SocketAddrV4) -> anyhow::Result<()> {
-        let mut buf = Vec::with_capacity(MAX_REPLY);
-        p.encode(MAX_REPLY, &mut buf);
+    fn send(&self, datagram: &[u8], to: SocketAddrV4) -> anyhow::Result<()> {
         self.udp
-            .send_to(&buf, to)
+            .send_to(datagram, to)
             .with_context(|| format!("cannot send to {to}"))?;
         Ok(())
     }
@@ -345,7 +378,7 @@ impl Transport {
         let deadline = Instant::now() + timeout;
         let mut interval = Duration::from_secs(1);
         for _ in 0..MAX_SENDS {
-            self.send(p, self.dest)?;
+            self.send(&setup.encode(p), self.dest)?;
             let resend_at = (Instant::now() + interval).min(deadline);
             while let Some((buf, from)) = self.recv(resend_at)? {
                 let Ok(reply) = Packet::decode(&buf) else {
@@ -495,7 +528,7 @@ fn dora(
             .set(code::SERVER_ID, server_id.octets().to_vec());
         let release = setup.finish(release);
         let to = t.server_dest();
-        t.send(&release, to)?;
+        t.send(&setup.encode(&release), to)?;
         report.sent(&release, to);
         report.released = true;
     } else if args.decline {
@@ -507,7 +540,7 @@ fn dora(
             .options
             .set(code::SERVER_ID, server_id.octets().to_vec());
         let decline = setup.finish(decline);
-        t.send(&decline, t.dest)?;
+        t.send(&setup.encode(&decline), t.dest)?;
         report.sent(&decline, t.dest);
         report.declined = true;
     }
@@ -1138,14 +1171,13 @@ mod tests {
             hostname: Some("probe".into()),
             request_ip: None,
             option82: Some(vec![1, 1, 9]),
+            option82_in: Option82Area::Options,
             extra: vec![(60, b"test".to_vec())],
             broadcast_flag: true,
             giaddr: None,
         };
         let p = setup.finish(setup.packet(MessageType::Discover, 0x1234_5678));
-        let mut buf = Vec::new();
-        p.encode(MAX_REPLY, &mut buf);
-        let d = Packet::decode(&buf).unwrap();
+        let d = Packet::decode(&setup.encode(&p)).unwrap();
         assert_eq!(d.message_type(), Some(MessageType::Discover));
         assert!(d.broadcast());
         assert_eq!(d.chaddr(), &[2, 0, 0, 0, 0, 0x10]);
@@ -1171,5 +1203,29 @@ mod tests {
         assert_eq!(udp_payload(&ip, 67), None);
         assert_eq!(udp_payload(&ip[..20], 68), None);
         assert_eq!(udp_payload(&[], 68), None);
+    }
+
+    #[test]
+    fn option82_hidden_in_file_or_sname() {
+        for (area, overload) in [(Option82Area::File, 1u8), (Option82Area::Sname, 2u8)] {
+            let setup = Setup {
+                mac: [2, 0, 0, 0, 0, 0x11],
+                client_id: None,
+                hostname: None,
+                request_ip: None,
+                option82: Some(vec![1, 1, 9]),
+                option82_in: area,
+                extra: vec![],
+                broadcast_flag: true,
+                giaddr: None,
+            };
+            let p = setup.finish(setup.packet(MessageType::Discover, 7));
+            let buf = setup.encode(&p);
+            assert_eq!(buf[240..243], [code::OVERLOAD, 1, overload]);
+            let d = Packet::decode(&buf).unwrap();
+            assert!(d.option82_in_overload, "{area:?}");
+            assert_eq!(d.options.get(code::RELAY_AGENT_INFO), None);
+            assert_eq!(d.message_type(), Some(MessageType::Discover));
+        }
     }
 }

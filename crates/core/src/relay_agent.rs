@@ -38,8 +38,9 @@ pub struct AgentPolicy {
     pub max_hops: u8,
     /// Insert our Option 82.
     pub option82: bool,
-    /// What to do when the request already has one.
-    pub existing: ExistingOption82,
+    /// What to do when the request already has one; `None`: drop it from a first-hop request
+    /// (giaddr 0: the client wrote it, RFC 3046 §2.1.1), keep it from a downstream relay.
+    pub existing: Option<ExistingOption82>,
     /// Add sub-option 5 (link selection).
     pub link_selection: bool,
     /// Add sub-option 11 (server identifier override).
@@ -90,6 +91,9 @@ impl RelayDrop {
 pub struct Forwarded {
     /// The datagram to send.
     pub bytes: Vec<u8>,
+    /// An Option 82 hidden in the overloaded `file`/`sname` fields was blanked (no agent
+    /// writes it there; a server that honours overload must never see it).
+    pub scrubbed_overload: bool,
     /// Our Option 82 is in it.
     pub inserted: bool,
     /// We wanted to insert Option 82 but it did not fit (RFC 3046 §2.1: forward without it).
@@ -208,6 +212,44 @@ fn walk(buf: &[u8]) -> Option<Area> {
     Some(Area { kept, relay })
 }
 
+/// Byte ranges (code to end of value) of every Option 82 in the `file`/`sname` fields that
+/// option 52 of the main area declares as option space (RFC 2132 §9.3).
+fn overloaded_option82(buf: &[u8]) -> Vec<(usize, usize)> {
+    /// Where `file` and `sname` start, and how long they are.
+    const FILE: (usize, usize) = (108, 128);
+    const SNAME: (usize, usize) = (44, 64);
+    let overload = find_option(buf, code::OVERLOAD)
+        .filter(|(_, len)| *len == 1)
+        .and_then(|(at, _)| buf.get(at).copied())
+        .unwrap_or(0);
+    let mut found = Vec::new();
+    for (bit, (start, len)) in [(1u8, FILE), (2u8, SNAME)] {
+        if overload & bit == 0 {
+            continue;
+        }
+        let end = start + len;
+        let mut i = start;
+        while i < end {
+            match buf.get(i) {
+                None | Some(&code::END) => break,
+                Some(&code::PAD) => i += 1,
+                Some(&c) => {
+                    let Some(&l) = buf.get(i + 1) else { break };
+                    let next = i + 2 + usize::from(l);
+                    if next > end {
+                        break;
+                    }
+                    if c == code::RELAY_AGENT_INFO {
+                        found.push((i, next));
+                    }
+                    i = next;
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Header + the kept options + optional Option 82 + END, zero-padded to `min_len`.
 fn rebuild(buf: &[u8], area: &Area, relay: Option<&[u8]>, min_len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(buf.len().max(min_len));
@@ -245,14 +287,25 @@ pub fn relay_request(
         return Err(RelayDrop::HopLimit);
     }
     let area = walk(datagram).ok_or(RelayDrop::Malformed)?;
-    let has_82 = area.relay.is_some();
-    let (ours, strip): (Option<Vec<u8>>, bool) = match (has_82, policy.existing) {
+    let hidden = overloaded_option82(datagram);
+    let has_82 = area.relay.is_some() || !hidden.is_empty();
+    let existing = policy
+        .existing
+        .unwrap_or(if packet.giaddr.is_unspecified() {
+            ExistingOption82::Drop
+        } else {
+            ExistingOption82::Keep
+        });
+    let has_82_main = area.relay.is_some();
+    let (ours, strip): (Option<Vec<u8>>, bool) = match (has_82, existing) {
         (true, ExistingOption82::Drop) => return Err(RelayDrop::ExistingOption82),
-        (true, ExistingOption82::Keep) => (None, false),
+        // Only a main-area Option 82 can be a downstream agent's; a hidden copy alone is
+        // blanked and ours inserted as if there were none.
+        (true, ExistingOption82::Keep) if has_82_main => (None, false),
         (true, ExistingOption82::Replace) => {
             (policy.option82.then(|| option82_value(link, policy)), true)
         }
-        (false, _) => (policy.option82.then(|| option82_value(link, policy)), false),
+        (_, _) => (policy.option82.then(|| option82_value(link, policy)), false),
     };
     let ours = ours.filter(|v| !v.is_empty());
     let limit = datagram.len().max(MIN_LIMIT);
@@ -282,6 +335,13 @@ pub fn relay_request(
             None => rebuild(datagram, &area, relay_keep.as_deref(), min_len),
         }
     };
+    // The header (and so file/sname) is copied unchanged by every path above: blank the
+    // hidden copies in place, which moves nothing.
+    for (start, end) in &hidden {
+        if let Some(span) = out.get_mut(*start..*end) {
+            span.fill(code::PAD);
+        }
+    }
     if let Some(h) = out.get_mut(HOPS_AT) {
         *h = packet.hops.saturating_add(1);
     }
@@ -296,6 +356,7 @@ pub fn relay_request(
         .map(|h| String::from_utf8_lossy(h).into_owned());
     Ok(Forwarded {
         bytes: out,
+        scrubbed_overload: !hidden.is_empty(),
         inserted,
         did_not_fit,
         message_type: packet.message_type(),
@@ -486,7 +547,7 @@ mod tests {
         AgentPolicy {
             max_hops: 4,
             option82: true,
-            existing,
+            existing: Some(existing),
             link_selection: false,
             server_id_override: false,
         }
@@ -911,5 +972,86 @@ mod tests {
             let _ = relay_reply(&req[..n], |_| true);
             let _ = binding_from_reply(&req[..n], Timestamp(0), None, None, None);
         }
+    }
+
+    fn default_policy() -> AgentPolicy {
+        AgentPolicy {
+            existing: None,
+            ..policy(ExistingOption82::Keep)
+        }
+    }
+
+    #[test]
+    fn by_default_a_first_hop_option82_is_dropped_and_a_relays_is_kept() {
+        // giaddr 0: the client wrote it (RFC 3046 §2.1.1).
+        let forged = discover(&[(code::RELAY_AGENT_INFO, &[1, 3, b'v', b'i', b'c'])]);
+        assert_eq!(
+            relay_request(&forged, &link(), &default_policy()),
+            Err(RelayDrop::ExistingOption82)
+        );
+        // From a downstream relay (giaddr set): forwarded as it is, none of ours added.
+        let mut p = packet(
+            BOOTREQUEST,
+            MessageType::Discover,
+            &[(code::RELAY_AGENT_INFO, &[1, 3, b'd', b'o', b'w'])],
+        );
+        p.giaddr = Ipv4Addr::new(198, 18, 9, 1);
+        let f = relay_request(&bytes(&p), &link(), &default_policy()).unwrap();
+        assert!(!f.inserted);
+        let out = Packet::decode(&f.bytes).unwrap();
+        assert_eq!(out.options.get(82), Some(&[1, 3, b'd', b'o', b'w'][..]));
+        assert_eq!(out.giaddr, Ipv4Addr::new(198, 18, 9, 1));
+        // An explicit policy applies to both.
+        let kept = relay_request(&forged, &link(), &policy(ExistingOption82::Keep)).unwrap();
+        assert!(!kept.inserted);
+    }
+
+    /// `discover` with option 52 = 1 and `hidden` as the options of the `file` field.
+    fn with_hidden_in_file(hidden: &[u8]) -> Vec<u8> {
+        let mut b = discover(&[]);
+        b.splice(OPTIONS_AT..OPTIONS_AT, [code::OVERLOAD, 1, 1]);
+        b[108..108 + hidden.len()].copy_from_slice(hidden);
+        b
+    }
+
+    #[test]
+    fn an_option82_hidden_in_file_is_blanked_or_the_request_dropped() {
+        // Sub-options 5 (link selection) and 6 (subscriber-id) in `file`, then a host name.
+        let hidden = [
+            82, 10, 5, 4, 198, 18, 9, 0, 6, 2, b'v', b'1', 12, 1, b'h', 255,
+        ];
+        let req = with_hidden_in_file(&hidden);
+        // First hop, default policy: discarded, like a main-area one.
+        assert_eq!(
+            relay_request(&req, &link(), &default_policy()),
+            Err(RelayDrop::ExistingOption82)
+        );
+        for existing in [ExistingOption82::Keep, ExistingOption82::Replace] {
+            let f = relay_request(&req, &link(), &policy(existing)).unwrap();
+            assert!(f.scrubbed_overload && f.inserted, "{existing:?}");
+            // The bytes of the hidden option are PAD now; the host name after it survives.
+            assert!(f.bytes[108..120].iter().all(|b| *b == 0), "{existing:?}");
+            let p = Packet::decode(&f.bytes).unwrap();
+            assert!(!p.option82_in_overload);
+            assert_eq!(p.options.get(12), Some(&b"h"[..]));
+            let info = RelayInfo::parse(p.options.get(82).unwrap());
+            assert_eq!(
+                info.circuit_id.as_deref(),
+                Some(&b"eth1"[..]),
+                "ours, not the client's"
+            );
+            assert_eq!(info.link_selection, None);
+            assert_eq!(info.subscriber_id, None);
+        }
+        assert_eq!(
+            relay_request(&req, &link(), &policy(ExistingOption82::Drop)),
+            Err(RelayDrop::ExistingOption82)
+        );
+        // Without option 52 the same bytes are a boot file name and stay as they are.
+        let mut plain = discover(&[]);
+        plain[108..108 + hidden.len()].copy_from_slice(&hidden);
+        let f = relay_request(&plain, &link(), &default_policy()).unwrap();
+        assert!(!f.scrubbed_overload);
+        assert_eq!(f.bytes[108..108 + hidden.len()], hidden);
     }
 }

@@ -12,15 +12,16 @@
 //! Each upstream gets its own send; one that is down (ICMP unreachable, no route) costs a log
 //! line and a counter, never the others' copies.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hashlink::LruCache;
 use leased_core::config::RelaySettings;
 use leased_core::relay_agent::{
     AgentLink, AgentPolicy, Delivery, binding_from_reply, expand_template, relay_reply,
@@ -39,9 +40,14 @@ use crate::sock::{self, recv_pktinfo};
 const SERVER_PORT: u16 = 67;
 /// The client port replies go to.
 const CLIENT_PORT: u16 = 68;
-/// Clients remembered between request and reply (host name, requested address); the map is
-/// cleared when it grows past this, so a flood cannot exhaust memory.
+/// Clients (and requests in flight) remembered between request and reply. The least recently
+/// used entry makes room for a new one, so a flood of new clients costs O(1) per packet and
+/// evicts the oldest memories, never the whole table.
 const MEMO_CAP: usize = 100_000;
+/// How long after a request a reply to it (same xid and chaddr) is accepted. Servers answer in
+/// milliseconds; several upstreams may answer one request, so the entry is not removed on the
+/// first reply.
+const REPLY_WINDOW: Duration = Duration::from_secs(30);
 
 /// What `leased relay` needs besides its settings.
 #[derive(Default)]
@@ -74,6 +80,11 @@ pub struct RelayCounters {
     pub dropped: AtomicU64,
     /// Requests forwarded without our Option 82 because it did not fit.
     pub option82_did_not_fit: AtomicU64,
+    /// Replies dropped because they came from no configured upstream, or answer no request we
+    /// forwarded (a forged OFFER/ACK must not reach a client, nor become a billing binding).
+    pub unsolicited_replies: AtomicU64,
+    /// Requests from which an Option 82 hidden in `file`/`sname` was blanked.
+    pub hidden_option82: AtomicU64,
 }
 
 /// One client-facing link, resolved at start.
@@ -97,10 +108,12 @@ struct Relay {
     upstreams: Vec<Ipv4Addr>,
     upstream_sock: std::net::UdpSocket,
     out: Outbound,
-    memo: Mutex<HashMap<Vec<u8>, Memo>>,
+    memo: Mutex<LruCache<Vec<u8>, Memo>>,
+    /// Requests forwarded, by (xid, chaddr): when each was last seen.
+    in_flight: Mutex<LruCache<(u32, [u8; 16]), Instant>>,
     /// `rewrite_server_id`: the real server behind each (chaddr, address) we answered for.
     rewrite_sid: bool,
-    server_ids: Mutex<HashMap<(Vec<u8>, Ipv4Addr), Ipv4Addr>>,
+    server_ids: Mutex<LruCache<(Vec<u8>, Ipv4Addr), Ipv4Addr>>,
     bindings: Option<mpsc::UnboundedSender<BindingEvent>>,
     counters: Arc<RelayCounters>,
 }
@@ -187,9 +200,10 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         upstreams: settings.upstreams.clone(),
         upstream_sock: up_send,
         out: Outbound::new(out_links, SERVER_PORT, CLIENT_PORT),
-        memo: Mutex::new(HashMap::new()),
+        memo: Mutex::new(LruCache::new(MEMO_CAP)),
+        in_flight: Mutex::new(LruCache::new(MEMO_CAP)),
         rewrite_sid: settings.rewrite_server_id,
-        server_ids: Mutex::new(HashMap::new()),
+        server_ids: Mutex::new(LruCache::new(MEMO_CAP)),
         bindings: hooks.bindings,
         counters: Arc::default(),
     });
@@ -220,6 +234,8 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         delivered = c.delivered.load(Ordering::Relaxed),
         dropped = c.dropped.load(Ordering::Relaxed),
         upstream_errors = c.upstream_errors.load(Ordering::Relaxed),
+        unsolicited_replies = c.unsolicited_replies.load(Ordering::Relaxed),
+        hidden_option82 = c.hidden_option82.load(Ordering::Relaxed),
         "relay stopped"
     );
     Ok(())
@@ -259,6 +275,7 @@ impl Relay {
                 Some(&BOOTREPLY) if rx.src.is_some_and(|s| self.upstreams.contains(s.ip())) => {
                     self.on_reply(data);
                 }
+                Some(&BOOTREPLY) => self.unsolicited(data, rx.src, "not from an upstream"),
                 _ => {}
             }
         }
@@ -280,10 +297,46 @@ impl Relay {
             let Some(data) = buf.get(..rx.len) else {
                 continue;
             };
-            if data.first() == Some(&BOOTREPLY) && rx.dst != Some(Ipv4Addr::BROADCAST) {
+            if data.first() != Some(&BOOTREPLY) || rx.dst == Some(Ipv4Addr::BROADCAST) {
+                continue;
+            }
+            // Anyone can send to port 67: only the servers we forward to are believed.
+            if rx.src.is_some_and(|s| self.upstreams.contains(s.ip())) {
                 self.on_reply(data);
+            } else {
+                self.unsolicited(data, rx.src, "not from an upstream");
             }
         }
+    }
+
+    /// Counts and logs a reply that is not delivered because nobody we trust sent it, or it
+    /// answers no request of ours.
+    fn unsolicited(&self, data: &[u8], src: Option<SocketAddrV4>, why: &str) {
+        self.counters
+            .unsolicited_replies
+            .fetch_add(1, Ordering::Relaxed);
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        let xid = data
+            .get(4..8)
+            .and_then(|x| <[u8; 4]>::try_from(x).ok())
+            .map(|x| format!("{:08x}", u32::from_be_bytes(x)));
+        tracing::debug!(src = ?src, xid = ?xid, reason = why, "relay: reply dropped");
+    }
+
+    /// Remembers a forwarded request so that its replies are recognised.
+    fn note_in_flight(&self, p: &Packet) {
+        if let Ok(mut m) = self.in_flight.lock() {
+            m.insert((p.xid, p.chaddr), Instant::now());
+        }
+    }
+
+    /// True when `p` answers a request forwarded within [`REPLY_WINDOW`].
+    fn answers_in_flight(&self, p: &Packet) -> bool {
+        self.in_flight
+            .lock()
+            .ok()
+            .and_then(|mut m| m.get(&(p.xid, p.chaddr)).copied())
+            .is_some_and(|at| at.elapsed() <= REPLY_WINDOW)
     }
 
     fn on_request(&self, i: usize, data: &[u8]) {
@@ -299,6 +352,12 @@ impl Relay {
             Ok(f) => f,
             Err(why) => return self.drop_count(why.label(), &link.name),
         };
+        if fwd.scrubbed_overload {
+            self.counters
+                .hidden_option82
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(iface = %link.name, "relay: Option 82 hidden in file/sname blanked");
+        }
         if fwd.did_not_fit {
             self.counters
                 .option82_did_not_fit
@@ -306,18 +365,17 @@ impl Relay {
             tracing::info!(iface = %link.name, "Option 82 did not fit; forwarded without it");
         }
         if let Ok(p) = Packet::decode(data) {
+            self.note_in_flight(&p);
             let key = p.chaddr().to_vec();
             if let Ok(mut memo) = self.memo.lock() {
-                if memo.len() >= MEMO_CAP {
-                    memo.clear();
-                }
-                let m = memo.entry(key).or_default();
+                let mut m = memo.remove(&key).unwrap_or_default();
                 if fwd.hostname.is_some() {
                     m.hostname.clone_from(&fwd.hostname);
                 }
                 if let Some(r) = requested_address(data) {
                     m.requested = Some(r);
                 }
+                memo.insert(key, m);
             }
             if fwd.message_type == Some(MessageType::Release) && !p.ciaddr.is_unspecified() {
                 self.emit(BindingEvent {
@@ -347,7 +405,7 @@ impl Relay {
                 .server_ids
                 .lock()
                 .ok()
-                .and_then(|m| m.get(&key).copied());
+                .and_then(|m| m.peek(&key).copied());
             if let Some(real) = real {
                 rewrite_server_id(&mut fwd.bytes, Some(link.address), real);
             }
@@ -374,6 +432,11 @@ impl Relay {
     }
 
     fn on_reply(&self, data: &[u8]) {
+        match Packet::decode(data) {
+            Ok(p) if self.answers_in_flight(&p) => {}
+            Ok(_) => return self.unsolicited(data, None, "answers no request we forwarded"),
+            Err(_) => return self.drop_count("malformed", "upstream"),
+        }
         let ours = |g: Ipv4Addr| self.links.iter().any(|l| l.address == g);
         let mut d: Delivery = match relay_reply(data, ours) {
             Ok(d) => d,
@@ -393,7 +456,7 @@ impl Relay {
                 .memo
                 .lock()
                 .ok()
-                .and_then(|m| m.get(&chaddr).cloned())
+                .and_then(|m| m.peek(&chaddr).cloned())
                 .unwrap_or_default();
             let ours = self.policy.option82.then(|| {
                 let agent = AgentLink {
@@ -427,9 +490,6 @@ impl Relay {
                 p.yiaddr
             };
             if let Ok(mut m) = self.server_ids.lock() {
-                if m.len() >= MEMO_CAP {
-                    m.clear();
-                }
                 m.insert((p.chaddr().to_vec(), ip), real);
             }
         }

@@ -407,6 +407,8 @@ pub struct ProbeOpts {
     pub no_broadcast: bool,
     /// Seconds; default 5.
     pub timeout: Option<u32>,
+    /// Further `leased probe` arguments, e.g. `--option82 HEX --option82-in file`.
+    pub args: Vec<String>,
 }
 
 impl ProbeOpts {
@@ -505,6 +507,7 @@ pub fn probe(ns: &str, iface: &str, o: &ProbeOpts) -> ProbeResult {
             a.push(flag.into());
         }
     }
+    a.extend(o.args.iter().cloned());
     let out = run(Some(ns), &a, Duration::from_secs(u64::from(t) + 10));
     let json = out
         .stdout

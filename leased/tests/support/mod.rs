@@ -2,6 +2,7 @@
 //! real DHCP peers. See `lab.rs` for the topology and `gate.rs` for skip/fail rules.
 #![allow(dead_code)]
 
+pub mod bed;
 pub mod clients;
 pub mod config;
 pub mod gate;

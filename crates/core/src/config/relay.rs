@@ -59,8 +59,10 @@ pub struct RelaySettings {
     pub max_hops: u8,
     /// Insert our Option 82 (default true).
     pub option82: bool,
-    /// Policy for a request that already carries Option 82 (default `keep`).
-    pub existing_option82: ExistingOption82,
+    /// Policy for a request that already carries Option 82, when set. Unset: `drop` for a
+    /// request with giaddr 0 (the client wrote it, RFC 3046 §2.1.1), `keep` for one from a
+    /// downstream relay (giaddr set). Set: that policy for both.
+    pub existing_option82: Option<ExistingOption82>,
     /// Add sub-option 5 (RFC 3527 link selection) with the receiving link's address.
     pub link_selection: bool,
     /// Add sub-option 11 (RFC 5107 server identifier override) with the receiving link's
@@ -141,16 +143,17 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySe
         }
     };
     let existing_option82 = match raw.existing_option82.as_deref() {
-        None | Some("keep") => ExistingOption82::Keep,
-        Some("replace") => ExistingOption82::Replace,
-        Some("drop") => ExistingOption82::Drop,
+        None => None,
+        Some("keep") => Some(ExistingOption82::Keep),
+        Some("replace") => Some(ExistingOption82::Replace),
+        Some("drop") => Some(ExistingOption82::Drop),
         Some(other) => {
             ctx.err(
                 "relay.existing_option82",
                 format!("unknown policy {other:?}; expected \"keep\", \"replace\" or \"drop\""),
             );
             ok = false;
-            ExistingOption82::Keep
+            None
         }
     };
     let mut interfaces: Vec<RelayInterface> = Vec::new();
@@ -259,7 +262,7 @@ mod tests {
         assert_eq!(r.upstreams.len(), 2);
         assert_eq!(r.max_hops, 4);
         assert!(r.option82);
-        assert_eq!(r.existing_option82, ExistingOption82::Keep);
+        assert_eq!(r.existing_option82, None);
         assert_eq!(r.interfaces[0].circuit_id, "{interface}");
         assert_eq!(r.interfaces[0].remote_id, "{mac}");
         assert_eq!(r.interfaces[0].address, None);
@@ -278,7 +281,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.max_hops, 16);
         assert!(!r.option82 && r.link_selection && r.server_id_override && r.rewrite_server_id);
-        assert_eq!(r.existing_option82, ExistingOption82::Replace);
+        assert_eq!(r.existing_option82, Some(ExistingOption82::Replace));
         assert_eq!(r.interfaces[0].address, Some(Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!(r.interfaces[0].remote_id, "olt-7");
         let r = relay_of(
@@ -287,7 +290,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(r.existing_option82, ExistingOption82::Drop);
+        assert_eq!(r.existing_option82, Some(ExistingOption82::Drop));
     }
 
     #[test]
