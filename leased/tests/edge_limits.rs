@@ -178,20 +178,20 @@ struct Conn {
 }
 
 impl Conn {
-    fn open(port: u16, kind: Kind) -> Conn {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    fn open(port: u16, kind: Kind) -> std::io::Result<Conn> {
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        let opened = Instant::now();
         if kind == Kind::Partial {
-            s.write_all(&HEAD[..HEAD.len() - 2]).unwrap();
+            s.write_all(&HEAD[..HEAD.len() - 2])?;
         }
-        s.set_nonblocking(true).unwrap();
-        let now = Instant::now();
-        Conn {
+        s.set_nonblocking(true)?;
+        Ok(Conn {
             s,
             kind,
-            opened: now,
+            opened,
             sent: 0,
-            next_byte: now,
-        }
+            next_byte: opened,
+        })
     }
 
     /// True once the server has closed it (EOF or reset); trickles a byte when due.
@@ -226,6 +226,8 @@ struct FloodReport {
     lifetimes: Vec<Duration>,
     left_open: usize,
     reopened: usize,
+    /// Connections that could not be opened (and why).
+    open_errors: Vec<String>,
 }
 
 /// Keeps [`FLOOD`] attacking connections open against `port` (each one closed is replaced at
@@ -236,9 +238,15 @@ fn flood(port: u16, keep: Arc<AtomicBool>, open: Arc<AtomicUsize>, drain: Durati
         i if i % 2 == 0 => Kind::Partial,
         _ => Kind::Silent,
     };
-    let mut conns: Vec<Conn> = (0..FLOOD).map(|i| Conn::open(port, kind(i))).collect();
-    open.store(conns.len(), Ordering::SeqCst);
     let mut report = FloodReport::default();
+    let mut conns: Vec<Conn> = Vec::with_capacity(FLOOD);
+    for i in 0..FLOOD {
+        match Conn::open(port, kind(i)) {
+            Ok(c) => conns.push(c),
+            Err(e) => report.open_errors.push(format!("{:?}: {e}", kind(i))),
+        }
+    }
+    open.store(conns.len(), Ordering::SeqCst);
     let hard_stop = Instant::now() + Duration::from_secs(120);
     let mut drain_until: Option<Instant> = None;
     while !conns.is_empty() && Instant::now() < hard_stop {
@@ -251,18 +259,24 @@ fn flood(port: u16, keep: Arc<AtomicBool>, open: Arc<AtomicUsize>, drain: Durati
         }
         let mut i = 0;
         while i < conns.len() {
-            if conns[i].closed() {
-                report.lifetimes.push(conns[i].opened.elapsed());
-                if maintain {
-                    let k = conns[i].kind;
-                    conns[i] = Conn::open(port, k);
-                    report.reopened += 1;
-                } else {
-                    conns.swap_remove(i);
-                    continue;
+            if !conns[i].closed() {
+                i += 1;
+                continue;
+            }
+            report.lifetimes.push(conns[i].opened.elapsed());
+            let k = conns[i].kind;
+            if maintain {
+                match Conn::open(port, k) {
+                    Ok(c) => {
+                        conns[i] = c;
+                        report.reopened += 1;
+                        i += 1;
+                        continue;
+                    }
+                    Err(e) => report.open_errors.push(format!("{k:?}: {e}")),
                 }
             }
-            i += 1;
+            conns.swap_remove(i);
         }
         open.store(conns.len(), Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(20));
@@ -328,8 +342,16 @@ fn half_open_connections_are_closed_on_time_and_the_server_keeps_serving() {
             .contains("02:00:00:00:0e:01")),
         "no history line for the ACK of {ip}"
     );
-    let (st, _) = get(api, &format!("/leases/{ip}"), Some(KEY));
-    assert_eq!(st, 200);
+    // (The API's lease snapshot is published at most every 100 ms.)
+    assert!(
+        wait_for(Duration::from_secs(10), || get(
+            api,
+            &format!("/leases/{ip}"),
+            Some(KEY)
+        )
+        .0 == 200),
+        "the lease of {ip} never showed on the API"
+    );
     let checks_took = t_attack.elapsed();
     let open_during = open.load(Ordering::SeqCst);
 
@@ -350,6 +372,7 @@ fn half_open_connections_are_closed_on_time_and_the_server_keeps_serving() {
         lt.last().unwrap(),
         CLOCK
     );
+    assert!(report.open_errors.is_empty(), "{:?}", report.open_errors);
     assert_eq!(open_during, FLOOD, "the flood was on while the checks ran");
     assert_eq!(report.left_open, 0, "every half-open connection was closed");
     assert!(lt.len() >= FLOOD);
@@ -825,6 +848,7 @@ fn isc_serve_has_the_same_clocks_and_a_raised_limit() {
         report.lifetimes.len(),
         report.left_open
     );
+    assert!(report.open_errors.is_empty(), "{:?}", report.open_errors);
     assert_eq!(report.left_open, 0);
     assert!(max <= CLOCK * 3, "{max:?}");
     p.term();
@@ -875,4 +899,75 @@ fn relay_raises_the_open_files_limit() {
     );
     assert_nofile_raised(p.0.id(), &read_log(&log));
     p.term();
+}
+
+#[test]
+fn a_stalled_upload_is_answered_408_at_the_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, dhcp) = (free_tcp(), free_udp());
+    let cfg = serve_config(
+        dir.path(),
+        api,
+        "request_timeout = \"2s\"\nheader_timeout = \"20s\"\nidle_timeout = \"20s\"\n",
+    );
+    let log = dir.path().join("server.log");
+    let mut server = start_serve(&cfg, api, dhcp, &[], &log);
+    let mut s = TcpStream::connect(("127.0.0.1", api)).unwrap();
+    let t0 = Instant::now();
+    write!(
+        s,
+        "POST /reservations HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"mac\": "
+    )
+    .unwrap();
+    s.set_read_timeout(Some(CLOCK * 3)).unwrap();
+    let mut status = String::new();
+    BufReader::new(&s).read_line(&mut status).unwrap();
+    let took = t0.elapsed();
+    eprintln!("stalled upload answered {:?} after {took:?}", status.trim());
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(took >= CLOCK * 3 / 4 && took <= CLOCK * 3, "{took:?}");
+    server.term();
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_at_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, dhcp) = (free_tcp(), free_udp());
+    let cfg = serve_config(
+        dir.path(),
+        api,
+        "idle_timeout = \"2s\"\nheader_timeout = \"20s\"\nrequest_timeout = \"20s\"\n",
+    );
+    let log = dir.path().join("server.log");
+    let mut server = start_serve(&cfg, api, dhcp, &[], &log);
+    let (st, doc) = get(api, "/openapi.json", Some(KEY));
+    assert_eq!(st, 200);
+    // Far more answers than the sockets' buffers hold, asked for at once and never read.
+    let n = 1 + 64 * 1024 * 1024 / doc.len();
+    let mut s = TcpStream::connect(("127.0.0.1", api)).unwrap();
+    let one = format!("GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {KEY}\r\n\r\n");
+    s.write_all(one.repeat(n.min(4000)).as_bytes()).unwrap();
+    let n = n.min(4000);
+    std::thread::sleep(CLOCK * 2);
+    // Now read: what was buffered arrives, then the end, well before all n answers.
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let t0 = Instant::now();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the connection was not cut: {e} after {got} bytes"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60));
+    }
+    let answers = got / doc.len();
+    eprintln!("a stalled reader got {got} bytes (~{answers} of {n} answers) before the cut");
+    assert!(answers < n, "every answer arrived: nothing was cut");
+    let (st, _) = get(api, "/health", Some(KEY));
+    assert_eq!(st, 200);
+    server.term();
 }
