@@ -718,7 +718,10 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert!(s.starts_with("error: this console refuses plaintext"), "{s}");
+        assert!(
+            s.starts_with("error: this console refuses plaintext"),
+            "{s}"
+        );
         assert!(!s.contains("secret"));
     }
 

@@ -166,7 +166,8 @@ enum Kind {
     Trickle,
 }
 
-const HEAD: &[u8] = b"GET /subnets HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: edge-limits-key-0123\r\n\
+const HEAD: &[u8] =
+    b"GET /subnets HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: edge-limits-key-0123\r\n\
     Accept: application/json\r\nUser-Agent: slowloris\r\n";
 
 struct Conn {
@@ -336,7 +337,10 @@ fn half_open_connections_are_closed_on_time_and_the_server_keeps_serving() {
     // a DHCP exchange is served and its history line written.
     let mac = [2, 0, 0, 0, 0x0e, 1];
     let ip = dora(dhcp, mac, 0x5e01, "under-flood");
-    let history = PathBuf::from(format!("{}.history", dir.path().join("leases.db").display()));
+    let history = PathBuf::from(format!(
+        "{}.history",
+        dir.path().join("leases.db").display()
+    ));
     assert!(
         wait_for(Duration::from_secs(10), || read_log(&history)
             .contains("02:00:00:00:0e:01")),
@@ -446,7 +450,11 @@ fn still_open(s: &TcpStream) -> bool {
 fn over_max_connections_the_extra_one_is_closed_and_the_others_keep_working() {
     let dir = tempfile::tempdir().unwrap();
     let (api, dhcp) = (free_tcp(), free_udp());
-    let cfg = serve_config(dir.path(), api, "max_connections = 4\nheader_timeout = 60\n");
+    let cfg = serve_config(
+        dir.path(),
+        api,
+        "max_connections = 4\nheader_timeout = 60\n",
+    );
     let log = dir.path().join("server.log");
     let mut server = start_serve(&cfg, api, dhcp, &[], &log);
     // The start-up probe's connection may still hold a slot for a moment.
@@ -473,8 +481,9 @@ fn over_max_connections_the_extra_one_is_closed_and_the_others_keep_working() {
         assert_eq!(keepalive_get(s, "/counts"), 200);
     }
     assert!(
-        wait_for(Duration::from_secs(5), || read_log(&log)
-            .contains("connection(s) closed at once: max_connections (4) are open")),
+        wait_for(Duration::from_secs(5), || read_log(&log).contains(
+            "connection(s) closed at once: max_connections (4) are open"
+        )),
         "{}",
         read_log(&log)
     );
