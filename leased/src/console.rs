@@ -473,6 +473,10 @@ pub fn attach(args: &ConsoleAttachArgs) -> anyhow::Result<std::process::ExitCode
                 })?;
             Box::new(tls)
         } else {
+            eprintln!(
+                "-- console: sending the API key in plaintext (a server with [api.tls] wants \
+                 --tls) --"
+            );
             s.write_all(hello.as_bytes())?;
             Box::new(s)
         }
