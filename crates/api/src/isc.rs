@@ -298,14 +298,12 @@ pub fn serve(
             crate::auth::KEYS_ENV
         );
     }
-    if let Some((k, problem)) = keys
+    // (Never quoted in the message: even a refused key is a secret.)
+    if let Some(problem) = keys
         .iter()
-        .find_map(|k| Some((k, leased_core::config::api_key_problem(k)?)))
+        .find_map(|k| leased_core::config::api_key_problem(k))
     {
-        anyhow::bail!(
-            "API key {:?}…: {problem}",
-            k.chars().take(4).collect::<String>()
-        );
+        anyhow::bail!("refusing an API key: {problem}");
     }
     let app = app(source, Auth::new(keys, false, false));
     let listener =
