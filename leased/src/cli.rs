@@ -227,6 +227,17 @@ pub struct ConsoleAttachArgs {
     /// API key for --tcp.
     #[arg(long, env = "LEASED_API_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// Speak TLS to --tcp (a server with [api.tls]); the certificate is checked against the
+    /// Mozilla roots, or --ca.
+    #[arg(long, requires = "tcp")]
+    pub tls: bool,
+    /// Trust the PEM certificates in FILE (a private CA, or the server's self-signed
+    /// certificate) for --tls; implies --tls.
+    #[arg(long, value_name = "FILE", requires = "tcp")]
+    pub ca: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the host of --tcp).
+    #[arg(long, value_name = "NAME", requires = "tcp")]
+    pub tls_name: Option<String>,
     /// How many recent lines to show first.
     #[arg(long, short = 'n', default_value_t = 50, value_name = "N")]
     pub lines: usize,
@@ -260,9 +271,31 @@ pub struct IscServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8067", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
-    /// Accepted X-Api-Key (repeatable; also LEASED_API_KEYS="k1,k2").
+    /// Accepted X-Api-Key, at least 16 characters (repeatable; also LEASED_API_KEYS="k1,k2").
     #[arg(long = "key", value_name = "KEY")]
     pub keys: Vec<String>,
+    /// A client must send a request's headers within this (also the wait for the next
+    /// request on a kept-alive connection).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = timeout)]
+    pub header_timeout: std::time::Duration,
+    /// A request must be answered within this (later: 408).
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = timeout)]
+    pub request_timeout: std::time::Duration,
+    /// A connection whose read or write waits this long with no byte moving is closed.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = timeout)]
+    pub idle_timeout: std::time::Duration,
+    /// Connections at once; one more is closed at once.
+    #[arg(long, default_value_t = 256, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_connections: u32,
+}
+
+/// A timeout on the command line: seconds or e.g. "10s", "2m"; 1 s to a day.
+fn timeout(text: &str) -> Result<std::time::Duration, String> {
+    match crate::timefmt::parse_duration(text)? {
+        n @ 1..=86_400 => Ok(std::time::Duration::from_secs(n.into())),
+        _ => Err("must be between 1 second and a day".into()),
+    }
 }
 
 /// `leased import`.

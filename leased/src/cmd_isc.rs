@@ -25,12 +25,19 @@ pub fn serve(args: &IscServeArgs) -> anyhow::Result<ExitCode> {
         format: leased_core::config::LogFormat::Text,
         level: "info".into(),
     })?;
-    let mut keys = args.keys.clone();
-    if let Ok(v) = std::env::var(leased_api::auth::KEYS_ENV) {
-        keys.extend(leased_api::auth::split_keys(&v));
+    crate::rlimit::raise_open_files();
+    for (i, k) in args.keys.iter().enumerate() {
+        if let Some(problem) = leased_core::config::api_key_problem(k) {
+            bail!("--key (number {} on the command line): {problem}", i + 1);
+        }
     }
-    keys.sort();
-    keys.dedup();
+    let keys = leased_api::accepted_keys(&args.keys)?;
+    let limits = leased_api::conn::ConnLimits {
+        header_timeout: args.header_timeout,
+        request_timeout: args.request_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+    };
     let source = Arc::new(leased_api::isc::IscSource::load(&args.conf, &args.leases)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -42,7 +49,7 @@ pub fn serve(args: &IscServeArgs) -> anyhow::Result<ExitCode> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr, server) = leased_api::isc::serve(args.listen, &keys, Arc::clone(&source), async {
+        let (addr, server) = leased_api::isc::serve(args.listen, &keys, &limits, Arc::clone(&source), async {
             let _ = stop_rx.await;
         })?;
         tracing::info!(

@@ -19,6 +19,7 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .with_context(|| format!("{} has no [relay] section", args.config.display()))?;
     crate::cmd_serve::init_logging(&config.logging)?;
+    crate::rlimit::raise_open_files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -46,6 +46,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // whatever is still buffered is written when `_log` drops (return, error or unwind).
     let (log, _log) = BufferedStderr::start();
     init_logging_to(&config.logging, hub.clone(), log)?;
+    crate::rlimit::raise_open_files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,9 +5,14 @@
 //!   one text line, pushed into a replay ring of the last N lines and a bounded broadcast
 //!   channel. Pushing never blocks the server: a viewer that cannot keep up loses lines and is
 //!   told how many ("lagged"), it never slows the engine down.
-//! - The UNIX socket (mode 0600, so only the server's user and root can read client MACs and
-//!   host names) is the default door; an optional TCP listener requires an API key, checked in
-//!   constant time (the seed's TCP console had no authentication).
+//! - The UNIX socket (mode 0600, set before it listens, so only the server's user and root can
+//!   ever read client MACs and host names) is the default door; an optional TCP listener
+//!   requires an API key, checked in constant time. The key never travels in plaintext unless
+//!   the operator says so (`allow_plaintext`): with `[api.tls]` the TCP listener speaks TLS
+//!   with the API's certificate, and a plaintext hello is refused and logged.
+//! - Both listeners are bounded like the HTTP API's ([`leased_api::conn`]): at most
+//!   `max_connections` viewers each, `hello_timeout` for the TLS handshake and the hello, and a
+//!   viewer whose socket takes no byte for `idle_timeout` is dropped.
 //!
 //! Protocol: the viewer sends one JSON line `{"replay": N, "key": "…"}` (key for TCP only);
 //! the server answers `ok` or `error: …` on a line of its own, then sends the replay and live
@@ -21,17 +26,19 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use leased_api::auth::Auth;
-use leased_core::config::ConsoleSettings;
+use leased_api::conn::{Gate, Guarded, LogThrottle};
+use leased_core::config::{ConsoleSettings, TlsSettings};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use crate::cli::ConsoleAttachArgs;
 
 /// Lines a slow viewer may fall behind before it loses some.
 pub const LIVE_CAPACITY: usize = 1024;
-/// How long a viewer has to send its hello line.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a refusal (plaintext, failed key) is logged at most, with the count since.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Longest hello line accepted.
 const HELLO_MAX: u64 = 4096;
 
@@ -135,12 +142,28 @@ pub fn lag_notice(n: u64) -> String {
     format!("-- console: {n} lines dropped: this viewer fell behind --")
 }
 
-/// Serves one viewer: hello, replay, live lines, until it goes away or `stop` fires.
+/// What every viewer task shares.
+struct Viewers {
+    hub: Arc<Hub>,
+    /// The key check of TCP viewers.
+    auth: Arc<Auth>,
+    max_replay: usize,
+    hello_timeout: Duration,
+    idle_timeout: Duration,
+    /// TLS for TCP viewers (`[api.tls]`).
+    tls: Option<leased_api::tls::TlsAcceptor>,
+    allow_plaintext: bool,
+    failed_keys: LogThrottle,
+    refused_plaintext: LogThrottle,
+}
+
+/// Serves one viewer: hello (by `hello_by`), replay, live lines, until it goes away or `stop`
+/// fires. `auth`: the key the hello must carry (TCP viewers).
 async fn serve_viewer<S>(
     stream: S,
-    hub: Arc<Hub>,
-    auth: Option<Arc<Auth>>,
-    max_replay: usize,
+    viewers: &Viewers,
+    auth: Option<&Auth>,
+    hello_by: Instant,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()>
 where
@@ -149,27 +172,31 @@ where
     let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(rd, HELLO_MAX));
     let mut line = String::new();
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, rd.read_line(&mut line)).await {
+    let hello = match tokio::time::timeout_at(hello_by, rd.read_line(&mut line)).await {
         Ok(Ok(n)) if n > 0 => serde_json::from_str::<Hello>(line.trim()).ok(),
         _ => None,
     };
     let Some(hello) = hello else {
         wr.write_all(b"error: expected a hello line {\"replay\": N}\n")
             .await?;
-        return Ok(());
+        return wr.shutdown().await;
     };
-    if let Some(auth) = &auth {
+    if let Some(auth) = auth {
         let ok = hello
             .key
             .as_deref()
             .is_some_and(|k| auth.accepts(k.as_bytes()));
         if !ok {
-            tracing::warn!("console: a TCP viewer failed to authenticate");
+            if let Some(n) = viewers.failed_keys.hit() {
+                tracing::warn!(count = n, "console: a TCP viewer failed to authenticate");
+            }
             wr.write_all(b"error: authentication failed (give an API key)\n")
                 .await?;
-            return Ok(());
+            return wr.shutdown().await;
         }
     }
+    let hub = &viewers.hub;
+    let max_replay = viewers.max_replay;
     wr.write_all(b"ok\n").await?;
     let (replay, mut rx) = hub.subscribe(hello.replay.min(max_replay));
     for l in replay {
@@ -201,12 +228,80 @@ where
         }
         wr.flush().await?;
     }
-    wr.flush().await
+    wr.flush().await?;
+    // A TLS viewer is sent close_notify: the end of the stream, not a cut connection.
+    wr.shutdown().await
+}
+
+/// Serves one TCP viewer: TLS when it starts a handshake and `[api.tls]` is set, plaintext
+/// only with `allow_plaintext`; anything else is refused with a line saying why (a plaintext
+/// one also in the log).
+async fn serve_tcp_viewer(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    slot: tokio::sync::OwnedSemaphorePermit,
+    viewers: Arc<Viewers>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let hello_by = Instant::now() + viewers.hello_timeout;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(hello_by, stream.peek(&mut first)).await {
+        Ok(Ok(1..)) => {}
+        // Silent until the deadline, or gone: nothing to answer.
+        _ => return Ok(()),
+    }
+    let stream = Guarded::new(stream, Some(slot), viewers.idle_timeout);
+    let auth = Some(&*viewers.auth);
+    if first[0] == leased_api::tls::HANDSHAKE_RECORD {
+        let Some(tls) = &viewers.tls else {
+            if let Some(n) = viewers.refused_plaintext.hit() {
+                tracing::warn!(
+                    %peer,
+                    count = n,
+                    "console: refused a TLS viewer from {peer}: the console speaks TLS only \
+                     with [api.tls]"
+                );
+            }
+            return Ok(());
+        };
+        return match tokio::time::timeout_at(hello_by, tls.accept(stream)).await {
+            Ok(Ok(s)) => serve_viewer(s, &viewers, auth, hello_by, stop).await,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "console: TLS handshake failed");
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        };
+    }
+    if viewers.allow_plaintext {
+        return serve_viewer(stream, &viewers, auth, hello_by, stop).await;
+    }
+    if let Some(n) = viewers.refused_plaintext.hit() {
+        tracing::warn!(
+            %peer,
+            count = n,
+            "console: refused a plaintext TCP viewer from {peer}: its hello would carry an API \
+             key in the clear; attach with --tls (the server needs [api.tls]) or set [console] \
+             allow_plaintext = true"
+        );
+    }
+    let mut stream = stream;
+    let why: &[u8] = if viewers.tls.is_some() {
+        b"error: this console speaks TLS: attach with --tls (and --ca FILE for a private \
+          certificate)\n"
+    } else {
+        b"error: this console refuses plaintext: configure [api.tls] and attach with --tls, or \
+          set [console] allow_plaintext = true\n"
+    };
+    stream.write_all(why).await?;
+    stream.shutdown().await
 }
 
 /// Binds the UNIX socket with mode 0600 (refusing to take over one a live server answers on;
-/// removing a stale one).
+/// removing a stale one). The mode is set between `bind` and `listen`: until it listens, a
+/// connect is refused, so no one ever reaches the socket with the mode the umask gave it.
 fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use socket2::{Domain, SockAddr, Socket, Type};
     use std::os::unix::fs::PermissionsExt;
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -218,11 +313,19 @@ fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
         std::fs::remove_file(path)
             .with_context(|| format!("cannot remove stale console socket {}", path.display()))?;
     }
-    let l = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("cannot create console socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot set mode 0600 on {}", path.display()))?;
-    Ok(l)
+    let cannot = || format!("cannot create console socket {}", path.display());
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None).with_context(cannot)?;
+    socket
+        .bind(&SockAddr::unix(path).with_context(cannot)?)
+        .with_context(cannot)?;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        let _ = std::fs::remove_file(path);
+        return Err(e).with_context(|| format!("cannot set mode 0600 on {}", path.display()));
+    }
+    socket.listen(128).with_context(cannot)?;
+    socket.set_nonblocking(true).with_context(cannot)?;
+    let l = std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(socket));
+    tokio::net::UnixListener::from_std(l).with_context(cannot)
 }
 
 /// Removes the socket file when the console stops.
@@ -235,11 +338,13 @@ impl Drop for Unlink {
 }
 
 /// Binds the console's listeners now (so a problem fails start-up) and returns the task that
-/// serves viewers until `shutdown`.
+/// serves viewers until `shutdown`. `tls`: the API's certificate, which the TCP listener then
+/// speaks.
 pub fn start(
     settings: &ConsoleSettings,
     hub: Arc<Hub>,
     keys: Vec<String>,
+    tls: Option<&TlsSettings>,
     shutdown: leased_io::Shutdown,
 ) -> anyhow::Result<leased_io::Sidecar> {
     let unix = bind_unix(&settings.socket)?;
@@ -252,33 +357,61 @@ pub fn start(
                     leased_api::auth::KEYS_ENV
                 );
             }
-            let l = std::net::TcpListener::bind(addr)
+            let l = leased_api::conn::listen_tcp(addr)
                 .with_context(|| format!("cannot listen for the console on {addr}"))?;
-            l.set_nonblocking(true)?;
             Some(tokio::net::TcpListener::from_std(l)?)
         }
         None => None,
     };
-    let auth = Arc::new(Auth::new(&keys, false, false));
-    let max = settings.replay;
+    let tls = match (tcp.is_some(), tls) {
+        (true, Some(t)) => Some(leased_api::tls::console_acceptor(t)?),
+        _ => None,
+    };
+    if tcp.is_some() && tls.is_none() && !settings.allow_plaintext {
+        tracing::warn!(
+            "console: tcp_listen without [api.tls]: every TCP viewer will be refused (set \
+             [console] allow_plaintext = true to accept keys in plaintext)"
+        );
+    }
+    let viewers = Arc::new(Viewers {
+        hub,
+        auth: Arc::new(Auth::new(&keys, false, false)),
+        max_replay: settings.replay,
+        hello_timeout: settings.hello_timeout,
+        idle_timeout: settings.idle_timeout,
+        tls,
+        allow_plaintext: settings.allow_plaintext,
+        failed_keys: LogThrottle::new(REFUSAL_LOG_EVERY),
+        refused_plaintext: LogThrottle::new(REFUSAL_LOG_EVERY),
+    });
+    let unix_gate = Gate::new(settings.max_connections, "console socket");
+    let tcp_gate = Gate::new(settings.max_connections, "console TCP");
     tracing::info!(
         socket = %settings.socket.display(),
         tcp = ?settings.tcp_listen,
+        tls = viewers.tls.is_some(),
+        max_connections = settings.max_connections,
         "console listening"
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     Ok(Box::pin(async move {
         let _unlink = unlink;
         if let Some(tcp) = tcp {
-            let (hub, mut stop) = (Arc::clone(&hub), stop_rx.clone());
+            let (viewers, mut stop) = (Arc::clone(&viewers), stop_rx.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
-                        r = tcp.accept() => if let Ok((s, _)) = r {
-                            let (hub, st, auth) = (Arc::clone(&hub), stop.clone(), Some(Arc::clone(&auth)));
-                            tokio::spawn(async move {
-                                let _ = serve_viewer(s, hub, auth, max, st).await;
-                            });
+                        r = tcp.accept() => match r {
+                            Ok((s, peer)) => {
+                                // Over the limit: dropped, so closed, before a byte is read.
+                                let Some(slot) = tcp_gate.admit() else { continue };
+                                let (v, st) = (Arc::clone(&viewers), stop.clone());
+                                tokio::spawn(async move {
+                                    let _ = serve_tcp_viewer(s, peer, slot, v, st).await;
+                                });
+                            }
+                            // Out of descriptors and the like: back off instead of spinning.
+                            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                         },
                         _ = stop.changed() => break,
                     }
@@ -289,11 +422,17 @@ pub fn start(
         tokio::pin!(down);
         loop {
             tokio::select! {
-                r = unix.accept() => if let Ok((s, _)) = r {
-                    let (hub, stop) = (Arc::clone(&hub), stop_rx.clone());
-                    tokio::spawn(async move {
-                        let _ = serve_viewer(s, hub, None, max, stop).await;
-                    });
+                r = unix.accept() => match r {
+                    Ok((s, _)) => {
+                        let Some(slot) = unix_gate.admit() else { continue };
+                        let (v, stop) = (Arc::clone(&viewers), stop_rx.clone());
+                        tokio::spawn(async move {
+                            let s = Guarded::new(s, Some(slot), v.idle_timeout);
+                            let by = Instant::now() + v.hello_timeout;
+                            let _ = serve_viewer(s, &v, None, by, stop).await;
+                        });
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 },
                 () = &mut down => break,
             }
@@ -318,8 +457,29 @@ pub fn attach(args: &ConsoleAttachArgs) -> anyhow::Result<std::process::ExitCode
         }
         let mut s = std::net::TcpStream::connect(addr.as_str())
             .with_context(|| format!("cannot connect to the console at {addr}"))?;
-        s.write_all(hello.as_bytes())?;
-        Box::new(s)
+        if args.tls || args.ca.is_some() {
+            let name = match &args.tls_name {
+                Some(n) => n.clone(),
+                None => host_of(addr).to_string(),
+            };
+            let mut tls = tls_client(args.ca.as_deref(), &name, s)?;
+            tls.write_all(hello.as_bytes())
+                .and_then(|()| tls.flush())
+                .with_context(|| {
+                    format!(
+                        "TLS with the console at {addr} failed (does the server have \
+                         [api.tls]? is --ca its certificate or CA?)"
+                    )
+                })?;
+            Box::new(tls)
+        } else {
+            eprintln!(
+                "-- console: sending the API key in plaintext (a server with [api.tls] wants \
+                 --tls) --"
+            );
+            s.write_all(hello.as_bytes())?;
+            Box::new(s)
+        }
     } else {
         let path = match (&args.socket, &args.config) {
             (Some(p), _) => p.clone(),
@@ -354,6 +514,8 @@ pub fn attach(args: &ConsoleAttachArgs) -> anyhow::Result<std::process::ExitCode
         line.clear();
         match r.read_line(&mut line) {
             Ok(0) => break,
+            // A TLS peer gone without close_notify: the server died; the end all the same.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Ok(_) => {
                 if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
                     if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -369,10 +531,77 @@ pub fn attach(args: &ConsoleAttachArgs) -> anyhow::Result<std::process::ExitCode
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// The host part of `HOST:PORT` (IPv6 brackets removed), the name a TLS certificate must
+/// carry unless `--tls-name` says otherwise.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// A TLS client stream over `tcp` to a server whose certificate names `name`.
+fn tls_client(
+    ca: Option<&Path>,
+    name: &str,
+    tcp: std::net::TcpStream,
+) -> anyhow::Result<
+    leased_api::tls::rustls::StreamOwned<
+        leased_api::tls::rustls::ClientConnection,
+        std::net::TcpStream,
+    >,
+> {
+    use leased_api::tls::rustls;
+    let config = leased_api::tls::client_config(ca)?;
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_string())
+        .with_context(|| format!("{name:?} is not a host name or address for TLS"))?;
+    let conn = rustls::ClientConnection::new(config, server_name).context("TLS client")?;
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
+
+    const KEY: &str = "console-test-key-0001";
+
+    fn viewers(
+        hub: &Arc<Hub>,
+        tls: Option<leased_api::tls::TlsAcceptor>,
+        allow_plaintext: bool,
+    ) -> Arc<Viewers> {
+        Arc::new(Viewers {
+            hub: Arc::clone(hub),
+            auth: Arc::new(Auth::new(&[KEY.to_string()], false, false)),
+            max_replay: 100,
+            hello_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            tls,
+            allow_plaintext,
+            failed_keys: LogThrottle::new(REFUSAL_LOG_EVERY),
+            refused_plaintext: LogThrottle::new(REFUSAL_LOG_EVERY),
+        })
+    }
+
+    /// Serves `n` TCP viewers on a loopback port with `v`.
+    async fn tcp_server(v: Arc<Viewers>, n: usize) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let gate = Gate::new(8, "test");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _stop_tx = stop_tx;
+            for _ in 0..n {
+                let (s, peer) = l.accept().await.unwrap();
+                let (v, st, slot) = (Arc::clone(&v), stop_rx.clone(), gate.admit().unwrap());
+                tokio::spawn(async move { serve_tcp_viewer(s, peer, slot, v, st).await.ok() });
+            }
+            // Keep the viewers' stop channel open while they run.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        addr
+    }
 
     #[test]
     fn ring_keeps_the_last_lines() {
@@ -399,10 +628,11 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let h2 = Arc::clone(&hub);
+        let v = viewers(&hub, None, false);
         tokio::spawn(async move {
             let (s, _) = listener.accept().await.unwrap();
-            serve_viewer(s, h2, None, 100, stop_rx).await.ok();
+            let by = Instant::now() + Duration::from_secs(5);
+            serve_viewer(s, &v, None, by, stop_rx).await.ok();
         });
         let mut c = tokio::net::UnixStream::connect(&path).await.unwrap();
         c.write_all(b"{\"replay\": 3}\n").await.unwrap();
@@ -456,18 +686,7 @@ mod tests {
     async fn tcp_needs_a_key() {
         let hub = Hub::new(10, 16);
         hub.push("secret line");
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let auth = Some(Arc::new(Auth::new(&["k1".to_string()], false, false)));
-        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let h2 = Arc::clone(&hub);
-        tokio::spawn(async move {
-            for _ in 0..2 {
-                let (s, _) = l.accept().await.unwrap();
-                let (h, a, st) = (Arc::clone(&h2), auth.clone(), stop_rx.clone());
-                tokio::spawn(async move { serve_viewer(s, h, a, 10, st).await.ok() });
-            }
-        });
+        let addr = tcp_server(viewers(&hub, None, true), 2).await;
         let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
         c.write_all(b"{\"replay\": 5, \"key\": \"wrong\"}\n")
             .await
@@ -479,7 +698,7 @@ mod tests {
         let c = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut r = tokio::io::BufReader::new(c);
         r.get_mut()
-            .write_all(b"{\"replay\": 5, \"key\": \"k1\"}\n")
+            .write_all(format!("{{\"replay\": 5, \"key\": \"{KEY}\"}}\n").as_bytes())
             .await
             .unwrap();
         let mut a = String::new();
@@ -487,5 +706,42 @@ mod tests {
         r.read_line(&mut a).await.unwrap();
         r.read_line(&mut b).await.unwrap();
         assert_eq!((a.trim(), b.trim()), ("ok", "secret line"));
+    }
+
+    #[tokio::test]
+    async fn a_plaintext_hello_is_refused_unless_allowed() {
+        let hub = Hub::new(10, 16);
+        hub.push("secret line");
+        let addr = tcp_server(viewers(&hub, None, false), 1).await;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(format!("{{\"replay\": 5, \"key\": \"{KEY}\"}}\n").as_bytes())
+            .await
+            .unwrap();
+        let mut s = String::new();
+        tokio::time::timeout(Duration::from_secs(10), c.read_to_string(&mut s))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            s.starts_with("error: this console refuses plaintext"),
+            "{s}"
+        );
+        assert!(!s.contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn a_silent_tcp_viewer_is_closed_at_the_hello_deadline() {
+        let hub = Hub::new(10, 16);
+        let mut v = viewers(&hub, None, true);
+        Arc::get_mut(&mut v).unwrap().hello_timeout = Duration::from_millis(300);
+        let addr = tcp_server(v, 1).await;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut s = String::new();
+        // Closed without a word, long before this bound.
+        tokio::time::timeout(Duration::from_secs(10), c.read_to_string(&mut s))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s, "");
     }
 }

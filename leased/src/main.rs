@@ -20,6 +20,7 @@ mod console;
 mod demo;
 mod http;
 mod probe;
+mod rlimit;
 mod sidecars;
 mod timefmt;
 mod view;

@@ -30,24 +30,26 @@ pub fn compose(
     if console.is_none() && watch.is_none() {
         return inner;
     }
-    let keys = config
+    let configured_keys = config
         .api
         .as_ref()
-        .map(leased_api::keys_with_env)
-        .unwrap_or_else(|| {
-            std::env::var(leased_api::auth::KEYS_ENV)
-                .map(|v| leased_api::auth::split_keys(&v))
-                .unwrap_or_default()
-        });
+        .map(|a| a.keys.clone())
+        .unwrap_or_default();
+    let tls = config.api.as_ref().and_then(|a| a.tls.clone());
     Some(Box::new(move |shared, shutdown| {
         let mut parts: Vec<(&'static str, leased_io::Sidecar)> = Vec::new();
         if let Some(start) = inner {
             parts.push(("HTTP API", start(Arc::clone(&shared), shutdown.clone())?));
         }
         if let Some((settings, hub)) = console {
+            // Keys matter (and LEASED_API_KEYS is checked) only for the TCP listener.
+            let keys = match settings.tcp_listen {
+                Some(_) => leased_api::accepted_keys(&configured_keys)?,
+                None => Vec::new(),
+            };
             parts.push((
                 "console",
-                crate::console::start(&settings, hub, keys, shutdown.clone())?,
+                crate::console::start(&settings, hub, keys, tls.as_ref(), shutdown.clone())?,
             ));
         }
         if let Some(path) = watch {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use leased_wire::{MessageType, Options, Packet, code};
 use serde_json::Value;
 
-const KEY: &str = "e2e-key";
+const KEY: &str = "e2e-key-0123456789";
 
 fn free_port(udp: bool) -> u16 {
     if udp {

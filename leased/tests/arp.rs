@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ROLES: [&str; 4] = ["srv", "lan", "h1", "h2"];
-const KEY: &str = "arp-key";
+const KEY: &str = "arp-key-0123456789";
 
 struct Net {
     tag: String,

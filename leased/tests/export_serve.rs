@@ -284,7 +284,7 @@ fn perfdhcp_bindings_reach_sonar_once_through_failure_and_restart() {
         r#"
 [api]
 listen = "127.0.0.1:18067"
-keys = ["api-key"]
+keys = ["api-key-0123456789"]
 
 [export]
 outbox = "{outbox}"

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::{Proc, free_tcp, get, wait_for};
 use serde_json::Value;
 
-const KEY: &str = "isc-key";
+const KEY: &str = "isc-key-0123456789";
 
 fn json(port: u16, path: &str) -> Value {
     let (st, body) = get(port, path, Some(KEY));

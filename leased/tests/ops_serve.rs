@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{Proc, dora, free_tcp, free_udp, leased, text, wait_for};
 
-const KEY: &str = "ops-key";
+const KEY: &str = "ops-key-0123456789";
 
 #[test]
 fn console_stats_reload_and_auto_reload_on_a_running_server() {
@@ -254,6 +254,7 @@ pools = ["198.18.0.100-198.18.0.119"]
 [console]
 socket = "{sock}"
 tcp_listen = "127.0.0.1:{tcp}"
+allow_plaintext = true
 "#,
             store = dir.path().join("l.db").display(),
             sock = sock.display(),
@@ -274,7 +275,7 @@ tcp_listen = "127.0.0.1:{tcp}"
                 "--client-port",
                 &cport,
             ])
-            .env("LEASED_API_KEYS", "tcp-key")
+            .env("LEASED_API_KEYS", "tcp-key-0123456789")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -304,7 +305,7 @@ tcp_listen = "127.0.0.1:{tcp}"
     let mut viewer = Proc(
         Command::new(common::BIN)
             .args(["console", "attach", "--tcp", &addr, "-n", "100"])
-            .env("LEASED_API_KEY", "tcp-key")
+            .env("LEASED_API_KEY", "tcp-key-0123456789")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -331,7 +331,7 @@ fn active_probe_finds_a_server_nobody_asked() {
     // servers speak, and leased never answers its own probe.
     let (net, dir, log, server_pid) = start(
         "a",
-        "probe_interval = 1\n[api]\nlisten = \"127.0.0.1:8067\"\nkeys = [\"rogue-key\"]\n",
+        "probe_interval = 1\n[api]\nlisten = \"127.0.0.1:8067\"\nkeys = [\"rogue-key-0123456789\"]\n",
     );
     assert!(
         wait_for(
@@ -361,7 +361,7 @@ fn active_probe_finds_a_server_nobody_asked() {
         (body.to_string(), code.to_string())
     };
     assert_eq!(api("wrong").1, "401", "no key check");
-    let (body, code) = api("rogue-key");
+    let (body, code) = api("rogue-key-0123456789");
     assert_eq!(code, "200", "{body}");
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();
     println!("/rogue_servers: {list}");

@@ -23,6 +23,7 @@ use utoipa_axum::routes;
 
 use crate::SecurityAddon;
 use crate::auth::Auth;
+use crate::conn::ConnLimits;
 use crate::error::ApiError;
 use crate::routes as handlers;
 use crate::source::{Stats, StatsSource, pick_network};
@@ -282,11 +283,12 @@ pub fn app(source: Arc<IscSource>, auth: Auth) -> Router {
         .with_state(Stats(source))
 }
 
-/// Serves [`app`] on `listen` until `stop` completes (then finishes requests within a grace
-/// period). Binds before returning the future, so a taken port fails at once.
+/// Serves [`app`] on `listen` behind `limits` until `stop` completes (then finishes requests
+/// within a grace period). Binds before returning the future, so a taken port fails at once.
 pub fn serve(
     listen: SocketAddr,
     keys: &[String],
+    limits: &ConnLimits,
     source: Arc<IscSource>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, crate::BoxFuture)> {
@@ -296,14 +298,19 @@ pub fn serve(
             crate::auth::KEYS_ENV
         );
     }
+    // (Never quoted in the message: even a refused key is a secret.)
+    if let Some(problem) = keys
+        .iter()
+        .find_map(|k| leased_core::config::api_key_problem(k))
+    {
+        anyhow::bail!("refusing an API key: {problem}");
+    }
     let app = app(source, Auth::new(keys, false, false));
-    let listener = std::net::TcpListener::bind(listen)
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener =
+        crate::conn::listen_tcp(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr().unwrap_or(listen);
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp(listener)
-        .context("HTTP listener")?
-        .handle(handle.clone());
+    let server = crate::serve_http(listener, app, limits, None, &handle, "ISC API")?;
     Ok((
         local,
         Box::pin(async move {
@@ -311,10 +318,7 @@ pub fn serve(
                 stop.await;
                 handle.graceful_shutdown(Some(Duration::from_secs(3)));
             });
-            server
-                .serve(app.into_make_service())
-                .await
-                .context("HTTP API")
+            server.await
         }),
     ))
 }

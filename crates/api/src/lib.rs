@@ -10,10 +10,12 @@
 //! and the engine's published lease table), so an HTTP request never waits for, or slows, the
 //! engine. Reservation writes go through the config file and the server's own reload path.
 //!
-//! Auth is `X-Api-Key` (see [`auth`]); TLS is rustls with the ring provider.
+//! Auth is `X-Api-Key` (see [`auth`]); TLS is rustls with the ring provider. Every listener
+//! has a connection cap and header, request and idle clocks ([`conn`]).
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod conn;
 pub mod error;
 pub mod isc;
 pub mod monitor;
@@ -22,6 +24,7 @@ pub mod reservations;
 pub mod routes;
 pub mod source;
 pub mod stats;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +43,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Auth;
+use crate::conn::{ConnLimits, Gate, LimitAcceptor};
 use crate::error::ApiError;
 
 /// How long in-flight requests get to finish after shutdown begins.
@@ -156,7 +160,8 @@ pub fn app(shared: Arc<SharedState>, auth: Auth) -> Router {
         .with_state(state)
 }
 
-/// The configured keys plus those in `LEASED_API_KEYS`.
+/// The configured keys plus those in `LEASED_API_KEYS` (as a client reads them: unchecked; a
+/// server checks them with [`accepted_keys`]).
 pub fn keys_with_env(settings: &ApiSettings) -> Vec<String> {
     let mut keys = settings.keys.clone();
     if let Ok(v) = std::env::var(auth::KEYS_ENV) {
@@ -165,6 +170,29 @@ pub fn keys_with_env(settings: &ApiSettings) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// The keys a server accepts: `configured` (already checked by the config loader or the
+/// command line) plus `LEASED_API_KEYS`, every one held to the same rule
+/// ([`leased_core::config::api_key_problem`]). A bad key is a start-up error naming where it
+/// came from, never a key silently accepted or silently dropped.
+pub fn accepted_keys(configured: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut keys = configured.to_vec();
+    if let Ok(v) = std::env::var(auth::KEYS_ENV) {
+        for (i, k) in auth::split_keys(&v).into_iter().enumerate() {
+            if let Some(problem) = leased_core::config::api_key_problem(&k) {
+                return Err(anyhow!(
+                    "{}: key {} (counting from 1): {problem}",
+                    auth::KEYS_ENV,
+                    i + 1
+                ));
+            }
+            keys.push(k);
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
 }
 
 /// rustls server config (ring provider, TLS 1.2 and 1.3) from PEM files.
@@ -192,7 +220,7 @@ pub fn tls_config(tls: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
-    std::net::TcpListener::bind(addr).with_context(|| {
+    conn::listen_tcp(addr).with_context(|| {
         format!("cannot listen for the {what} on {addr} (is the port taken, or privileged?)")
     })
 }
@@ -250,7 +278,7 @@ pub fn start_with(
     shutdown: Shutdown,
     extra: Option<Router>,
 ) -> anyhow::Result<Sidecar> {
-    let keys = keys_with_env(settings);
+    let keys = accepted_keys(&settings.keys)?;
     if keys.is_empty() {
         return Err(anyhow!(
             "[api] is enabled but has no keys: set api.keys in the config or {} in the \
@@ -263,49 +291,28 @@ pub fn start_with(
         Some(extra) => extra.merge(app(shared, auth)),
         None => app(shared, auth),
     };
+    let limits = ConnLimits::of(settings);
     let handle = axum_server::Handle::new();
     let listener = bind(settings.listen, "HTTP API")?;
     let listen = listener.local_addr().unwrap_or(settings.listen);
-    let main: Sidecar = match &settings.tls {
-        Some(tls) => {
-            let config =
-                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config(tls)?));
-            let server = axum_server::tls_rustls::from_tcp_rustls(listener, config)
-                .context("HTTPS listener")?
-                .handle(handle.clone());
-            Box::pin(async move {
-                server
-                    .serve(app.into_make_service())
-                    .await
-                    .context("HTTPS API")
-            })
-        }
-        None => {
-            let server = axum_server::from_tcp(listener)
-                .context("HTTP listener")?
-                .handle(handle.clone());
-            Box::pin(async move {
-                server
-                    .serve(app.into_make_service())
-                    .await
-                    .context("HTTP API")
-            })
-        }
+    let tls = match &settings.tls {
+        Some(tls) => Some(Arc::new(tls_config(tls)?)),
+        None => None,
     };
+    let main = serve_http(listener, app, &limits, tls, &handle, "HTTP API")?;
     let redirect: Option<Sidecar> = match (settings.http_redirect, &settings.tls) {
         (Some(addr), Some(_)) => {
             let listener = bind(addr, "HTTP → HTTPS redirect")?;
-            let server = axum_server::from_tcp(listener)
-                .context("redirect listener")?
-                .handle(handle.clone());
             let app = redirect_app(listen.port());
             tracing::info!(listen = %addr, "redirecting HTTP to HTTPS");
-            Some(Box::pin(async move {
-                server
-                    .serve(app.into_make_service())
-                    .await
-                    .context("HTTP redirect")
-            }))
+            Some(serve_http(
+                listener,
+                app,
+                &limits,
+                None,
+                &handle,
+                "HTTP redirect",
+            )?)
         }
         _ => None,
     };
@@ -313,6 +320,10 @@ pub fn start_with(
         listen = %listen,
         tls = settings.tls.is_some(),
         keys = keys.len(),
+        header_timeout_s = limits.header_timeout.as_secs(),
+        request_timeout_s = limits.request_timeout.as_secs(),
+        idle_timeout_s = limits.idle_timeout.as_secs(),
+        max_connections = limits.max_connections,
         "HTTP API listening on {}://{listen}",
         if settings.tls.is_some() { "https" } else { "http" }
     );
@@ -333,4 +344,59 @@ pub fn start_with(
             None => main.await,
         }
     }))
+}
+
+/// Serves `app` on `listener` (HTTPS with `tls`) behind `limits` until `handle` shuts it
+/// down: HTTP/1.1 only (no un-timed protocol detection), a [`Gate`] slot per connection,
+/// hyper's header clock (the TLS handshake gets as long), tower-http's request clock (408),
+/// and the idle clock of [`conn::Guarded`].
+pub(crate) fn serve_http(
+    listener: std::net::TcpListener,
+    app: Router,
+    limits: &ConnLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handle: &axum_server::Handle<SocketAddr>,
+    what: &'static str,
+) -> anyhow::Result<Sidecar> {
+    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout,
+    ));
+    let gate = Gate::new(limits.max_connections, what);
+    let server = axum_server::from_tcp(listener)
+        .with_context(|| format!("{what} listener"))?
+        .http1_only()
+        .handle(handle.clone());
+    let idle = limits.idle_timeout;
+    let header = limits.header_timeout;
+    Ok(match tls {
+        Some(config) => {
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(
+                axum_server::tls_rustls::RustlsConfig::from_config(config),
+            )
+            .handshake_timeout(header);
+            let mut server = server.acceptor(LimitAcceptor::new(gate, idle, tls));
+            server.http_builder().http1().header_read_timeout(header);
+            Box::pin(async move {
+                server
+                    .serve(app.into_make_service())
+                    .await
+                    .with_context(|| what.to_string())
+            })
+        }
+        None => {
+            let mut server = server.acceptor(LimitAcceptor::new(
+                gate,
+                idle,
+                axum_server::accept::DefaultAcceptor,
+            ));
+            server.http_builder().http1().header_read_timeout(header);
+            Box::pin(async move {
+                server
+                    .serve(app.into_make_service())
+                    .await
+                    .with_context(|| what.to_string())
+            })
+        }
+    })
 }

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
-const KEY: &str = "key-one";
-const KEY2: &str = "key-two";
+const KEY: &str = "key-one-0123456789";
+const KEY2: &str = "key-two-0123456789";
 
 fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -584,13 +584,13 @@ async fn auth_keys_and_public_routes() {
         "/openapi.json",
         "/nope",
     ] {
-        // (Surrounding spaces are not part of a header value in HTTP, so "key-one " is valid.)
+        // (Surrounding spaces are not part of a header value in HTTP, so "key-one-0123456789 " is valid.)
         for key in [
             None,
             Some("wrong"),
             Some(""),
-            Some("key-on"),
-            Some("key-one2"),
+            Some("key-one-012345678"),
+            Some("key-one-01234567892"),
         ] {
             let r = s.get_with(path, key).await.unwrap();
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} {key:?}");

@@ -14,7 +14,7 @@ use crate::support::lab::CLI_IF;
 use crate::support::proc::run;
 use crate::support::{Cfg, Lab, Server, Udhcpc};
 
-const KEY: &str = "system-test-key";
+const KEY: &str = "system-test-key-0123";
 const API: &str = "http://127.0.0.1:8067";
 
 /// curl inside the server's namespace; returns (HTTP status, body).

@@ -6,10 +6,47 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::file::RawDuration;
+use super::options::parse_duration;
 use super::validate::Ctx;
+
+/// Shortest accepted API key, in characters: a key is the only thing between the network and
+/// every lease, MAC and reservation, so one short enough to guess is refused.
+pub const MIN_KEY_LEN: usize = 16;
+/// How long a client has to send a request's headers (slowloris), unless configured.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request may take from its headers to its answer, unless configured.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may wait with no byte moving, unless configured.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections served at once per listener, unless configured.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Longest accepted timeout: a day (anything longer is no timeout).
+pub const MAX_TIMEOUT_SECS: u32 = 86_400;
+/// Largest accepted connection limit (each connection is a file descriptor).
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_048_576;
+
+/// Why `key` cannot be an API key, or `None` when it can. The one rule for keys from the
+/// config file, `LEASED_API_KEYS` and `leased isc serve --key`.
+pub fn api_key_problem(key: &str) -> Option<String> {
+    if key.trim().is_empty() {
+        Some("an API key must not be empty".into())
+    } else if key.contains(',') || key.trim() != key {
+        Some("an API key must not contain commas or surrounding spaces".into())
+    } else if key.chars().count() < MIN_KEY_LEN {
+        Some(format!(
+            "an API key must be at least {MIN_KEY_LEN} characters long (this one has {}); \
+             generate one with e.g. `openssl rand -hex 16`",
+            key.chars().count()
+        ))
+    } else {
+        None
+    }
+}
 
 /// `[api]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -21,6 +58,10 @@ pub(super) struct RawApi {
     pub public_metrics: Option<bool>,
     pub tls: Option<RawTls>,
     pub http_redirect: Option<String>,
+    pub header_timeout: Option<RawDuration>,
+    pub request_timeout: Option<RawDuration>,
+    pub idle_timeout: Option<RawDuration>,
+    pub max_connections: Option<i64>,
 }
 
 /// `[api.tls]` as written.
@@ -47,6 +88,18 @@ pub struct ApiSettings {
     /// Also listen here with plain HTTP and redirect every request to the HTTPS address
     /// (only with `tls`).
     pub http_redirect: Option<SocketAddr>,
+    /// A client must send a request's complete headers within this, counted from the
+    /// connection (or the end of the previous answer on a kept-alive one); the TLS handshake
+    /// gets as long. Default 10 s.
+    pub header_timeout: Duration,
+    /// A request must be answered within this once its headers are in (body upload
+    /// included); later it is answered 408. Default 30 s.
+    pub request_timeout: Duration,
+    /// A connection on which a read or write waits this long with no byte moving is closed
+    /// (a client that stops reading its answer, a stalled upload). Default 60 s.
+    pub idle_timeout: Duration,
+    /// Connections served at once, per listener; one more is closed at once. Default 256.
+    pub max_connections: usize,
 }
 
 /// PEM files for the API's HTTPS listener.
@@ -85,6 +138,52 @@ fn file_path(ctx: &mut Ctx<'_>, path: &str, v: Option<&String>) -> Option<PathBu
     }
 }
 
+/// A timeout key: whole seconds or a duration string, 1 s to a day; `default` when absent.
+pub(super) fn timeout(
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    raw: Option<&RawDuration>,
+    default: Duration,
+) -> Duration {
+    match raw.map(parse_duration) {
+        None => default,
+        Some(Ok(n)) if (1..=MAX_TIMEOUT_SECS).contains(&n) => Duration::from_secs(n.into()),
+        Some(Ok(_)) => {
+            ctx.err(
+                path,
+                format!("must be between 1 second and {MAX_TIMEOUT_SECS} seconds (a day)"),
+            );
+            default
+        }
+        Some(Err(e)) => {
+            ctx.err(path, e);
+            default
+        }
+    }
+}
+
+/// A connection limit: 1 to [`MAX_CONNECTIONS_LIMIT`]; `default` when absent.
+pub(super) fn connections(
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    raw: Option<i64>,
+    default: usize,
+) -> usize {
+    match raw {
+        None => default,
+        Some(n) => match usize::try_from(n) {
+            Ok(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => n,
+            _ => {
+                ctx.err(
+                    path,
+                    format!("must be between 1 and {MAX_CONNECTIONS_LIMIT}"),
+                );
+                default
+            }
+        },
+    }
+}
+
 /// Checks `[api]`; `None` when the section is absent (no API) or invalid (errors recorded).
 pub(super) fn api(ctx: &mut Ctx<'_>, raw: Option<&RawApi>) -> Option<ApiSettings> {
     let raw = raw?;
@@ -100,16 +199,9 @@ pub(super) fn api(ctx: &mut Ctx<'_>, raw: Option<&RawApi>) -> Option<ApiSettings
     };
     let mut keys = Vec::new();
     for (i, k) in raw.keys.iter().flatten().enumerate() {
-        let path = format!("api.keys[{i}]");
-        if k.trim().is_empty() {
-            ctx.err(&path, "an API key must not be empty");
-        } else if k.contains(',') || k.trim() != k {
-            ctx.err(
-                &path,
-                "an API key must not contain commas or surrounding spaces",
-            );
-        } else {
-            keys.push(k.clone());
+        match api_key_problem(k) {
+            Some(problem) => ctx.err(&format!("api.keys[{i}]"), problem),
+            None => keys.push(k.clone()),
         }
     }
     let tls = raw.tls.as_ref().and_then(|t| {
@@ -136,6 +228,30 @@ pub(super) fn api(ctx: &mut Ctx<'_>, raw: Option<&RawApi>) -> Option<ApiSettings
         }
         None => None,
     };
+    let header_timeout = timeout(
+        ctx,
+        "api.header_timeout",
+        raw.header_timeout.as_ref(),
+        DEFAULT_HEADER_TIMEOUT,
+    );
+    let request_timeout = timeout(
+        ctx,
+        "api.request_timeout",
+        raw.request_timeout.as_ref(),
+        DEFAULT_REQUEST_TIMEOUT,
+    );
+    let idle_timeout = timeout(
+        ctx,
+        "api.idle_timeout",
+        raw.idle_timeout.as_ref(),
+        DEFAULT_IDLE_TIMEOUT,
+    );
+    let max_connections = connections(
+        ctx,
+        "api.max_connections",
+        raw.max_connections,
+        DEFAULT_MAX_CONNECTIONS,
+    );
     Some(ApiSettings {
         listen: listen?,
         keys,
@@ -143,12 +259,18 @@ pub(super) fn api(ctx: &mut Ctx<'_>, raw: Option<&RawApi>) -> Option<ApiSettings
         public_metrics: raw.public_metrics.unwrap_or(false),
         tls,
         http_redirect,
+        header_timeout,
+        request_timeout,
+        idle_timeout,
+        max_connections,
     })
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::{Format, load_str};
 
     fn api_of(text: &str) -> Result<Option<super::ApiSettings>, Vec<String>> {
@@ -167,16 +289,69 @@ mod tests {
     }
 
     #[test]
+    fn defaults() {
+        let a = api_of("[api]\nlisten = \"127.0.0.1:8067\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.header_timeout, super::DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(a.request_timeout, super::DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(a.idle_timeout, super::DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(a.max_connections, super::DEFAULT_MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn keys_need_sixteen_characters() {
+        // 15 characters: refused, with the key's own position.
+        let e = api_of("[api]\nlisten = \"127.0.0.1:8067\"\nkeys = [\"0123456789abcde\"]\n")
+            .unwrap_err()
+            .join("\n");
+        assert!(e.contains("t.toml:3:9: api.keys[0]"), "{e}");
+        assert!(e.contains("at least 16 characters"), "{e}");
+        let a = api_of("[api]\nlisten = \"127.0.0.1:8067\"\nkeys = [\"0123456789abcdef\"]\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.keys, ["0123456789abcdef"]);
+        // Characters, not bytes: 16 two-byte letters pass, 15 do not.
+        assert_eq!(super::api_key_problem(&"é".repeat(16)), None);
+        assert!(super::api_key_problem(&"é".repeat(15)).is_some());
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let e = api_of(
+            "[api]\nlisten = \"127.0.0.1:8067\"\nheader_timeout = 0\nrequest_timeout = \"2d\"\n\
+             idle_timeout = \"soon\"\nmax_connections = 0\n",
+        )
+        .unwrap_err()
+        .join("\n");
+        assert!(e.contains("t.toml:3:18: api.header_timeout"), "{e}");
+        assert!(e.contains("t.toml:4:19: api.request_timeout"), "{e}");
+        assert!(e.contains("api.idle_timeout"), "{e}");
+        assert!(e.contains("t.toml:6:19: api.max_connections"), "{e}");
+    }
+
+    #[test]
     fn full_section() {
         let a = api_of(
-            "[api]\nlisten = \"127.0.0.1:8067\"\nkeys = [\"k1\", \"k2\"]\npublic_health = true\n\
-             public_metrics = true\nhttp_redirect = \"127.0.0.1:8080\"\n\
+            "[api]\nlisten = \"127.0.0.1:8067\"\nkeys = [\"k1-0123456789abcd\", \"k2-0123456789abcd\"]\n\
+             public_health = true\npublic_metrics = true\nhttp_redirect = \"127.0.0.1:8080\"\n\
+             header_timeout = \"5s\"\nrequest_timeout = 20\nidle_timeout = \"2m\"\n\
+             max_connections = 100\n\
              [api.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
         )
         .unwrap()
         .unwrap();
         assert_eq!(a.listen.to_string(), "127.0.0.1:8067");
-        assert_eq!(a.keys, vec!["k1", "k2"]);
+        assert_eq!(a.keys, vec!["k1-0123456789abcd", "k2-0123456789abcd"]);
+        assert_eq!(
+            (a.header_timeout, a.request_timeout, a.idle_timeout),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(20),
+                Duration::from_secs(120)
+            )
+        );
+        assert_eq!(a.max_connections, 100);
         assert!(a.public_health && a.public_metrics);
         assert_eq!(a.tls.unwrap().key.to_str(), Some("k.pem"));
         assert_eq!(a.http_redirect.unwrap().port(), 8080);

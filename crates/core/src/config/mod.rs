@@ -24,7 +24,10 @@ mod tests;
 mod trust;
 mod validate;
 
-pub use api::{ApiSettings, TlsSettings};
+pub use api::{
+    ApiSettings, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_TIMEOUT, MIN_KEY_LEN, TlsSettings, api_key_problem,
+};
 pub use arp::ArpWatchSettings;
 pub use conflict::{ConflictCheckMode, ConflictCheckSettings};
 pub use console::ConsoleSettings;

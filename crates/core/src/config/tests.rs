@@ -373,6 +373,12 @@ fn example_sets_every_key() {
         "socket",
         "replay",
         "tcp_listen",
+        "header_timeout",
+        "request_timeout",
+        "idle_timeout",
+        "max_connections",
+        "allow_plaintext",
+        "hello_timeout",
     ];
     for k in keys {
         assert!(
