@@ -23,8 +23,14 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let run_as =
+        leased_io::privileges::resolve(&config.server, &args.config.display().to_string())
+            .map_err(|e| anyhow::anyhow!(leased_core::config::ConfigErrors(e)))?;
     runtime.block_on(async move {
-        let mut hooks = RelayHooks::default();
+        let mut hooks = RelayHooks {
+            run_as,
+            ..RelayHooks::default()
+        };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let exporter = match &config.export {
             Some(ex) => {
@@ -44,6 +50,13 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 let exporter = Exporter::open(ex)?;
+                // Opened as root; the outbox keeps taking files after the drop.
+                hooks.writable_dirs.push(ex.outbox.clone());
+                if let Ok(entries) = std::fs::read_dir(&ex.outbox) {
+                    hooks
+                        .writable_dirs
+                        .extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+                }
                 let (tx, rx) = mpsc::unbounded_channel();
                 hooks.bindings = Some(tx);
                 let mut stop = stop_rx.clone();

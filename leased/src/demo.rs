@@ -63,6 +63,7 @@ pub fn run(_args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find this program's path")?;
     let dir = tempfile::Builder::new()
         .prefix("leased-demo-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .context("cannot create a private directory for the demo")?;
     let lab = Arc::new(Lab::new(dir));

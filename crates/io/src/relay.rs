@@ -50,6 +50,12 @@ pub struct RelayHooks {
     pub bindings: Option<mpsc::UnboundedSender<BindingEvent>>,
     /// Stop gracefully when this completes (tests, embedding); SIGTERM/SIGINT always stop.
     pub stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// `[server] user` / `group`: become this account once every socket is bound, keeping no
+    /// capability (the relay opens nothing later).
+    pub run_as: Option<crate::privileges::RunAs>,
+    /// Directories the relay (its exporter) still writes in after dropping root; start-up
+    /// fails clearly when the user cannot.
+    pub writable_dirs: Vec<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for RelayHooks {
@@ -57,6 +63,8 @@ impl std::fmt::Debug for RelayHooks {
         f.debug_struct("RelayHooks")
             .field("bindings", &self.bindings.is_some())
             .field("stop", &self.stop.is_some())
+            .field("run_as", &self.run_as)
+            .field("writable_dirs", &self.writable_dirs)
             .finish()
     }
 }
@@ -175,6 +183,13 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
     }
     let (up_recv, up_send) =
         bind_upstream().context("cannot open the upstream socket on port 67")?;
+    let out = Outbound::new(out_links, SERVER_PORT, CLIENT_PORT);
+    if let Some(run_as) = &hooks.run_as {
+        crate::privileges::drop_to(run_as, crate::privileges::RELAY_CAPS)?;
+        for dir in &hooks.writable_dirs {
+            crate::privileges::require_writable(dir, "the export outbox", run_as)?;
+        }
+    }
     let relay = Arc::new(Relay {
         links,
         policy: AgentPolicy {
@@ -186,7 +201,7 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         },
         upstreams: settings.upstreams.clone(),
         upstream_sock: up_send,
-        out: Outbound::new(out_links, SERVER_PORT, CLIENT_PORT),
+        out,
         memo: Mutex::new(HashMap::new()),
         rewrite_sid: settings.rewrite_server_id,
         server_ids: Mutex::new(HashMap::new()),
