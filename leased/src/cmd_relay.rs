@@ -52,11 +52,6 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
                 let exporter = Exporter::open(ex)?;
                 // Opened as root; the outbox keeps taking files after the drop.
                 hooks.writable_dirs.push(ex.outbox.clone());
-                if let Ok(entries) = std::fs::read_dir(&ex.outbox) {
-                    hooks
-                        .writable_dirs
-                        .extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-                }
                 let (tx, rx) = mpsc::unbounded_channel();
                 hooks.bindings = Some(tx);
                 let mut stop = stop_rx.clone();

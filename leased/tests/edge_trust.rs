@@ -559,6 +559,9 @@ fn serve_as_nobody_keeps_only_net_raw_and_still_serves() {
         }
     }
     assert_eq!(read_pid(&pid_file), Some(pid));
+    // The journal root created at start-up was handed to the user who now writes it.
+    let journal = std::fs::metadata(state.join("leases.db")).unwrap();
+    assert_eq!((journal.uid(), journal.gid()), (uid, gid));
 
     // A client with no address yet, asking for unicast replies: the OFFER and ACK leave
     // through the AF_PACKET socket; each OFFER first waits for an ARP probe on a socket

@@ -292,6 +292,74 @@ fn start_helper() -> anyhow::Result<()> {
         .map_err(|_| anyhow!("the privileged helper thread runs already"))
 }
 
+/// How many entries [`hand_over_tree`] looks at, at most (an outbox holds a handful).
+const HAND_OVER_MAX: usize = 10_000;
+
+/// Before the drop: when the user owns `dir` (the operator made it theirs), the files leased
+/// itself created there while still root (a journal from a first start, the outbox's
+/// per-destination folders) become the user's too, so the dropped server can keep writing
+/// them. Symlinks are neither followed nor changed; a directory the user does not own is left
+/// alone (then [`require_writable`] names the fix).
+pub(crate) fn hand_over_tree(dir: &Path, run_as: &RunAs) {
+    if !owned_by(dir, run_as) {
+        return;
+    }
+    let mut stack = vec![(dir.to_path_buf(), 0u8)];
+    let mut seen = 0usize;
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            seen += 1;
+            if seen > HAND_OVER_MAX {
+                return;
+            }
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            hand_over(&path, &meta, run_as);
+            if meta.is_dir() && depth < 3 {
+                stack.push((path, depth + 1));
+            }
+        }
+    }
+}
+
+/// [`hand_over_tree`] for single files in `dir` (the journal and its history beside it).
+pub(crate) fn hand_over_files(dir: &Path, files: &[std::path::PathBuf], run_as: &RunAs) {
+    if !owned_by(dir, run_as) {
+        return;
+    }
+    for f in files {
+        if let Ok(meta) = std::fs::symlink_metadata(f)
+            && !meta.file_type().is_symlink()
+        {
+            hand_over(f, &meta, run_as);
+        }
+    }
+}
+
+fn owned_by(dir: &Path, run_as: &RunAs) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.uid() == run_as.uid)
+}
+
+fn hand_over(path: &Path, meta: &std::fs::Metadata, run_as: &RunAs) {
+    use std::os::unix::fs::MetadataExt as _;
+    if meta.uid() == run_as.uid && meta.gid() == run_as.gid {
+        return;
+    }
+    // lchown: a link swapped in meanwhile is changed itself, never its target.
+    if let Err(e) = std::os::unix::fs::lchown(path, Some(run_as.uid), Some(run_as.gid)) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot give the file to {}", run_as.user);
+    }
+}
+
 /// After the drop: fails unless the user can create and rename files in `dir` (the store's
 /// directory: compaction and the history file; the outbox), naming the fix.
 pub(crate) fn require_writable(dir: &Path, what: &str, run_as: &RunAs) -> anyhow::Result<()> {
@@ -307,6 +375,21 @@ pub(crate) fn require_writable(dir: &Path, what: &str, run_as: &RunAs) -> anyhow
             dir.display()
         )
     })
+}
+
+/// [`require_writable`] for `dir` and every directory directly in it (an outbox's
+/// per-destination folders).
+pub(crate) fn require_writable_tree(dir: &Path, what: &str, run_as: &RunAs) -> anyhow::Result<()> {
+    require_writable(dir, what, run_as)?;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                require_writable(&path, what, run_as)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The directory a file lives in (`.` for a bare name).

@@ -53,8 +53,8 @@ pub struct RelayHooks {
     /// `[server] user` / `group`: become this account once every socket is bound, keeping no
     /// capability (the relay opens nothing later).
     pub run_as: Option<crate::privileges::RunAs>,
-    /// Directories the relay (its exporter) still writes in after dropping root; start-up
-    /// fails clearly when the user cannot.
+    /// Directories the relay (its exporter) still writes in after dropping root: handed over
+    /// to the user when the user owns them, and start-up fails clearly when it cannot write.
     pub writable_dirs: Vec<std::path::PathBuf>,
 }
 
@@ -185,9 +185,12 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         bind_upstream().context("cannot open the upstream socket on port 67")?;
     let out = Outbound::new(out_links, SERVER_PORT, CLIENT_PORT);
     if let Some(run_as) = &hooks.run_as {
+        for dir in &hooks.writable_dirs {
+            crate::privileges::hand_over_tree(dir, run_as);
+        }
         crate::privileges::drop_to(run_as, crate::privileges::RELAY_CAPS)?;
         for dir in &hooks.writable_dirs {
-            crate::privileges::require_writable(dir, "the export outbox", run_as)?;
+            crate::privileges::require_writable_tree(dir, "the export outbox", run_as)?;
         }
     }
     let relay = Arc::new(Relay {

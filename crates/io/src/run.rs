@@ -366,6 +366,18 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
 /// Drops root to `run_as` (keeping [`crate::privileges::SERVE_CAPS`]), then checks that the
 /// directories leased still creates files in are the user's to write.
 fn drop_root(config: &Config, run_as: &crate::privileges::RunAs) -> anyhow::Result<()> {
+    // Still root: what leased made in the user's own directories becomes the user's.
+    if config.store.sql.is_none() {
+        let journal = &config.store.path;
+        let files = [
+            journal.clone(),
+            leased_store::history::history_path(journal),
+        ];
+        crate::privileges::hand_over_files(crate::privileges::parent_dir(journal), &files, run_as);
+    }
+    if let Some(export) = &config.export {
+        crate::privileges::hand_over_tree(&export.outbox, run_as);
+    }
     crate::privileges::drop_to(run_as, crate::privileges::SERVE_CAPS)?;
     if config.store.sql.is_none() {
         // Compaction writes `<path>.tmp` and renames it; the history file is appended.
@@ -373,13 +385,7 @@ fn drop_root(config: &Config, run_as: &crate::privileges::RunAs) -> anyhow::Resu
         crate::privileges::require_writable(dir, "the lease store's directory", run_as)?;
     }
     if let Some(export) = &config.export {
-        crate::privileges::require_writable(&export.outbox, "the export outbox", run_as)?;
-        if let Ok(entries) = std::fs::read_dir(&export.outbox) {
-            for dir in entries.flatten().filter(|e| e.path().is_dir()) {
-                let dir = dir.path();
-                crate::privileges::require_writable(&dir, "the export outbox", run_as)?;
-            }
-        }
+        crate::privileges::require_writable_tree(&export.outbox, "the export outbox", run_as)?;
     }
     if let Some(pid) = &config.server.pid_file {
         let dir = crate::privileges::parent_dir(pid);
