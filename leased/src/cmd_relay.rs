@@ -23,9 +23,8 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let run_as =
-        leased_io::privileges::resolve(&config.server, &args.config.display().to_string())
-            .map_err(|e| anyhow::anyhow!(leased_core::config::ConfigErrors(e)))?;
+    let run_as = leased_io::privileges::resolve(&config.server, &args.config.display().to_string())
+        .map_err(|e| anyhow::anyhow!(leased_core::config::ConfigErrors(e)))?;
     runtime.block_on(async move {
         let mut hooks = RelayHooks {
             run_as,

@@ -104,7 +104,9 @@ impl Served {
 
     /// Waits (bounded) for the process to exit; its status code.
     fn wait_exit(&mut self, limit: Duration) -> Option<Option<i32>> {
-        poll(limit, || self.child.try_wait().ok().flatten().map(|s| s.code()))
+        poll(limit, || {
+            self.child.try_wait().ok().flatten().map(|s| s.code())
+        })
     }
 }
 
@@ -248,7 +250,9 @@ fn a_failed_second_serve_leaves_the_first_ones_pid_file() {
         second.log()
     );
     assert!(
-        second.log().contains("another leased is using the lease store"),
+        second
+            .log()
+            .contains("another leased is using the lease store"),
         "{}",
         second.log()
     );
@@ -276,7 +280,11 @@ fn a_failed_second_serve_leaves_the_first_ones_pid_file() {
     assert_eq!(read_pid(&pid), Some(first.pid()), "the PID file changed");
 
     // The first server still serves, and removes its own file when it stops.
-    assert!(first.alive(), "the first server died; log:\n{}", first.log());
+    assert!(
+        first.alive(),
+        "the first server died; log:\n{}",
+        first.log()
+    );
     assert!(
         offer(dhcp, [2, 0, 0, 0, 0, 2], 0x0202).is_some(),
         "the first server stopped answering; log:\n{}",
@@ -357,7 +365,11 @@ fn api_and_manage_edits_at_once_all_land_through_a_symlink() {
     let up = poll(Duration::from_secs(15), || {
         TcpStream::connect(("127.0.0.1", api)).ok().map(|_| ())
     });
-    assert!(up.is_some(), "the API never listened; log:\n{}", server.log());
+    assert!(
+        up.is_some(),
+        "the API never listened; log:\n{}",
+        server.log()
+    );
 
     // 30 POSTs and 30 `manage add`, released at once; distinct MACs and addresses.
     let gate = Arc::new(Barrier::new(2 * EACH));
@@ -365,10 +377,17 @@ fn api_and_manage_edits_at_once_all_land_through_a_symlink() {
     for i in 0..EACH {
         let g = Arc::clone(&gate);
         threads.push(std::thread::spawn(move || {
-            let body = format!(r#"{{"mac": "02:aa:00:00:00:{i:02x}", "ip": "198.18.0.{}"}}"#, 2 + i);
+            let body = format!(
+                r#"{{"mac": "02:aa:00:00:00:{i:02x}", "ip": "198.18.0.{}"}}"#,
+                2 + i
+            );
             g.wait();
             let (status, body) = http(api, "POST", "/reservations", Some(&body));
-            (format!("api {i}"), status == 201, format!("{status} {body}"))
+            (
+                format!("api {i}"),
+                status == 201,
+                format!("{status} {body}"),
+            )
         }));
         let g = Arc::clone(&gate);
         let link = link.clone();
@@ -398,19 +417,32 @@ fn api_and_manage_edits_at_once_all_land_through_a_symlink() {
         .filter(|(_, ok, _)| !ok)
         .map(|(who, _, why)| format!("{who}: {why}"))
         .collect();
-    assert!(failures.is_empty(), "failed writers:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failed writers:\n{}",
+        failures.join("\n")
+    );
 
     // Every edit is in the real file; the link is still a link to it.
     let meta = std::fs::symlink_metadata(&link).unwrap();
-    assert!(meta.file_type().is_symlink(), "the config link was replaced");
+    assert!(
+        meta.file_type().is_symlink(),
+        "the config link was replaced"
+    );
     assert_eq!(std::fs::read_link(&link).unwrap(), target);
     let after = std::fs::read_to_string(&target).unwrap();
     let got = reservations(&after);
     assert_eq!(got.len(), 2 * EACH, "lost edits:\n{after}");
     for i in 0..EACH {
         for (mac, ip) in [
-            (format!("02:aa:00:00:00:{i:02x}"), format!("198.18.0.{}", 2 + i)),
-            (format!("02:bb:00:00:00:{i:02x}"), format!("198.18.0.{}", 40 + i)),
+            (
+                format!("02:aa:00:00:00:{i:02x}"),
+                format!("198.18.0.{}", 2 + i),
+            ),
+            (
+                format!("02:bb:00:00:00:{i:02x}"),
+                format!("198.18.0.{}", 40 + i),
+            ),
         ] {
             assert!(
                 got.contains(&(mac.clone(), ip.clone())),
@@ -458,12 +490,23 @@ fn an_unknown_user_is_a_config_error_at_its_position() {
     let o = leased(&["check", "-c", cfg.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    let at = format!("{}:3:8: server.user: no user \"no-such-leased-user\"", cfg.display());
+    let at = format!(
+        "{}:3:8: server.user: no user \"no-such-leased-user\"",
+        cfg.display()
+    );
     assert!(err.contains(&at), "{err}");
     let at = format!("{}:4:9: server.group: no group", cfg.display());
     assert!(err.contains(&at), "{err}");
     // serve refuses the same file with the same words before binding anything.
-    let o = leased(&["serve", "-c", cfg.to_str().unwrap(), "--port", "1", "--client-port", "2"]);
+    let o = leased(&[
+        "serve",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--port",
+        "1",
+        "--client-port",
+        "2",
+    ]);
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("server.user: no user"),
@@ -608,7 +651,11 @@ fn serve_as_nobody_keeps_only_net_raw_and_still_serves() {
     assert!(leases.iter().any(|l| l.ip == reserved), "{leases:?}");
     let st = srv.term();
     assert!(st.success(), "{st}; log:\n{}", srv.log());
-    assert!(!pid_file.exists(), "the PID file stayed; log:\n{}", srv.log());
+    assert!(
+        !pid_file.exists(),
+        "the PID file stayed; log:\n{}",
+        srv.log()
+    );
 }
 
 #[test]
@@ -650,7 +697,10 @@ fn demo_uses_a_private_directory_and_follows_no_planted_link() {
         if let Some(s) = demo.try_wait().unwrap() {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(90), "the demo ran too long");
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "the demo ran too long"
+        );
         if seen.is_none() {
             for e in std::fs::read_dir(tmp.path()).unwrap().flatten() {
                 let p = e.path();
@@ -686,6 +736,10 @@ fn demo_uses_a_private_directory_and_follows_no_planted_link() {
     for p in &planted {
         assert!(std::fs::symlink_metadata(p).unwrap().is_symlink());
     }
-    let left = run(None, &crate::argv!["ip", "netns", "list"], Duration::from_secs(5));
+    let left = run(
+        None,
+        &crate::argv!["ip", "netns", "list"],
+        Duration::from_secs(5),
+    );
     assert!(!left.stdout.contains(&name), "{}", left.stdout);
 }

@@ -623,8 +623,12 @@ fn relay_as_nobody_keeps_no_capability_and_still_relays() {
     let _up = bed.leased();
     let outbox = bed.lab.path("outbox");
     std::fs::create_dir(&outbox).unwrap();
-    std::os::unix::fs::chown(&outbox, Some(nobody.uid.as_raw()), Some(nogroup.gid.as_raw()))
-        .unwrap();
+    std::os::unix::fs::chown(
+        &outbox,
+        Some(nobody.uid.as_raw()),
+        Some(nogroup.gid.as_raw()),
+    )
+    .unwrap();
     let mut relay = bed.relay(
         &[bed.up_ip()],
         "\n[server]\nuser = \"nobody\"\ngroup = \"nogroup\"\n",
@@ -643,7 +647,11 @@ fn relay_as_nobody_keeps_no_capability_and_still_relays() {
             .to_string()
     };
     let uid = nobody.uid.as_raw();
-    assert_eq!(field("Uid"), format!("{uid}\t{uid}\t{uid}\t{uid}"), "{status}");
+    assert_eq!(
+        field("Uid"),
+        format!("{uid}\t{uid}\t{uid}\t{uid}"),
+        "{status}"
+    );
     for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
         assert_eq!(field(set), "0000000000000000", "{set}\n{status}");
     }

@@ -202,7 +202,12 @@ pub(crate) fn raw_socket(
     ty: libc::c_int,
     protocol: libc::c_int,
 ) -> io::Result<std::os::fd::OwnedFd> {
-    socket(Domain::from(domain), Type::from(ty), Some(Protocol::from(protocol))).map(Into::into)
+    socket(
+        Domain::from(domain),
+        Type::from(ty),
+        Some(Protocol::from(protocol)),
+    )
+    .map(Into::into)
 }
 
 fn cap_set(keep: &[Capability]) -> CapsHashSet {
@@ -231,8 +236,7 @@ pub(crate) fn drop_to(run_as: &RunAs, keep: &[Capability]) -> anyhow::Result<()>
     // The bounding set limits what an exec could ever regain; drop everything else from it
     // while this thread still has CAP_SETPCAP.
     for cap in caps::runtime::thread_all_supported() {
-        if !keep_set.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
-        {
+        if !keep_set.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
             caps::drop(None, CapSet::Bounding, cap)
                 .map_err(|e| anyhow!("cannot drop {cap} from the bounding set: {e}"))?;
         }
@@ -257,9 +261,13 @@ pub(crate) fn drop_to(run_as: &RunAs, keep: &[Capability]) -> anyhow::Result<()>
     caps::securebits::set_keepcaps(false).map_err(|e| anyhow!("PR_SET_KEEPCAPS: {e}"))?;
 
     // Never trust a drop without checking it: root must be gone for good.
-    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() || nix::unistd::setgid(Gid::from_raw(0)).is_ok()
+    if nix::unistd::setuid(Uid::from_raw(0)).is_ok()
+        || nix::unistd::setgid(Gid::from_raw(0)).is_ok()
     {
-        bail!("dropped to user {} but could become root again", run_as.user);
+        bail!(
+            "dropped to user {} but could become root again",
+            run_as.user
+        );
     }
     let permitted = caps::read(None, CapSet::Permitted).map_err(|e| anyhow!("capget: {e}"))?;
     if permitted != keep_set {
@@ -421,10 +429,16 @@ mod tests {
     fn resolves_names_and_ids() {
         assert_eq!(resolve(&settings(None, None), "f"), Ok(None));
         let root = resolve(&settings(Some("root"), None), "f").unwrap_err();
-        assert!(root[0].to_string().starts_with("f:3:8: server.user: "), "{root:?}");
+        assert!(
+            root[0].to_string().starts_with("f:3:8: server.user: "),
+            "{root:?}"
+        );
         let missing = resolve(&settings(Some("no-such-user-leased"), None), "f").unwrap_err();
         assert!(missing[0].to_string().contains("no user"), "{missing:?}");
-        let g = resolve(&settings(Some("4000000"), Some("no-such-group-leased")), "f");
+        let g = resolve(
+            &settings(Some("4000000"), Some("no-such-group-leased")),
+            "f",
+        );
         assert_eq!(g.unwrap_err()[0].key, "server.group");
         let bare = resolve(&settings(Some("4000000"), Some("4000001")), "f").unwrap();
         assert_eq!(bare.map(|r| (r.uid, r.gid)), Some((4_000_000, 4_000_001)));

@@ -97,7 +97,16 @@ mod tests {
 
     #[test]
     fn names_and_ids() {
-        for ok in ["leased", "_dhcp", "nobody", "svc-leased", "a.b", "host$", "65534", "0"] {
+        for ok in [
+            "leased",
+            "_dhcp",
+            "nobody",
+            "svc-leased",
+            "a.b",
+            "host$",
+            "65534",
+            "0",
+        ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
         for bad in [

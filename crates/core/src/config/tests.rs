@@ -752,11 +752,16 @@ fn pool_table_spelling_errors_point_at_the_bound() {
 
 #[test]
 fn server_user_and_group() {
-    let c = toml_ok(&format!("[server]\nuser = \"leased\"\ngroup = \"65534\"\n{BASE}"));
+    let c = toml_ok(&format!(
+        "[server]\nuser = \"leased\"\ngroup = \"65534\"\n{BASE}"
+    ));
     let user = c.server.user.expect("user");
     assert_eq!((user.name.as_str(), user.line, user.col), ("leased", 2, 8));
     let group = c.server.group.expect("group");
-    assert_eq!((group.numeric(), group.line, group.col), (Some(65534), 3, 9));
+    assert_eq!(
+        (group.numeric(), group.line, group.col),
+        (Some(65534), 3, 9)
+    );
     let c = toml_ok(BASE);
     assert_eq!((c.server.user, c.server.group), (None, None));
 
