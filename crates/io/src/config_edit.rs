@@ -620,6 +620,79 @@ ip = "198.18.0.51"
     }
 
     #[test]
+    fn edits_through_a_symlink_under_the_lock_all_land() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let target = real.join("leased.toml");
+        std::fs::write(
+            &target,
+            "# keep\n[[subnets]]\nnetwork = \"198.18.0.0/24\"\npools = [\"198.18.0.100-198.18.0.200\"]\n",
+        )
+        .unwrap();
+        let link = dir.path().join("leased.toml");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let threads: Vec<_> = (0..8u8)
+            .map(|i| {
+                let link = link.clone();
+                std::thread::spawn(move || {
+                    let b = body(serde_json::json!({
+                        "mac": format!("02:00:00:00:01:{i:02x}"),
+                        "ip": format!("198.18.0.{}", 10 + i),
+                    }));
+                    apply(&link, &Edit::Create(b))
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        let text = std::fs::read_to_string(&target).unwrap();
+        assert!(text.starts_with("# keep\n"), "{text}");
+        assert_eq!(text.matches("[[reservations]]").count(), 8, "{text}");
+        let lock = real.join(".leased.toml.lock");
+        let mode = std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Planned edits see the file as it is under the lock.
+        let edits = apply_planned(&link, |c| {
+            let n = c
+                .subnets
+                .iter()
+                .map(|s| s.reservations.len())
+                .sum::<usize>();
+            assert_eq!(n, 8);
+            Ok(vec![Edit::Delete("198.18.0.10".parse().unwrap())])
+        })
+        .unwrap();
+        assert_eq!(edits.len(), 1);
+        let text = std::fs::read_to_string(&target).unwrap();
+        assert!(!text.contains("198.18.0.10\""), "{text}");
+        // An invalid edit leaves the file alone and names the link the caller used.
+        let bad = apply(
+            &link,
+            &Edit::Create(body(
+                serde_json::json!({"mac": "02:00:00:00:01:01", "ip": "198.18.0.99"}),
+            )),
+        )
+        .unwrap_err();
+        assert_eq!(bad.kind, EditErrorKind::Invalid, "{bad}");
+        assert!(
+            bad.to_string().contains(&link.display().to_string()),
+            "{bad}"
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), text);
+        // A link planted at the lock's name is not followed.
+        let other = tempfile::tempdir().unwrap();
+        let lock2 = other.path().join(".x.toml.lock");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &lock2).unwrap();
+        std::fs::write(other.path().join("x.toml"), "").unwrap();
+        assert!(EditLock::acquire(&other.path().join("x.toml")).is_err());
+        assert!(!dir.path().join("elsewhere").exists());
+    }
+
+    #[test]
     fn json_edits() {
         let text = r#"{"reservations": [{"mac": "02:00:00:00:00:01", "ip": "198.18.0.50"}]}"#;
         let ip: Ipv4Addr = "198.18.0.50".parse().unwrap();

@@ -267,9 +267,10 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         engine = engine.with_shared(Arc::clone(shared));
         receivers.extend(crate::monitor::arp::spawn(&watched, shared));
     }
-    let mut sidecar = match (sidecar, shared) {
+    // Starting the sidecar binds its listener; its task runs only after the drop below.
+    let sidecar = match (sidecar, shared) {
         (Some(start), Some(shared)) => match start(shared, Shutdown(shutdown_rx)) {
-            Ok(task) => Some(tokio::spawn(task)),
+            Ok(task) => Some(task),
             Err(e) => {
                 for r in &receivers {
                     r.abort();
@@ -280,7 +281,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         _ => None,
     };
     // Every socket is bound and every file open: become `[server] user` before the first
-    // packet is decided.
+    // packet is decided or the first HTTP request answered.
     if let Some(run_as) = &run_as
         && let Err(e) = drop_root(&plan.load().config, run_as)
     {
@@ -290,6 +291,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         }
         return Err(e);
     }
+    let mut sidecar = sidecar.map(tokio::spawn);
     let mut stop = stop.unwrap_or_else(|| Box::pin(std::future::pending()));
     let mut engine = tokio::spawn(engine.run(rx));
 
