@@ -1,14 +1,14 @@
 //! `leased manage add|remove`: edit the config file's reservations from the command line,
 //! through the very code the HTTP API uses ([`leased_io::config_edit`]): validated with the
-//! server's loader, written atomically, comments and layout of a TOML file kept. Then the
-//! running server is told (SIGHUP through its PID file) unless it reloads by itself
-//! (`auto_reload`).
+//! server's loader, written atomically under the file's edit lock, comments and layout of a
+//! TOML file kept. Then the running server is told (SIGHUP through its PID file) unless it
+//! reloads by itself (`auto_reload`).
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use leased_core::config::{Config, ReservationKey};
 use leased_core::{HwAddr, Timestamp};
 use leased_io::config_edit::{self, Edit, EditError, EditErrorKind};
@@ -53,8 +53,13 @@ fn reserved_for(config: &Config, mac: &HwAddr) -> Vec<Ipv4Addr> {
         .collect()
 }
 
-fn apply(args: &ManageArgs, edit: &Edit) -> anyhow::Result<()> {
-    config_edit::apply(&args.config, edit).map_err(|e: EditError| {
+/// Runs `plan` against the file as it is under the edit lock (so a concurrent API write or
+/// `manage` run is never lost or overwritten) and writes its edits.
+fn apply(
+    args: &ManageArgs,
+    plan: impl FnOnce(&Config) -> Result<Vec<Edit>, EditError>,
+) -> anyhow::Result<Vec<Edit>> {
+    config_edit::apply_planned(&args.config, plan).map_err(|e: EditError| {
         if e.kind == EditErrorKind::Invalid {
             for line in &e.errors {
                 eprintln!("{line}");
@@ -101,15 +106,16 @@ fn add(
         body.insert("note".into(), Value::String(note.join(" ")));
     }
     body.insert("first_seen".into(), Value::from(unix_now().0));
-    let previous = reserved_for(config, &hw);
-    let edit = match previous.first() {
-        Some(old) => {
-            eprintln!("{hw} was reserved {old}; moving its reservation to {ip}");
-            Edit::Replace(*old, body)
-        }
-        None => Edit::Create(body),
-    };
-    apply(args, &edit)?;
+    // Decided on the file as it is under the lock: create, or move this MAC's reservation.
+    let edits = apply(args, |current| {
+        Ok(vec![match reserved_for(current, &hw).first() {
+            Some(old) => Edit::Replace(*old, body),
+            None => Edit::Create(body),
+        }])
+    })?;
+    if let Some(Edit::Replace(old, _)) = edits.first() {
+        eprintln!("{hw} was reserved {old}; moved its reservation to {ip}");
+    }
     crate::emit(&format!(
         "reserved {ip} for {hw} in {}\n",
         args.config.display()
@@ -120,16 +126,21 @@ fn add(
 
 fn remove(args: &ManageArgs, config: &Config, mac: &str) -> anyhow::Result<ExitCode> {
     let hw = parse_mac(mac)?;
-    let ips = reserved_for(config, &hw);
-    if ips.is_empty() {
-        bail!("{hw} has no reservation in {}", args.config.display());
-    }
-    for ip in &ips {
-        apply(args, &Edit::Delete(*ip))?;
-        crate::emit(&format!(
-            "removed the reservation of {ip} for {hw} from {}\n",
-            args.config.display()
-        ))?;
+    // Every reservation of the MAC, as the file has them under the lock, removed in one write.
+    let edits = apply(args, |current| {
+        let ips = reserved_for(current, &hw);
+        if ips.is_empty() {
+            return Err(EditError::not_found(format!("{hw} has no reservation")));
+        }
+        Ok(ips.into_iter().map(Edit::Delete).collect())
+    })?;
+    for edit in &edits {
+        if let Edit::Delete(ip) = edit {
+            crate::emit(&format!(
+                "removed the reservation of {ip} for {hw} from {}\n",
+                args.config.display()
+            ))?;
+        }
     }
     tell_server(args, config)?;
     Ok(ExitCode::SUCCESS)

@@ -24,8 +24,13 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let run_as = leased_io::privileges::resolve(&config.server, &args.config.display().to_string())
+        .map_err(|e| anyhow::anyhow!(leased_core::config::ConfigErrors(e)))?;
     runtime.block_on(async move {
-        let mut hooks = RelayHooks::default();
+        let mut hooks = RelayHooks {
+            run_as,
+            ..RelayHooks::default()
+        };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let exporter = match &config.export {
             Some(ex) => {
@@ -45,6 +50,8 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 let exporter = Exporter::open(ex)?;
+                // Opened as root; the outbox keeps taking files after the drop.
+                hooks.writable_dirs.push(ex.outbox.clone());
                 let (tx, rx) = mpsc::unbounded_channel();
                 hooks.bindings = Some(tx);
                 let mut stop = stop_rx.clone();

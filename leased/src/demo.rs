@@ -6,8 +6,14 @@
 //! banned one and one that releases its lease. Then it shows the lease table and the server's
 //! log. Everything it made is removed at the end, also on error, Ctrl-C or SIGTERM; the whole
 //! run is bounded in time.
+//!
+//! It runs as root, so nothing it writes may be steered by another user: its files live in a
+//! private directory with an unpredictable name (`mkdtemp`, mode 0700) under `$TMPDIR`, every
+//! file in it is created exclusively (never an existing file or symlink), and the namespace
+//! names carry the same random part, so nobody can plant a name ahead of it.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,7 +61,12 @@ pub fn run(_args: &DemoArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_FAILED));
     }
     let exe = std::env::current_exe().context("cannot find this program's path")?;
-    let lab = Arc::new(Lab::new());
+    let dir = tempfile::Builder::new()
+        .prefix("leased-demo-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .context("cannot create a private directory for the demo")?;
+    let lab = Arc::new(Lab::new(dir));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -116,6 +127,7 @@ enum Ended {
 struct Lab {
     srv_ns: String,
     cli_ns: String,
+    /// The private directory (0700, random name): config, store, logs.
     dir: PathBuf,
     cancelled: AtomicBool,
     state: Mutex<LabState>,
@@ -123,21 +135,45 @@ struct Lab {
 
 #[derive(Default)]
 struct LabState {
+    /// Namespaces this demo created (only those: a name that existed is never deleted).
     namespaces: Vec<String>,
     server: Option<Child>,
-    dir_created: bool,
+    /// Removed by the cleanup.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Lab {
-    fn new() -> Self {
-        let pid = std::process::id();
+    /// A lab around the private directory `dir`; the namespaces are named after its random
+    /// part (`leased-demo-Ab3xYz-srv`).
+    fn new(dir: tempfile::TempDir) -> Self {
+        let tag = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("leased-demo-{}", std::process::id()));
         Self {
-            srv_ns: format!("leased-demo-{pid}-srv"),
-            cli_ns: format!("leased-demo-{pid}-cli"),
-            dir: std::env::temp_dir().join(format!("leased-demo-{pid}")),
+            srv_ns: format!("{tag}-srv"),
+            cli_ns: format!("{tag}-cli"),
+            dir: dir.path().to_path_buf(),
             cancelled: AtomicBool::new(false),
-            state: Mutex::new(LabState::default()),
+            state: Mutex::new(LabState {
+                dir: Some(dir),
+                ..LabState::default()
+            }),
         }
+    }
+
+    /// Creates `name` in the private directory; fails if anything (a file, a symlink) is
+    /// there already.
+    fn create(&self, name: &str) -> anyhow::Result<(PathBuf, File)> {
+        let path = self.dir.join(name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok((path, file))
     }
 
     fn state(&self) -> MutexGuard<'_, LabState> {
@@ -183,12 +219,9 @@ impl Lab {
         if let Some(s) = self.stop_server() {
             done.push(s);
         }
-        let (namespaces, dir_created) = {
+        let (namespaces, dir) = {
             let mut st = self.state();
-            (
-                std::mem::take(&mut st.namespaces),
-                std::mem::take(&mut st.dir_created),
-            )
+            (std::mem::take(&mut st.namespaces), st.dir.take())
         };
         for ns in namespaces.iter().rev() {
             kill_leftovers(ns);
@@ -197,8 +230,8 @@ impl Lab {
                 Err(e) => done.push(format!("could not delete namespace {ns}: {e:#}")),
             }
         }
-        if dir_created {
-            match std::fs::remove_dir_all(&self.dir) {
+        if let Some(dir) = dir {
+            match dir.close() {
                 Ok(()) => done.push(format!("removed {}", self.dir.display())),
                 Err(e) => done.push(format!("could not remove {}: {e}", self.dir.display())),
             }
@@ -285,10 +318,8 @@ fn run_bounded(
     cmd: &mut Command,
     limit: Duration,
 ) -> anyhow::Result<(Option<i32>, String, String)> {
-    let out_path = lab.dir.join(format!("{name}.out"));
-    let err_path = lab.dir.join(format!("{name}.err"));
-    let out = File::create(&out_path).context("cannot create an output file")?;
-    let err = File::create(&err_path).context("cannot create an output file")?;
+    let (out_path, out) = lab.create(&format!("{name}.out"))?;
+    let (err_path, err) = lab.create(&format!("{name}.err"))?;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(out)
@@ -373,8 +404,9 @@ fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
     );
     for ns in [&lab.srv_ns, &lab.cli_ns] {
         lab.check()?;
-        lab.state().namespaces.push(ns.clone());
+        // `ip netns add` refuses a name that exists; only a namespace it made is ours to delete.
         quiet(Command::new("ip").args(["netns", "add", ns]))?;
+        lab.state().namespaces.push(ns.clone());
         quiet(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]))?;
         // Quiet links: no IPv6 chatter (DAD, router solicitations). Optional.
         let _ = quiet(Command::new("ip").args([
@@ -408,20 +440,17 @@ fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
 
     // 2. The config.
     lab.check()?;
-    lab.state().dir_created = true;
-    std::fs::create_dir_all(&lab.dir)
-        .with_context(|| format!("cannot create {}", lab.dir.display()))?;
-    let cfg = lab.dir.join("leased.toml");
     let store = lab.dir.join("leased.leases");
-    std::fs::write(&cfg, config_text(&store))
+    let (cfg, mut cfg_file) = lab.create("leased.toml")?;
+    std::io::Write::write_all(&mut cfg_file, config_text(&store).as_bytes())
         .with_context(|| format!("cannot write {}", cfg.display()))?;
+    drop(cfg_file);
     println!("\n== 2. config {}", cfg.display());
     print!("{}", indent(&config_text(&store)));
 
     // 3. The server.
     lab.check()?;
-    let log_path = lab.dir.join("server.log");
-    let log = File::create(&log_path).context("cannot create the server log")?;
+    let (log_path, log) = lab.create("server.log")?;
     let log2 = log.try_clone().context("cannot share the server log")?;
     let child = Command::new("ip")
         .args(["netns", "exec", &lab.srv_ns])

@@ -21,7 +21,7 @@ use leased_wire::{BOOTREQUEST, MessageType, Options, Packet, code};
 use support::bed::{Bed, CIRCUIT_VALUE, UP_IF};
 use support::clients::Capture;
 use support::lab::CLI_IF;
-use support::proc::run;
+use support::proc::{poll, run};
 use support::server::leased_bin;
 use support::{Dhclient, Udhcpc};
 
@@ -319,5 +319,65 @@ fn relay_rewrite_server_id_brings_renewals_through_the_relay() {
         !cli.contains(&format!("Server-ID (54), length 4: {}", bed.up_ip())),
         "{cli}"
     );
+    relay.stop(Duration::from_secs(5));
+}
+
+/// `[server] user = "nobody"` on the relay: once port 67 is bound it runs as nobody with no
+/// capability at all, its exporter still writes the outbox (the folder it made as root is
+/// handed over), and clients are still relayed.
+#[test]
+fn relay_as_nobody_keeps_no_capability_and_still_relays() {
+    if !gate!("dhclient", "udhcpc") {
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("user nobody");
+    let nogroup = nix::unistd::Group::from_name("nogroup")
+        .unwrap()
+        .expect("group nogroup");
+    let bed = Bed::new();
+    let _up = bed.leased();
+    let outbox = bed.lab.path("outbox");
+    std::fs::create_dir(&outbox).unwrap();
+    std::os::unix::fs::chown(
+        &outbox,
+        Some(nobody.uid.as_raw()),
+        Some(nogroup.gid.as_raw()),
+    )
+    .unwrap();
+    let mut relay = bed.relay(
+        &[bed.up_ip()],
+        "\n[server]\nuser = \"nobody\"\ngroup = \"nogroup\"\n",
+    );
+    let ok = poll(Duration::from_secs(10), || {
+        relay.output().contains("dropped root").then_some(())
+    });
+    assert!(ok.is_some(), "no drop logged:\n{}", relay.output());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", relay.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let uid = nobody.uid.as_raw();
+    assert_eq!(
+        field("Uid"),
+        format!("{uid}\t{uid}\t{uid}\t{uid}"),
+        "{status}"
+    );
+    for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+        assert_eq!(field(set), "0000000000000000", "{set}\n{status}");
+    }
+    two_clients_bind(&bed);
+    // The ACKs reached the outbox, written as nobody.
+    let queued = poll(Duration::from_secs(10), || {
+        (relayed_bindings(&bed) >= 2).then_some(())
+    });
+    assert!(queued.is_some(), "relay log:\n{}", relay.output());
+    assert!(relay.alive(), "the relay died:\n{}", relay.output());
     relay.stop(Duration::from_secs(5));
 }

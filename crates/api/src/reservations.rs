@@ -3,7 +3,9 @@
 //!
 //! The editing itself lives in [`leased_io::config_edit`], shared with `leased manage
 //! add/remove`, so the API and the CLI cannot disagree on what a valid edit is or how the file
-//! is rewritten; this module maps its errors to HTTP answers.
+//! is rewritten, and both take its advisory lock on the file (`.<name>.lock`, held from read to
+//! rename), so an API write and a `manage` run at the same moment both land; this module maps
+//! its errors to HTTP answers.
 //!
 //! The request body is a reservation exactly as the config file spells it
 //! (`{"mac": "...", "ip": "...", "hostname": "...", "note": "...", "options": {...}}`, or any
@@ -11,7 +13,7 @@
 //! valid, and its `file:line:col` errors come back in the 422 answer.
 
 pub use leased_io::config_edit::{
-    Edit, EditError, EditErrorKind, body_ip, edit_json, edit_toml, is_json, validate_and_replace,
+    Edit, EditError, EditErrorKind, apply, body_ip, edit_json, edit_toml, is_json,
 };
 
 use axum::http::StatusCode;

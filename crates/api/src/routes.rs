@@ -437,17 +437,11 @@ async fn write(state: &AppState, edit: Edit) -> Result<Option<ReservationView>, 
         ));
     };
     let ip = edit.ip()?;
+    // One API write at a time in this process; across processes (`leased manage`, another
+    // server on the same file) the file's edit lock, taken inside `apply`, orders them.
     let _guard = state.writes.lock().await;
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", path.display())))?;
-    let candidate = if reservations::is_json(path, &text) {
-        reservations::edit_json(&text, &edit)?
-    } else {
-        reservations::edit_toml(&text, &edit)?
-    };
     let path = path.clone();
-    tokio::task::spawn_blocking(move || reservations::validate_and_replace(&path, &candidate))
+    tokio::task::spawn_blocking(move || reservations::apply(&path, &edit))
         .await
         .map_err(|e| ApiError::internal(format!("writer task failed: {e}")))??;
     match state.shared.reload().await {

@@ -7,14 +7,23 @@
 //! (JSON has no comments to keep). A candidate text is validated with [`crate::load_config`],
 //! the loader `serve`, reload and `leased check` use, before it atomically replaces the file.
 //!
+//! Several writers may edit one file at once (the HTTP API of a running server, any number of
+//! `leased manage` runs): each holds [`EditLock`] from its read to its rename, so none works
+//! on a text another has already replaced and no edit is lost. A symlinked config is edited
+//! through the link: the new file is written beside the real one and the link stays.
+//!
 //! An edit carries a reservation exactly as the config file spells it (`{"mac": "...", "ip":
 //! "...", "note": "..."}` or any other reservation key), so the loader, not this module,
 //! decides what is valid, and its `file:line:col` errors come back in [`EditError::errors`].
 
 use std::fmt;
+use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use leased_core::config::Config;
 
 use serde_json::{Map, Value};
 
@@ -89,16 +98,155 @@ impl fmt::Display for EditError {
 impl std::error::Error for EditError {}
 
 /// Reads `path`, applies `edit` (TOML keeping layout, or JSON), validates the result with the
-/// server's loader and replaces the file atomically. Blocking: file IO and fsync.
+/// server's loader and replaces the file atomically, all under the edit lock ([`EditLock`]).
+/// Blocking: file IO, fsync, and waiting for another writer.
 pub fn apply(path: &Path, edit: &Edit) -> Result<(), EditError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| EditError::internal(format!("cannot read {}: {e}", path.display())))?;
-    let candidate = if is_json(path, &text) {
-        edit_json(&text, edit)?
-    } else {
-        edit_toml(&text, edit)?
+    edit_locked(path, |_| Ok(vec![edit.clone()])).map(|_| ())
+}
+
+/// Like [`apply`], for edits that depend on what the file holds now: `plan` gets the current
+/// configuration (read under the lock, so no other writer changes it in between) and returns
+/// the edits, applied in order and written at once. Returns those edits.
+pub fn apply_planned(
+    path: &Path,
+    plan: impl FnOnce(&Config) -> Result<Vec<Edit>, EditError>,
+) -> Result<Vec<Edit>, EditError> {
+    edit_locked(path, |target| {
+        let current = crate::load_config(target).map_err(|errors| {
+            EditError::invalid(
+                format!("{} does not load as it is", path.display()),
+                errors.0.iter().map(ToString::to_string).collect(),
+            )
+        })?;
+        plan(&current)
+    })
+}
+
+/// Under the lock: the edits `plan` returns for the real file, applied to its text, validated
+/// and written at once.
+fn edit_locked(
+    path: &Path,
+    plan: impl FnOnce(&Path) -> Result<Vec<Edit>, EditError>,
+) -> Result<Vec<Edit>, EditError> {
+    let target = real_path(path)?;
+    let _lock = EditLock::acquire(&target)?;
+    let edits = plan(&target)?;
+    let mut text = std::fs::read_to_string(&target)
+        .map_err(|e| EditError::internal(format!("cannot read {}: {e}", target.display())))?;
+    let json = is_json(&target, &text);
+    for edit in &edits {
+        text = if json {
+            edit_json(&text, edit)?
+        } else {
+            edit_toml(&text, edit)?
+        };
+    }
+    replace(&target, path, &text)?;
+    Ok(edits)
+}
+
+/// The file `path` names once every symlink is followed: edits are written beside it and
+/// renamed over it, so a symlinked config keeps its link and the change lands in the target.
+fn real_path(path: &Path) -> Result<PathBuf, EditError> {
+    std::fs::canonicalize(path)
+        .map_err(|e| EditError::internal(format!("cannot resolve {}: {e}", path.display())))
+}
+
+/// How long an edit waits for another writer before giving up with an error.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The advisory lock every reservation edit holds across its read, edit, validate and rename:
+/// an exclusive `flock` on `.<name>.lock` beside the real config file. The HTTP API of each
+/// running server and every `leased manage` take the same lock, so no edit is lost.
+///
+/// Why a sibling file and not the config itself: an edit renames a new file over the config,
+/// so a lock on the config's inode would guard a file that is no longer the config, and a
+/// writer that opened the new one would not wait for it. The lock file is never replaced or
+/// removed, so every writer locks the same inode. It is created `0600` and given the config's
+/// owner, so the account that runs the server (and root) can lock it and nobody else can hold
+/// edits up.
+pub struct EditLock {
+    _file: File,
+}
+
+impl EditLock {
+    /// Waits (bounded by [`LOCK_WAIT`]) for the lock on the config file `target` (a real path,
+    /// no symlink).
+    pub fn acquire(target: &Path) -> Result<Self, EditError> {
+        let lock_path = lock_path(target);
+        let file = open_lock_file(&lock_path, target).map_err(|e| {
+            EditError::internal(format!(
+                "cannot open the edit lock {}: {e}",
+                lock_path.display()
+            ))
+        })?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(EditError::internal(format!(
+                        "{} is being edited by another process (lock {} held for over {}s); \
+                         try again",
+                        target.display(),
+                        lock_path.display(),
+                        LOCK_WAIT.as_secs()
+                    )));
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(EditError::internal(format!(
+                        "cannot lock {}: {e}",
+                        lock_path.display()
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// `.<name>.lock` in the directory of `target`.
+fn lock_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map_or_else(|| "config".into(), |n| n.to_string_lossy().into_owned());
+    parent(target).join(format!(".{name}.lock"))
+}
+
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Opens (creating when missing) the lock file without following a symlink; a new one gets
+/// the config file's owner and group.
+fn open_lock_file(lock_path: &Path, target: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let open = |create: bool| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(create)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(lock_path)
     };
-    validate_and_replace(path, &candidate)
+    match open(true) {
+        Ok(file) => {
+            if let Ok(meta) = std::fs::metadata(target) {
+                // Only root can give a file away; otherwise it is ours already.
+                let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
+            }
+            Ok(file)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// One change to the `reservations` list.
@@ -331,20 +479,22 @@ pub fn is_json(path: &Path, text: &str) -> bool {
         || text.trim_start().starts_with('{')
 }
 
-/// Validates `candidate` as the new content of `path` with the server's loader, then replaces
-/// `path` atomically (temp file in the same directory, fsync, rename, fsync the directory).
-/// Invalid content leaves `path` untouched and comes back as a 422 with every error.
-pub fn validate_and_replace(path: &Path, candidate: &str) -> Result<(), EditError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
+/// Validates `candidate` as the new content of `target` (a real path) with the server's
+/// loader, then replaces it atomically: a temp file with an unpredictable name created
+/// exclusively in the same directory, given the old file's mode and owner, fsynced, renamed
+/// over `target`, directory fsynced. Invalid content leaves the file untouched and comes back
+/// with every error, naming the file as `shown` (the path the caller gave). The caller holds
+/// the [`EditLock`].
+fn replace(target: &Path, shown: &Path, candidate: &str) -> Result<(), EditError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = parent(target);
+    let name = target
         .file_name()
         .map_or_else(|| "config".into(), |n| n.to_string_lossy().into_owned());
-    let suffix = path
+    let suffix = target
         .extension()
         .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
+    // tempfile creates with O_CREAT|O_EXCL under a random name: never an existing file or link.
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.edit-"))
         .suffix(&suffix)
@@ -357,7 +507,7 @@ pub fn validate_and_replace(path: &Path, candidate: &str) -> Result<(), EditErro
         .map_err(|e| EditError::internal(format!("cannot write the new config: {e}")))?;
     if let Err(errors) = crate::load_config(tmp.path()) {
         let tmp_name = tmp.path().display().to_string();
-        let real = path.display().to_string();
+        let real = shown.display().to_string();
         let errors = errors
             .0
             .iter()
@@ -368,14 +518,16 @@ pub fn validate_and_replace(path: &Path, candidate: &str) -> Result<(), EditErro
             errors,
         ));
     }
-    if let Ok(meta) = std::fs::metadata(path) {
-        // Keep the file's mode (it may hold secrets such as API keys).
-        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    if let Ok(meta) = std::fs::metadata(target) {
+        // Keep the file's mode (it may hold secrets such as API keys) and, when root edits a
+        // file the server's account owns, its owner: the server must still read it on reload.
+        let _ = tmp.as_file().set_permissions(meta.permissions());
+        let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(meta.uid()), Some(meta.gid()));
     }
-    tmp.persist(path).map_err(|e| {
-        EditError::internal(format!("cannot replace {}: {}", path.display(), e.error))
+    tmp.persist(target).map_err(|e| {
+        EditError::internal(format!("cannot replace {}: {}", target.display(), e.error))
     })?;
-    if let Ok(d) = std::fs::File::open(&dir) {
+    if let Ok(d) = File::open(&dir) {
         // The rename is durable only once the directory is; failing that is not worth an error.
         let _ = d.sync_all();
     }
@@ -465,6 +617,79 @@ ip = "198.18.0.51"
         )
         .unwrap();
         assert!(out.contains("[[reservations]]"), "{out}");
+    }
+
+    #[test]
+    fn edits_through_a_symlink_under_the_lock_all_land() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let target = real.join("leased.toml");
+        std::fs::write(
+            &target,
+            "# keep\n[[subnets]]\nnetwork = \"198.18.0.0/24\"\npools = [\"198.18.0.100-198.18.0.200\"]\n",
+        )
+        .unwrap();
+        let link = dir.path().join("leased.toml");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let threads: Vec<_> = (0..8u8)
+            .map(|i| {
+                let link = link.clone();
+                std::thread::spawn(move || {
+                    let b = body(serde_json::json!({
+                        "mac": format!("02:00:00:00:01:{i:02x}"),
+                        "ip": format!("198.18.0.{}", 10 + i),
+                    }));
+                    apply(&link, &Edit::Create(b))
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        let text = std::fs::read_to_string(&target).unwrap();
+        assert!(text.starts_with("# keep\n"), "{text}");
+        assert_eq!(text.matches("[[reservations]]").count(), 8, "{text}");
+        let lock = real.join(".leased.toml.lock");
+        let mode = std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Planned edits see the file as it is under the lock.
+        let edits = apply_planned(&link, |c| {
+            let n = c
+                .subnets
+                .iter()
+                .map(|s| s.reservations.len())
+                .sum::<usize>();
+            assert_eq!(n, 8);
+            Ok(vec![Edit::Delete("198.18.0.10".parse().unwrap())])
+        })
+        .unwrap();
+        assert_eq!(edits.len(), 1);
+        let text = std::fs::read_to_string(&target).unwrap();
+        assert!(!text.contains("198.18.0.10\""), "{text}");
+        // An invalid edit leaves the file alone and names the link the caller used.
+        let bad = apply(
+            &link,
+            &Edit::Create(body(
+                serde_json::json!({"mac": "02:00:00:00:01:01", "ip": "198.18.0.99"}),
+            )),
+        )
+        .unwrap_err();
+        assert_eq!(bad.kind, EditErrorKind::Invalid, "{bad}");
+        assert!(
+            bad.to_string().contains(&link.display().to_string()),
+            "{bad}"
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), text);
+        // A link planted at the lock's name is not followed.
+        let other = tempfile::tempdir().unwrap();
+        let lock2 = other.path().join(".x.toml.lock");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &lock2).unwrap();
+        std::fs::write(other.path().join("x.toml"), "").unwrap();
+        assert!(EditLock::acquire(&other.path().join("x.toml")).is_err());
+        assert!(!dir.path().join("elsewhere").exists());
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub struct RelayHooks {
     pub bindings: Option<mpsc::UnboundedSender<BindingEvent>>,
     /// Stop gracefully when this completes (tests, embedding); SIGTERM/SIGINT always stop.
     pub stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// `[server] user` / `group`: become this account once every socket is bound, keeping no
+    /// capability (the relay opens nothing later).
+    pub run_as: Option<crate::privileges::RunAs>,
+    /// Directories the relay (its exporter) still writes in after dropping root: handed over
+    /// to the user when the user owns them, and start-up fails clearly when it cannot write.
+    pub writable_dirs: Vec<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for RelayHooks {
@@ -63,6 +69,8 @@ impl std::fmt::Debug for RelayHooks {
         f.debug_struct("RelayHooks")
             .field("bindings", &self.bindings.is_some())
             .field("stop", &self.stop.is_some())
+            .field("run_as", &self.run_as)
+            .field("writable_dirs", &self.writable_dirs)
             .finish()
     }
 }
@@ -188,6 +196,16 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
     }
     let (up_recv, up_send) =
         bind_upstream().context("cannot open the upstream socket on port 67")?;
+    let out = Outbound::new(out_links, SERVER_PORT, CLIENT_PORT);
+    if let Some(run_as) = &hooks.run_as {
+        for dir in &hooks.writable_dirs {
+            crate::privileges::hand_over_tree(dir, run_as);
+        }
+        crate::privileges::drop_to(run_as, crate::privileges::RELAY_CAPS)?;
+        for dir in &hooks.writable_dirs {
+            crate::privileges::require_writable_tree(dir, "the export outbox", run_as)?;
+        }
+    }
     let relay = Arc::new(Relay {
         links,
         policy: AgentPolicy {
@@ -199,7 +217,7 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         },
         upstreams: settings.upstreams.clone(),
         upstream_sock: up_send,
-        out: Outbound::new(out_links, SERVER_PORT, CLIENT_PORT),
+        out,
         memo: Mutex::new(LruCache::new(MEMO_CAP)),
         in_flight: Mutex::new(LruCache::new(MEMO_CAP)),
         rewrite_sid: settings.rewrite_server_id,

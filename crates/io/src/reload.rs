@@ -20,6 +20,10 @@ pub(crate) const BANNED_ENV: &str = "LEASED_BANNED_MACS";
 /// See [`crate::load_config`].
 pub(crate) fn load_config(path: &Path) -> Result<Config, ConfigErrors> {
     let mut config = leased_core::config::load_file(path)?;
+    // `[server] user` / `group` must name accounts of this system: checked here, so `leased
+    // check` and a reload report a typo at its line, before a start would fail on it.
+    crate::privileges::resolve(&config.server, &path.display().to_string())
+        .map_err(ConfigErrors)?;
     if let Ok(value) = std::env::var(BANNED_ENV) {
         leased_core::config::merge_banned_env(&mut config, &value).map_err(|errs| {
             ConfigErrors(
@@ -75,6 +79,10 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Rel
             if old.server.interfaces != config.server.interfaces
                 || old.store != config.store
                 || old.server.pid_file != config.server.pid_file
+                || old.server.user.as_ref().map(|a| &a.name)
+                    != config.server.user.as_ref().map(|a| &a.name)
+                || old.server.group.as_ref().map(|a| &a.name)
+                    != config.server.group.as_ref().map(|a| &a.name)
                 || old.api != config.api
                 || old
                     .subnets
@@ -83,8 +91,8 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Rel
                     .ne(config.subnets.iter().map(|s| &s.interface))
             {
                 tracing::warn!(
-                    "config reloaded, but changes to interfaces, store.path, server.pid_file \
-                     or [api] take effect only after a restart"
+                    "config reloaded, but changes to interfaces, store.path, server.pid_file, \
+                     server.user/group or [api] take effect only after a restart"
                 );
             }
             let subnets = config.subnets.len();

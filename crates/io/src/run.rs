@@ -1,6 +1,7 @@
 //! `serve`: start-up in a checked order, the signal loop, and graceful shutdown.
 //!
-//! Start-up: config → PID file → lease store (locked, loaded) → sockets → committer → engine.
+//! Start-up: config → lease store (locked, loaded) → PID file → sockets → committer → sidecar
+//! → drop root (`[server] user`) → engine.
 //! Each step fails with a message that says what to do. Shutdown (SIGTERM/SIGINT): stop
 //! receiving, let the engine drain its queue, let the committer flush (so every submitted ACK is
 //! either durable and sent or reported), remove the PID file.
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use arc_swap::ArcSwap;
-use leased_core::config::Config;
+use leased_core::config::{Config, ConfigErrors};
 use leased_core::{LeaseTable, Plan};
 use leased_store::{EmbeddedStore, LeaseStore, StoreError};
 use tokio::signal::unix::{SignalKind, signal};
@@ -31,26 +32,85 @@ use crate::{ConfigSource, ServeHooks, ServeParams, Shutdown};
 /// How long a sidecar (the HTTP API) gets to finish its requests after SIGTERM.
 const SIDECAR_GRACE: Duration = Duration::from_secs(5);
 
-/// Removes the PID file when dropped, so every exit path after it was written cleans up.
-struct PidFile(Option<PathBuf>);
+/// The PID file: written once the lease store is ours, removed at exit only while it still
+/// holds this process's PID.
+///
+/// Why this care: `leased manage` and `leased reload` signal the PID in the file, and a
+/// service manager may too. A second `serve` that fails (its store is locked by a running
+/// server) must leave the running server's file alone, so the file is written only after the
+/// store lock is held, and a process removes it only if the PID in it is its own.
+struct PidFile {
+    path: PathBuf,
+    pid: u32,
+}
 
 impl PidFile {
-    fn create(path: Option<&Path>) -> anyhow::Result<Self> {
+    /// Writes this process's PID to `path` (temp file beside it, renamed over it: readers
+    /// never see a half-written file, and a symlink at `path` is replaced, never followed).
+    /// Refuses when the file names another running leased.
+    fn create(path: Option<&Path>) -> anyhow::Result<Option<Self>> {
         let Some(path) = path else {
-            return Ok(Self(None));
+            return Ok(None);
         };
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("cannot write PID file {}", path.display()))?;
-        Ok(Self(Some(path.to_path_buf())))
+        let pid = std::process::id();
+        if let Some(other) = read_pid(path)
+            && other != pid
+            && is_leased(other)
+        {
+            anyhow::bail!(
+                "the PID file {} names a running leased (pid {other}); stop it, or give this \
+                 server its own server.pid_file",
+                path.display()
+            );
+        }
+        let dir = crate::privileges::parent_dir(path);
+        let write = || -> io::Result<()> {
+            use std::io::Write as _;
+            use std::os::unix::fs::PermissionsExt as _;
+            let name = path
+                .file_name()
+                .map_or_else(|| "pid".into(), |n| n.to_string_lossy().into_owned());
+            let mut tmp = tempfile::Builder::new()
+                .prefix(&format!(".{name}."))
+                .tempfile_in(dir)?;
+            writeln!(tmp, "{pid}")?;
+            // A PID is public: anyone may read it to signal or watch the server.
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(path).map_err(|e| e.error)?;
+            Ok(())
+        };
+        write().with_context(|| format!("cannot write PID file {}", path.display()))?;
+        Ok(Some(Self {
+            path: path.to_path_buf(),
+            pid,
+        }))
     }
+}
+
+/// The PID in a PID file, if it holds one.
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// True when process `pid` runs and is a leased (by its command name).
+fn is_leased(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "leased")
 }
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        if let Some(path) = &self.0
-            && let Err(e) = std::fs::remove_file(path)
-        {
-            tracing::warn!(path = %path.display(), error = %e, "cannot remove PID file");
+        // Someone else's PID (a newer server wrote it): theirs to remove.
+        if read_pid(&self.path) != Some(self.pid) {
+            return;
+        }
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!(
+                path = %self.path.display(), error = %e,
+                "cannot remove PID file (after dropping root its directory must be writable \
+                 by server.user)"
+            );
         }
     }
 }
@@ -69,7 +129,12 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     for w in leased_core::trust::warnings(&config) {
         tracing::warn!("{w}");
     }
-    let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
+    let origin = match &params.source {
+        ConfigSource::File(path) => path.display().to_string(),
+        ConfigSource::Inline(_) => "inline configuration".to_string(),
+    };
+    let run_as = crate::privileges::resolve(&config.server, &origin)
+        .map_err(|e| anyhow!("invalid configuration:\n{}", ConfigErrors(e)))?;
 
     let store_path = config.store.path.clone();
     // The lease store: the embedded journal, or a shared SQL database. The SQL store owns a
@@ -107,6 +172,9 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             let leases = store.load().context("loading leases")?;
             (Box::new(store), leases, None)
         };
+    // Only now that the store is ours: a start that failed on the lock left the running
+    // server's PID file alone.
+    let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
     let count = leases.len();
     let table = LeaseTable::from_leases(leases);
     tracing::info!(path = %store_path.display(), leases = count, "loaded {count} leases");
@@ -199,9 +267,10 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         engine = engine.with_shared(Arc::clone(shared));
         receivers.extend(crate::monitor::arp::spawn(&watched, shared));
     }
-    let mut sidecar = match (sidecar, shared) {
+    // Starting the sidecar binds its listener; its task runs only after the drop below.
+    let sidecar = match (sidecar, shared) {
         (Some(start), Some(shared)) => match start(shared, Shutdown(shutdown_rx)) {
-            Ok(task) => Some(tokio::spawn(task)),
+            Ok(task) => Some(task),
             Err(e) => {
                 for r in &receivers {
                     r.abort();
@@ -211,6 +280,18 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         },
         _ => None,
     };
+    // Every socket is bound and every file open: become `[server] user` before the first
+    // packet is decided or the first HTTP request answered.
+    if let Some(run_as) = &run_as
+        && let Err(e) = drop_root(&plan.load().config, run_as)
+    {
+        let _ = shutdown_tx.send(true);
+        for r in &receivers {
+            r.abort();
+        }
+        return Err(e);
+    }
+    let mut sidecar = sidecar.map(tokio::spawn);
     let mut stop = stop.unwrap_or_else(|| Box::pin(std::future::pending()));
     let mut engine = tokio::spawn(engine.run(rx));
 
@@ -281,6 +362,43 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     tracing::info!(counters = %summary, "counters at shutdown");
     drop(pid_file);
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Drops root to `run_as` (keeping [`crate::privileges::SERVE_CAPS`]), then checks that the
+/// directories leased still creates files in are the user's to write.
+fn drop_root(config: &Config, run_as: &crate::privileges::RunAs) -> anyhow::Result<()> {
+    // Still root: what leased made in the user's own directories becomes the user's.
+    if config.store.sql.is_none() {
+        let journal = &config.store.path;
+        let files = [
+            journal.clone(),
+            leased_store::history::history_path(journal),
+        ];
+        crate::privileges::hand_over_files(crate::privileges::parent_dir(journal), &files, run_as);
+    }
+    if let Some(export) = &config.export {
+        crate::privileges::hand_over_tree(&export.outbox, run_as);
+    }
+    crate::privileges::drop_to(run_as, crate::privileges::SERVE_CAPS)?;
+    if config.store.sql.is_none() {
+        // Compaction writes `<path>.tmp` and renames it; the history file is appended.
+        let dir = crate::privileges::parent_dir(&config.store.path);
+        crate::privileges::require_writable(dir, "the lease store's directory", run_as)?;
+    }
+    if let Some(export) = &config.export {
+        crate::privileges::require_writable_tree(&export.outbox, "the export outbox", run_as)?;
+    }
+    if let Some(pid) = &config.server.pid_file {
+        let dir = crate::privileges::parent_dir(pid);
+        if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+            tracing::warn!(
+                dir = %dir.display(), user = %run_as.user,
+                "the PID file's directory is not writable by {}: the file stays behind at exit",
+                run_as.user
+            );
+        }
+    }
     Ok(())
 }
 

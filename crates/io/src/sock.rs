@@ -142,7 +142,8 @@ pub(crate) struct RawSender {
 impl RawSender {
     /// Opens the socket; fails with EPERM without CAP_NET_RAW.
     pub(crate) fn open() -> io::Result<Self> {
-        let sock = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
+        // Through the helper that keeps CAP_NET_RAW once root is dropped.
+        let sock = crate::privileges::socket(Domain::PACKET, Type::DGRAM, None)?;
         sock.set_nonblocking(true)?;
         Ok(Self { fd: sock.into() })
     }

@@ -16,6 +16,8 @@ pub(crate) fn config_with(
 ) -> Config {
     Config {
         server: ServerSettings {
+            user: None,
+            group: None,
             auto_reload: false,
             authoritative: true,
             interfaces: interfaces.iter().map(|s| s.to_string()).collect(),

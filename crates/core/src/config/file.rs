@@ -196,6 +196,9 @@ pub(super) struct RawServer {
     /// Addresses/CIDRs: see `config/trust.rs`.
     pub trusted_relays: Option<Vec<String>>,
     pub trusted_option82_interfaces: Option<Vec<String>>,
+    /// See `config/account.rs`.
+    pub user: Option<String>,
+    pub group: Option<String>,
 }
 
 /// `[store]`.

@@ -5,6 +5,7 @@
 //! meaning (pools inside subnets, unique reservations, …) and pre-encodes every option so that
 //! decisions only copy bytes. `leased check`, `serve` and reload all call [`load_file`].
 
+mod account;
 mod api;
 mod arp;
 mod conflict;
@@ -24,6 +25,7 @@ mod tests;
 mod trust;
 mod validate;
 
+pub use account::AccountName;
 pub use api::{
     ApiSettings, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_REQUEST_TIMEOUT, MIN_KEY_LEN, TlsSettings, api_key_problem,

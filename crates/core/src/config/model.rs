@@ -135,6 +135,12 @@ pub struct ServerSettings {
     pub max_leases_per_remote_id: Option<u32>,
     /// Reload when the config file changes (validated like SIGHUP). Default false.
     pub auto_reload: bool,
+    /// Run as this user once sockets are bound and files are open (`[server] user`); `None`:
+    /// stay as started. io resolves the name and drops root to it.
+    pub user: Option<super::account::AccountName>,
+    /// Run as this group (`[server] group`); `None`: the user's primary group. With it set,
+    /// files leased creates are meant for that group to read (0640).
+    pub group: Option<super::account::AccountName>,
 }
 
 /// One IPv4 subnet and how to serve it.

@@ -264,6 +264,8 @@ fn example_sets_every_key() {
         "sticky_window",
         "server_id",
         "pid_file",
+        "user",
+        "group",
         "path",
         "format",
         "level",
@@ -752,6 +754,30 @@ fn pool_table_spelling_errors_point_at_the_bound() {
         3,
         68,
     );
+}
+
+#[test]
+fn server_user_and_group() {
+    let c = toml_ok(&format!(
+        "[server]\nuser = \"leased\"\ngroup = \"65534\"\n{BASE}"
+    ));
+    let user = c.server.user.expect("user");
+    assert_eq!((user.name.as_str(), user.line, user.col), ("leased", 2, 8));
+    let group = c.server.group.expect("group");
+    assert_eq!(
+        (group.numeric(), group.line, group.col),
+        (Some(65534), 3, 9)
+    );
+    let c = toml_ok(BASE);
+    assert_eq!((c.server.user, c.server.group), (None, None));
+
+    let errs = toml_errs(&format!("[server]\nuser = \"a b\"\ngroup = \"\"\n{BASE}"));
+    at(&errs, "server.user", "not an account name", 2, 8);
+    at(&errs, "server.group", "must not be empty", 3, 9);
+    let errs = toml_errs(&format!("[server]\ngroup = \"leased\"\n{BASE}"));
+    at(&errs, "server.group", "needs server.user", 2, 9);
+    let errs = toml_errs(&format!("[server]\nuser = 1000\n{BASE}"));
+    find(&errs, "server.user", "string");
 }
 
 #[test]

@@ -46,6 +46,11 @@ impl Ctx<'_> {
         self.push(path, line, col, message.into());
     }
 
+    /// Line and column of the value at `path` (for settings io checks later).
+    pub(super) fn value_pos(&self, path: &str) -> (usize, usize) {
+        self.pos.value_pos(path)
+    }
+
     /// Errors recorded so far (a section checker compares before and after).
     pub(super) fn error_count(&self) -> usize {
         self.errors.len()
@@ -302,7 +307,10 @@ fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> ServerSettings {
         }
         p => p.as_ref().map(PathBuf::from),
     };
+    let (user, group) = super::account::accounts(ctx, s);
     ServerSettings {
+        user,
+        group,
         auto_reload: s.auto_reload.unwrap_or(false),
         max_leases_per_circuit_id: cap(
             ctx,

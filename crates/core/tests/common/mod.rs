@@ -69,6 +69,8 @@ pub fn config() -> Config {
     ]);
     Config {
         server: ServerSettings {
+            user: None,
+            group: None,
             auto_reload: false,
             authoritative: true,
             interfaces: vec![],

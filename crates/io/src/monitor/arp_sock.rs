@@ -9,7 +9,7 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -68,16 +68,12 @@ impl ArpSocket {
     /// Opens the socket on interface `ifindex` (needs CAP_NET_RAW).
     pub(crate) fn open(ifindex: u32) -> io::Result<Self> {
         let proto = ETH_P_ARP.to_be();
-        // SAFETY: plain syscall with constant arguments; the result is checked.
-        let raw = check(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::c_int::from(proto),
-            )
-        })?;
-        // SAFETY: `raw` is a descriptor we just opened and own from here on.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Through the helper that keeps CAP_NET_RAW once root is dropped.
+        let fd = crate::privileges::raw_socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK,
+            libc::c_int::from(proto),
+        )?;
         let ifindex = i32::try_from(ifindex)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index"))?;
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.

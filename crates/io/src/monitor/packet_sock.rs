@@ -6,7 +6,7 @@
 //! validation without this). Every `unsafe` block carries its `SAFETY:` note.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -78,16 +78,12 @@ impl PacketSocket {
     /// so no unfiltered frame is ever queued.
     pub(crate) fn open(ifindex: u32) -> io::Result<Self> {
         let proto = ETH_P_IP.to_be();
-        // SAFETY: plain syscall with constant arguments; the result is checked.
-        let raw = check(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::c_int::from(proto),
-            )
-        })?;
-        // SAFETY: `raw` is a descriptor we just opened and own from here on.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Through the helper that keeps CAP_NET_RAW once root is dropped.
+        let fd = crate::privileges::raw_socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+            libc::c_int::from(proto),
+        )?;
 
         let mut prog: Vec<libc::sock_filter> = FILTER
             .iter()

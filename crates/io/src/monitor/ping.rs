@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
@@ -60,27 +60,15 @@ pub(crate) fn is_reply(datagram: &[u8], from: Ipv4Addr, id: u16) -> bool {
         && icmp.get(4..6) == Some(&id.to_be_bytes()[..])
 }
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
 /// Sends one echo request to `ip` and waits up to `timeout` for its reply: `Ok(true)` when
 /// something answered.
 pub(crate) async fn answers(ip: Ipv4Addr, timeout: Duration) -> io::Result<bool> {
-    // SAFETY: plain syscall with constant arguments; the result is checked.
-    let raw = check(unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMP,
-        )
-    })?;
-    // SAFETY: `raw` is a descriptor we just opened and own from here on.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // Through the helper that keeps CAP_NET_RAW once root is dropped.
+    let fd = crate::privileges::raw_socket(
+        libc::AF_INET,
+        libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+        libc::IPPROTO_ICMP,
+    )?;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let req = echo_request(id);
     // SAFETY: sockaddr_in is plain data; zeroed is a valid value.
