@@ -6,13 +6,15 @@
 //! request leaves no trace in the lease table, and the per-key bucket state must not make the
 //! decision function stateful.
 //!
-//! Memory is bounded: each bucket table holds at most [`MAX_KEYS`] keys. When a table is full,
-//! buckets that have refilled (idle keys) are forgotten first; if none has, a new key is admitted
-//! untracked — a random-MAC flood is then still held by the per-relay bucket and the offer caps,
-//! and legitimate clients are not locked out by a full table.
+//! Memory is bounded: each bucket table holds at most [`MAX_KEYS`] keys, and a new key in a full
+//! table takes the place of the key seen least recently, in O(1) (an LRU map): a random-MAC
+//! flood costs the same per packet whether the table is full or not, is still held by the
+//! per-relay bucket and the offer caps, and a key that keeps sending keeps its bucket.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
+
+use hashlink::LruCache;
 
 use leased_core::config::{Limits, RateLimit};
 use leased_core::{LeaseChange, LeaseState, RelayInfo, Timestamp};
@@ -53,30 +55,35 @@ impl Bucket {
             false
         }
     }
+}
 
-    /// True when the bucket would be full at `now` (its key can be forgotten).
-    fn idle(&self, limit: &RateLimit, now: f64) -> bool {
-        self.tokens + (now - self.last).max(0.0) * limit.rate >= f64::from(limit.burst)
+/// Buckets by key, at most [`MAX_KEYS`]; the least recently seen key makes room.
+struct Table {
+    buckets: LruCache<Vec<u8>, Bucket>,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Self {
+            buckets: LruCache::new(MAX_KEYS),
+        }
     }
 }
 
-/// Buckets by key, bounded by [`MAX_KEYS`].
-#[derive(Debug, Default)]
-struct Table {
-    buckets: HashMap<Vec<u8>, Bucket>,
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("keys", &self.buckets.len())
+            .finish()
+    }
 }
 
 impl Table {
-    /// Takes a token for `key`; false means over the limit.
+    /// Takes a token for `key`; false means over the limit. O(1) whether the table is full or
+    /// not: a new key in a full table evicts the least recently seen one.
     fn take(&mut self, key: &[u8], limit: &RateLimit, now: f64) -> bool {
         if let Some(b) = self.buckets.get_mut(key) {
             return b.take(limit, now);
-        }
-        if self.buckets.len() >= MAX_KEYS {
-            self.buckets.retain(|_, b| !b.idle(limit, now));
-            if self.buckets.len() >= MAX_KEYS {
-                return true;
-            }
         }
         let mut b = Bucket::full(limit, now);
         let ok = b.take(limit, now);
@@ -534,11 +541,36 @@ mod tests {
             p.chaddr[2..6].copy_from_slice(&i.to_be_bytes());
             let _ = g.check(&limits, &p, Some("eth0"), 0.0, T);
         }
-        assert!(g.mac.buckets.len() <= MAX_KEYS);
-        // Idle keys are forgotten to make room.
+        assert_eq!(g.mac.buckets.len(), MAX_KEYS);
+        // A new key in the full table takes the least recently seen key's place.
         let p = discover(77, DIRECT, None);
         assert!(g.check(&limits, &p, Some("eth0"), 10.0, T).is_ok());
-        assert!(g.mac.buckets.len() <= MAX_KEYS);
+        assert_eq!(g.mac.buckets.len(), MAX_KEYS);
+    }
+
+    #[test]
+    fn a_key_that_keeps_sending_keeps_its_bucket_in_a_full_table() {
+        let limits = Limits {
+            per_mac: lim(0.001, 2),
+            ..Default::default()
+        };
+        let mut g = Guard::default();
+        let noisy = discover(9, DIRECT, None);
+        assert!(g.check(&limits, &noisy, Some("eth0"), 0.0, T).is_ok());
+        assert!(g.check(&limits, &noisy, Some("eth0"), 0.0, T).is_ok());
+        for i in 0..(2 * MAX_KEYS as u32) {
+            let mut p = discover(0, DIRECT, None);
+            p.chaddr[2..6].copy_from_slice(&i.to_be_bytes());
+            let _ = g.check(&limits, &p, Some("eth0"), 0.0, T);
+            // The noisy client is refused every so often, so it stays recently seen.
+            if i % 10_000 == 0 {
+                assert_eq!(
+                    g.check(&limits, &noisy, Some("eth0"), 0.0, T),
+                    Err(Limited::Mac),
+                    "its empty bucket was forgotten after {i} new keys"
+                );
+            }
+        }
     }
 
     #[test]

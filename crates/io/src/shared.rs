@@ -129,7 +129,7 @@ impl SharedState {
             .foreign
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        t.servers.values().cloned().collect()
+        t.list()
     }
 
     /// The ARP anomalies present at the latest scan, in (address, MAC) order (empty when

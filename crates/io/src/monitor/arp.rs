@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hashlink::LruCache;
 use leased_core::config::ReservationKey;
 use leased_core::{HwAddr, LeaseState, Plan, Timestamp};
 
@@ -221,11 +222,10 @@ impl ArpTracker {
 /// The findings, shared with readers (the API, metrics).
 pub type ArpFindings = Arc<Mutex<ArpTracker>>;
 
-/// (address, MAC) → (interface, when heard).
-type HeardMap = BTreeMap<(Ipv4Addr, [u8; 6]), (String, Instant)>;
+/// (address, MAC) → (interface, when heard); the pair heard least recently makes room.
+type HeardMap = LruCache<(Ipv4Addr, [u8; 6]), (String, Instant)>;
 
 /// ARP packets other hosts sent recently.
-#[derive(Debug, Default)]
 struct Heard {
     seen: Mutex<HeardMap>,
     /// Seconds the latest full probe cycle took (so evidence outlives a slow cycle).
@@ -235,12 +235,19 @@ struct Heard {
 /// At most this many heard (address, MAC) pairs are remembered between scans.
 const MAX_HEARD: usize = 65_536;
 
+impl Default for Heard {
+    fn default() -> Self {
+        Self {
+            seen: Mutex::new(LruCache::new(MAX_HEARD)),
+            cycle_secs: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Heard {
+    /// Records a sender in O(1); a full map forgets the pair heard least recently.
     fn record(&self, s: ArpSender, iface: &str) {
         let mut m = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= MAX_HEARD && !m.contains_key(&(s.ip, s.mac)) {
-            return;
-        }
         m.insert((s.ip, s.mac), (iface.to_string(), Instant::now()));
     }
 

@@ -206,7 +206,7 @@ async fn watch(
             let v = t.observe(&reply, &iface, settings, &own, now);
             if v != Verdict::Ignored {
                 metrics.foreign_reply();
-                metrics.set_foreign_servers(t.servers.len() as u64);
+                metrics.set_foreign_servers(t.len() as u64);
             }
             v
         };

@@ -7,7 +7,7 @@
 //! server addresses or MACs. A foreign frame that claims *our* server identifier from another
 //! MAC is flagged: that is an impersonation, not us.
 
-use std::collections::BTreeMap;
+use hashlink::LruCache;
 use std::net::Ipv4Addr;
 
 use leased_core::config::RogueSettings;
@@ -139,12 +139,33 @@ pub(crate) enum Verdict {
 }
 
 /// The foreign servers seen so far, and the log's rate limit.
-#[derive(Debug, Default)]
 pub(crate) struct Tracker {
-    pub servers: BTreeMap<(Ipv4Addr, [u8; 6]), ForeignServer>,
+    /// By (address, MAC); at most [`MAX_SERVERS`], the one heard from least recently making
+    /// room for a new one, so a flood of forged OFFERs from random MACs cannot blind the
+    /// monitor: a real rogue that keeps answering stays.
+    servers: LruCache<(Ipv4Addr, [u8; 6]), ForeignServer>,
     window_start: u64,
     in_window: u32,
     suppressed: u64,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Self {
+            servers: LruCache::new(MAX_SERVERS),
+            window_start: 0,
+            in_window: 0,
+            suppressed: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("servers", &self.servers.len())
+            .finish()
+    }
 }
 
 /// At most this many foreign servers are remembered (a spoofing flood must not grow memory).
@@ -174,18 +195,23 @@ impl Tracker {
             return Verdict::Ignored;
         }
         let key = (reply.server_ip, reply.mac);
-        if !self.servers.contains_key(&key) && self.servers.len() >= MAX_SERVERS {
-            return Verdict::Quiet;
+        if !self.servers.contains_key(&key) {
+            self.servers.insert(
+                key,
+                ForeignServer {
+                    server_ip: reply.server_ip,
+                    mac: reply.mac,
+                    iface: iface.to_string(),
+                    first_seen: now,
+                    last_seen: now,
+                    replies: 0,
+                    announced: false,
+                },
+            );
         }
-        let s = self.servers.entry(key).or_insert_with(|| ForeignServer {
-            server_ip: reply.server_ip,
-            mac: reply.mac,
-            iface: iface.to_string(),
-            first_seen: now,
-            last_seen: now,
-            replies: 0,
-            announced: false,
-        });
+        let Some(s) = self.servers.get_mut(&key) else {
+            return Verdict::Quiet;
+        };
         s.last_seen = now;
         s.replies += 1;
         if s.announced {
@@ -204,6 +230,20 @@ impl Tracker {
         Verdict::Announce {
             suppressed: std::mem::take(&mut self.suppressed),
         }
+    }
+}
+
+impl Tracker {
+    /// The servers known, in (address, MAC) order.
+    pub(crate) fn list(&self) -> Vec<ForeignServer> {
+        let mut v: Vec<ForeignServer> = self.servers.iter().map(|(_, s)| s.clone()).collect();
+        v.sort_by_key(|s| (s.server_ip, s.mac));
+        v
+    }
+
+    /// How many servers are known.
+    pub(crate) fn len(&self) -> usize {
+        self.servers.len()
     }
 }
 
@@ -345,7 +385,13 @@ mod tests {
             t.observe(&reply(68, 0x68), "eth0", &s, &ours, 161),
             Verdict::Announce { suppressed: 1 }
         );
-        let srv = &t.servers[&(Ipv4Addr::new(198, 18, 0, 66), [2, 0, 0, 0, 0, 0x66])];
+        let list = t.list();
+        let srv = list
+            .iter()
+            .find(|s| {
+                (s.server_ip, s.mac) == (Ipv4Addr::new(198, 18, 0, 66), [2, 0, 0, 0, 0, 0x66])
+            })
+            .unwrap();
         assert_eq!((srv.first_seen, srv.last_seen, srv.replies), (100, 101, 2));
         // Our own server id from another MAC is an impersonation, flagged.
         assert!(matches!(
@@ -366,5 +412,52 @@ mod tests {
             t.observe(&reply(72, 0x71), "eth0", &w, &ours, 400),
             Verdict::Ignored
         );
+    }
+
+    #[test]
+    fn a_flood_of_forged_offers_does_not_blind_the_monitor() {
+        let mut t = Tracker::default();
+        let s = RogueSettings {
+            log_per_minute: 1_000_000,
+            ..RogueSettings::default()
+        };
+        let real = SeenReply {
+            server_ip: Ipv4Addr::new(198, 18, 0, 66),
+            mac: ROGUE,
+            msg: MessageType::Offer,
+        };
+        assert!(matches!(
+            t.observe(&real, "eth0", &s, &[], 1),
+            Verdict::Announce { .. }
+        ));
+        // Twice the table's size in forged OFFERs from distinct MACs; the real rogue keeps
+        // answering now and then.
+        for i in 0..(2 * MAX_SERVERS as u32) {
+            let b = i.to_be_bytes();
+            let forged = SeenReply {
+                server_ip: Ipv4Addr::new(198, 18, 1, b[3]),
+                mac: [2, 1, b[0], b[1], b[2], b[3]],
+                msg: MessageType::Offer,
+            };
+            let _ = t.observe(&forged, "eth0", &s, &[], 2);
+            if i % 1000 == 0 {
+                let _ = t.observe(&real, "eth0", &s, &[], 2);
+            }
+        }
+        assert_eq!(t.len(), MAX_SERVERS);
+        assert!(
+            t.list().iter().any(|f| f.mac == ROGUE),
+            "the real rogue was forgotten"
+        );
+        // A new server after the flood is still seen and announced.
+        let late = SeenReply {
+            server_ip: Ipv4Addr::new(198, 18, 2, 2),
+            mac: [2, 0, 0, 0, 0, 0x77],
+            msg: MessageType::Offer,
+        };
+        assert!(matches!(
+            t.observe(&late, "eth0", &s, &[], 3),
+            Verdict::Announce { .. }
+        ));
     }
 }

@@ -15,10 +15,10 @@
 //! once. At most [`MAX_IN_FLIGHT`] checks run at once; beyond that offers leave unchecked, so a
 //! flood cannot pile up tasks.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use hashlink::LruCache;
 use leased_core::config::ConflictCheckMode;
 use leased_core::{Durability, Event, LeaseChange, LeaseState, Plan, Reply, Request};
 use leased_wire::MessageType;
@@ -61,15 +61,36 @@ pub(crate) struct Done {
 }
 
 /// The engine's conflict-check state.
-#[derive(Debug, Default)]
 pub(crate) struct ConflictCheck {
     tx: Option<mpsc::UnboundedSender<Done>>,
     rx: Option<mpsc::UnboundedReceiver<Done>>,
     /// Addresses that did not answer, until when they count as free.
-    free_until: HashMap<Ipv4Addr, Instant>,
+    free_until: LruCache<Ipv4Addr, Instant>,
     in_flight: usize,
     /// The attempt number of the request being decided again (0: a fresh request).
     attempt: u8,
+}
+
+impl Default for ConflictCheck {
+    fn default() -> Self {
+        Self {
+            tx: None,
+            rx: None,
+            free_until: LruCache::new(MAX_CACHE),
+            in_flight: 0,
+            attempt: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for ConflictCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConflictCheck")
+            .field("cached_free", &self.free_until.len())
+            .field("in_flight", &self.in_flight)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
 }
 
 impl ConflictCheck {
@@ -92,19 +113,16 @@ impl ConflictCheck {
         }
     }
 
+    /// Remembers `ip` as free for `for_secs`; a full cache forgets the address remembered
+    /// least recently (O(1)), which is at worst checked again.
     fn remember_free(&mut self, ip: Ipv4Addr, for_secs: u32) {
         if for_secs == 0 {
             return;
         }
-        let now = Instant::now();
-        if self.free_until.len() >= MAX_CACHE {
-            self.free_until.retain(|_, until| *until > now);
-            if self.free_until.len() >= MAX_CACHE {
-                self.free_until.clear();
-            }
-        }
-        self.free_until
-            .insert(ip, now + Duration::from_secs(u64::from(for_secs)));
+        self.free_until.insert(
+            ip,
+            Instant::now() + Duration::from_secs(u64::from(for_secs)),
+        );
     }
 }
 
