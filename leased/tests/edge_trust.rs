@@ -36,7 +36,7 @@ use support::proc::{poll, run};
 use support::{Cfg, Lab, Udhcpc};
 
 const LEASED: &str = env!("CARGO_BIN_EXE_leased");
-const KEY: &str = "edge-key";
+const KEY: &str = "edge-key-0123456789";
 
 fn free_port(udp: bool) -> u16 {
     if udp {

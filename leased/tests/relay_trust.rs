@@ -463,3 +463,100 @@ fn a_forged_bootreply_never_reaches_the_client() {
         "a forged ACK became a binding:\n{log}"
     );
 }
+
+/// UDP payloads sent to `port` in a tcpdump capture (classic pcap, Ethernet frames).
+fn udp_payloads_to(pcap: &std::path::Path, port: u16) -> Vec<Vec<u8>> {
+    let data = std::fs::read(pcap).unwrap();
+    let mut out = Vec::new();
+    let mut at = 24;
+    while let Some(rec) = data.get(at..at + 16) {
+        let len = u32::from_le_bytes(rec[8..12].try_into().unwrap()) as usize;
+        let Some(frame) = data.get(at + 16..at + 16 + len) else {
+            break;
+        };
+        at += 16 + len;
+        // Ethernet (14), IPv4 (IHL words), UDP (8).
+        if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] || frame[23] != 17 {
+            continue;
+        }
+        let ihl = usize::from(frame[14] & 0x0f) * 4;
+        let udp = &frame[14 + ihl..];
+        if u16::from_be_bytes([udp[2], udp[3]]) == port {
+            out.push(udp[8..].to_vec());
+        }
+    }
+    out
+}
+
+const RELAY_KEY: &str = "relay-key-0123456789";
+
+#[test]
+fn a_signing_relays_option82_counts_only_with_its_key_and_never_twice() {
+    if !gate!("tcpdump") {
+        return;
+    }
+    let bed = Bed::new();
+    let lab = &bed.lab;
+    let reserved = lab.ip(50);
+    let with_key = |key: &str| {
+        format!(
+            "[[relay_auth]]\nrelay = \"{}\"\nkey = \"{key}\"\n\n\
+             [[reservations]]\ncircuit_id = '\"{CIRCUIT_VALUE}\"'\nip = \"{reserved}\"\n",
+            lab.srv_ip
+        )
+    };
+    // No trusted_relays list would believe any relay; a key makes this one prove itself.
+    let mut relay = bed.relay_with(&[bed.up_ip()], &format!("auth_key = \"{RELAY_KEY}\""), "");
+
+    // The same key on both ends: served by the relay's Option 82 (the reservation).
+    let up = bed.leased_with("", &with_key(RELAY_KEY));
+    let cap = Capture::start(lab, &bed.up, support::bed::UP_IF, "signed-up");
+    let r = lab.probe(&ProbeOpts::mac("02:00:00:a0:00:01"));
+    assert_eq!(r.code(), Some(PROBE_ACK), "{}", r.diag());
+    assert_eq!(r.ip(), Some(reserved), "{}", r.diag());
+    let file = cap.file.clone();
+    cap.finish();
+    let signed = udp_payloads_to(&file, 67);
+    assert!(!signed.is_empty(), "no relayed request captured");
+    let log = stop_and_log(up);
+    assert!(!log.contains("untrusted_option82"), "{log}");
+
+    // Another key on the server: the relay's Option 82 is not believed.
+    let up = bed.leased_with("", &with_key("not-the-relays-key-0"));
+    let r = lab.probe(&ProbeOpts::mac("02:00:00:a0:00:02"));
+    assert_eq!(r.code(), Some(PROBE_ACK), "{}", r.diag());
+    let got = r.ip().unwrap();
+    assert!(bed.in_pool(got) && got != reserved, "{got}");
+    let log = stop_and_log(up);
+    let counters = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("counters at shutdown"))
+        .unwrap();
+    assert!(
+        counters.contains("untrusted_option82.auth_bad_mac="),
+        "{counters}"
+    );
+
+    // The right key again, and a captured request sent a second time: the replay is refused.
+    relay.stop(Duration::from_secs(5));
+    let up = bed.leased_with("", &with_key(RELAY_KEY));
+    let from = SocketAddrV4::new(Ipv4Addr::new(198, 19, bed.x, 1), 67);
+    let to = SocketAddrV4::new(bed.up_ip(), 67);
+    let first = signed.first().unwrap().clone();
+    let o = support::raw::send_from_ns(&lab.srv_ns, from, &[to], &[first.clone(), first]);
+    assert!(o.stdout.contains("SENT"), "{}", o.all());
+    std::thread::sleep(Duration::from_millis(500));
+    let log = stop_and_log(up);
+    // The log file is shared by the three servers: the last counters line is this one's.
+    let counters = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("counters at shutdown"))
+        .unwrap();
+    assert!(
+        counters.contains("received.DISCOVER=2")
+            && counters.contains("untrusted_option82.auth_replayed=1"),
+        "the second copy was not refused as a replay: {counters}"
+    );
+}

@@ -23,6 +23,7 @@ mod lease;
 mod plan;
 pub mod relay;
 pub mod relay_agent;
+pub mod relay_auth;
 mod reply;
 mod request;
 pub mod sql;
@@ -36,4 +37,4 @@ pub use lease::{
 };
 pub use plan::Plan;
 pub use relay::{Extractor, RelayInfo, RelayKeys};
-pub use request::{Assignment, Request};
+pub use request::{Assignment, RelayAuthCheck, Request};

@@ -56,6 +56,9 @@ pub struct AgentLink<'a> {
     pub circuit_id: &'a [u8],
     /// Sub-option 2 value.
     pub remote_id: &'a [u8],
+    /// RFC 4030: append an authentication sub-option with this replay counter (and a zero MAC
+    /// that [`crate::relay_auth::sign`] fills in once the datagram is final).
+    pub signature: Option<u64>,
 }
 
 /// Why a datagram is not relayed. Each maps to one metric label.
@@ -175,6 +178,12 @@ pub fn option82_value(link: &AgentLink<'_>, policy: &AgentPolicy) -> Vec<u8> {
     }
     if policy.server_id_override {
         put(sub::SERVER_ID_OVERRIDE, &link.address.octets());
+    }
+    if let Some(counter) = link.signature {
+        put(
+            crate::relay_auth::SUBOPTION,
+            &crate::relay_auth::placeholder(counter),
+        );
     }
     v
 }
@@ -540,6 +549,7 @@ mod tests {
             address: LINK_ADDR,
             circuit_id: b"eth1",
             remote_id: &[2, 0, 0, 0, 0, 0xaa],
+            signature: None,
         }
     }
 
@@ -1053,5 +1063,20 @@ mod tests {
         let f = relay_request(&plain, &link(), &default_policy()).unwrap();
         assert!(!f.scrubbed_overload);
         assert_eq!(f.bytes[108..108 + hidden.len()], hidden);
+    }
+
+    #[test]
+    fn a_signed_request_carries_a_verifiable_authentication_suboption() {
+        let key = b"relay-key-0123456789";
+        let mut l = link();
+        l.signature = Some(7);
+        let mut f = relay_request(&discover(&[]), &l, &default_policy()).unwrap();
+        assert!(f.inserted);
+        assert!(crate::relay_auth::sign(&mut f.bytes, key));
+        assert_eq!(crate::relay_auth::verify(&f.bytes, key), Ok(7));
+        let p = Packet::decode(&f.bytes).unwrap();
+        let info = RelayInfo::parse(p.options.get(82).unwrap());
+        assert!(info.well_formed);
+        assert_eq!(info.circuit_id.as_deref(), Some(&b"eth1"[..]));
     }
 }

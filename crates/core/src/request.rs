@@ -21,11 +21,27 @@ pub struct Request {
     /// IPv4 source address of the packet, when io knows it: a relay is trusted by it and by
     /// giaddr ([`crate::trust`]).
     pub src_addr: Option<Ipv4Addr>,
+    /// What io found checking the RFC 4030 signature of a relay that signs its requests (the
+    /// check needs the datagram's bytes and the replay memory, both io's).
+    pub relay_auth: RelayAuthCheck,
     /// What the SQL assignment chain decided for this client, when one is configured and a
     /// query returned a row. io runs the (async, database-bound) chain *before* the packet
     /// reaches the engine, so core stays pure: it honours this first, as a fixed address for
     /// this client (like a reservation) and as the top option layer.
     pub assignment: Option<Assignment>,
+}
+
+/// The outcome of io's RFC 4030 check of a request ([`crate::relay_auth`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelayAuthCheck {
+    /// Not checked: the relay has no key, or nobody checked (then a relay with a key is not
+    /// believed).
+    #[default]
+    NotChecked,
+    /// A valid MAC with a counter above the last one accepted from this relay.
+    Valid,
+    /// Why it failed.
+    Failed(crate::relay_auth::AuthFailure),
 }
 
 /// A fixed address and its parameters, from an external source (the SQL assignment chain,
@@ -65,6 +81,7 @@ impl Request {
             broadcast_dst,
             src_port: None,
             src_addr: None,
+            relay_auth: RelayAuthCheck::NotChecked,
             assignment: None,
         }
     }

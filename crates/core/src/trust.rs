@@ -7,6 +7,8 @@
 //! - the request is relayed (giaddr set) by a relay the operator trusts (`trusted_relays`, every
 //!   relay when that list is empty), or
 //! - giaddr is 0 and it arrived on an interface listed in `trusted_option82_interfaces`;
+//! - for a relay that signs its requests (RFC 4030, `[[relay_auth]]`): only with a valid,
+//!   fresh signature, checked by io ([`crate::request::RelayAuthCheck`]);
 //!
 //! and only from the main options area (the wire decoder never merges one from `file`/`sname`).
 //! An Option 82 that does not count is removed from the request before anything reads it, so
@@ -17,7 +19,8 @@ use std::net::Ipv4Addr;
 use leased_wire::code;
 
 use crate::config::RelayTrust;
-use crate::request::Request;
+use crate::relay_auth::AuthFailure;
+use crate::request::{RelayAuthCheck, Request};
 
 /// Why relay data in a request was not believed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub enum Untrusted {
     UnlistedRelay,
     /// Found in the overloaded `file`/`sname` fields, where no relay writes it.
     Overloaded,
+    /// From a relay that signs its requests (RFC 4030), without a valid, fresh signature.
+    Auth(AuthFailure),
 }
 
 impl Untrusted {
@@ -37,6 +42,7 @@ impl Untrusted {
             Self::Direct => "direct",
             Self::UnlistedRelay => "unlisted_relay",
             Self::Overloaded => "overloaded",
+            Self::Auth(f) => f.label(),
         }
     }
 }
@@ -56,6 +62,13 @@ pub fn judge(req: &Request, trust: &RelayTrust) -> Result<(), Untrusted> {
             Ok(())
         } else {
             Err(Untrusted::Direct)
+        };
+    }
+    if trust.key_of(giaddr).is_some() {
+        return match req.relay_auth {
+            RelayAuthCheck::Valid => Ok(()),
+            RelayAuthCheck::Failed(f) => Err(Untrusted::Auth(f)),
+            RelayAuthCheck::NotChecked => Err(Untrusted::Auth(AuthFailure::Missing)),
         };
     }
     if trust.trusted_relays.is_empty() {

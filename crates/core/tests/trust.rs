@@ -309,3 +309,52 @@ fn trust_keys_are_checked_and_an_open_relay_set_is_warned_about() {
     .unwrap();
     assert!(trust::warnings(&plain).is_empty());
 }
+
+#[test]
+fn a_signing_relay_is_believed_only_with_a_valid_fresh_signature() {
+    use leased_core::RelayAuthCheck;
+    use leased_core::relay_auth::AuthFailure;
+    // The relay signs (RFC 4030) and is not in trusted_relays: the signature alone decides.
+    let h = harness(
+        "trusted_relays = [\"198.18.9.9\"]\n\n[[relay_auth]]\nrelay = \"198.18.1.1\"\n\
+         key = \"relay-key-0123456789\"\n",
+    );
+    let mut req = h.request(
+        &Pkt::discover(1)
+            .giaddr(RELAY)
+            .opt(code::RELAY_AGENT_INFO, VICTIM_82),
+    );
+    let trust = &h.plan.config.relay_trust;
+    assert_eq!(
+        trust::judge(&req, trust),
+        Err(Untrusted::Auth(AuthFailure::Missing)),
+        "unchecked is not believed"
+    );
+    req.relay_auth = RelayAuthCheck::Valid;
+    assert_eq!(trust::judge(&req, trust), Ok(()));
+    let d = leased_core::decide(&req, &h.plan, &h.table, h.now);
+    assert_eq!(offered_ip(&d), Ipv4Addr::new(198, 18, 1, 5), "{d:?}");
+    for f in [
+        AuthFailure::BadMac,
+        AuthFailure::Replayed,
+        AuthFailure::Unsupported,
+    ] {
+        req.relay_auth = RelayAuthCheck::Failed(f);
+        assert_eq!(trust::judge(&req, trust), Err(Untrusted::Auth(f)));
+        let d = leased_core::decide(&req, &h.plan, &h.table, h.now);
+        assert_ne!(offered_ip(&d), Ipv4Addr::new(198, 18, 1, 5), "{f:?}");
+    }
+    // A key too short, or a relay listed twice, names its line.
+    let e = load_str(
+        "[[relay_auth]]\nrelay = \"198.18.1.1\"\nkey = \"short\"\n\n[[relay_auth]]\nrelay = \"198.18.1.1\"\nkey = \"relay-key-0123456789\"\n",
+        "t.toml",
+        Format::Toml,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("t.toml:3:") && e.contains("relay_auth[0].key"),
+        "{e}"
+    );
+    assert!(e.contains("t.toml:6:") && e.contains("listed twice"), "{e}");
+}

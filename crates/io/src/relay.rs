@@ -93,6 +93,9 @@ pub struct RelayCounters {
     pub unsolicited_replies: AtomicU64,
     /// Requests from which an Option 82 hidden in `file`/`sname` was blanked.
     pub hidden_option82: AtomicU64,
+    /// With `auth_key`: requests forwarded without our signature (our Option 82 did not fit,
+    /// or a downstream relay's was kept).
+    pub unsigned: AtomicU64,
 }
 
 /// One client-facing link, resolved at start.
@@ -121,6 +124,9 @@ struct Relay {
     in_flight: Mutex<LruCache<(u32, [u8; 16]), Instant>>,
     /// `rewrite_server_id`: the real server behind each (chaddr, address) we answered for.
     rewrite_sid: bool,
+    /// RFC 4030: the key our requests are signed with, and the last replay counter used.
+    auth_key: Option<Vec<u8>>,
+    auth_counter: AtomicU64,
     server_ids: Mutex<LruCache<(Vec<u8>, Ipv4Addr), Ipv4Addr>>,
     bindings: Option<mpsc::UnboundedSender<BindingEvent>>,
     counters: Arc<RelayCounters>,
@@ -221,6 +227,8 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         memo: Mutex::new(LruCache::new(MEMO_CAP)),
         in_flight: Mutex::new(LruCache::new(MEMO_CAP)),
         rewrite_sid: settings.rewrite_server_id,
+        auth_key: settings.auth_key.as_ref().map(|k| k.0.clone()),
+        auth_counter: AtomicU64::new(0),
         server_ids: Mutex::new(LruCache::new(MEMO_CAP)),
         bindings: hooks.bindings,
         counters: Arc::default(),
@@ -254,6 +262,7 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         upstream_errors = c.upstream_errors.load(Ordering::Relaxed),
         unsolicited_replies = c.unsolicited_replies.load(Ordering::Relaxed),
         hidden_option82 = c.hidden_option82.load(Ordering::Relaxed),
+        unsigned = c.unsigned.load(Ordering::Relaxed),
         "relay stopped"
     );
     Ok(())
@@ -341,6 +350,22 @@ impl Relay {
         tracing::debug!(src = ?src, xid = ?xid, reason = why, "relay: reply dropped");
     }
 
+    /// The next RFC 4030 replay counter: the wall clock in nanoseconds, and always above the
+    /// previous one, so that it keeps rising across restarts (the server remembers the last
+    /// one it accepted) as long as the clock does not go back.
+    fn next_counter(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let prev = self
+            .auth_counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(now.max(p.saturating_add(1)))
+            })
+            .unwrap_or(0);
+        now.max(prev.saturating_add(1))
+    }
+
     /// Remembers a forwarded request so that its replies are recognised.
     fn note_in_flight(&self, p: &Packet) {
         if let Ok(mut m) = self.in_flight.lock() {
@@ -365,6 +390,7 @@ impl Relay {
             address: link.address,
             circuit_id: &link.circuit_id,
             remote_id: &link.remote_id,
+            signature: self.auth_key.as_ref().map(|_| self.next_counter()),
         };
         let mut fwd = match relay_request(data, &agent, &self.policy) {
             Ok(f) => f,
@@ -428,6 +454,13 @@ impl Relay {
                 rewrite_server_id(&mut fwd.bytes, Some(link.address), real);
             }
         }
+        // Signed last: nothing may change the bytes after the MAC (option 54 above did).
+        if let Some(key) = &self.auth_key
+            && !(fwd.inserted && leased_core::relay_auth::sign(&mut fwd.bytes, key))
+        {
+            self.counters.unsigned.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(iface = %link.name, "relay: request forwarded unsigned (no Option 82 of ours in it)");
+        }
         let mut sent = false;
         for up in &self.upstreams {
             match self
@@ -481,6 +514,7 @@ impl Relay {
                     address: link.address,
                     circuit_id: &link.circuit_id,
                     remote_id: &link.remote_id,
+                    signature: None,
                 };
                 RelayInfo::parse(&leased_core::relay_agent::option82_value(
                     &agent,

@@ -207,6 +207,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         tx
     };
     let mut receivers = Vec::new();
+    let door = Arc::new(crate::server::Door::new(Arc::clone(&plan)));
     for (i, (sock, link)) in sockets.into_iter().zip(out.links.iter()).enumerate() {
         receivers.push(tokio::spawn(receive_loop(
             sock,
@@ -215,7 +216,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             link.addr,
             tx.clone(),
             Arc::clone(&metrics),
-            Arc::clone(&plan),
+            Arc::clone(&door),
         )));
     }
     drop(tx);

@@ -61,7 +61,7 @@ pub(crate) async fn receive_loop(
     iface_addr: Option<Ipv4Addr>,
     tx: mpsc::Sender<Inbound>,
     metrics: Arc<Metrics>,
-    plan: Arc<ArcSwap<Plan>>,
+    door: Arc<Door>,
 ) {
     let mut buf = vec![0u8; RECV_BUF];
     loop {
@@ -97,7 +97,12 @@ pub(crate) async fn receive_loop(
         req.src_addr = rx.src.map(|a| *a.ip());
         // The trust boundary for relay data: limits, the SQL chain and decide never see an
         // Option 82 that a client could have written.
-        if let Some(why) = leased_core::trust::screen(&mut req, &plan.load().config.relay_trust) {
+        let plan = door.plan.load();
+        let trust = &plan.config.relay_trust;
+        if let Some(key) = trust.key_of(req.packet.giaddr) {
+            req.relay_auth = door.check_signature(data, req.packet.giaddr, key);
+        }
+        if let Some(why) = leased_core::trust::screen(&mut req, trust) {
             metrics.untrusted_option82(why.label());
             tracing::debug!(
                 iface = %iface, src = ?rx.src, reason = why.label(),
@@ -120,6 +125,48 @@ pub(crate) async fn receive_loop(
                 tracing::debug!(iface = %iface, reason = "overload", "engine queue full: dropped");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+/// What the receive tasks share to judge relay data: the current plan (trust settings, RFC 4030
+/// keys) and the last RFC 4030 counter accepted from each signing relay.
+#[derive(Debug)]
+pub(crate) struct Door {
+    pub(crate) plan: Arc<ArcSwap<Plan>>,
+    /// By giaddr; holds only relays with a configured key, so it is bounded by the config.
+    counters: std::sync::Mutex<std::collections::HashMap<Ipv4Addr, u64>>,
+}
+
+impl Door {
+    pub(crate) fn new(plan: Arc<ArcSwap<Plan>>) -> Self {
+        Self {
+            plan,
+            counters: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Checks a signing relay's RFC 4030 sub-option: a valid MAC whose counter is above the
+    /// last accepted from `giaddr` (which it then becomes); anything else a failure.
+    fn check_signature(
+        &self,
+        datagram: &[u8],
+        giaddr: Ipv4Addr,
+        key: &[u8],
+    ) -> leased_core::RelayAuthCheck {
+        use leased_core::RelayAuthCheck;
+        use leased_core::relay_auth::{AuthFailure, verify};
+        let counter = match verify(datagram, key) {
+            Ok(c) => c,
+            Err(f) => return RelayAuthCheck::Failed(f),
+        };
+        let mut last = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        match last.get(&giaddr) {
+            Some(seen) if counter <= *seen => RelayAuthCheck::Failed(AuthFailure::Replayed),
+            _ => {
+                last.insert(giaddr, counter);
+                RelayAuthCheck::Valid
+            }
         }
     }
 }
@@ -782,7 +829,7 @@ pools = ["198.18.0.10-198.18.0.20"]
                 Some(Ipv4Addr::LOCALHOST),
                 tx,
                 Arc::clone(&metrics),
-                lo_plan(),
+                Arc::new(Door::new(lo_plan())),
             ));
             let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let mut buf = Vec::new();
@@ -829,7 +876,7 @@ pools = ["198.18.0.10-198.18.0.20"]
                 Some(Ipv4Addr::LOCALHOST),
                 tx,
                 Arc::clone(&metrics),
-                lo_plan(),
+                Arc::new(Door::new(lo_plan())),
             ));
             let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let mut buf = Vec::new();

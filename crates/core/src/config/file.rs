@@ -118,6 +118,7 @@ pub(super) struct RawConfig {
     pub api: Option<super::api::RawApi>,
     /// `[relay]`: absent means no relay mode.
     pub relay: Option<super::relay::RawRelay>,
+    pub relay_auth: Option<Vec<super::relay_auth::RawRelayAuth>>,
     /// `[export]`: absent means no billing export.
     pub export: Option<super::export::RawExport>,
     /// `[limits]`: absent means no rate limits or offer caps.

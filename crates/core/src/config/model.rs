@@ -44,7 +44,8 @@ pub struct Config {
     pub arp_watch: super::arp::ArpWatchSettings,
     /// Check an address is free before offering it (`[server] conflict_check`); off by default.
     pub conflict_check: super::conflict::ConflictCheckSettings,
-    /// Whose Option 82 is believed (`[server] trusted_relays`, `trusted_option82_interfaces`).
+    /// Whose Option 82 is believed (`[server] trusted_relays`, `trusted_option82_interfaces`,
+    /// `[[relay_auth]]`).
     pub relay_trust: super::trust::RelayTrust,
     /// The live log console (`[console]`); `None`: no console.
     pub console: Option<super::console::ConsoleSettings>,

@@ -23,6 +23,7 @@ pub(super) struct RawRelay {
     pub link_selection: Option<bool>,
     pub server_id_override: Option<bool>,
     pub rewrite_server_id: Option<bool>,
+    pub auth_key: Option<String>,
     pub interfaces: Option<Vec<RawRelayInterface>>,
 }
 
@@ -74,6 +75,19 @@ pub struct RelaySettings {
     pub rewrite_server_id: bool,
     /// Client-facing interfaces, at least one.
     pub interfaces: Vec<RelayInterface>,
+    /// RFC 4030: sign every request's Option 82 with this key (the server lists the same key
+    /// under `[[relay_auth]]` for our giaddr). Needs `option82 = true`.
+    pub auth_key: Option<AuthKey>,
+}
+
+/// A relay's RFC 4030 key; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthKey(pub Vec<u8>);
+
+impl std::fmt::Debug for AuthKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthKey(<redacted>)")
+    }
 }
 
 /// One client-facing interface of the relay.
@@ -227,6 +241,22 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySe
             }
         }
     }
+    let auth_key = match &raw.auth_key {
+        None => None,
+        Some(_) if raw.option82 == Some(false) => {
+            ctx.err(
+                "relay.auth_key",
+                "authentication signs our Option 82: it needs option82 = true",
+            );
+            ok = false;
+            None
+        }
+        k => {
+            let checked = super::relay_auth::check_key(ctx, "relay.auth_key", k.as_ref());
+            ok &= checked.is_some();
+            checked.map(AuthKey)
+        }
+    };
     ok.then_some(RelaySettings {
         upstreams,
         max_hops,
@@ -236,6 +266,7 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySe
         server_id_override: raw.server_id_override.unwrap_or(false),
         rewrite_server_id: raw.rewrite_server_id.unwrap_or(false),
         interfaces,
+        auth_key,
     })
 }
 

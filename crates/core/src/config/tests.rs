@@ -414,6 +414,7 @@ fn example_sets_every_key() {
         "# [sql_assignment]",
         "# [[sql_assignment.queries]]",
         "# [console]",
+        "# [[relay_auth]]",
     ] {
         assert!(
             EXAMPLE.contains(section),

@@ -21,12 +21,24 @@ pub struct RelayTrust {
     /// DHCP snooping that inserts it (RFC 3046 §2.1 allows such an agent to leave giaddr 0).
     /// Anywhere else a direct client's Option 82 is ignored.
     pub trusted_option82_interfaces: Vec<String>,
+    /// Relays that sign their requests (RFC 4030, `[[relay_auth]]`): a relayed request whose
+    /// giaddr is one of them counts only with a valid signature and a fresh counter, wherever
+    /// it came from; `trusted_relays` is not consulted for them.
+    pub authenticated: Vec<super::relay_auth::RelayAuthKey>,
 }
 
 impl RelayTrust {
     /// True when `addr` is in [`RelayTrust::trusted_relays`].
     pub fn relay_listed(&self, addr: std::net::Ipv4Addr) -> bool {
         self.trusted_relays.iter().any(|n| n.contains(&addr))
+    }
+
+    /// The RFC 4030 key of the relay writing `giaddr`, if it signs its requests.
+    pub fn key_of(&self, giaddr: std::net::Ipv4Addr) -> Option<&[u8]> {
+        self.authenticated
+            .iter()
+            .find(|k| k.relay == giaddr)
+            .map(|k| k.key.as_slice())
     }
 }
 

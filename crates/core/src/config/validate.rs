@@ -147,7 +147,8 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let rogue_servers = super::rogue::rogue(ctx, raw.rogue_servers.as_ref());
     let arp_watch = super::arp::arp_watch(ctx, raw.arp_watch.as_ref());
     let conflict_check = super::conflict::conflict_check(ctx, &raw.server);
-    let relay_trust = super::trust::relay_trust(ctx, &raw.server);
+    let mut relay_trust = super::trust::relay_trust(ctx, &raw.server);
+    relay_trust.authenticated = super::relay_auth::relay_auth(ctx, raw.relay_auth.as_ref());
     let relay = super::relay::relay(ctx, raw.relay.as_ref());
     let export = super::export::export(ctx, raw.export.as_ref());
     let console = super::console::console(ctx, raw.console.as_ref());
