@@ -458,6 +458,7 @@ impl Outbox {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     #[test]
     fn append_ack_reopen_compact() {
@@ -470,7 +471,7 @@ mod tests {
         o.ack(p[1].0).unwrap();
         assert_eq!(o.pending_records(), 1);
         drop(o);
-        let o = Outbox::open(d.path()).unwrap();
+        let mut o = Outbox::open(d.path()).unwrap();
         assert_eq!(o.pending_records(), 1, "counted again at open");
         let p: Vec<(u64, u32)> = o.pending(10).unwrap();
         assert_eq!(p.iter().map(|x| x.1).collect::<Vec<_>>(), vec![3]);
@@ -483,7 +484,7 @@ mod tests {
         );
         o.append(&[4u32]).unwrap();
         drop(o);
-        let mut o = Outbox::open(d.path()).unwrap();
+        let o = Outbox::open(d.path()).unwrap();
         assert_eq!(
             o.pending::<u32>(10)
                 .unwrap()
