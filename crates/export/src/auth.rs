@@ -3,8 +3,9 @@
 //! Why: an Argon2 check costs what its hash says (`leased export hash-password`'s: 19 MiB and
 //! two passes, tens of milliseconds of a core), and anyone who can reach the API can ask for
 //! one. Unbounded, 256 concurrent bad passwords took gigabytes and starved DHCP. So:
-//! - at most `max_concurrent` checks run at once, on tokio's blocking threads (never on the
-//!   async workers that serve DHCP), each in a reused buffer: their memory is at most
+//! - at most `max_concurrent` checks run at once, on as many threads of their own (never on
+//!   the async workers that serve DHCP) at a lower CPU priority ([`AUTH_NICE`]: when the cores
+//!   are busy, DHCP goes first), each thread reusing one buffer: their memory is at most
 //!   `max_concurrent × m` KiB, `m` the largest `m=` of the configured hashes, capped at
 //!   [`MAX_HASH_KIB`]. A few more requests may wait briefly for a turn ([`QUEUE_PER_CHECK`] per
 //!   check, [`QUEUE_WAIT`] at most); beyond that the answer is an immediate 503 with
@@ -35,6 +36,48 @@ pub const MAX_HASH_KIB: u32 = 256 * 1024;
 pub const QUEUE_PER_CHECK: usize = 4;
 /// Longest a request waits for a turn before it is answered 503.
 pub const QUEUE_WAIT: Duration = Duration::from_secs(2);
+/// Niceness of the Argon2 threads: under CPU contention they yield to DHCP.
+pub const AUTH_NICE: i32 = 10;
+
+/// A check handed to an Argon2 thread, with that thread's reusable memory.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// The Argon2 threads: `n` of them, each with its own memory, taking jobs from one queue
+/// (which never holds more than `n`: a job is sent only with a running permit). They stop
+/// when the pool is dropped.
+#[derive(Debug)]
+struct Pool {
+    tx: std::sync::mpsc::SyncSender<Job>,
+}
+
+impl Pool {
+    fn start(n: usize) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(n);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..n {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("leased-auth-{i}"))
+                .spawn(move || {
+                    if let Err(e) = rustix::process::setpriority_process(
+                        Some(rustix::thread::gettid()),
+                        AUTH_NICE,
+                    ) {
+                        tracing::debug!(error = %e, "router endpoint: cannot lower the Argon2 thread's priority");
+                    }
+                    let mut memory = Vec::new();
+                    loop {
+                        let job = lock(&rx).recv();
+                        match job {
+                            Ok(job) => job(&mut memory),
+                            Err(_) => return,
+                        }
+                    }
+                })?;
+        }
+        Ok(Self { tx })
+    }
+}
 
 /// Concurrent checks when `[export] max_concurrent_auth` is not set: half the cores (at least
 /// one, at most four), so that DHCP always keeps the other half.
@@ -214,11 +257,8 @@ impl Backoff {
         f.count = f.count.saturating_add(1);
         f.last = now;
         let over = f.count.saturating_sub(p.free_failures);
-        let block = (over > 0).then(|| {
-            p.base
-                .saturating_mul(1u32 << (over - 1).min(20))
-                .min(p.max)
-        });
+        let block =
+            (over > 0).then(|| p.base.saturating_mul(1u32 << (over - 1).min(20)).min(p.max));
         f.blocked_until = block.map(|b| now + b);
         self.table.insert(src, f);
         block
@@ -262,8 +302,8 @@ pub struct AuthGate {
     running: Arc<Semaphore>,
     /// One permit per running or waiting request.
     admitted: Arc<Semaphore>,
-    /// Reusable Argon2 memory, one buffer per running check at most.
-    memory: Arc<std::sync::Mutex<Vec<Vec<Block>>>>,
+    /// The Argon2 threads.
+    pool: Pool,
     backoff: std::sync::Mutex<Backoff>,
     max_concurrent: usize,
     peak_kib: u64,
@@ -306,7 +346,7 @@ impl AuthGate {
             dummy,
             running: Arc::new(Semaphore::new(max_concurrent)),
             admitted: Arc::new(Semaphore::new(max_concurrent * (1 + QUEUE_PER_CHECK))),
-            memory: Arc::default(),
+            pool: Pool::start(max_concurrent)?,
             backoff: std::sync::Mutex::new(Backoff::new(policy)),
             max_concurrent,
             peak_kib: max_concurrent as u64 * u64::from(largest),
@@ -332,30 +372,27 @@ impl AuthGate {
         let Ok(admitted) = Arc::clone(&self.admitted).try_acquire_owned() else {
             return Verdict::Busy(1);
         };
-        let running = match tokio::time::timeout(
-            QUEUE_WAIT,
-            Arc::clone(&self.running).acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => p,
-            _ => return Verdict::Busy(1),
-        };
+        let running =
+            match tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.running).acquire_owned()).await
+            {
+                Ok(Ok(p)) => p,
+                _ => return Verdict::Busy(1),
+            };
         let known = self.users.get(user);
         let check = Arc::clone(known.unwrap_or(&self.dummy));
-        let memory = Arc::clone(&self.memory);
         let password = password.as_bytes().to_vec();
+        let (done, result) = tokio::sync::oneshot::channel();
         // The permits go with the check: a client that hangs up does not free its turn
         // before the check it started is over.
-        let ok = tokio::task::spawn_blocking(move || {
-            let _turn = (admitted, running);
-            let mut blocks = lock(&memory).pop().unwrap_or_default();
-            let ok = check.verify(&password, &mut blocks);
-            lock(&memory).push(blocks);
-            ok
-        })
-        .await
-        .unwrap_or(false);
+        let job: Job = Box::new(move |memory| {
+            let ok = check.verify(&password, memory);
+            drop((admitted, running));
+            let _ = done.send(ok);
+        });
+        if self.pool.tx.try_send(job).is_err() {
+            return Verdict::Busy(1);
+        }
+        let ok = result.await.unwrap_or(false);
         if ok && known.is_some() {
             lock(&self.backoff).success(src);
             Verdict::Ok
@@ -388,7 +425,12 @@ mod tests {
         let c = Check::parse(&h).unwrap();
         let mut mem = Vec::new();
         let parsed = PasswordHash::new(&h).unwrap();
-        for (pw, want) in [("s3cret", true), ("wrong", false), ("s3cret", true), ("", false)] {
+        for (pw, want) in [
+            ("s3cret", true),
+            ("wrong", false),
+            ("s3cret", true),
+            ("", false),
+        ] {
             assert_eq!(c.verify(pw.as_bytes(), &mut mem), want, "{pw}");
             assert_eq!(
                 Argon2::default()
@@ -405,9 +447,11 @@ mod tests {
             "same cost"
         );
         assert!(!d.verify(b"s3cret", &mut mem));
-        assert!(Check::parse("$argon2id$v=19$m=1048576,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
-            .unwrap_err()
-            .contains("more than"));
+        assert!(
+            Check::parse("$argon2id$v=19$m=1048576,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
+                .unwrap_err()
+                .contains("more than")
+        );
         assert!(Check::parse("$argon2id$nonsense").is_err());
     }
 
@@ -512,7 +556,6 @@ mod tests {
         }
         assert!(busy >= 10, "busy {busy}, denied {denied}");
         assert!(denied >= 1);
-        assert!(lock(&gate.memory).len() <= 1, "one buffer per concurrent check");
         // One source failing again and again is refused before any check.
         for _ in 0..2 {
             gate.check(ip(1), "r1", "bad").await;

@@ -157,11 +157,15 @@ impl Exporter {
     /// input, so the tracker's lock is never contended.
     async fn persist(&self, input: Input) -> Result<(), String> {
         let tracker = Arc::clone(&self.tracker);
-        let outboxes: Vec<(Arc<std::sync::Mutex<outbox::Outbox>>, Arc<SinkMetrics>, PathBuf)> =
-            self.sinks
-                .iter()
-                .map(|s| (Arc::clone(&s.outbox), Arc::clone(&s.metrics), s.dir.clone()))
-                .collect();
+        let outboxes: Vec<(
+            Arc<std::sync::Mutex<outbox::Outbox>>,
+            Arc<SinkMetrics>,
+            PathBuf,
+        )> = self
+            .sinks
+            .iter()
+            .map(|s| (Arc::clone(&s.outbox), Arc::clone(&s.metrics), s.dir.clone()))
+            .collect();
         blocking(move || {
             let mut t = lock(&tracker);
             let mut report: Vec<BindingEvent> = Vec::new();
@@ -307,7 +311,8 @@ pub fn status(settings: &ExportSettings) -> anyhow::Result<Vec<SinkStatus>> {
         .chain(settings.webhook.iter().map(|_| "webhook"));
     for name in names {
         let dir = settings.outbox.join(name);
-        let depth = outbox::Outbox::count_pending(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let depth = outbox::Outbox::count_pending(&dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         out.push(SinkStatus {
             name,
             queue_depth: depth,

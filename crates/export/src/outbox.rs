@@ -563,7 +563,10 @@ mod tests {
         assert_eq!(seen, 20_000);
         assert!(most_read_ahead > 0);
         // Everything acknowledged: compacted to an empty log.
-        assert_eq!(std::fs::metadata(d.path().join("log")).unwrap().len(), HEADER);
+        assert_eq!(
+            std::fs::metadata(d.path().join("log")).unwrap().len(),
+            HEADER
+        );
         // A stale offset from the old epoch acknowledges nothing in the new one.
         o.append(&[record(1)]).unwrap();
         assert!(!o.ack_read(r.epoch(), 1000).unwrap());

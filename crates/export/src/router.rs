@@ -109,7 +109,11 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// Checks HTTP Basic against the configured routers; `Err` is the response to send.
-async fn authenticate(shared: &Shared, headers: &HeaderMap, source: IpAddr) -> Result<(), Response> {
+async fn authenticate(
+    shared: &Shared,
+    headers: &HeaderMap,
+    source: IpAddr,
+) -> Result<(), Response> {
     let Some((user, pass)) = basic_credentials(headers) else {
         return Err(unauthenticated());
     };
@@ -361,9 +365,10 @@ async fn assignments(
         )
             .into_response();
     }
-    let source = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(a))| {
-        a.ip()
-    });
+    let source = peer.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(a))| a.ip(),
+    );
     if let Err(refusal) = authenticate(&shared, &headers, source).await {
         return refusal;
     }

@@ -343,7 +343,10 @@ mod tests {
         assert!(Tracker::open(d.path()).unwrap().is_empty());
         use std::os::unix::fs::PermissionsExt;
         for f in ["bindings.json", "bindings.journal"] {
-            let m = std::fs::metadata(d.path().join(f)).unwrap().permissions().mode();
+            let m = std::fs::metadata(d.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(m & 0o777, 0o600, "{f}");
         }
     }

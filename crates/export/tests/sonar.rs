@@ -285,7 +285,10 @@ async fn every_binding_once_then_each_expiry_once() {
     for (ip, n) in &bound_count {
         let i: u16 = ip.rsplit('.').next().unwrap().parse().unwrap();
         let most = if i <= 20 { 2 } else { 1 };
-        assert!((1..=most).contains(n), "{ip} bound {n} times: {bound_count:?}");
+        assert!(
+            (1..=most).contains(n),
+            "{ip} bound {n} times: {bound_count:?}"
+        );
     }
     // Each binding's expiry comes after all of its bound items.
     for ip in bound_count.keys() {
@@ -469,11 +472,22 @@ async fn a_backlog_of_many_chunks_is_delivered_chunk_by_chunk_exactly_once() {
     let got: Vec<String> = all.iter().map(|x| x.1.clone()).collect();
     assert_eq!(got, want, "every entry exactly once, oldest first");
     let m = m.snapshot();
-    assert_eq!((m.entries_sent, m.uploads_ok), (u64::from(N), seen.batches.len() as u64));
+    assert_eq!(
+        (m.entries_sent, m.uploads_ok),
+        (u64::from(N), seen.batches.len() as u64)
+    );
     // All acknowledged: the log was compacted, and it and its companions are owner-only.
     assert_eq!(std::fs::metadata(&log).unwrap().len(), 8);
-    for f in ["sonar/log", "sonar/ack", "sonar/status.json", "bindings.journal"] {
-        let mode = std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode();
+    for f in [
+        "sonar/log",
+        "sonar/ack",
+        "sonar/status.json",
+        "bindings.journal",
+    ] {
+        let mode = std::fs::metadata(dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
     let st = leased_export::status(&s).unwrap();
