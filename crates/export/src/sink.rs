@@ -349,6 +349,10 @@ impl Sink {
             let (epoch, end) = (reader.epoch(), chunk.end);
             match posted {
                 Ok(()) => {
+                    // Counted on the 2xx (the depth gauge follows once the ack is durable).
+                    if n > 0 {
+                        self.metrics.upload(Some(n), started.elapsed());
+                    }
                     blocking(move || -> std::io::Result<()> {
                         {
                             let mut o = lock(&outbox);
@@ -369,7 +373,6 @@ impl Sink {
                     if n == 0 {
                         continue;
                     }
-                    self.metrics.upload(Some(n), started.elapsed());
                     delivered += n;
                     tracing::info!(
                         sink = self.config.name,
