@@ -120,7 +120,7 @@ async fn authenticate(
     match shared.gate.check(source, &user, &pass).await {
         Verdict::Ok => Ok(()),
         Verdict::Denied => {
-            tracing::info!(username = %user, source = %source, "router endpoint: invalid credentials rejected");
+            tracing::info!(username = ?user, source = %source, "router endpoint: invalid credentials rejected");
             Err(unauthenticated())
         }
         Verdict::Busy(secs) => {
