@@ -37,7 +37,11 @@ pub(crate) fn sidecar(
                          endpoint /api/dhcp_assignments is served by the HTTP API"
                     );
                 }
-                extra = Some(router::endpoint(exporter.handle(), ex.routers.clone()));
+                extra = Some(router::endpoint(
+                    exporter.handle(),
+                    ex.routers.clone(),
+                    ex.max_concurrent_auth,
+                )?);
             }
             let stop = shutdown.clone();
             exporter_task = Some(Box::pin(async move { exporter.run(rx, stop.wait()).await }));
@@ -127,7 +131,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let results = rt.block_on(leased_export::test(&settings))?;
+            let scratch = scratch_dir()?;
+            let results = rt.block_on(leased_export::test(&settings, scratch.path()))?;
+            drop(scratch);
             if results.is_empty() {
                 anyhow::bail!("no destination configured ([export.sonar] or [export.webhook])");
             }
@@ -160,6 +166,19 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A private scratch directory for `export test`'s throw-away outboxes: a fresh, unpredictable
+/// name under the temporary directory, made by `mkdir` with mode 0700 (which fails rather than
+/// follow a symlink someone planted at that name), removed when dropped. Everything inside is
+/// created by leased itself, so no path it opens can have been planted by another user.
+fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("leased-export-test-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .context("cannot create a private temporary directory for export test")
 }
 
 fn export_settings(path: &std::path::Path) -> anyhow::Result<ExportSettings> {

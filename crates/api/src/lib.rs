@@ -379,7 +379,7 @@ pub(crate) fn serve_http(
             server.http_builder().http1().header_read_timeout(header);
             Box::pin(async move {
                 server
-                    .serve(app.into_make_service())
+                    .serve(app.into_make_service_with_connect_info::<SocketAddr>())
                     .await
                     .with_context(|| what.to_string())
             })
@@ -393,7 +393,7 @@ pub(crate) fn serve_http(
             server.http_builder().http1().header_read_timeout(header);
             Box::pin(async move {
                 server
-                    .serve(app.into_make_service())
+                    .serve(app.into_make_service_with_connect_info::<SocketAddr>())
                     .await
                     .with_context(|| what.to_string())
             })

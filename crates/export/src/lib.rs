@@ -10,8 +10,15 @@
 //! through the tracker, appends what is to be reported to every destination's outbox (one
 //! fsync per destination per batch) → each [`sink::Sink`] uploads on its cycle and
 //! acknowledges only after a 2xx.
+//!
+//! The async workers that run the exporter also serve DHCP, so none of them waits on a disk:
+//! the tracker and the outboxes are touched only on tokio's blocking threads, behind
+//! std mutexes that are never held across an `.await`. Files are created with [`Perms`]
+//! (owner-only by default).
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod files;
 pub mod format;
 pub mod outbox;
 pub mod router;
@@ -26,7 +33,24 @@ use leased_core::config::ExportSettings;
 use leased_core::{BindingEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use files::Perms;
 pub use sink::{SinkConfig, SinkMetrics, SinkMetricsSnapshot, Status};
+
+/// Runs `f` (blocking file IO) on tokio's blocking pool, so that the async workers serving
+/// DHCP never wait on a disk.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("export: a file task failed: {e}"))
+}
+
+/// Locks `m`; a panic elsewhere while it was held leaves the data as it was, which every user
+/// here can take (each change is made durable or reported as failed before the lock drops).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// How often live bindings are checked for expiry.
 const TICK: Duration = Duration::from_secs(1);
@@ -57,7 +81,8 @@ impl ExportHandle {
 #[derive(Debug)]
 pub struct Exporter {
     sinks: Vec<Arc<sink::Sink>>,
-    tracker: tracker::Tracker,
+    /// Locked only on blocking threads (its saves fsync).
+    tracker: Arc<std::sync::Mutex<tracker::Tracker>>,
     router_tx: mpsc::Sender<RouterItem>,
     router_rx: mpsc::Receiver<RouterItem>,
     /// The outbox root directory.
@@ -85,20 +110,26 @@ pub fn sink_configs(settings: &ExportSettings) -> anyhow::Result<Vec<SinkConfig>
 }
 
 impl Exporter {
-    /// Opens the outboxes and the tracker under `settings.outbox`.
+    /// Opens the outboxes and the tracker under `settings.outbox`, owner-only (blocking IO:
+    /// call it at start-up or on a blocking thread).
     pub fn open(settings: &ExportSettings) -> anyhow::Result<Self> {
+        Self::open_with(settings, Perms::PRIVATE)
+    }
+
+    /// [`Exporter::open`] with the given modes for its files.
+    pub fn open_with(settings: &ExportSettings, perms: Perms) -> anyhow::Result<Self> {
         let root = settings.outbox.clone();
         let mut sinks = Vec::new();
         for c in sink_configs(settings)? {
-            sinks.push(Arc::new(sink::Sink::open(c, &root)?));
+            sinks.push(Arc::new(sink::Sink::open_with(c, &root, perms)?));
         }
-        let tracker = tracker::Tracker::open(&root).map_err(|e| {
+        let tracker = tracker::Tracker::open_with(&root, perms).map_err(|e| {
             anyhow::anyhow!("cannot open {}: {e}", root.join("bindings.json").display())
         })?;
         let (router_tx, router_rx) = mpsc::channel(1024);
         Ok(Self {
             sinks,
-            tracker,
+            tracker: Arc::new(std::sync::Mutex::new(tracker)),
             router_tx,
             router_rx,
             root,
@@ -121,19 +152,52 @@ impl Exporter {
             .collect()
     }
 
-    /// Appends `events` to every outbox, then saves the tracker.
-    async fn persist(&mut self, events: &[BindingEvent]) -> Result<(), String> {
-        if !events.is_empty() {
-            for s in &self.sinks {
-                let mut o = s.outbox.lock().await;
-                o.append(events)
-                    .map_err(|e| format!("outbox {}: {e}", s.dir.display()))?;
-                s.metrics.set_depth(o.pending_records());
+    /// Passes `input` through the tracker, appends what is to be reported to every outbox and
+    /// saves the tracker, all on a blocking thread; the loop awaits it before taking more
+    /// input, so the tracker's lock is never contended.
+    async fn persist(&self, input: Input) -> Result<(), String> {
+        let tracker = Arc::clone(&self.tracker);
+        let outboxes: Vec<(
+            Arc<std::sync::Mutex<outbox::Outbox>>,
+            Arc<SinkMetrics>,
+            PathBuf,
+        )> = self
+            .sinks
+            .iter()
+            .map(|s| (Arc::clone(&s.outbox), Arc::clone(&s.metrics), s.dir.clone()))
+            .collect();
+        blocking(move || {
+            let mut t = lock(&tracker);
+            let mut report: Vec<BindingEvent> = Vec::new();
+            if let Some(now) = input.tick {
+                report.extend(t.tick(now));
             }
-        }
-        self.tracker
-            .save()
-            .map_err(|e| format!("bindings.json: {e}"))
+            for ev in input.events {
+                report.extend(t.on_event(ev));
+            }
+            for ev in input.router {
+                // A router is the source of truth for its own bindings: its entry is reported
+                // whatever the tracker knew, and the tracker follows it.
+                let _ = t.on_event(ev.clone());
+                report.push(ev);
+            }
+            let res = (|| {
+                if !report.is_empty() {
+                    for (o, metrics, dir) in &outboxes {
+                        let mut o = lock(o);
+                        o.append(&report)
+                            .map_err(|e| format!("outbox {}: {e}", dir.display()))?;
+                        metrics.set_depth(o.pending_records());
+                    }
+                }
+                t.save().map_err(|e| format!("bindings.json: {e}"))
+            })();
+            if let Err(e) = &res {
+                tracing::error!(error = %e, lost = report.len(), "export: cannot make events durable");
+            }
+            res
+        })
+        .await?
     }
 
     /// Runs until `stop` resolves: takes events from `events`, uploads on each destination's
@@ -159,20 +223,18 @@ impl Exporter {
         tokio::pin!(stop);
         let mut events_open = true;
         loop {
-            let mut report: Vec<BindingEvent> = Vec::new();
+            let mut input = Input::default();
             let mut waiting: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
             tokio::select! {
                 () = &mut stop => break,
-                _ = tick.tick() => {
-                    report.extend(self.tracker.tick(unix_now()));
-                }
+                _ = tick.tick() => input.tick = Some(unix_now()),
                 ev = events.recv(), if events_open => match ev {
                     Some(ev) => {
-                        report.extend(self.tracker.on_event(ev));
+                        input.events.push(ev);
                         // Take whatever else is queued: one fsync for the lot.
-                        while report.len() < 10_000 {
+                        while input.events.len() < 10_000 {
                             match events.try_recv() {
-                                Ok(ev) => report.extend(self.tracker.on_event(ev)),
+                                Ok(ev) => input.events.push(ev),
                                 Err(_) => break,
                             }
                         }
@@ -181,35 +243,49 @@ impl Exporter {
                 },
                 item = self.router_rx.recv() => {
                     if let Some((ev, done)) = item {
-                        // A router is the source of truth for its own bindings: its entry is
-                        // reported whatever the tracker knew, and the tracker follows it.
-                        let _ = self.tracker.on_event(ev.clone());
-                        report.push(ev);
+                        input.router.push(ev);
                         waiting.push(done);
                     }
                 }
             }
-            let res = self.persist(&report).await;
-            if let Err(e) = &res {
-                tracing::error!(error = %e, lost = report.len(), "export: cannot make events durable");
+            if input.is_empty() {
+                continue;
             }
+            let res = self.persist(input).await;
             for w in waiting {
                 let _ = w.send(res.clone());
             }
         }
         // What io sent before stopping is kept, not dropped.
-        let mut rest = Vec::new();
+        let mut rest = Input::default();
         while let Ok(ev) = events.try_recv() {
-            rest.extend(self.tracker.on_event(ev));
+            rest.events.push(ev);
         }
-        if let Err(e) = self.persist(&rest).await {
-            tracing::error!(error = %e, lost = rest.len(), "export: cannot make events durable");
+        if !rest.is_empty() {
+            let _ = self.persist(rest).await;
         }
         let _ = stop_tx.send(true);
         for t in tasks {
             let _ = t.await;
         }
         Ok(())
+    }
+}
+
+/// What one turn of the exporter's loop hands the tracker.
+#[derive(Debug, Default)]
+struct Input {
+    /// Expire what is due at this time.
+    tick: Option<Timestamp>,
+    /// Events from io.
+    events: Vec<BindingEvent>,
+    /// Entries from router scripts (reported whatever the tracker knew).
+    router: Vec<BindingEvent>,
+}
+
+impl Input {
+    fn is_empty(&self) -> bool {
+        self.tick.is_none() && self.events.is_empty() && self.router.is_empty()
     }
 }
 
@@ -235,8 +311,7 @@ pub fn status(settings: &ExportSettings) -> anyhow::Result<Vec<SinkStatus>> {
         .chain(settings.webhook.iter().map(|_| "webhook"));
     for name in names {
         let dir = settings.outbox.join(name);
-        let depth = outbox::Outbox::read_pending::<serde_json::Value>(&dir)
-            .map(|v| v.len())
+        let depth = outbox::Outbox::count_pending(&dir)
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         out.push(SinkStatus {
             name,
@@ -248,16 +323,17 @@ pub fn status(settings: &ExportSettings) -> anyhow::Result<Vec<SinkStatus>> {
 }
 
 /// `leased export test`: checks every destination's credentials; one line per destination.
+/// Each destination is opened as `leased serve` would, with its scratch outbox under
+/// `scratch`, a directory the caller made private (nothing of the real outbox is touched).
 pub async fn test(
     settings: &ExportSettings,
+    scratch: &std::path::Path,
 ) -> anyhow::Result<Vec<(String, Result<String, String>)>> {
     let mut out = Vec::new();
-    let tmp = std::env::temp_dir().join(format!("leased-export-test-{}", std::process::id()));
     for c in sink_configs(settings)? {
         let name = c.name.to_string();
-        let s = sink::Sink::open(c, &tmp)?;
+        let s = sink::Sink::open(c, scratch)?;
         out.push((name, s.test().await));
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(out)
 }

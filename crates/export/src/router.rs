@@ -5,23 +5,32 @@
 //!
 //! Unlike the dhcp-batcher seed, a failed check returns at once and queues nothing, and a 200
 //! is sent only once the entry is durable in the outbox.
+//!
+//! Anyone who reaches the API can ask for a credential check, so checks are bounded (see
+//! [`crate::auth`]): 503 with `Retry-After` when too many run at once, 429 `{"message":"Too
+//! Many Attempts."}` with `Retry-After` for a source that keeps failing, and an unknown user
+//! name costs what a wrong secret costs. The source is the TCP peer (the HTTP API serves with
+//! connect info; without it every request counts as one source).
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
-use axum::Router;
+use argon2::{Argon2, PasswordHasher};
 use axum::body::Bytes;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::{Extension, Router};
 use base64::Engine as _;
 use leased_core::config::RouterCredential;
 use leased_core::{BindingEvent, BindingKind, HwAddr, Timestamp};
 use serde_json::{Value, json};
 
 use crate::ExportHandle;
+use crate::auth::{AuthGate, BackoffPolicy, Verdict};
 use crate::format::normalize_mac;
 
 /// The endpoint's path.
@@ -40,7 +49,7 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 }
 
 /// Fills `buf` from the kernel's CSPRNG.
-fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
+pub(crate) fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")?.read_exact(buf)?;
     Ok(())
@@ -49,14 +58,29 @@ fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
 #[derive(Debug)]
 struct Shared {
     handle: ExportHandle,
-    routers: Vec<RouterCredential>,
+    gate: AuthGate,
 }
 
-/// The endpoint as an axum router, to be merged into the HTTP API's.
-pub fn endpoint(handle: ExportHandle, routers: Vec<RouterCredential>) -> Router {
-    Router::new()
+/// The endpoint as an axum router, to be merged into the HTTP API's (served with
+/// `into_make_service_with_connect_info::<SocketAddr>` so that failures are counted per
+/// source). `max_concurrent_auth`: Argon2 checks at once (`None`: half the cores, 1 to 4).
+/// Fails on a `password_hash` that is not a usable Argon2 string.
+pub fn endpoint(
+    handle: ExportHandle,
+    routers: Vec<RouterCredential>,
+    max_concurrent_auth: Option<usize>,
+) -> anyhow::Result<Router> {
+    let n = max_concurrent_auth.unwrap_or_else(crate::auth::default_concurrency);
+    let gate = AuthGate::new(&routers, n, BackoffPolicy::default())?;
+    tracing::info!(
+        routers = routers.len(),
+        max_concurrent_auth = gate.max_concurrent(),
+        peak_mib = gate.peak_kib() / 1024,
+        "router endpoint: {PATH} ready"
+    );
+    Ok(Router::new()
         .route(PATH, any(assignments))
-        .with_state(Arc::new(Shared { handle, routers }))
+        .with_state(Arc::new(Shared { handle, gate })))
 }
 
 fn unauthenticated() -> Response {
@@ -68,48 +92,56 @@ fn unauthenticated() -> Response {
         .into_response()
 }
 
-/// Checks HTTP Basic against the configured routers (Argon2, in a blocking thread).
-async fn authenticate(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(value) = headers
+/// User name and secret of an HTTP Basic `Authorization` header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(b64) = value
+        .and_then(|v| v.to_str().ok())?;
+    let b64 = value
         .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-    else {
-        return false;
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
+/// Checks HTTP Basic against the configured routers; `Err` is the response to send.
+async fn authenticate(
+    shared: &Shared,
+    headers: &HeaderMap,
+    source: IpAddr,
+) -> Result<(), Response> {
+    let Some((user, pass)) = basic_credentials(headers) else {
+        return Err(unauthenticated());
     };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
-        return false;
-    };
-    let Ok(text) = String::from_utf8(decoded) else {
-        return false;
-    };
-    let Some((user, pass)) = text.split_once(':') else {
-        return false;
-    };
-    let Some(cred) = shared.routers.iter().find(|r| r.username == user) else {
-        tracing::info!(username = %user, "router endpoint: unknown user rejected");
-        return false;
-    };
-    let hash = cred.password_hash.clone();
-    let pass = pass.to_string();
-    let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| {
-            Argon2::default()
-                .verify_password(pass.as_bytes(), &h)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false);
-    if !ok {
-        tracing::info!(username = %user, "router endpoint: invalid credentials rejected");
+    match shared.gate.check(source, &user, &pass).await {
+        Verdict::Ok => Ok(()),
+        Verdict::Denied => {
+            tracing::info!(username = ?user, source = %source, "router endpoint: invalid credentials rejected");
+            Err(unauthenticated())
+        }
+        Verdict::Busy(secs) => {
+            tracing::debug!(source = %source, "router endpoint: too many checks at once");
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, secs.to_string())],
+                axum::Json(json!({"message": "Too many credential checks at once; retry later."})),
+            )
+                .into_response())
+        }
+        Verdict::Refused(secs) => {
+            tracing::debug!(source = %source, "router endpoint: source refused after failures");
+            Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                axum::Json(json!({"message": "Too Many Attempts."})),
+            )
+                .into_response())
+        }
     }
-    ok
 }
 
 /// Input values after Laravel's TrimStrings and ConvertEmptyStringsToNull.
@@ -320,6 +352,7 @@ fn mac_bytes(m: &str) -> Vec<u8> {
 
 async fn assignments(
     State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     method: axum::http::Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -332,8 +365,12 @@ async fn assignments(
         )
             .into_response();
     }
-    if !authenticate(&shared, &headers).await {
-        return unauthenticated();
+    let source = peer.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(a))| a.ip(),
+    );
+    if let Err(refusal) = authenticate(&shared, &headers, source).await {
+        return refusal;
     }
     let Ok(input) = inputs(query.as_deref(), &headers, &body) else {
         return (
@@ -471,6 +508,7 @@ mod tests {
 
     #[test]
     fn hash_and_verify() {
+        use argon2::{PasswordHash, PasswordVerifier};
         let h = hash_password("s3cret").unwrap();
         assert!(h.starts_with("$argon2id$"));
         let parsed = PasswordHash::new(&h).unwrap();

@@ -1,8 +1,8 @@
 //! One destination (Sonar V1 or a webhook): its outbox, its upload loop, its status file.
 //!
-//! Each cycle takes the oldest unacknowledged records in chunks of at most `chunk_size`,
-//! keeps the last event per (MAC, IP) within the chunk, POSTs it, and acknowledges the chunk
-//! only on a 2xx. A failure keeps everything and retries after a backoff (5 s, doubling, at
+//! Each cycle takes the oldest unacknowledged records in chunks of at most `chunk_size`
+//! (read from the outbox one chunk at a time, on a blocking thread), keeps the last event per
+//! (MAC, IP) within the chunk, POSTs it, and acknowledges the chunk only on a 2xx. A failure keeps everything and retries after a backoff (5 s, doubling, at
 //! most the cycle). Later chunks carry later events, so Sonar still sees the last one last.
 
 use std::path::{Path, PathBuf};
@@ -13,10 +13,15 @@ use std::time::Duration;
 use leased_core::BindingEvent;
 use leased_core::config::{Secret, SonarSettings, WebhookSettings};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 
+use crate::files::{self, Perms};
 use crate::format::{SonarAssignment, WebhookEvent, last_per_binding_index};
 use crate::outbox::Outbox;
+use crate::{blocking, lock};
+
+/// Most payload bytes read for one chunk (plus at most one record), whatever `chunk_size`:
+/// bounds an upload's memory when records are large.
+pub const MAX_CHUNK_BYTES: usize = 16 << 20;
 
 /// Sonar V1's batch endpoint, below the instance URL.
 pub const SONAR_PATH: &str = "/api/v1/network/ipam/batch_dynamic_ip_assignment";
@@ -123,12 +128,11 @@ impl Status {
             .unwrap_or_default()
     }
 
-    fn save(&self, dir: &Path) {
-        let tmp = dir.join("status.json.tmp");
+    /// Writes `dir/status.json` atomically with `perms` (blocking IO).
+    fn save(&self, dir: &Path, perms: Perms) {
         let ok = serde_json::to_vec(self)
             .ok()
-            .is_some_and(|b| std::fs::write(&tmp, b).is_ok())
-            && std::fs::rename(&tmp, dir.join("status.json")).is_ok();
+            .is_some_and(|b| files::write_atomic(dir, "status.json", &b, perms).is_ok());
         if !ok {
             tracing::warn!(dir = %dir.display(), "export: cannot save status.json");
         }
@@ -214,18 +218,25 @@ pub struct Sink {
     pub config: SinkConfig,
     /// Its outbox directory.
     pub dir: PathBuf,
-    /// The queue; shared with the ingest side, which appends.
-    pub outbox: Arc<Mutex<Outbox>>,
+    /// The queue; shared with the ingest side, which appends. Its IO blocks, so it is locked
+    /// only on blocking threads (never across an `.await`).
+    pub outbox: Arc<std::sync::Mutex<Outbox>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<SinkMetrics>,
+    perms: Perms,
     client: reqwest::Client,
 }
 
 impl Sink {
-    /// Opens the destination's outbox under `root`.
+    /// Opens the destination's outbox under `root`, owner-only.
     pub fn open(config: SinkConfig, root: &Path) -> anyhow::Result<Self> {
+        Self::open_with(config, root, Perms::PRIVATE)
+    }
+
+    /// [`Sink::open`] with the given modes for its files.
+    pub fn open_with(config: SinkConfig, root: &Path, perms: Perms) -> anyhow::Result<Self> {
         let dir = root.join(config.name);
-        let outbox = Outbox::open(&dir)
+        let outbox = Outbox::open_with(&dir, perms)
             .map_err(|e| anyhow::anyhow!("cannot open the outbox {}: {e}", dir.display()))?;
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
@@ -236,8 +247,9 @@ impl Sink {
         Ok(Self {
             config,
             dir,
-            outbox: Arc::new(Mutex::new(outbox)),
+            outbox: Arc::new(std::sync::Mutex::new(outbox)),
             metrics,
+            perms,
             client,
         })
     }
@@ -292,62 +304,97 @@ impl Sink {
         }
     }
 
-    /// Uploads everything pending: the last event per (MAC, IP) over the whole queue, in
-    /// chunks of at most `chunk_size`. After each chunk's 2xx the outbox is acknowledged up to
-    /// the record of that chunk's last item: every record before it was either in this or an
-    /// earlier chunk, or is superseded by a later record still queued, so nothing is lost and
-    /// nothing delivered is sent again. Returns how many items were delivered, or the first
-    /// error (what was delivered before it stays acknowledged).
+    /// Uploads what is pending, one chunk at a time: up to `chunk_size` records (and at most
+    /// [`MAX_CHUNK_BYTES`] of them) are read, the last event per (MAC, IP) among them is
+    /// POSTed, and after the 2xx the outbox is acknowledged up to the chunk's last record (the
+    /// others of the chunk were superseded within it), so nothing is lost and nothing
+    /// delivered is sent again; a later chunk carries later events, so the destination still
+    /// sees each binding's last event last. Only one chunk is in memory, and every file access
+    /// runs on a blocking thread. Returns how many items were delivered, or the first error
+    /// (what was delivered before it stays acknowledged).
     pub async fn flush(&self) -> Result<usize, String> {
-        /// Records read per flush; more wait for the next cycle.
-        const MAX_RECORDS: usize = 200_000;
-        let batch: Vec<(u64, BindingEvent)> = {
-            let mut o = self.outbox.lock().await;
-            o.pending(MAX_RECORDS)
-                .map_err(|e| format!("outbox read: {e}"))?
-        };
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        let events: Vec<BindingEvent> = batch.iter().map(|(_, e)| e.clone()).collect();
-        let index = last_per_binding_index(&events);
+        let outbox = Arc::clone(&self.outbox);
+        let mut reader = blocking(move || lock(&outbox).reader())
+            .await?
+            .map_err(|e| format!("outbox read: {e}"))?;
+        let chunk_size = self.config.chunk_size.max(1);
         let mut delivered = 0usize;
-        for chunk in index.chunks(self.config.chunk_size.max(1)) {
-            let Some(&(end, _)) = chunk.last().and_then(|i| batch.get(*i)) else {
-                continue;
+        loop {
+            let (r, next) = blocking(move || {
+                let c = reader.next_chunk::<BindingEvent>(chunk_size, MAX_CHUNK_BYTES);
+                (reader, c)
+            })
+            .await?;
+            reader = r;
+            let Some(chunk) = next.map_err(|e| format!("outbox read: {e}"))? else {
+                break;
             };
-            let chunk: Vec<&BindingEvent> = chunk.iter().filter_map(|i| events.get(*i)).collect();
+            let events: Vec<BindingEvent> = chunk.items.into_iter().map(|(_, e)| e).collect();
+            let items: Vec<&BindingEvent> = last_per_binding_index(&events)
+                .into_iter()
+                .filter_map(|i| events.get(i))
+                .collect();
             let started = std::time::Instant::now();
-            let mut status = Status::load(&self.dir);
-            match self.post(&chunk).await {
+            let posted = if items.is_empty() {
+                // Only unreadable records: nothing to send, but move past them.
+                Ok(())
+            } else {
+                self.post(&items).await
+            };
+            let n = items.len();
+            let outbox = Arc::clone(&self.outbox);
+            let metrics = Arc::clone(&self.metrics);
+            let dir = self.dir.clone();
+            let perms = self.perms;
+            let (epoch, end) = (reader.epoch(), chunk.end);
+            match posted {
                 Ok(()) => {
-                    {
-                        let mut o = self.outbox.lock().await;
-                        o.ack(end).map_err(|e| format!("outbox ack: {e}"))?;
-                        self.metrics.set_depth(o.pending_records());
+                    // Counted on the 2xx (the depth gauge follows once the ack is durable).
+                    if n > 0 {
+                        self.metrics.upload(Some(n), started.elapsed());
                     }
-                    self.metrics.upload(Some(chunk.len()), started.elapsed());
-                    delivered += chunk.len();
-                    status.last_success = Some(unix_now());
-                    status.delivered += chunk.len() as u64;
-                    status.uploads += 1;
-                    status.save(&self.dir);
+                    blocking(move || -> std::io::Result<()> {
+                        {
+                            let mut o = lock(&outbox);
+                            o.ack_read(epoch, end)?;
+                            metrics.set_depth(o.pending_records());
+                        }
+                        if n > 0 {
+                            let mut status = Status::load(&dir);
+                            status.last_success = Some(unix_now());
+                            status.delivered += n as u64;
+                            status.uploads += 1;
+                            status.save(&dir, perms);
+                        }
+                        Ok(())
+                    })
+                    .await?
+                    .map_err(|e| format!("outbox ack: {e}"))?;
+                    if n == 0 {
+                        continue;
+                    }
+                    delivered += n;
                     tracing::info!(
                         sink = self.config.name,
-                        items = chunk.len(),
-                        records = events.len(),
+                        items = n,
+                        records = chunk.records,
                         ms = started.elapsed().as_millis() as u64,
                         "export: upload ok"
                     );
                 }
                 Err(e) => {
                     self.metrics.upload(None, started.elapsed());
-                    status.last_error = Some((unix_now(), e.clone()));
-                    status.failures += 1;
-                    status.save(&self.dir);
+                    let err = e.clone();
+                    blocking(move || {
+                        let mut status = Status::load(&dir);
+                        status.last_error = Some((unix_now(), err));
+                        status.failures += 1;
+                        status.save(&dir, perms);
+                    })
+                    .await?;
                     tracing::warn!(
                         sink = self.config.name,
-                        items = chunk.len(),
+                        items = n,
                         error = %e,
                         "export: upload failed; kept for retry"
                     );

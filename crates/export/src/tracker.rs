@@ -11,15 +11,20 @@
 //! `bindings.json` (written atomically) once it outgrows it. Replaying a journal over a newer
 //! snapshot is harmless: each key ends as its last operation says, which the snapshot holds.
 //! Expiries are found through an index by time, so a tick costs only what is due.
+//!
+//! Its files are created with the outbox's [`Perms`] (owner-only by default). Every method
+//! that takes `&mut self` may do blocking file IO ([`Tracker::save`]): the exporter calls it
+//! on a blocking thread.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use leased_core::{BindingEvent, BindingKind, HwAddr, Timestamp};
 use serde::{Deserialize, Serialize};
+
+use crate::files::{self, Perms};
 
 /// One live binding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +51,8 @@ pub struct Tracker {
     /// (expiry, key) of every live binding that expires by time.
     by_expiry: BTreeSet<(Timestamp, Key)>,
     dir: Option<PathBuf>,
-    journal: Option<File>,
+    journal: Option<std::fs::File>,
+    perms: Perms,
     journal_len: u64,
     ops: Vec<Op>,
 }
@@ -95,9 +101,15 @@ fn unframe(data: &[u8]) -> (Vec<&[u8]>, usize) {
 impl Tracker {
     /// Loads the table kept in `dir` (snapshot, then journal; empty when none).
     pub fn open(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        Self::open_with(dir, Perms::PRIVATE)
+    }
+
+    /// [`Tracker::open`] with the given modes for what it creates.
+    pub fn open_with(dir: &Path, perms: Perms) -> std::io::Result<Self> {
+        files::create_dir_all(dir, perms)?;
         let mut t = Self {
             dir: Some(dir.to_path_buf()),
+            perms,
             ..Self::default()
         };
         match std::fs::read(dir.join("bindings.json")) {
@@ -111,11 +123,10 @@ impl Tracker {
             Err(e) => return Err(e),
         }
         let path = dir.join("bindings.journal");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
+        let mut file = files::open_append(&path, perms)?;
+        if let Ok(snapshot) = std::fs::File::open(dir.join("bindings.json")) {
+            files::narrow(&snapshot, &dir.join("bindings.json"), perms)?;
+        }
         let mut data = Vec::new();
         file.read_to_end(&mut data)?;
         let (records, used) = unframe(&data);
@@ -239,14 +250,7 @@ impl Tracker {
         if self.journal_len > COMPACT_MIN && self.journal_len > table_guess {
             let list: Vec<&Live> = self.live.values().collect();
             let bytes = serde_json::to_vec(&list).map_err(std::io::Error::other)?;
-            let tmp = dir.join("bindings.json.tmp");
-            {
-                let mut f = File::create(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, dir.join("bindings.json"))?;
-            File::open(dir)?.sync_all()?;
+            files::write_atomic(dir, "bindings.json", &bytes, self.perms)?;
             journal.set_len(0)?;
             journal.sync_all()?;
             self.journal_len = 0;
@@ -311,7 +315,7 @@ mod tests {
         t.on_event(ev(BindingKind::Released, 7, None));
         t.save().unwrap();
         // A torn record at the end (crash mid-append) is cut, the rest kept.
-        let mut j = OpenOptions::new()
+        let mut j = std::fs::OpenOptions::new()
             .append(true)
             .open(d.path().join("bindings.journal"))
             .unwrap();
@@ -337,5 +341,13 @@ mod tests {
         assert_eq!(t.tick(Timestamp(2039)).len(), 199);
         t.save().unwrap();
         assert!(Tracker::open(d.path()).unwrap().is_empty());
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["bindings.json", "bindings.journal"] {
+            let m = std::fs::metadata(d.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(m & 0o777, 0o600, "{f}");
+        }
     }
 }

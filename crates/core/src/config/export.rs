@@ -19,6 +19,7 @@ use super::validate::Ctx;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawExport {
     pub outbox: Option<String>,
+    pub max_concurrent_auth: Option<i64>,
     pub sonar: Option<RawSonar>,
     pub webhook: Option<RawWebhook>,
     pub routers: Option<Vec<RawRouter>>,
@@ -67,6 +68,10 @@ pub struct ExportSettings {
     pub webhook: Option<WebhookSettings>,
     /// Routers allowed to post to `/api/dhcp_assignments`, each with its own secret.
     pub routers: Vec<RouterCredential>,
+    /// Most Argon2 checks of router credentials at once; each takes the memory its hash names
+    /// (19 MiB for `leased export hash-password`'s), so this bounds their memory and CPU.
+    /// `None`: derived from the machine's cores by the export crate.
+    pub max_concurrent_auth: Option<usize>,
 }
 
 /// The Sonar password: in the file or named environment variable (read at start).
@@ -174,6 +179,17 @@ pub(super) fn export(ctx: &mut Ctx<'_>, raw: Option<&RawExport>) -> Option<Expor
         }
         Some(p) => PathBuf::from(p),
         None => PathBuf::from("leased.outbox"),
+    };
+    let max_concurrent_auth = match raw.max_concurrent_auth {
+        None => None,
+        Some(n @ 1..=64) => usize::try_from(n).ok(),
+        Some(n) => {
+            ctx.err(
+                "export.max_concurrent_auth",
+                format!("{n} is out of range (1..=64)"),
+            );
+            None
+        }
     };
     let sonar = raw.sonar.as_ref().and_then(|s| {
         let url = url(ctx, "export.sonar.url", s.url.as_ref());
@@ -289,6 +305,7 @@ pub(super) fn export(ctx: &mut Ctx<'_>, raw: Option<&RawExport>) -> Option<Expor
         sonar,
         webhook,
         routers,
+        max_concurrent_auth,
     })
 }
 
@@ -316,6 +333,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(e.outbox, PathBuf::from("leased.outbox"));
+        assert_eq!(e.max_concurrent_auth, None);
         let s = e.sonar.unwrap();
         assert_eq!(s.url, "https://x.sonar.software");
         assert_eq!((s.interval, s.timeout, s.chunk_size), (60, 30, 5000));
@@ -325,7 +343,7 @@ mod tests {
     #[test]
     fn full_section() {
         let e = export_of(
-            "[export]\noutbox = \"/var/lib/leased/outbox\"\n\
+            "[export]\noutbox = \"/var/lib/leased/outbox\"\nmax_concurrent_auth = 3\n\
              [export.sonar]\nurl = \"http://127.0.0.1:9\"\nusername = \"u\"\npassword_env = \"SONAR_PW\"\n\
              interval = \"5s\"\ntimeout = 3\nchunk_size = 10\n\
              [export.webhook]\nurl = \"https://billing.example/hook\"\ninterval = 1\n\
@@ -341,6 +359,7 @@ mod tests {
         assert_eq!(w.headers, vec![("Authorization".into(), "Bearer t".into())]);
         assert_eq!(w.interval, 1);
         assert_eq!(e.routers[0].username, "r1");
+        assert_eq!(e.max_concurrent_auth, Some(3));
     }
 
     #[test]
@@ -361,5 +380,12 @@ mod tests {
         assert!(all.contains("not a valid HTTP header name"), "{all}");
         assert!(all.contains("export.routers[0].password_hash"), "{all}");
         assert!(all.contains("export.routers[1]"), "{all}");
+        let all = export_of("[export]\nmax_concurrent_auth = 0\n")
+            .unwrap_err()
+            .join("\n");
+        assert!(
+            all.contains("t.toml:2:23: export.max_concurrent_auth: 0 is out of range"),
+            "{all}"
+        );
     }
 }
