@@ -1346,6 +1346,48 @@ mod tests {
         assert!(sql.pending.borrow().is_empty());
     }
 
+    /// Expiry history waits for its change to be durable too, and a lapsed offer (never
+    /// stored) is no lease event.
+    #[test]
+    fn expiry_history_waits_for_durability() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let sql = EngineSql {
+            history: Some(HistoryTx {
+                tx,
+                counters: Arc::default(),
+                user_vars: false,
+            }),
+            ..EngineSql::default()
+        };
+        let change = |ip, durability| LeaseChange {
+            lease: lease(ip, ip, LeaseState::Expired, 900, 1000),
+            durability,
+        };
+        let changes = [
+            change(10, Durability::Lazy),
+            change(11, Durability::Volatile),
+        ];
+        sql.expiries(&changes, Timestamp(1000));
+        let done = sql.wrap_done(Box::new(|_| {}));
+        assert!(rx.try_recv().is_err(), "nothing before the commit returns");
+        done(Ok(()));
+        let got = rx.try_recv().unwrap().record;
+        assert_eq!(
+            (got.ip.as_str(), got.event.as_str()),
+            ("198.18.0.10", "expire")
+        );
+        assert!(rx.try_recv().is_err(), "the lapsed offer is not recorded");
+
+        // A commit that failed: the expiry never happened on disk, nor in the history.
+        sql.expiries(&changes, Timestamp(1001));
+        let done = sql.wrap_done(Box::new(|_| {}));
+        done(Err(Arc::new(StoreError::Io {
+            path: "x".into(),
+            source: std::io::Error::other("disk full"),
+        })));
+        assert!(rx.try_recv().is_err());
+    }
+
     #[test]
     fn release_history_waits_for_its_retry() {
         let (tx, mut rx) = mpsc::channel(16);
