@@ -634,3 +634,53 @@ fn a_power_cut_keeps_every_record_reported_durable() {
         serde_json::from_slice::<serde_json::Value>(line).expect("every line a record");
     }
 }
+
+/// With no descriptor left to open (the server's RLIMIT_NOFILE lowered to its lowest free
+/// descriptor number: its own reload then fails with EMFILE), every ACK still gets its
+/// history record: the file was opened once, at start.
+#[test]
+fn history_needs_no_new_descriptor() {
+    let mut server = Server::new();
+    let pid = server.start();
+    let used: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let lowest_free = (0..).find(|n| !used.contains(n)).unwrap();
+    let o = Command::new("prlimit")
+        .args(["--pid", &pid.to_string()])
+        .arg(format!("--nofile={lowest_free}:{lowest_free}"))
+        .output()
+        .expect("prlimit (util-linux)");
+    assert!(o.status.success(), "{o:?}");
+    // Proof that the server cannot open anything now: a reload cannot read its config.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || server
+            .log()
+            .contains("os error 24")),
+        "the reload should fail with EMFILE:\n{}",
+        server.log()
+    );
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let srv = SocketAddr::from((Ipv4Addr::LOCALHOST, server.dhcp));
+    let acks = (0..50u8)
+        .filter(|i| dora_once(&sock, srv, [2, 4, 0, 0, 0, *i], 0x0400_0000 | u32::from(*i)))
+        .count();
+    assert_eq!(acks, 50, "{}", server.log());
+    assert!(
+        wait_for(Duration::from_secs(10), || server.records().len() == acks),
+        "{} records for {acks} ACKs:\n{}",
+        server.records().len(),
+        server.log()
+    );
+    assert!(!server.log().contains("lease history write failed"));
+    server.proc.as_mut().unwrap().term();
+    assert_eq!(server.records().len(), acks);
+}

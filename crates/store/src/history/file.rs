@@ -177,8 +177,8 @@ mod tests {
             client_id: format!("0102{n:08x}"),
             ip: format!("198.18.{}.{}", n / 256 % 256, n % 256),
             hostname,
-            giaddr: (n % 2 == 0).then(|| "198.18.1.1".into()),
-            circuit_id: (n % 3 == 0).then(|| "0a0b".into()),
+            giaddr: n.is_multiple_of(2).then(|| "198.18.1.1".into()),
+            circuit_id: n.is_multiple_of(3).then(|| "0a0b".into()),
             remote_id: None,
         }
     }
