@@ -102,12 +102,11 @@ impl HistoryFile {
         }
     }
 
-    /// Opens the file now at `path` (a new one if there is none), with the same rules as
-    /// [`HistoryFile::open`], in place of this one. Sync first: the old file's records stay
-    /// where they are.
-    pub fn reopen(&mut self) -> Result<(), StoreError> {
-        *self = Self::open(&self.path, self.mode)?;
-        Ok(())
+    /// Opens the file now at `path` (a new one if there is none) with the same mode and rules
+    /// as [`HistoryFile::open`], to take this one's place once it is synced: the records
+    /// already written stay in the file they were written to.
+    pub fn successor(&self) -> Result<HistoryFile, StoreError> {
+        Self::open(&self.path, self.mode)
     }
 
     /// The file's path.
@@ -346,7 +345,7 @@ mod tests {
         std::fs::rename(&path, dir.path().join("h.1")).unwrap();
         assert!(f.replaced());
         f.sync().unwrap();
-        f.reopen().unwrap();
+        let mut f = f.successor().unwrap();
         assert!(!f.replaced());
         f.append(&[rec(2, None)]).unwrap();
         assert_eq!(mode_of(&path).unwrap(), 0o600);

@@ -10,6 +10,8 @@
 //! A failed write (a full disk) keeps its records and tries them again every
 //! [`HISTORY_RETRY_EVERY`], up to [`HISTORY_RETRY_CAP`] of them; beyond that, new records are
 //! dropped and counted. A failed fsync is counted and its records are never reported durable.
+//! When the file is moved away (a log rotation), its last records are synced where they are
+//! and the next ones go to a new file at the same path, created with the same mode.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -223,7 +225,8 @@ impl Writer<'_> {
     }
 
     /// Appends the pending records, unless a failed write is still waiting for its retry time
-    /// (`now`: try anyway, at shutdown).
+    /// (`now`: try anyway, at shutdown). A file moved away since the last write (a log
+    /// rotation) gets its last records synced and is followed by a new one first.
     fn write(&mut self, now: bool) {
         if self.pending.is_empty()
             || (!now
@@ -232,6 +235,19 @@ impl Writer<'_> {
                     .is_some_and(|t| t.elapsed() < HISTORY_RETRY_EVERY))
         {
             return;
+        }
+        if self.file.replaced() {
+            match self.file.successor() {
+                Ok(next) => {
+                    self.sync(true);
+                    self.file = next;
+                    tracing::info!(
+                        path = %self.file.path().display(),
+                        "lease history file was moved away: writing a new one"
+                    );
+                }
+                Err(e) => self.log_error(&e, "cannot open the new lease history file"),
+            }
         }
         match self.file.append(&self.pending) {
             Ok(()) => {
@@ -252,7 +268,6 @@ impl Writer<'_> {
     }
 
     /// Fsyncs if records wait for it and the last fsync is old enough (`now`: regardless).
-    /// After a good fsync, a rotated file is followed.
     fn sync(&mut self, now: bool) {
         if self.unsynced == 0
             || (!now
@@ -276,15 +291,6 @@ impl Writer<'_> {
                     &e,
                     "lease history fsync failed; the last records may be lost",
                 );
-            }
-        }
-        if self.file.replaced() {
-            match self.file.reopen() {
-                Ok(()) => tracing::info!(
-                    path = %self.file.path().display(),
-                    "lease history file was moved away: writing a new one"
-                ),
-                Err(e) => self.log_error(&e, "cannot open the new lease history file"),
             }
         }
     }
@@ -356,6 +362,36 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(read_history(&path, &all).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_rotated_file_is_followed_by_a_new_private_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h");
+        let file = HistoryFile::open(&path, FileMode::PRIVATE).unwrap();
+        let counters = Arc::new(HistoryCounters::default());
+        let (w, join) = HistoryWriter::spawn(file, Arc::clone(&counters)).unwrap();
+        w.submit(vec![rec(1)]).unwrap();
+        assert!(wait_for(|| counters.stats().durable == 1));
+        std::fs::rename(&path, dir.path().join("h.1")).unwrap();
+        w.submit(vec![rec(2)]).unwrap();
+        drop(w);
+        join.join().unwrap();
+        let all = HistoryFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let at = |p: &std::path::Path| -> Vec<u64> {
+            read_history(p, &all)
+                .unwrap()
+                .iter()
+                .map(|r| r.at)
+                .collect()
+        };
+        assert_eq!(at(&dir.path().join("h.1")), vec![1]);
+        assert_eq!(at(&path), vec![2]);
+        assert_eq!(crate::mode_of(&path).unwrap(), 0o600);
+        assert_eq!(counters.stats().durable, 2);
     }
 
     #[test]
