@@ -393,3 +393,30 @@ fn io_err(path: &Path, source: io::Error) -> StoreError {
         source,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::mode_of;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The compaction file holds the whole lease table before it becomes the journal: it is
+    /// created with the journal's mode, and a leftover one with a wider mode is narrowed
+    /// before a lease is written to it.
+    #[test]
+    fn the_compaction_file_has_the_journals_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leases.journal");
+        for mode in [FileMode::PRIVATE, FileMode::GROUP_READ] {
+            let store = EmbeddedStore::open_with_mode(&path, mode).unwrap();
+            let tmp = tmp_path(&path);
+            drop(store.write_snapshot(&tmp).unwrap());
+            assert_eq!(mode_of(&tmp).unwrap(), mode.bits(), "created");
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o666)).unwrap();
+            drop(store.write_snapshot(&tmp).unwrap());
+            assert_eq!(mode_of(&tmp).unwrap(), mode.bits(), "a leftover narrowed");
+            fs::remove_file(&tmp).unwrap();
+        }
+    }
+}
