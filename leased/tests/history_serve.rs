@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{Proc, free_tcp, free_udp, get, leased, text, wait_for};
 use leased_wire::{MessageType, Options, Packet, code};
 
-const KEY: &str = "history-key";
+const KEY: &str = "history-test-key-0123";
 
 /// Load threads, and the most exchanges each may run (the time bound usually ends them).
 const THREADS: u32 = 3;
@@ -37,6 +37,8 @@ const MAX_EXCHANGES: u32 = 20_000;
 
 struct Server {
     dir: tempfile::TempDir,
+    /// Where the journal and its history live.
+    state: PathBuf,
     cfg: PathBuf,
     api: u16,
     dhcp: u16,
@@ -46,6 +48,12 @@ struct Server {
 impl Server {
     fn new() -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_path_buf();
+        Server::with(dir, state, "")
+    }
+
+    /// A server with `server_extra` lines in `[server]`, its store in `state` (inside `dir`).
+    fn with(dir: tempfile::TempDir, state: PathBuf, server_extra: &str) -> Server {
         let api = free_tcp();
         let dhcp = free_udp();
         let cfg = dir.path().join("leased.toml");
@@ -55,6 +63,7 @@ impl Server {
                 r#"[server]
 interfaces = ["lo"]
 lease_time = "2h"
+{server_extra}
 
 [store]
 path = "{store}"
@@ -69,12 +78,13 @@ pools = ["198.18.1.0-198.18.250.255"]
 listen = "127.0.0.1:{api}"
 keys = ["{KEY}"]
 "#,
-                store = dir.path().join("leases.db").display(),
+                store = state.join("leases.db").display(),
             ),
         )
         .unwrap();
         Server {
             dir,
+            state,
             cfg,
             api,
             dhcp,
@@ -83,11 +93,11 @@ keys = ["{KEY}"]
     }
 
     fn history(&self) -> PathBuf {
-        self.dir.path().join("leases.db.history")
+        self.state.join("leases.db.history")
     }
 
     fn journal(&self) -> PathBuf {
-        self.dir.path().join("leases.db")
+        self.state.join("leases.db")
     }
 
     fn log(&self) -> String {
@@ -703,4 +713,89 @@ fn history_needs_no_new_descriptor() {
     assert!(!server.log().contains("lease history write failed"));
     server.proc.as_mut().unwrap().term();
     assert_eq!(server.records().len(), acks);
+}
+
+/// With `[server] user` and `group`, the group may read the lease files: the journal and the
+/// history are 0640 and handed to user and group before root is dropped, the history is
+/// appended as the user, and a history moved away by a rotation is followed by a new 0640
+/// file that the user creates.
+#[test]
+fn with_a_group_the_lease_files_are_group_readable_and_written_as_the_user() {
+    if !nix::unistd::Uid::effective().is_root() {
+        assert!(
+            std::env::var("CI").ok().as_deref() != Some("true"),
+            "this test needs root when CI=true"
+        );
+        eprintln!("SKIP: dropping to a user needs root");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("user nobody");
+    let nogroup = nix::unistd::Group::from_name("nogroup")
+        .unwrap()
+        .expect("group nogroup");
+    let (uid, gid) = (nobody.uid.as_raw(), nogroup.gid.as_raw());
+    let dir = tempfile::tempdir().unwrap();
+    // The user must reach its state directory (the temporary directory is root's, 0700).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(uid), Some(gid)).unwrap();
+    let mut server = Server::with(dir, state, "user = \"nobody\"\ngroup = \"nogroup\"");
+    server.start();
+    assert!(
+        wait_for(Duration::from_secs(10), || server
+            .log()
+            .contains("dropped root")),
+        "{}",
+        server.log()
+    );
+    let owner_mode = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    assert_eq!(owner_mode(&server.journal()), (uid, gid, 0o640), "journal");
+    assert_eq!(owner_mode(&server.history()), (uid, gid, 0o640), "history");
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let srv = SocketAddr::from((Ipv4Addr::LOCALHOST, server.dhcp));
+    for i in 0..5u8 {
+        assert!(dora_once(
+            &sock,
+            srv,
+            [2, 5, 0, 0, 0, i],
+            0x0500_0000 | u32::from(i)
+        ));
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || server.records().len() == 5),
+        "{}",
+        server.log()
+    );
+    // Rotated away: the next record goes to a new file, the user's, 0640.
+    let rotated = server.state.join("leases.db.history.1");
+    std::fs::rename(server.history(), &rotated).unwrap();
+    assert!(dora_once(&sock, srv, [2, 5, 0, 0, 1, 0], 0x0500_0100));
+    assert!(
+        wait_for(Duration::from_secs(10), || server.history().exists()
+            && server.records().len() == 1),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        owner_mode(&server.history()),
+        (uid, gid, 0o640),
+        "successor"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rotated).unwrap().lines().count(),
+        5,
+        "the rotated file keeps its records"
+    );
+    server.proc.as_mut().unwrap().term();
+    assert_eq!(server.records().len(), 1);
 }
