@@ -334,6 +334,31 @@ fn counters(out: &mut Out, shared: &SharedState) {
             "leased_leases_expired_total",
             "Leases that reached their end.",
         ),
+        (
+            "history_records_written",
+            "leased_history_records_written_total",
+            "Lease history records written (to the history file or leased_history).",
+        ),
+        (
+            "history_records_durable",
+            "leased_history_records_durable_total",
+            "Lease history records known durable (covered by an fsync, or committed).",
+        ),
+        (
+            "history_fsyncs",
+            "leased_history_fsyncs_total",
+            "Completed fsyncs of the lease history file.",
+        ),
+        (
+            "history_records_dropped",
+            "leased_history_records_dropped_total",
+            "Lease history records lost before they were written (a queue full, a write failed).",
+        ),
+        (
+            "history_errors",
+            "leased_history_errors_total",
+            "Failed lease history writes and fsyncs.",
+        ),
     ] {
         out.head(name, "counter", help);
         out.sample(name, &[], get(key));

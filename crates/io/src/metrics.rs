@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use leased_store::history::HistoryCounters;
 use leased_wire::MessageType;
 
 /// Every message type, in option 53 order, for indexing the per-type counters.
@@ -45,6 +46,8 @@ pub struct Metrics {
     foreign_replies: AtomicU64,
     /// Foreign DHCP servers known (a gauge).
     foreign_servers: AtomicU64,
+    /// The lease history's writes, fsyncs and losses (counted by its writers).
+    history: std::sync::Arc<HistoryCounters>,
 }
 
 /// Upper bounds, in seconds, of the reply-latency histogram's buckets. An ACK waits for its
@@ -126,6 +129,11 @@ impl Metrics {
         self.foreign_servers.store(n, Ordering::Relaxed);
     }
 
+    /// The lease history's counters, for its writers to count into.
+    pub fn history(&self) -> &std::sync::Arc<HistoryCounters> {
+        &self.history
+    }
+
     /// A lease that reached its end (from the expiry timer).
     pub fn expired(&self, n: u64) {
         self.expired.fetch_add(n, Ordering::Relaxed);
@@ -169,7 +177,8 @@ impl Metrics {
     }
 
     /// Every non-zero counter as `(name, value)`, names like `received.DISCOVER`,
-    /// `sent.ACK`, `dropped.pool_exhausted`, `malformed.truncated`, `store_errors`.
+    /// `sent.ACK`, `dropped.pool_exhausted`, `malformed.truncated`, `store_errors`,
+    /// `history_fsyncs`.
     pub fn snapshot(&self) -> Vec<(String, u64)> {
         let mut out = Vec::new();
         let name = |i: usize| {
@@ -201,6 +210,18 @@ impl Metrics {
             ("foreign_dhcp_servers", &self.foreign_servers),
         ] {
             let v = c.load(Ordering::Relaxed);
+            if v > 0 {
+                out.push((n.to_string(), v));
+            }
+        }
+        let h = self.history.stats();
+        for (n, v) in [
+            ("history_records_written", h.written),
+            ("history_records_durable", h.durable),
+            ("history_fsyncs", h.fsyncs),
+            ("history_records_dropped", h.dropped),
+            ("history_errors", h.errors),
+        ] {
             if v > 0 {
                 out.push((n.to_string(), v));
             }

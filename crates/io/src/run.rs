@@ -15,7 +15,7 @@ use anyhow::{Context, anyhow};
 use arc_swap::ArcSwap;
 use leased_core::config::{Config, ConfigErrors};
 use leased_core::{LeaseTable, Plan};
-use leased_store::{EmbeddedStore, LeaseStore, StoreError};
+use leased_store::{EmbeddedStore, FileMode, LeaseStore, StoreError};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
@@ -31,6 +31,16 @@ use crate::{ConfigSource, ServeHooks, ServeParams, Shutdown};
 
 /// How long a sidecar (the HTTP API) gets to finish its requests after SIGTERM.
 const SIDECAR_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the lease history gets to write and sync its last records at shutdown.
+const HISTORY_GRACE: Duration = Duration::from_secs(5);
+
+/// The mode of the lease files serve creates (journal, history, compaction file): the
+/// server's user only, or with `[server] group` its group may read them too (the files are
+/// handed over to that group when root is dropped).
+fn lease_file_mode(config: &Config) -> FileMode {
+    FileMode::for_group(config.server.group.is_some())
+}
 
 /// The PID file: written once the lease store is ours, removed at exit only while it still
 /// holds this process's PID.
@@ -137,6 +147,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         .map_err(|e| anyhow!("invalid configuration:\n{}", ConfigErrors(e)))?;
 
     let store_path = config.store.path.clone();
+    let file_mode = lease_file_mode(&config);
     // The lease store: the embedded journal, or a shared SQL database. The SQL store owns a
     // small tokio runtime of its own (for the commit thread), so it is opened and loaded on a
     // plain thread: blocking on a runtime from inside this one would panic.
@@ -161,7 +172,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             .map_err(|_| anyhow!("opening the SQL lease store panicked"))?
             .context("opening the SQL lease store")?
         } else {
-            let mut store = EmbeddedStore::open(&store_path).map_err(|e| match e {
+            let mut store = EmbeddedStore::open_with_mode(&store_path, file_mode).map_err(|e| match e {
                 StoreError::Locked { .. } => anyhow!(
                     "another leased is using the lease store {} (it is locked); stop it or set a \
              different store.path",
@@ -181,13 +192,14 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
 
     let metrics = Arc::new(Metrics::default());
     // The SQL side (chain, sync, conflict recovery, outage gate, history) around the engine.
-    let mut sql_side = crate::sqlio::SqlSide::new(&config)?;
+    let mut sql_side = crate::sqlio::SqlSide::new(&config, file_mode)?;
     if let Some(why) = down_at_start {
         sql_side.down_at_start(&why);
     }
     let mut engine_sql = crate::sqlio::EngineSql::default();
     let store = sql_side.tap_store(store, &mut engine_sql);
-    sql_side.start_history(&config, &mut engine_sql);
+    let history =
+        sql_side.start_history(&config, &mut engine_sql, Arc::clone(metrics.history()))?;
     let (out, sockets) = bind_all(&config, params.server_port, params.client_port)?;
     let out = Arc::new(out);
     if out.test_mode() {
@@ -352,6 +364,8 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     tokio::task::spawn_blocking(move || committer.finish())
         .await
         .map_err(|e| anyhow!("commit thread join failed: {e}"))?;
+    // Every lease change is in: the history's last records follow them to disk.
+    history.finish(HISTORY_GRACE).await;
 
     let snapshot = metrics.snapshot();
     let summary: Vec<String> = snapshot.iter().map(|(k, v)| format!("{k}={v}")).collect();

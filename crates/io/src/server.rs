@@ -468,9 +468,8 @@ impl Engine {
         }
         self.metrics.expired(n);
         crate::capture::expiries(self.shared.as_deref(), &changes, now);
-        if let Some(h) = &self.sql.history {
-            h.expiries(&changes, now);
-        }
+        // Their history is written once the commit below makes them durable.
+        self.sql.expiries(&changes, now);
         let persist = to_persist(&changes);
         if !persist.is_empty() {
             self.submit(persist, lazy_done(Arc::clone(&self.metrics)));

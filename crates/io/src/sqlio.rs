@@ -19,13 +19,14 @@
 //! - **History** ([`HistoryTx`] + [`history_writer`]): every lease event goes over a bounded
 //!   channel to a writer task (embedded history file, or `leased_history` with an SQL store,
 //!   plus the operator's `history_sql`). A full channel drops the record and counts it: the
-//!   audit trail must never slow down or block a reply.
+//!   audit trail must never slow down or block a reply. The file is written and fsynced by the
+//!   store's own writer thread ([`HistoryWriter`]), which keeps it open.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -34,11 +35,13 @@ use leased_core::{
     ClientId, Durability, Event, Lease, LeaseChange, LeaseState, LeaseTable, Plan, Request,
     Timestamp,
 };
-use leased_store::history::{HistoryRecord, append_history, history_path};
+use leased_store::history::{
+    HistoryCounters, HistoryFile, HistoryRecord, HistoryWriter, TrySubmitError, history_path,
+};
 use leased_store::sql::{
     ChainOutcome, Db, OP_TIMEOUT, SYNC_OVERLAP_MS, SqlChain, insert_history, run_user_statement,
 };
-use leased_store::{LeaseStore, StoreError};
+use leased_store::{FileMode, LeaseStore, StoreError};
 use leased_wire::MessageType;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -458,6 +461,15 @@ impl EngineSql {
         h.decision(plan, req, table, changes, event, now, &mut pending);
     }
 
+    /// The expiries of one timer run (see [`HistoryTx::expiries`]); they wait for
+    /// [`EngineSql::wrap_done`] like the decisions' events.
+    pub(crate) fn expiries(&self, changes: &[LeaseChange], now: Timestamp) {
+        let Some(h) = &self.history else { return };
+        let mut pending = self.pending.borrow_mut();
+        pending.clear();
+        h.expiries(changes, now, &mut pending);
+    }
+
     /// Wraps a commit's callback so that the held ACK events are written when (and only
     /// when) their leases became durable.
     pub(crate) fn wrap_done(&self, done: leased_store::CommitDone) -> leased_store::CommitDone {
@@ -480,7 +492,7 @@ impl EngineSql {
                 if durable(&item.record.ip) {
                     h.push(item);
                 } else if retried
-                    && matches!(item.record.event.as_str(), "release" | "decline")
+                    && matches!(item.record.event.as_str(), "release" | "decline" | "expire")
                     && let (Some(p), Ok(ip)) = (&parked, item.record.ip.parse::<Ipv4Addr>())
                 {
                     p.park(ip, &h, item);
@@ -510,7 +522,8 @@ pub(crate) struct HistoryItem {
 #[derive(Debug, Clone)]
 pub(crate) struct HistoryTx {
     tx: mpsc::Sender<HistoryItem>,
-    dropped: Arc<AtomicU64>,
+    /// The history's counters (shared with the metrics): drops are counted here.
+    counters: Arc<HistoryCounters>,
     /// `history_sql` is configured: build its variables.
     user_vars: bool,
 }
@@ -526,7 +539,7 @@ fn client_hex(c: &ClientId) -> String {
 impl HistoryTx {
     fn push(&self, item: HistoryItem) {
         if self.tx.try_send(item).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let n = self.counters.add_dropped(1);
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "history writer behind: lease events dropped");
             }
@@ -634,11 +647,12 @@ impl HistoryTx {
         }
     }
 
-    /// The expiries of one timer run.
-    pub(crate) fn expiries(&self, changes: &[LeaseChange], now: Timestamp) {
+    /// The expiries of one timer run that reach the store (an offer that lapsed was never a
+    /// lease, and is not recorded), into `out`: written once they are durable.
+    fn expiries(&self, changes: &[LeaseChange], now: Timestamp, out: &mut Vec<HistoryItem>) {
         for c in changes {
             let l = &c.lease;
-            if l.state != LeaseState::Expired {
+            if l.state != LeaseState::Expired || c.durability == Durability::Volatile {
                 continue;
             }
             let cid = client_hex(&l.client_id);
@@ -660,17 +674,35 @@ impl HistoryTx {
                 v.insert("HostName".into(), l.hostname.clone().unwrap_or_default());
                 v
             };
-            self.push(self.item(record, base, &cid));
+            out.push(self.item(record, base, &cid));
         }
     }
 }
 
 /// Where history goes.
 pub(crate) enum HistorySink {
-    /// The embedded JSON-lines file.
-    File(PathBuf),
+    /// The embedded JSON-lines file, through its writer thread.
+    File(HistoryWriter),
     /// `leased_history` in the store's database, written as `server`.
     Sql(Db, String),
+}
+
+/// Hands `records` to the file's writer thread: at once when its queue has room, else from a
+/// blocking thread that waits for room (this task then falls behind, and the history channel
+/// in front of it, not the engine, absorbs the wait).
+async fn to_file(w: &HistoryWriter, records: Vec<HistoryRecord>) -> Result<(), String> {
+    let closed = || "the history writer thread has stopped".to_string();
+    match w.try_submit(records) {
+        Ok(()) => Ok(()),
+        Err(TrySubmitError::Closed) => Err(closed()),
+        Err(TrySubmitError::Full(records)) => {
+            let w = w.clone();
+            match tokio::task::spawn_blocking(move || w.submit(records)).await {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(closed()),
+            }
+        }
+    }
 }
 
 /// Writes history records in batches until every sender is gone.
@@ -678,33 +710,35 @@ pub(crate) async fn history_writer(
     mut rx: mpsc::Receiver<HistoryItem>,
     sink: HistorySink,
     user: Option<(Db, leased_core::sql::SqlTemplate)>,
+    counters: Arc<HistoryCounters>,
 ) {
     let mut batch = Vec::with_capacity(HISTORY_BATCH);
     let mut last_err: Option<Instant> = None;
     while rx.recv_many(&mut batch, HISTORY_BATCH).await > 0 {
         let records: Vec<HistoryRecord> = batch.iter().map(|i| i.record.clone()).collect();
+        let n = records.len() as u64;
         let res = match &sink {
-            HistorySink::File(path) => {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || append_history(&path, &records))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(StoreError::Sql {
-                            message: format!("history writer: {e}"),
-                        })
-                    })
-            }
+            // The writer thread counts what it writes and syncs.
+            HistorySink::File(w) => to_file(w, records).await,
             HistorySink::Sql(db, server) => {
-                tokio::time::timeout(OP_TIMEOUT, insert_history(db, &records, server))
+                let r = tokio::time::timeout(OP_TIMEOUT, insert_history(db, &records, server))
                     .await
                     .unwrap_or_else(|_| {
                         Err(StoreError::Sql {
                             message: "history insert timed out".into(),
                         })
-                    })
+                    });
+                if r.is_ok() {
+                    counters.add_durable(n);
+                }
+                r.map_err(|e| e.to_string())
             }
         };
-        let mut failure = res.err().map(|e| e.to_string());
+        if res.is_err() {
+            counters.add_error();
+            counters.add_dropped(n);
+        }
+        let mut failure = res.err();
         if let Some((db, template)) = &user {
             for item in &batch {
                 if let Some(vars) = &item.vars {
@@ -767,6 +801,8 @@ pub(crate) struct SqlSide {
     offer_when_down: bool,
     sync_interval: Duration,
     history_file: PathBuf,
+    /// The mode of the history file.
+    file_mode: FileMode,
     max_concurrency: usize,
     /// The database did not answer at start: the sync loop creates the schema and loads
     /// every lease (this server's too) once it does.
@@ -779,7 +815,7 @@ fn expand(url: &str) -> anyhow::Result<String> {
 
 impl SqlSide {
     /// Opens (lazily) the databases the config names. Must run inside the serve runtime.
-    pub(crate) fn new(config: &Config) -> anyhow::Result<Self> {
+    pub(crate) fn new(config: &Config, file_mode: FileMode) -> anyhow::Result<Self> {
         let store_db = match &config.store.sql {
             Some(s) => Some(
                 Db::connect_lazy(&expand(&s.url)?, 8)
@@ -815,6 +851,7 @@ impl SqlSide {
                 sql.map_or(2, |s| s.sync_interval).max(1),
             )),
             history_file: history_path(&config.store.path),
+            file_mode,
             max_concurrency: config
                 .sql_assignment
                 .as_ref()
@@ -864,12 +901,27 @@ impl SqlSide {
         Box::new(ConflictTap::new(store, conf_tx, Arc::clone(&self.health)).with_parked(parked))
     }
 
-    /// Starts the history writer and gives the engine its sender.
-    pub(crate) fn start_history(&self, config: &Config, engine: &mut EngineSql) {
+    /// Starts the history writer (opening the history file, for an embedded store) and gives
+    /// the engine its sender; counts into `counters`. Finish the returned [`HistoryJoin`] at
+    /// shutdown, after the last lease change.
+    pub(crate) fn start_history(
+        &self,
+        config: &Config,
+        engine: &mut EngineSql,
+        counters: Arc<HistoryCounters>,
+    ) -> anyhow::Result<HistoryJoin> {
         let (tx, rx) = mpsc::channel(HISTORY_CAP);
+        let mut thread = None;
         let sink = match &self.store_db {
             Some(db) => HistorySink::Sql(db.clone(), self.server.clone()),
-            None => HistorySink::File(self.history_file.clone()),
+            None => {
+                let file = HistoryFile::open(&self.history_file, self.file_mode)
+                    .map_err(|e| anyhow::anyhow!(e).context("opening the lease history"))?;
+                let (w, join) = HistoryWriter::spawn(file, Arc::clone(&counters))
+                    .map_err(|e| anyhow::anyhow!("cannot start the lease history writer: {e}"))?;
+                thread = Some(join);
+                HistorySink::File(w)
+            }
         };
         let user = config
             .sql_assignment
@@ -878,10 +930,11 @@ impl SqlSide {
             .and_then(|q| Some((self.chain_db.clone()?, q.template.clone())));
         engine.history = Some(HistoryTx {
             tx,
-            dropped: Arc::default(),
+            counters: Arc::clone(&counters),
             user_vars: user.is_some(),
         });
-        tokio::spawn(history_writer(rx, sink, user));
+        let task = tokio::spawn(history_writer(rx, sink, user, counters));
+        Ok(HistoryJoin { task, thread })
     }
 
     /// Starts [`front`] in front of the engine's queue `engine_tx`; returns the sender the
@@ -908,6 +961,28 @@ impl SqlSide {
         };
         tokio::spawn(front(rx, f));
         tx
+    }
+}
+
+/// The running history writer: its task and, for the file, its thread.
+pub(crate) struct HistoryJoin {
+    task: tokio::task::JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HistoryJoin {
+    /// Waits (at most `grace`) for the writer to write and sync every record sent before the
+    /// last sender went away.
+    pub(crate) async fn finish(self, grace: Duration) {
+        let wait = async {
+            let _ = self.task.await;
+            if let Some(t) = self.thread {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
+        };
+        if tokio::time::timeout(grace, wait).await.is_err() {
+            tracing::warn!("the lease history writer did not finish within {grace:?}");
+        }
     }
 }
 
@@ -1236,7 +1311,7 @@ mod tests {
         let sql = EngineSql {
             history: Some(HistoryTx {
                 tx,
-                dropped: Arc::default(),
+                counters: Arc::default(),
                 user_vars: false,
             }),
             ..EngineSql::default()
@@ -1271,6 +1346,48 @@ mod tests {
         assert!(sql.pending.borrow().is_empty());
     }
 
+    /// Expiry history waits for its change to be durable too, and a lapsed offer (never
+    /// stored) is no lease event.
+    #[test]
+    fn expiry_history_waits_for_durability() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let sql = EngineSql {
+            history: Some(HistoryTx {
+                tx,
+                counters: Arc::default(),
+                user_vars: false,
+            }),
+            ..EngineSql::default()
+        };
+        let change = |ip, durability| LeaseChange {
+            lease: lease(ip, ip, LeaseState::Expired, 900, 1000),
+            durability,
+        };
+        let changes = [
+            change(10, Durability::Lazy),
+            change(11, Durability::Volatile),
+        ];
+        sql.expiries(&changes, Timestamp(1000));
+        let done = sql.wrap_done(Box::new(|_| {}));
+        assert!(rx.try_recv().is_err(), "nothing before the commit returns");
+        done(Ok(()));
+        let got = rx.try_recv().unwrap().record;
+        assert_eq!(
+            (got.ip.as_str(), got.event.as_str()),
+            ("198.18.0.10", "expire")
+        );
+        assert!(rx.try_recv().is_err(), "the lapsed offer is not recorded");
+
+        // A commit that failed: the expiry never happened on disk, nor in the history.
+        sql.expiries(&changes, Timestamp(1001));
+        let done = sql.wrap_done(Box::new(|_| {}));
+        done(Err(Arc::new(StoreError::Io {
+            path: "x".into(),
+            source: std::io::Error::other("disk full"),
+        })));
+        assert!(rx.try_recv().is_err());
+    }
+
     #[test]
     fn release_history_waits_for_its_retry() {
         let (tx, mut rx) = mpsc::channel(16);
@@ -1278,7 +1395,7 @@ mod tests {
         let sql = EngineSql {
             history: Some(HistoryTx {
                 tx,
-                dropped: Arc::default(),
+                counters: Arc::default(),
                 user_vars: false,
             }),
             parked: Some(Arc::clone(&parked)),

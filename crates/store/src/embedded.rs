@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use leased_core::{Lease, LeaseState};
 
 use crate::format::{self, HEADER_LEN};
-use crate::{LeaseStore, StoreError};
+use crate::{FileMode, LeaseStore, StoreError};
 
 /// The journal is compacted once it holds more than this many times as many records as there
 /// are live leases (so it stays within a small constant factor of the live set)…
@@ -50,13 +50,22 @@ pub struct EmbeddedStore {
     /// After a failed compaction, do not retry before the journal holds this many records
     /// (a full disk should not turn every commit into a failed snapshot write).
     compact_retry_at: usize,
+    /// The mode of the journal and of the compaction file that replaces it.
+    mode: FileMode,
 }
 
 impl EmbeddedStore {
     /// Opens (creating if needed) the journal at `path`, recovering from a torn tail, and takes
-    /// an exclusive lock so that two servers never share one file.
+    /// an exclusive lock so that two servers never share one file. The journal is readable by
+    /// its owner only ([`FileMode::PRIVATE`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let file = lock_current_file(path)?;
+        Self::open_with_mode(path, FileMode::default())
+    }
+
+    /// [`EmbeddedStore::open`] with the journal (and every compacted replacement) given `mode`;
+    /// an existing journal with another mode is changed to it.
+    pub fn open_with_mode(path: &Path, mode: FileMode) -> Result<Self, StoreError> {
+        let file = lock_current_file(path, mode)?;
         // Only the lock holder may touch the compaction file: an unlocked opener could delete
         // the snapshot a running server is writing.
         remove_if_exists(&tmp_path(path)).map_err(|e| io_err(path, e))?;
@@ -72,6 +81,7 @@ impl EmbeddedStore {
             poisoned: false,
             dir_sync_pending: false,
             compact_retry_at: 0,
+            mode,
         };
         if replay.needs_header {
             store.write_header()?;
@@ -212,13 +222,12 @@ impl EmbeddedStore {
     /// number of records in it.
     fn write_snapshot(&self, tmp: &Path) -> Result<(File, u64, usize), StoreError> {
         let err = |e| io_err(tmp, e);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(tmp)
-            .map_err(err)?;
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(true);
+        self.mode.on_create(&mut opts);
+        let file = opts.open(tmp).map_err(err)?;
+        // Before a byte of lease data is in it: the rename makes this file the journal.
+        self.mode.apply(&file, tmp);
         // Lock before the rename so that no other process can ever lock the file at `path`.
         file.try_lock().map_err(|e| match e {
             TryLockError::WouldBlock => StoreError::Locked {
@@ -320,15 +329,12 @@ impl LeaseStore for EmbeddedStore {
 
 /// Opens and locks the file currently at `path`. Retries if a compaction by the previous holder
 /// replaced the file between our open and our lock, so we never hold a lock on an unlinked file.
-fn lock_current_file(path: &Path) -> Result<File, StoreError> {
+fn lock_current_file(path: &Path, mode: FileMode) -> Result<File, StoreError> {
     for _ in 0..16 {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| io_err(path, e))?;
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        mode.on_create(&mut opts);
+        let file = opts.open(path).map_err(|e| io_err(path, e))?;
         file.try_lock().map_err(|e| match e {
             TryLockError::WouldBlock => StoreError::Locked {
                 path: path.display().to_string(),
@@ -337,7 +343,10 @@ fn lock_current_file(path: &Path) -> Result<File, StoreError> {
         })?;
         let ours = file.metadata().map_err(|e| io_err(path, e))?;
         match fs::metadata(path) {
-            Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => return Ok(file),
+            Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => {
+                mode.apply(&file, path);
+                return Ok(file);
+            }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(path, e)),
@@ -382,5 +391,32 @@ fn io_err(path: &Path, source: io::Error) -> StoreError {
     StoreError::Io {
         path: path.display().to_string(),
         source,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::mode_of;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The compaction file holds the whole lease table before it becomes the journal: it is
+    /// created with the journal's mode, and a leftover one with a wider mode is narrowed
+    /// before a lease is written to it.
+    #[test]
+    fn the_compaction_file_has_the_journals_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leases.journal");
+        for mode in [FileMode::PRIVATE, FileMode::GROUP_READ] {
+            let store = EmbeddedStore::open_with_mode(&path, mode).unwrap();
+            let tmp = tmp_path(&path);
+            drop(store.write_snapshot(&tmp).unwrap());
+            assert_eq!(mode_of(&tmp).unwrap(), mode.bits(), "created");
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o666)).unwrap();
+            drop(store.write_snapshot(&tmp).unwrap());
+            assert_eq!(mode_of(&tmp).unwrap(), mode.bits(), "a leftover narrowed");
+            fs::remove_file(&tmp).unwrap();
+        }
     }
 }

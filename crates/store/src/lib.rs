@@ -11,6 +11,7 @@ mod embedded;
 mod format;
 mod group;
 pub mod history;
+mod mode;
 #[cfg(feature = "sql")]
 pub mod sql;
 
@@ -18,6 +19,7 @@ pub use embedded::{COMPACT_RATIO, DEFAULT_COMPACT_FLOOR, EmbeddedStore};
 pub use group::{
     Closed, CommitDone, CommitStats, GroupCommitter, MAX_GROUP_LEASES, MIN_GROUP_INTERVAL,
 };
+pub use mode::{FileMode, mode_of};
 
 use leased_core::Lease;
 

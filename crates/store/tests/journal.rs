@@ -438,3 +438,52 @@ fn read_only_of_a_missing_file_is_not_found() {
     }
     assert!(!journal(&dir).exists(), "read_only creates nothing");
 }
+
+/// The journal holds every subscriber's MAC and host name: owner-only from its creation, after
+/// every compaction (the snapshot file becomes the journal), and an existing journal left
+/// readable by others is narrowed. With a group of readers configured: 0640.
+#[test]
+fn journal_and_its_compacted_replacement_are_private() {
+    use leased_store::{FileMode, mode_of};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal(&dir);
+    let mut store = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(mode_of(&path).unwrap(), 0o600, "created");
+    store.set_compact_floor(10);
+    let ino = fs::metadata(&path).unwrap().ino();
+    for round in 0..10u64 {
+        store.commit(&[lease(1, round), lease(2, round)]).unwrap();
+    }
+    assert_ne!(
+        fs::metadata(&path).unwrap().ino(),
+        ino,
+        "compacted into a new file"
+    );
+    assert_eq!(mode_of(&path).unwrap(), 0o600, "after compaction");
+    store.compact().unwrap();
+    assert_eq!(
+        mode_of(&path).unwrap(),
+        0o600,
+        "after an explicit compaction"
+    );
+    drop(store);
+
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    drop(EmbeddedStore::open(&path).unwrap());
+    assert_eq!(
+        mode_of(&path).unwrap(),
+        0o600,
+        "an existing 0644 journal is narrowed"
+    );
+
+    let mut store = EmbeddedStore::open_with_mode(&path, FileMode::GROUP_READ).unwrap();
+    assert_eq!(mode_of(&path).unwrap(), 0o640);
+    store.compact().unwrap();
+    assert_eq!(
+        mode_of(&path).unwrap(),
+        0o640,
+        "the group mode survives compaction"
+    );
+    assert_eq!(store.load().unwrap(), vec![lease(1, 9), lease(2, 9)]);
+}
