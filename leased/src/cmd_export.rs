@@ -18,6 +18,7 @@ use crate::timefmt::iso8601;
 pub(crate) fn sidecar(
     api: Option<ApiSettings>,
     export: Option<ExportSettings>,
+    perms: leased_export::Perms,
 ) -> Option<SidecarStart> {
     if api.is_none() && export.is_none() {
         return None;
@@ -26,7 +27,7 @@ pub(crate) fn sidecar(
         let mut extra = None;
         let mut exporter_task: Option<Sidecar> = None;
         if let Some(ex) = &export {
-            let exporter = Exporter::open(ex)?;
+            let exporter = Exporter::open_with(ex, perms)?;
             let (tx, rx) = mpsc::unbounded_channel();
             shared.set_binding_sink(tx);
             shared.set_export_metrics(metrics_source(exporter.metrics()));

@@ -49,7 +49,8 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
                          when the server honours RFC 5107) so renewals pass through the relay"
                     );
                 }
-                let exporter = Exporter::open(ex)?;
+                let perms = leased_export::Perms::for_group(config.server.group.is_some());
+                let exporter = Exporter::open_with(ex, perms)?;
                 // Opened as root; the outbox keeps taking files after the drop.
                 hooks.writable_dirs.push(ex.outbox.clone());
                 let (tx, rx) = mpsc::unbounded_channel();

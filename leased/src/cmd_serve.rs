@@ -58,7 +58,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         sidecar: crate::sidecars::compose(
             &config,
             &source,
-            crate::cmd_export::sidecar(config.api.clone(), config.export.clone()),
+            crate::cmd_export::sidecar(
+                config.api.clone(),
+                config.export.clone(),
+                leased_export::Perms::for_group(config.server.group.is_some()),
+            ),
             hub,
         ),
         stop: None,

@@ -29,6 +29,20 @@ impl Perms {
     };
 }
 
+impl Perms {
+    /// Readable by the service's group too (`0640` files, `0750` directories), for
+    /// `[server] group`: the operator's tools in that group read the outbox.
+    pub const GROUP: Perms = Perms {
+        file: 0o640,
+        dir: 0o750,
+    };
+
+    /// [`Perms::GROUP`] when the server runs with a configured group, else [`Perms::PRIVATE`].
+    pub fn for_group(group: bool) -> Perms {
+        if group { Self::GROUP } else { Self::PRIVATE }
+    }
+}
+
 impl Default for Perms {
     fn default() -> Self {
         Self::PRIVATE
