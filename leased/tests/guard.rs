@@ -28,7 +28,10 @@ impl Net {
     }
 
     fn new() -> Net {
-        let tag = format!("lg{}", std::process::id());
+        // Unique per test in this process: the tests run in parallel.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let tag = format!("lg{}x{n}", std::process::id());
         let net = Net {
             tag,
             children: Vec::new(),
@@ -161,11 +164,18 @@ fn shutdown_counters(log: &str) -> BTreeMap<String, u64> {
 
 const PER_LINK_CAP: u64 = 8;
 
+/// Floods in this file run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn flood_on_one_link_does_not_starve_the_other_nor_exhaust_its_pool() {
     if !gate() {
         return;
     }
+    let _one_flood_at_a_time = serial();
     let mut net = Net::new();
     let dir = tempfile::tempdir().unwrap();
     let (att_if, good_if) = (net.iface("a", "s"), net.iface("b", "s"));
@@ -320,5 +330,210 @@ fn wait_for(path: &Path, needle: &str, within: Duration) {
     panic!(
         "server did not log {needle:?} in {within:?}:\n{}",
         std::fs::read_to_string(path).unwrap_or_default()
+    );
+}
+
+/// A relayed flood at a steady pace: `count` DISCOVERs unicast to `server:67`, each from a new
+/// random MAC, through a new random giaddr in 198.19.0.0/16 with a new random circuit-id and
+/// remote-id, so that every `[limits]` table (per MAC, circuit, remote-id and relay) sees a new
+/// key per packet. `pps` per second at most; prints how many it sent.
+const RELAYED_FLOOD: &str = r#"
+import os, random, socket, struct, sys, time
+server, count, pps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sent, start = 0, time.monotonic()
+while sent < count:
+    mac = bytes([0x02]) + os.urandom(5)
+    giaddr = bytes([198, 19]) + os.urandom(2)
+    hdr = struct.pack("!BBBBIHHII", 1, 1, 6, 1, random.getrandbits(32), 0, 0, 0, 0)
+    hdr += bytes(4) + giaddr
+    o82 = bytes([1, 4]) + os.urandom(4) + bytes([2, 4]) + os.urandom(4)
+    opts = bytes([99, 130, 83, 99, 53, 1, 1, 82, len(o82)]) + o82 + bytes([255])
+    pkt = hdr + mac + bytes(10) + bytes(192) + opts
+    s.sendto(pkt.ljust(300, b"\0"), (server, 67))
+    sent += 1
+    if sent % 100 == 0:
+        ahead = sent / pps - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+print(sent)
+"#;
+
+/// Server CPU time (user + system) in seconds, from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").unwrap().1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// One run of the relayed flood against a server with `limits` (a `[limits]` body, or "");
+/// returns (server CPU seconds per packet that reached the engine, packets that did, how long
+/// a client on the other link took to be served during the flood).
+fn flood_run(limits: &str) -> (f64, u64, Duration) {
+    let mut net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (att_if, good_if) = (net.iface("a", "s"), net.iface("b", "s"));
+    sh(&[
+        "ip",
+        "-n",
+        &net.ns("att"),
+        "addr",
+        "add",
+        "198.18.250.2/24",
+        "dev",
+        &net.iface("a", "c"),
+    ]);
+    // Replies to the random relays go back to the attacker's link (and die there).
+    sh(&[
+        "ip",
+        "-n",
+        &net.ns("srv"),
+        "route",
+        "add",
+        "198.19.0.0/16",
+        "via",
+        "198.18.250.2",
+    ]);
+    let config = format!(
+        r#"[server]
+lease_time = 300
+offer_hold = 120
+[store]
+path = "{store}"
+[[subnets]]
+network = "198.18.250.0/24"
+interface = "{att_if}"
+pools = ["198.18.250.10-198.18.250.59"]
+[[subnets]]
+network = "198.18.251.0/24"
+interface = "{good_if}"
+pools = ["198.18.251.10-198.18.251.59"]
+[[subnets]]
+network = "198.19.0.0/16"
+pools = ["198.19.0.10-198.19.0.250"]
+{limits}
+"#,
+        store = dir.path().join("leases.db").display()
+    );
+    let cfg_path = dir.path().join("leased.toml");
+    std::fs::write(&cfg_path, config).unwrap();
+    let log_path = dir.path().join("server.log");
+    let server = in_ns(
+        &net.ns("srv"),
+        &[
+            env!("CARGO_BIN_EXE_leased"),
+            "serve",
+            "-c",
+            cfg_path.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log_path).unwrap())
+    .spawn()
+    .unwrap();
+    let pid = server.id();
+    net.children.push(server);
+    wait_for(&log_path, "serving", Duration::from_secs(10));
+
+    let cpu0 = cpu_secs(pid);
+    let flood = in_ns(
+        &net.ns("att"),
+        &[
+            "python3",
+            "-c",
+            RELAYED_FLOOD,
+            "198.18.250.1",
+            &FLOOD_PACKETS.to_string(),
+            "5000",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Once the tables are full (65,536 keys at 5,000 a second: ~13 s), a real client.
+    std::thread::sleep(Duration::from_secs(15));
+    let started = Instant::now();
+    let probe = in_ns(
+        &net.ns("good"),
+        &[
+            env!("CARGO_BIN_EXE_leased"),
+            "probe",
+            "-i",
+            &net.iface("b", "c"),
+            "--mac",
+            "02:00:00:00:be:ef",
+            "--timeout",
+            "5",
+        ],
+    )
+    .output()
+    .unwrap();
+    let took = started.elapsed();
+    assert!(
+        probe.status.success(),
+        "the real client was not served during the flood: {}",
+        String::from_utf8_lossy(&probe.stdout)
+    );
+    let out = flood.wait_with_output().unwrap();
+    let sent: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(sent, FLOOD_PACKETS);
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu = cpu_secs(pid) - cpu0;
+
+    sh(&["kill", &pid.to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut log = String::new();
+    while Instant::now() < deadline && !log.contains("counters at shutdown") {
+        std::thread::sleep(Duration::from_millis(100));
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    }
+    let c = shutdown_counters(&log);
+    let get = |k: &str| c.get(k).copied().unwrap_or(0);
+    let reached = get("received.DISCOVER").saturating_sub(get("dropped.overload"));
+    println!(
+        "limits {:?}: cpu {cpu:.2} s for {reached} packets; client served in {took:?}; {c:?}",
+        !limits.is_empty()
+    );
+    (cpu / reached.max(1) as f64, reached, took)
+}
+
+const FLOOD_PACKETS: u64 = 100_000;
+
+#[test]
+fn a_flood_with_every_limits_table_full_costs_no_more_than_no_limits() {
+    if !gate() {
+        return;
+    }
+    // The CPU comparison must not share the machine with the other flood.
+    let _one_flood_at_a_time = serial();
+    // Generous limits: every packet is a new key and passes, so both runs do the same work
+    // apart from the tables, which hold 65,536 keys each and are full after the first 13 s.
+    let limits = "[limits]\nper_mac = { rate = 1, burst = 5 }\n\
+                  per_circuit_id = { rate = 1, burst = 5 }\n\
+                  per_remote_id = { rate = 1, burst = 5 }\n\
+                  per_relay = { rate = 1, burst = 5 }\n";
+    let (off, reached_off, _) = flood_run("");
+    let (on, reached_on, took) = flood_run(limits);
+    assert!(
+        reached_off > 70_000 && reached_on > 70_000,
+        "the flood did not fill the tables: {reached_off} / {reached_on} packets reached the engine"
+    );
+    println!(
+        "CPU per packet: limits off {:.1} µs, every table full {:.1} µs ({:.2}×)",
+        off * 1e6,
+        on * 1e6,
+        on / off
+    );
+    assert!(
+        on < 2.0 * off,
+        "full limits tables cost {:.2}× the CPU of no limits",
+        on / off
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "the real client took {took:?}"
     );
 }
