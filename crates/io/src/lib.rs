@@ -18,7 +18,6 @@ mod commit;
 pub mod config_edit;
 mod events;
 mod frame;
-mod guard;
 mod iface;
 mod metrics;
 mod monitor;

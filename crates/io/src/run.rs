@@ -24,7 +24,7 @@ use crate::iface;
 use crate::metrics::Metrics;
 use crate::reload;
 use crate::send::{Link, Outbound};
-use crate::server::{Engine, QUEUE_CAP, receive_loop};
+use crate::server::{Driver, QUEUE_CAP, receive_loop};
 use crate::shared::{LeaseSnapshot, SharedState};
 use crate::sock;
 use crate::{ConfigSource, ServeHooks, ServeParams, Shutdown};
@@ -248,7 +248,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         &metrics,
         &monitors.foreign,
     ));
-    let mut engine = Engine::new(
+    let mut engine = Driver::new(
         Arc::clone(&plan),
         table,
         committer,

@@ -31,16 +31,9 @@ pub(crate) struct Link {
     pub udp: std::net::UdpSocket,
 }
 
-/// How a request arrived, which is where its reply starts from.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Origin {
-    /// Index into [`Outbound::links`].
-    pub link: usize,
-    /// The datagram's source address and port.
-    pub src: Option<SocketAddrV4>,
-    /// Our address the datagram reached (IP_PKTINFO `ipi_spec_dst`, else the link's).
-    pub local: Option<Ipv4Addr>,
-}
+/// How a request arrived, which is where its reply starts from (`link` indexes
+/// [`Outbound::links`]); carried through the engine untouched.
+pub(crate) use leased_engine::Origin;
 
 /// Every way out of the server.
 #[derive(Debug)]

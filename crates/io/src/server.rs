@@ -1,35 +1,34 @@
-//! The engine: one task owns the lease table and calls the pure core, packet by packet.
+//! The engine's driver: receive tasks feed one task that owns the sans-IO
+//! [`leased_engine::Engine`] — the only reader of the clock for it, the only `select!` around
+//! it — and carries out what it asks: replies to send, leases to commit, addresses to probe,
+//! lease events to log, record and bill.
 //!
-//! Receive tasks (one per interface) decode and hand requests over a bounded channel; a full
-//! channel drops the newest packet and counts it (`dropped.overload`) rather than queueing
-//! without bound. The engine never awaits the store: changes that must be durable before the
-//! reply go to the commit thread with a callback that sends the reply on success; lazy changes
-//! go the same way, fire-and-forget. Later decisions see the applied changes at once, so an
-//! address is never offered twice while its commit is in flight.
+//! Receive tasks (one per interface) decode, screen relay data and hand requests over a bounded
+//! channel; a full channel drops the newest packet and counts it (`dropped.overload`) rather
+//! than queueing without bound. The driver never awaits the store: commits go to the commit
+//! thread, whose outcomes come back through a channel to `Engine::handle_commit`, which releases
+//! the replies waiting for them. Later decisions see applied changes at once, so an address is
+//! never offered twice while its commit is in flight.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use leased_core::{
-    Decision, Durability, Event, Lease, LeaseChange, LeaseTable, Outcome, Plan, Reply, Request,
-    Timestamp, decide,
-};
+use leased_core::{Event, LeaseState, LeaseTable, Plan, Reply, Request, Timestamp};
+use leased_engine::{CommitId, CommitOutcome, Effect, Engine, Now, Transmit};
+use leased_store::StoreError;
 use leased_wire::Packet;
 use tokio::sync::mpsc;
 
-use leased_store::CommitDone;
-
 use crate::commit::Committer;
 use crate::events;
-use crate::guard::{self, DropLog, Guard};
 use crate::metrics::Metrics;
 use crate::send::{Origin, Outbound};
 use crate::shared::{LeaseSnapshot, PUBLISH_EVERY, SharedState};
 use crate::sock;
 
-mod conflict;
+mod probe;
 
 /// Capacity of the receive → engine queue. About a second of traffic at the rates one engine
 /// sustains: enough to ride out a burst (a power-cycled building), small enough that a request
@@ -180,35 +179,41 @@ fn unix_now() -> Timestamp {
     )
 }
 
-/// The task that owns the lease table.
-pub(crate) struct Engine {
+/// The task that drives the engine.
+pub(crate) struct Driver {
+    engine: Engine,
+    /// The current plan; handed to the engine when a reload swapped it.
     plan: Arc<ArcSwap<Plan>>,
-    table: LeaseTable,
     committer: Committer,
+    /// Commit outcomes, from the commit thread back to the engine.
+    commit_tx: mpsc::UnboundedSender<(CommitId, CommitOutcome)>,
+    commit_rx: mpsc::UnboundedReceiver<(CommitId, CommitOutcome)>,
+    /// Finished conflict checks.
+    probe_tx: mpsc::UnboundedSender<probe::Done>,
+    probe_rx: mpsc::UnboundedReceiver<probe::Done>,
     out: Arc<Outbound>,
     metrics: Arc<Metrics>,
-    /// The last `now` handed to core: core requires time never to go backwards.
-    last_now: Timestamp,
     /// Where to publish lease-table snapshots for readers (the HTTP API), if anyone reads.
     shared: Option<Arc<SharedState>>,
-    /// The table changed since the last published snapshot.
-    dirty: bool,
     /// When the next snapshot may be published (backs off when copying gets expensive).
     next_publish: Instant,
-    /// `[limits]` state: rate buckets and offers in flight (starvation defence).
-    guard: Guard,
-    /// Rate-limits the guard's drop log lines.
-    guard_log: DropLog,
-    /// Origin of the guard's monotonic clock.
+    /// The table changed since the last published snapshot.
+    dirty: bool,
+    /// Origin of the engine's monotonic clock.
     started: Instant,
     /// The SQL side's channels (leases other servers wrote, lease history).
     sql: crate::sqlio::EngineSql,
-    /// Offers held back while their address is checked (`[server] conflict_check`).
-    conflict: conflict::ConflictCheck,
 }
 
-impl Engine {
-    /// An engine over `table`, reading the current plan from `plan` on every packet.
+/// Commit outcomes handled per wake-up: the outcomes of one group at full load.
+const COMMIT_BATCH: usize = 256;
+
+/// How long shutdown waits for the outcomes of commits in flight (their replies may still
+/// leave).
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+impl Driver {
+    /// A driver over `table`, reading the current plan from `plan`.
     pub(crate) fn new(
         plan: Arc<ArcSwap<Plan>>,
         table: LeaseTable,
@@ -216,21 +221,23 @@ impl Engine {
         out: Arc<Outbound>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let (commit_tx, commit_rx) = mpsc::unbounded_channel();
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         Self {
+            engine: Engine::new(plan.load_full(), table),
             plan,
-            table,
             committer,
+            commit_tx,
+            commit_rx,
+            probe_tx,
+            probe_rx,
             out,
             metrics,
-            last_now: Timestamp(0),
             shared: None,
-            dirty: true,
             next_publish: Instant::now(),
-            guard: Guard::default(),
-            guard_log: DropLog::default(),
+            dirty: true,
             started: Instant::now(),
             sql: crate::sqlio::EngineSql::default(),
-            conflict: conflict::ConflictCheck::default(),
         }
     }
 
@@ -238,17 +245,6 @@ impl Engine {
     pub(crate) fn with_sql(mut self, sql: crate::sqlio::EngineSql) -> Self {
         self.sql = sql;
         self
-    }
-
-    /// Applies leases another server wrote (or a conflict revealed) where they are news.
-    fn apply_external(&mut self, ext: crate::sqlio::External) {
-        let now = self.now();
-        let changes = crate::sqlio::external_changes(&self.table, ext.leases, now, ext.force);
-        if !changes.is_empty() {
-            tracing::debug!(leases = changes.len(), "applying leases from the database");
-            self.table.apply(&changes);
-            self.dirty = true;
-        }
     }
 
     /// Publishes lease-table snapshots to `shared` (at once, then when changed, at most every
@@ -260,20 +256,28 @@ impl Engine {
         self
     }
 
+    /// The clock, read once per handler call: the only clock the engine sees.
+    fn now(&self) -> Now {
+        Now {
+            wall: unix_now(),
+            mono: self.started.elapsed(),
+        }
+    }
+
     /// Copies the table into the shared snapshot when it changed and the interval has passed
-    /// (`force`: now). The copy runs on the engine task, so its interval grows to ten times
-    /// the copy's own duration: publishing never takes more than ~10% of the engine's time,
+    /// (`force`: now). The copy runs on the driver's task, so its interval grows to ten times
+    /// the copy's own duration: publishing never takes more than ~10% of the task's time,
     /// even with millions of leases.
     fn publish(&mut self, force: bool) {
+        self.dirty |= self.engine.take_changed();
         let Some(shared) = &self.shared else { return };
         if !self.dirty || (!force && Instant::now() < self.next_publish) {
             return;
         }
         let started = Instant::now();
-        let taken_at = self.last_now.max(unix_now());
         let snapshot = LeaseSnapshot {
-            leases: self.table.iter().cloned().collect(),
-            taken_at,
+            leases: self.engine.table().iter().cloned().collect(),
+            taken_at: unix_now(),
         };
         shared.leases.store(Arc::new(snapshot));
         self.dirty = false;
@@ -281,7 +285,8 @@ impl Engine {
     }
 
     /// Runs until every receive task has dropped its sender and the queue is drained, then
-    /// returns the committer so the caller can flush and join it.
+    /// waits (bounded) for the commits in flight, and returns the committer so the caller can
+    /// flush and join it.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Inbound>) -> Committer {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -299,217 +304,238 @@ impl Engine {
                         }
                     }
                 }
+                Some((id, outcome)) = self.commit_rx.recv() => self.committed(id, outcome),
                 _ = tick.tick() => {
                     let now = self.now();
-                    self.expire(now);
+                    self.engine.handle_timeout(now);
                 }
                 _ = publish_tick.tick(), if self.shared.is_some() => self.publish(false),
-                Some(leases) = self.sql.next_external() => self.apply_external(leases),
-                Some(done) = self.conflict.next_done() => self.conflict_done(done),
+                Some(ext) = self.sql.next_external() => {
+                    let now = self.now();
+                    self.engine.handle_external(now, ext.leases, ext.force);
+                }
+                Some((id, answer)) = self.probe_rx.recv() => {
+                    let now = self.now();
+                    self.engine.handle_probe(id, answer, now);
+                }
             }
+            self.carry_out();
+        }
+        // Shutdown: the receive side is gone; replies whose commits are in flight may still
+        // leave once the commit thread answers.
+        let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+        while self.engine.commits_in_flight() > 0 {
+            match tokio::time::timeout_at(deadline, self.commit_rx.recv()).await {
+                Ok(Some((id, outcome))) => self.committed(id, outcome),
+                _ => break,
+            }
+            self.carry_out();
         }
         self.committer
     }
 
-    /// The clock, sampled once per packet or timer tick, never going backwards.
-    fn now(&mut self) -> Timestamp {
-        self.last_now = self.last_now.max(unix_now());
-        self.last_now
+    /// One commit outcome, and the others already waiting.
+    fn committed(&mut self, id: CommitId, outcome: CommitOutcome) {
+        self.engine.handle_commit(id, outcome);
+        for _ in 1..COMMIT_BATCH {
+            match self.commit_rx.try_recv() {
+                Ok((id, outcome)) => self.engine.handle_commit(id, outcome),
+                Err(_) => break,
+            }
+        }
     }
 
-    /// Decides one request and carries the decision out.
-    ///
-    /// Changes are applied to the table before they are durable, so later decisions see them.
-    /// If their commit then fails, the reply is dropped but the table keeps them: the address
-    /// stays held for that client (its retry gets the same one), and since nothing reached the
-    /// disk a restart forgets it, exactly as it forgets the unsent ACK.
+    /// Hands one request to the engine (with the plan a reload may have swapped in).
     pub(crate) fn handle(&mut self, inbound: Inbound) {
-        let Inbound {
-            req,
-            origin,
-            received,
-        } = inbound;
+        let plan = self.plan.load();
+        if !Arc::ptr_eq(&plan, self.engine.plan()) {
+            self.engine.set_plan(Arc::clone(&plan));
+        }
         let now = self.now();
-        let plan = self.plan.load_full();
-        let limits = &plan.config.limits;
-        if !limits.is_empty() {
-            let mono = self.started.elapsed().as_secs_f64();
-            let iface = req.interface.as_deref();
-            if let Err(why) = self.guard.check(limits, &req.packet, iface, mono, now) {
-                self.metrics.dropped(why.label());
-                if let Some(drops) = self.guard_log.note(mono) {
-                    tracing::warn!(
-                        reason = why.label(),
-                        mac = %leased_core::HwAddr(req.packet.chaddr().to_vec()),
-                        giaddr = %req.packet.giaddr,
-                        iface = iface.unwrap_or("-"),
-                        drops,
-                        "LIMIT request dropped (drops: since the previous line)"
-                    );
-                }
-                return;
-            }
-        }
-        let Decision {
-            outcome,
-            changes,
-            event,
-        } = decide(&req, &plan, &self.table, now);
-        self.sql
-            .decision(&plan, &req, &self.table, &changes, &event, now);
-        self.table.apply(&changes);
-        self.dirty |= !changes.is_empty();
-        if limits.max_offers_in_flight.is_some() || limits.max_offers_in_flight_per_relay.is_some()
-        {
-            let relay = guard::relay_key(&req.packet, req.interface.as_deref());
-            self.guard.track(&changes, &relay);
-        }
-        events::received(&event, req.interface.as_deref());
-        // Releases and NAKs are reported now; the bindings an ACK makes only once durable.
-        let acked = crate::capture::decision(
-            self.shared.as_deref(),
-            &changes,
-            &event,
-            req.packet.giaddr,
+        let received = inbound.received.saturating_duration_since(self.started);
+        self.engine.handle_packet(
             now,
+            leased_engine::Inbound {
+                req: inbound.req,
+                origin: inbound.origin,
+                received,
+            },
         );
+    }
 
-        let must_wait = changes
-            .iter()
-            .any(|c| c.durability == Durability::BeforeReply);
-        let persist = to_persist(&changes);
+    /// Does what the engine asked: commits and probes first (they take the longest), then log,
+    /// history and billing, then replies.
+    fn carry_out(&mut self) {
+        while let Some(c) = self.engine.poll_commit() {
+            let tx = self.commit_tx.clone();
+            let id = c.id;
+            let queued = self.committer.submit(
+                c.leases,
+                Box::new(move |res| {
+                    // The driver may be gone at shutdown; then nobody waits for the outcome.
+                    let _ = tx.send((id, outcome_of(&res)));
+                }),
+            );
+            if !queued {
+                tracing::error!("lease store commit thread has stopped: changes not persisted");
+                let error = "the lease store commit thread has stopped".to_owned();
+                self.engine.handle_commit(
+                    id,
+                    CommitOutcome::Failed {
+                        error,
+                        retried: false,
+                    },
+                );
+            }
+        }
+        while let Some(p) = self.engine.poll_probe() {
+            probe::run(p, &self.out, self.probe_tx.clone());
+        }
+        // Facts first: a request's line comes before its reply's.
+        while let Some(e) = self.engine.poll_effect() {
+            self.effect(e);
+        }
+        while let Some(t) = self.engine.poll_transmit() {
+            self.deliver(&t);
+        }
+        self.dirty |= self.engine.take_changed();
+    }
 
-        match outcome {
-            Outcome::Reply(reply) => {
-                if must_wait {
-                    let out = Arc::clone(&self.out);
-                    let metrics = Arc::clone(&self.metrics);
-                    self.submit(
-                        persist,
-                        Box::new(move |res| match res {
-                            Ok(()) => {
-                                acked.committed();
-                                deliver(&out, &metrics, &reply, &origin, &event, received);
-                            }
-                            // A shared SQL store committed the group except addresses another
-                            // server's client holds: ours is durable unless it is among them.
-                            Err(e)
-                                if matches!(&*e, leased_store::StoreError::Conflict { ips }
-                                if !ips.contains(&reply.packet.yiaddr)) =>
-                            {
-                                acked.committed();
-                                deliver(&out, &metrics, &reply, &origin, &event, received);
-                            }
-                            // Not durable: the ACK is not sent and the binding not reported.
-                            Err(e) => {
-                                metrics.store_error();
-                                metrics.dropped("store_error");
-                                events::commit_failed(&event, reply.packet.message_type(), &e);
-                            }
-                        }),
-                    );
-                } else {
-                    // No ACK waits for a commit (offers, INFORM): nothing is held back.
-                    acked.committed();
-                    if !persist.is_empty() {
-                        self.submit(persist, lazy_done(Arc::clone(&self.metrics)));
+    /// Sends `t` and logs and counts the outcome (and its latency since it was received).
+    fn deliver(&self, t: &Transmit) {
+        let latency = self.started.elapsed().saturating_sub(t.received);
+        deliver(
+            &self.out,
+            &self.metrics,
+            &t.reply,
+            &t.origin,
+            &t.event,
+            latency,
+        );
+    }
+
+    /// The log line, counter, history record or billing event of one fact.
+    fn effect(&self, e: Effect) {
+        match e {
+            Effect::Received { event, iface } => events::received(&event, iface.as_deref()),
+            Effect::Dropped {
+                reason,
+                event,
+                subnet,
+                relay,
+                report,
+                via,
+            } => {
+                self.metrics.dropped(reason.label());
+                match (reason, via) {
+                    (leased_engine::DropReason::Limit(_), Some((giaddr, iface))) => {
+                        if let Some(drops) = report {
+                            tracing::warn!(
+                                reason = reason.label(),
+                                mac = %event.hwaddr,
+                                giaddr = %giaddr,
+                                iface = iface.as_deref().unwrap_or("-"),
+                                drops,
+                                "LIMIT request dropped (drops: since the previous line)"
+                            );
+                        }
                     }
-                    if !self.conflict_hold(&plan, &req, &reply, &origin, &event, received) {
-                        deliver(&self.out, &self.metrics, &reply, &origin, &event, received);
+                    (leased_engine::DropReason::Decision(r), _) => {
+                        events::dropped(&event, r, subnet.as_deref(), relay.as_ref());
+                    }
+                    _ => {}
+                }
+            }
+            Effect::CommitFailed { event, sent, error } => {
+                self.metrics.store_error();
+                self.metrics
+                    .dropped(leased_engine::DropReason::StoreError.label());
+                events::commit_failed(&event, sent, &error);
+            }
+            Effect::LazyCommitFailed { error } => {
+                self.metrics.store_error();
+                tracing::error!(error = %error, "lease store commit failed (lazy changes)");
+            }
+            Effect::Lease(ev) => {
+                crate::capture::lease_event(self.shared.as_deref(), &ev);
+                self.sql.lease_event(&ev);
+            }
+            Effect::Parked(ev) => self.sql.parked_event(&ev),
+            Effect::Expired(changes) => {
+                let mut n = 0;
+                for c in &changes {
+                    events::expired(&c.lease);
+                    if c.lease.state == LeaseState::Expired {
+                        n += 1;
                     }
                 }
+                self.metrics.expired(n);
             }
-            Outcome::Drop(reason) => {
-                acked.committed();
-                if reason != leased_core::DropReason::NoReplyNeeded {
-                    self.metrics.dropped(reason.label());
-                }
-                let subnet = matches!(reason, leased_core::DropReason::PoolExhausted)
-                    .then(|| subnet_hint(&plan, &req))
-                    .flatten();
-                let relay = (reason == leased_core::DropReason::CircuitLimit)
-                    .then(|| req.packet.options.get(leased_wire::code::RELAY_AGENT_INFO))
-                    .flatten()
-                    .map(leased_core::RelayInfo::parse);
-                events::dropped(&event, reason, subnet.as_deref(), relay.as_ref());
-                if !persist.is_empty() {
-                    self.submit(persist, lazy_done(Arc::clone(&self.metrics)));
-                }
+            Effect::Conflict {
+                ip,
+                answered_by,
+                via,
+                client,
+                attempt,
+                quarantine,
+            } => tracing::warn!(
+                "CONFLICT ip={ip} answered_by={} via={} client={client} attempt={attempt}: quarantined for {quarantine}s, choosing another address",
+                answered_by
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), mac_text),
+                via.name(),
+            ),
+            Effect::ConflictGaveUp { client } => tracing::warn!(
+                client = %client,
+                "{} addresses in a row answered; no offer now (the client's retry starts over)",
+                leased_engine::MAX_ATTEMPTS
+            ),
+            Effect::ProbeOutdated { ip } => {
+                tracing::debug!(%ip, "offer changed while its conflict check ran; not sent");
             }
-        }
-    }
-
-    /// Hands leases to the commit thread; if it has died, says so (the callback, and any reply
-    /// it carries, is dropped: the client retries, and the operator must restart).
-    fn submit(&self, leases: Vec<Lease>, done: CommitDone) {
-        let done = self.sql.wrap_done(done);
-        if !self.committer.submit(leases, done) {
-            self.metrics.store_error();
-            tracing::error!("lease store commit thread has stopped: changes not persisted");
-        }
-    }
-
-    /// Ends offers, leases and quarantines whose time has come, persisting the changes.
-    pub(crate) fn expire(&mut self, now: Timestamp) {
-        if self.table.next_deadline().is_none_or(|d| d > now) {
-            return;
-        }
-        let changes = self.table.expire(now);
-        if changes.is_empty() {
-            return;
-        }
-        self.dirty = true;
-        let mut n = 0;
-        for c in &changes {
-            events::expired(&c.lease);
-            if c.lease.state == leased_core::LeaseState::Expired {
-                n += 1;
+            Effect::ProbeSkipped { ip } => {
+                tracing::debug!(%ip, "conflict checks at their limit: offering unchecked");
             }
-        }
-        self.metrics.expired(n);
-        crate::capture::expiries(self.shared.as_deref(), &changes, now);
-        // Their history is written once the commit below makes them durable.
-        self.sql.expiries(&changes, now);
-        let persist = to_persist(&changes);
-        if !persist.is_empty() {
-            self.submit(persist, lazy_done(Arc::clone(&self.metrics)));
         }
     }
 }
 
-/// The leases of `changes` that must reach the store (all but the volatile ones).
-fn to_persist(changes: &[LeaseChange]) -> Vec<Lease> {
-    changes
-        .iter()
-        .filter(|c| c.durability != Durability::Volatile)
-        .map(|c| c.lease.clone())
-        .collect()
+/// A commit's result as the engine reads it: an SQL outage's failure is retried by the store
+/// (see `sqlio::ConflictTap`), a conflict is partial success.
+fn outcome_of(res: &Result<(), Arc<StoreError>>) -> CommitOutcome {
+    match res {
+        Ok(()) => CommitOutcome::Durable,
+        Err(e) => match &**e {
+            StoreError::Conflict { ips } => CommitOutcome::Conflicts(ips.clone()),
+            other => CommitOutcome::Failed {
+                error: other.to_string(),
+                retried: matches!(other, StoreError::Sql { .. }),
+            },
+        },
+    }
 }
 
-/// The callback of a commit nobody waits for: only a failure is worth a line.
-fn lazy_done(metrics: Arc<Metrics>) -> CommitDone {
-    Box::new(move |res| {
-        if let Err(e) = res {
-            metrics.store_error();
-            tracing::error!(error = %e, "lease store commit failed (lazy changes)");
-        }
-    })
+fn mac_text(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
-/// Sends `reply` and logs and counts the outcome (and its latency since `received`).
+/// Sends `reply` and logs and counts the outcome and its latency.
 fn deliver(
     out: &Outbound,
     metrics: &Metrics,
     reply: &Reply,
     origin: &Origin,
     event: &Event,
-    received: Instant,
+    latency: Duration,
 ) {
     let t = reply.packet.message_type();
     match out.send(reply, origin) {
         Ok(()) => {
             metrics.sent(t);
-            metrics.reply_latency(received.elapsed());
+            metrics.reply_latency(latency);
             events::sent(event, t, reply.packet.yiaddr);
         }
         Err(e) => {
@@ -527,34 +553,15 @@ fn deliver(
     }
 }
 
-/// The subnet a request was being served from, for messages (giaddr, then the interface, then
-/// our local address).
-fn subnet_hint(plan: &Plan, req: &Request) -> Option<String> {
-    let subnets = &plan.config.subnets;
-    let giaddr = req.packet.giaddr;
-    let found = if !giaddr.is_unspecified() {
-        subnets.iter().find(|s| s.network.contains(&giaddr))
-    } else {
-        subnets
-            .iter()
-            .find(|s| s.interface.is_some() && s.interface == req.interface)
-            .or_else(|| {
-                req.local_addr
-                    .and_then(|ip| subnets.iter().find(|s| s.network.contains(&ip)))
-            })
-    };
-    found.map(|s| s.network.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
     use std::sync::mpsc as std_mpsc;
 
-    use leased_core::LeaseState;
+    use leased_core::Lease;
     use leased_core::config::{Format, load_str};
-    use leased_store::{LeaseStore, StoreError};
+    use leased_store::LeaseStore;
     use leased_wire::{MessageType, code};
 
     use crate::send::Link;
@@ -583,15 +590,18 @@ mod tests {
         }
     }
 
+    /// A driver running on its own runtime over a gated store, fed from the test's thread.
     struct Rig {
-        engine: Engine,
+        rt: tokio::runtime::Runtime,
+        tx: Option<mpsc::Sender<Inbound>>,
+        task: Option<tokio::task::JoinHandle<Committer>>,
         gate: std_mpsc::Sender<bool>,
         committed: Arc<Mutex<Vec<Lease>>>,
         client: std::net::UdpSocket,
         metrics: Arc<Metrics>,
     }
 
-    fn rig() -> Rig {
+    fn rig(shared: Option<Arc<SharedState>>) -> Rig {
         let config = load_str(
             r#"
 [server]
@@ -626,15 +636,31 @@ pools = ["198.18.0.10-198.18.0.20"]
         // Non-default ports: test mode, replies go to the request's source (our client).
         let out = Arc::new(Outbound::new(vec![link], 10067, 10068));
         let metrics = Arc::new(Metrics::default());
-        let engine = Engine::new(
-            Arc::new(ArcSwap::from_pointee(Plan::new(config))),
+        let plan = shared.as_ref().map_or_else(
+            || Arc::new(ArcSwap::from_pointee(Plan::new(config))),
+            |s| Arc::clone(&s.plan),
+        );
+        let mut driver = Driver::new(
+            plan,
             LeaseTable::default(),
             Committer::spawn(Box::new(store)),
             out,
             Arc::clone(&metrics),
         );
+        if let Some(s) = shared {
+            driver = driver.with_shared(s);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let task = rt.spawn(driver.run(rx));
         Rig {
-            engine,
+            rt,
+            tx: Some(tx),
+            task: Some(task),
             gate,
             committed,
             client,
@@ -647,8 +673,9 @@ pools = ["198.18.0.10-198.18.0.20"]
             let std::net::SocketAddr::V4(src) = self.client.local_addr().unwrap() else {
                 unreachable!()
             };
-            let req = Request::new(p, Some("lo".into()), Some(Ipv4Addr::LOCALHOST), true);
-            self.engine.handle(Inbound {
+            let mut req = Request::new(p, Some("lo".into()), Some(Ipv4Addr::LOCALHOST), true);
+            req.src_addr = Some(*src.ip());
+            let inbound = Inbound {
                 req,
                 origin: Origin {
                     link: 0,
@@ -656,7 +683,8 @@ pools = ["198.18.0.10-198.18.0.20"]
                     local: Some(Ipv4Addr::LOCALHOST),
                 },
                 received: Instant::now(),
-            });
+            };
+            self.tx.as_ref().unwrap().blocking_send(inbound).unwrap();
         }
 
         fn reply(&self) -> Option<Packet> {
@@ -683,11 +711,20 @@ pools = ["198.18.0.10-198.18.0.20"]
             ));
             offer.yiaddr
         }
+
+        /// Stops the driver (its queue closes), lets the commit thread finish.
+        fn finish(mut self) {
+            drop(self.tx.take());
+            let _ = self.gate.send(true);
+            let committer = self.rt.block_on(self.task.take().unwrap()).unwrap();
+            drop(self.gate);
+            committer.finish();
+        }
     }
 
     #[test]
     fn ack_leaves_only_after_commit_and_never_on_store_error() {
-        let mut rig = rig();
+        let mut rig = rig(None);
 
         // Durable before reply: nothing while the commit is held...
         let ip = rig.discover_request([2, 0, 0, 0, 0, 1], 1);
@@ -710,38 +747,25 @@ pools = ["198.18.0.10-198.18.0.20"]
         assert_eq!(rig.metrics.get("dropped.store_error"), 1);
         assert_eq!(rig.metrics.get("sent.ACK"), 1);
         assert_eq!(rig.metrics.get("sent.OFFER"), 2);
-
-        // Expiry: bound leases end after lease_time (2 s) and are persisted lazily. The one
-        // whose commit failed is still held in memory (see `Engine::handle`), so it expires too.
-        let later = Timestamp(rig.engine.last_now.0 + 10);
-        rig.engine.expire(later);
-        assert_eq!(rig.metrics.get("expired"), 2);
-        rig.gate.send(true).unwrap();
-        let Rig {
-            engine,
-            gate,
-            committed,
-            ..
-        } = rig;
-        drop(gate);
-        engine.committer.finish();
-        let committed = committed.lock().unwrap();
-        let last = committed.iter().rev().find(|l| l.ip == ip).unwrap();
-        assert_eq!(last.state, LeaseState::Expired);
+        rig.finish();
     }
 
-    /// Issue 7: an ACK's binding reaches the export only once its commit succeeded; a failed
-    /// commit (no ACK sent) reports nothing, while a RELEASE is reported at once.
+    /// An ACK's binding reaches the export only once its commit succeeded; a failed commit
+    /// (no ACK sent) reports nothing; a RELEASE once its (lazy) change is durable.
     #[test]
     fn binding_reported_only_after_a_durable_commit() {
-        let rig = rig();
-        let plan = Arc::clone(&rig.engine.plan);
-        let config = plan.load().config.clone();
+        let config = crate::testutil::config_with(&["198.18.0.0/24"], &["lo"], &[Some("lo")]);
+        let mut config = config;
+        config.subnets[0].server_id = Some(Ipv4Addr::new(198, 18, 0, 1));
+        config.subnets[0].pools = vec![leased_core::config::AddrRange {
+            start: Ipv4Addr::new(198, 18, 0, 10),
+            end: Ipv4Addr::new(198, 18, 0, 20),
+        }];
         let (reload_tx, _reload_rx) = mpsc::channel(1);
         let shared = Arc::new(SharedState {
-            plan,
+            plan: Arc::new(ArcSwap::from_pointee(Plan::new(config.clone()))),
             leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
-            metrics: Arc::clone(&rig.metrics),
+            metrics: Arc::default(),
             source: crate::ConfigSource::Inline(config),
             reload_tx,
             started: Instant::now(),
@@ -751,26 +775,25 @@ pools = ["198.18.0.10-198.18.0.20"]
         });
         let (tx, mut bindings) = mpsc::unbounded_channel();
         assert!(shared.set_binding_sink(tx));
-        let Rig {
-            engine,
-            gate,
-            committed,
-            client,
-            metrics,
-        } = rig;
-        let mut rig = Rig {
-            engine: engine.with_shared(shared),
-            gate,
-            committed,
-            client,
-            metrics,
+        let mut rig = rig(Some(shared));
+        let next = |b: &mut mpsc::UnboundedReceiver<leased_core::BindingEvent>| {
+            let t0 = Instant::now();
+            loop {
+                if let Ok(e) = b.try_recv() {
+                    return Some(e);
+                }
+                if t0.elapsed() > Duration::from_millis(500) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
         };
 
         // Held commit: no ACK yet, and no binding either.
         let ip = rig.discover_request([2, 0, 0, 0, 1, 1], 11);
         assert!(rig.reply().is_none());
         assert!(
-            bindings.try_recv().is_err(),
+            next(&mut bindings).is_none(),
             "binding reported before its commit"
         );
         rig.gate.send(true).unwrap();
@@ -778,7 +801,7 @@ pools = ["198.18.0.10-198.18.0.20"]
             rig.reply().map(|p| p.message_type()),
             Some(Some(MessageType::Ack))
         );
-        let b = bindings.try_recv().expect("binding after the commit");
+        let b = next(&mut bindings).expect("binding after the commit");
         assert_eq!((b.kind, b.ip), (leased_core::BindingKind::Bound, ip));
 
         // Failed commit: no ACK, no binding, ever.
@@ -787,11 +810,11 @@ pools = ["198.18.0.10-198.18.0.20"]
         assert!(rig.reply().is_none(), "ACK sent although the commit failed");
         assert_eq!(rig.metrics.get("dropped.store_error"), 1);
         assert!(
-            bindings.try_recv().is_err(),
+            next(&mut bindings).is_none(),
             "a binding whose commit failed was reported"
         );
 
-        // RELEASE: reported when decided, as before (its commit is lazy).
+        // RELEASE: reported once its change is durable.
         let mut release = client_packet(
             MessageType::Release,
             [2, 0, 0, 0, 1, 1],
@@ -800,14 +823,14 @@ pools = ["198.18.0.10-198.18.0.20"]
         );
         release.ciaddr = ip;
         rig.feed(release);
-        let r = bindings.try_recv();
-        let Rig { engine, gate, .. } = rig;
-        // Let the lazy RELEASE commit through, then stop the commit thread.
-        let _ = gate.send(true);
-        drop(gate);
-        engine.committer.finish();
-        let r = r.expect("RELEASE reported when decided");
+        assert!(
+            next(&mut bindings).is_none(),
+            "released before it was durable"
+        );
+        rig.gate.send(true).unwrap();
+        let r = next(&mut bindings).expect("RELEASE reported once durable");
         assert_eq!(r.kind, leased_core::BindingKind::Released);
+        rig.finish();
     }
 
     #[test]

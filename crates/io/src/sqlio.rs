@@ -31,10 +31,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use leased_core::config::{Config, SqlAssignment, SqlFallback};
-use leased_core::{
-    ClientId, Durability, Event, Lease, LeaseChange, LeaseState, LeaseTable, Plan, Request,
-    Timestamp,
-};
+use leased_core::{ClientId, Lease, LeaseState, Plan};
+use leased_engine::LeaseEvent;
 use leased_store::history::{
     HistoryCounters, HistoryFile, HistoryRecord, HistoryWriter, TrySubmitError, history_path,
 };
@@ -390,116 +388,40 @@ pub(crate) async fn sync_loop(
     }
 }
 
-/// The changes that make `table` agree with leases another server (or the database, after a
-/// conflict) reports. Pure, so the rules are unit-tested:
-/// - an address we know nothing of is taken as reported;
-/// - the same client's lease is taken when it is newer (`starts`, then `expires`);
-/// - another client's *active* lease is taken unless ours is active and newer (a stale read
-///   racing our own newer binding); another client's lapsed lease changes nothing;
-/// - `force` (the row that just beat our commit): another client's lease is always taken.
-pub(crate) fn external_changes(
-    table: &LeaseTable,
-    leases: Vec<Lease>,
-    now: Timestamp,
-    force: bool,
-) -> Vec<LeaseChange> {
-    leases
-        .into_iter()
-        .filter(|l| match table.by_ip(l.ip) {
-            None => true,
-            Some(t) if t.client_id == l.client_id => {
-                (l.starts, l.expires) > (t.starts, t.expires) && t != l
-            }
-            Some(t) => force || (l.is_active(now) && !(t.is_active(now) && t.starts > l.starts)),
-        })
-        .map(|lease| LeaseChange {
-            lease,
-            durability: Durability::Volatile,
-        })
-        .collect()
-}
-
 /// Leases learned from the database, for the engine's table.
 #[derive(Debug)]
 pub(crate) struct External {
     /// The rows.
     pub(crate) leases: Vec<Lease>,
-    /// They beat one of our commits just now: see [`external_changes`].
+    /// They beat one of our commits just now (see `Engine::handle_external`).
     pub(crate) force: bool,
 }
 
-/// What the engine gets: the external-lease channel and the history sender.
+/// What the driver gets: the external-lease channel and the history sender.
 #[derive(Default)]
 pub(crate) struct EngineSql {
     /// Leases learned from the database (sync, conflicts).
     pub(crate) external: Option<mpsc::Receiver<External>>,
     /// Where lease events go, if history is kept.
     pub(crate) history: Option<HistoryTx>,
-    /// ACK, RELEASE and DECLINE events of the decision being carried out, held until its
-    /// commit says the lease change is durable (a failed or contested ACK was never sent, so it
-    /// has no history; a RELEASE or DECLINE that failed is parked with its retry).
-    pending: std::cell::RefCell<Vec<HistoryItem>>,
     /// Shared with [`ConflictTap`] (SQL stores only).
     pub(crate) parked: Option<Arc<ParkedHistory>>,
 }
 
 impl EngineSql {
-    /// The lease events of one decision (see [`HistoryTx::decision`]); ACKs wait for
-    /// [`EngineSql::wrap_done`].
-    pub(crate) fn decision(
-        &self,
-        plan: &Plan,
-        req: &Request,
-        table: &LeaseTable,
-        changes: &[LeaseChange],
-        event: &Event,
-        now: Timestamp,
-    ) {
-        let Some(h) = &self.history else { return };
-        let mut pending = self.pending.borrow_mut();
-        pending.clear();
-        h.decision(plan, req, table, changes, event, now, &mut pending);
+    /// Records a durable lease event.
+    pub(crate) fn lease_event(&self, ev: &LeaseEvent) {
+        if let Some(h) = &self.history {
+            h.push(h.item_of(ev));
+        }
     }
 
-    /// The expiries of one timer run (see [`HistoryTx::expiries`]); they wait for
-    /// [`EngineSql::wrap_done`] like the decisions' events.
-    pub(crate) fn expiries(&self, changes: &[LeaseChange], now: Timestamp) {
-        let Some(h) = &self.history else { return };
-        let mut pending = self.pending.borrow_mut();
-        pending.clear();
-        h.expiries(changes, now, &mut pending);
-    }
-
-    /// Wraps a commit's callback so that the held ACK events are written when (and only
-    /// when) their leases became durable.
-    pub(crate) fn wrap_done(&self, done: leased_store::CommitDone) -> leased_store::CommitDone {
-        let items = std::mem::take(&mut *self.pending.borrow_mut());
-        let Some(h) = self.history.clone().filter(|_| !items.is_empty()) else {
-            return done;
-        };
-        let parked = self.parked.clone();
-        Box::new(move |res| {
-            let durable = |ip: &str| match &res {
-                Ok(()) => true,
-                Err(e) => match &**e {
-                    StoreError::Conflict { ips } => !ips.iter().any(|i| i.to_string() == ip),
-                    _ => false,
-                },
-            };
-            // Only an outage's SQL error queues a lazy change for retry (see ConflictTap).
-            let retried = matches!(&res, Err(e) if matches!(&**e, StoreError::Sql { .. }));
-            for item in items {
-                if durable(&item.record.ip) {
-                    h.push(item);
-                } else if retried
-                    && matches!(item.record.event.as_str(), "release" | "decline" | "expire")
-                    && let (Some(p), Ok(ip)) = (&parked, item.record.ip.parse::<Ipv4Addr>())
-                {
-                    p.park(ip, &h, item);
-                }
-            }
-            done(res);
-        })
+    /// Holds the record of a lease event whose change waits in [`ConflictTap`]'s retry queue:
+    /// written when the retry makes it durable, discarded when the change never gets there.
+    pub(crate) fn parked_event(&self, ev: &LeaseEvent) {
+        if let (Some(h), Some(p)) = (&self.history, &self.parked) {
+            p.park(ev.ip, h, h.item_of(ev));
+        }
     }
 
     /// Receives the next batch of external leases (pending forever when there is no channel).
@@ -546,136 +468,29 @@ impl HistoryTx {
         }
     }
 
-    fn item(
-        &self,
-        record: HistoryRecord,
-        base: impl FnOnce() -> BTreeMap<String, String>,
-        client_id: &str,
-    ) -> HistoryItem {
+    /// The history record of `ev`, with the variables for `history_sql` when it is set.
+    fn item_of(&self, ev: &LeaseEvent) -> HistoryItem {
+        let cid = client_hex(&ev.client_id);
+        let record = HistoryRecord {
+            at: ev.at.0,
+            event: ev.kind.name().into(),
+            mac: ev.hwaddr.to_string(),
+            client_id: cid.clone(),
+            ip: ev.ip.to_string(),
+            hostname: ev.hostname.clone(),
+            giaddr: ev.giaddr.map(|g| g.to_string()),
+            circuit_id: ev.circuit_id.as_deref().map(hex),
+            remote_id: ev.remote_id.as_deref().map(hex),
+        };
         let vars = self.user_vars.then(|| {
-            let mut v = base();
+            let mut v = ev.vars.clone().unwrap_or_default();
             v.insert("IpAddress".into(), record.ip.clone());
             v.insert("Event".into(), record.event.clone());
-            v.insert("ClientId".into(), client_id.to_string());
+            v.insert("ClientId".into(), cid);
             v.insert("Time".into(), record.at.to_string());
             v
         });
         HistoryItem { record, vars }
-    }
-
-    /// The lease events of one decision, computed *before* `changes` are applied to `table`
-    /// (a Bound lease the client already held there is a renewal). ACKs (new and renewals),
-    /// RELEASEs and DECLINEs go to `acks`, to be written once their change is durable; a NAK
-    /// changes nothing and is written now.
-    #[allow(clippy::too_many_arguments)]
-    fn decision(
-        &self,
-        plan: &Plan,
-        req: &Request,
-        table: &LeaseTable,
-        changes: &[LeaseChange],
-        event: &Event,
-        now: Timestamp,
-        acks: &mut Vec<HistoryItem>,
-    ) {
-        let giaddr = Some(req.packet.giaddr)
-            .filter(|g| !g.is_unspecified())
-            .map(|g| g.to_string());
-        let slices = plan.config.sql_assignment.as_ref().map(|s| &s.slices);
-        let base = || match slices {
-            Some(s) => leased_core::sql::packet_variables(&req.packet, s),
-            None => leased_core::sql::packet_variables(&req.packet, &BTreeMap::new()),
-        };
-        for c in changes {
-            let l = &c.lease;
-            let name = match l.state {
-                LeaseState::Bound => {
-                    let renewal = table.by_ip(l.ip).is_some_and(|t| {
-                        t.client_id == l.client_id && t.state == LeaseState::Bound
-                    });
-                    if renewal { "renew" } else { "ack_new" }
-                }
-                LeaseState::Released => "release",
-                LeaseState::Declined => "decline",
-                LeaseState::Offered | LeaseState::Expired => continue,
-            };
-            let cid = client_hex(&l.client_id);
-            let record = HistoryRecord {
-                at: now.0,
-                event: name.into(),
-                mac: l.hwaddr.to_string(),
-                client_id: cid.clone(),
-                ip: l.ip.to_string(),
-                hostname: l.hostname.clone(),
-                giaddr: giaddr.clone(),
-                circuit_id: l.circuit_id.as_deref().map(hex),
-                remote_id: l.remote_id.as_deref().map(hex),
-            };
-            let item = self.item(record, base, &cid);
-            // Every one of these changes is persisted: its history waits for durability.
-            acks.push(item);
-        }
-        if event.nak.is_some() {
-            let keys = req
-                .packet
-                .options
-                .get(leased_wire::code::RELAY_AGENT_INFO)
-                .map(|r| leased_core::RelayInfo::parse(r).keys())
-                .unwrap_or_default();
-            let cid = req
-                .packet
-                .options
-                .get(leased_wire::code::CLIENT_ID)
-                .map(hex)
-                .unwrap_or_else(|| {
-                    let mut v = vec![req.packet.htype];
-                    v.extend_from_slice(req.packet.chaddr());
-                    hex(&v)
-                });
-            let record = HistoryRecord {
-                at: now.0,
-                event: "nak".into(),
-                mac: event.hwaddr.to_string(),
-                client_id: cid.clone(),
-                ip: event.ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
-                hostname: event.hostname.clone(),
-                giaddr,
-                circuit_id: keys.circuit_id.as_deref().map(hex),
-                remote_id: keys.remote_id.as_deref().map(hex),
-            };
-            self.push(self.item(record, base, &cid));
-        }
-    }
-
-    /// The expiries of one timer run that reach the store (an offer that lapsed was never a
-    /// lease, and is not recorded), into `out`: written once they are durable.
-    fn expiries(&self, changes: &[LeaseChange], now: Timestamp, out: &mut Vec<HistoryItem>) {
-        for c in changes {
-            let l = &c.lease;
-            if l.state != LeaseState::Expired || c.durability == Durability::Volatile {
-                continue;
-            }
-            let cid = client_hex(&l.client_id);
-            let record = HistoryRecord {
-                at: now.0,
-                event: "expire".into(),
-                mac: l.hwaddr.to_string(),
-                client_id: cid.clone(),
-                ip: l.ip.to_string(),
-                hostname: l.hostname.clone(),
-                giaddr: None,
-                circuit_id: l.circuit_id.as_deref().map(hex),
-                remote_id: l.remote_id.as_deref().map(hex),
-            };
-            let base = || {
-                let mut v = BTreeMap::new();
-                v.insert("ClientMacAddress".into(), hex(&l.hwaddr.0));
-                v.insert("chaddr".into(), hex(&l.hwaddr.0));
-                v.insert("HostName".into(), l.hostname.clone().unwrap_or_default());
-                v
-            };
-            out.push(self.item(record, base, &cid));
-        }
     }
 }
 
@@ -1081,7 +896,7 @@ async fn front(mut rx: mpsc::Receiver<Inbound>, mut f: Front) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use leased_core::HwAddr;
+    use leased_core::{HwAddr, Timestamp};
 
     fn lease(ip: u8, client: u8, state: LeaseState, starts: u64, expires: u64) -> Lease {
         Lease {
@@ -1192,79 +1007,6 @@ mod tests {
     }
 
     #[test]
-    fn external_rules() {
-        let now = Timestamp(1000);
-        let table = LeaseTable::from_leases([
-            lease(10, 1, LeaseState::Bound, 900, 2000),
-            lease(11, 1, LeaseState::Offered, 990, 1010),
-            lease(12, 3, LeaseState::Bound, 950, 2000),
-        ]);
-        // Unknown address: taken.
-        let c = external_changes(
-            &table,
-            vec![lease(20, 2, LeaseState::Bound, 900, 2000)],
-            now,
-            false,
-        );
-        assert_eq!(c.len(), 1);
-        // Another client's active lease over our offer: taken (the conflict case).
-        let c = external_changes(
-            &table,
-            vec![lease(11, 2, LeaseState::Bound, 995, 2000)],
-            now,
-            false,
-        );
-        assert_eq!(c.len(), 1);
-        assert_eq!(c[0].durability, Durability::Volatile);
-        // A stale read older than our own active binding: ignored.
-        let c = external_changes(
-            &table,
-            vec![lease(12, 2, LeaseState::Bound, 900, 2000)],
-            now,
-            false,
-        );
-        assert!(c.is_empty());
-        // Another client's lapsed lease: ignored.
-        let c = external_changes(
-            &table,
-            vec![lease(10, 2, LeaseState::Released, 990, 990)],
-            now,
-            false,
-        );
-        assert!(c.is_empty());
-        // ... unless it just beat our commit.
-        let c = external_changes(
-            &table,
-            vec![lease(11, 2, LeaseState::Bound, 900, 2000)],
-            now,
-            true,
-        );
-        assert_eq!(c.len(), 1);
-        // Same client: only newer.
-        let c = external_changes(
-            &table,
-            vec![lease(10, 1, LeaseState::Bound, 800, 1500)],
-            now,
-            false,
-        );
-        assert!(c.is_empty());
-        let c = external_changes(
-            &table,
-            vec![lease(10, 1, LeaseState::Bound, 995, 3000)],
-            now,
-            false,
-        );
-        assert_eq!(c.len(), 1);
-        let c = external_changes(
-            &table,
-            vec![lease(10, 1, LeaseState::Bound, 900, 2000)],
-            now,
-            false,
-        );
-        assert!(c.is_empty());
-    }
-
-    #[test]
     fn outcomes_and_fallback() {
         let a = leased_core::Assignment::from_columns(&[("ip".into(), Some("198.18.0.9".into()))])
             .unwrap();
@@ -1287,105 +1029,21 @@ mod tests {
         );
     }
 
-    fn record(ip: &str, event: &str) -> HistoryItem {
-        HistoryItem {
-            record: HistoryRecord {
-                at: 1,
-                event: event.into(),
-                mac: "02:00:00:00:00:01".into(),
-                client_id: "01020000000001".into(),
-                ip: ip.into(),
-                hostname: None,
-                giaddr: None,
-                circuit_id: None,
-                remote_id: None,
-            },
+    /// The lease event `kind` of `ip` (a test stand-in for what the engine emits).
+    fn event(ip: &str, kind: leased_engine::LeaseEventKind) -> LeaseEvent {
+        LeaseEvent {
+            kind,
+            at: Timestamp(1),
+            ip: ip.parse().unwrap(),
+            client_id: ClientId(vec![1, 2, 0, 0, 0, 0, 1]),
+            hwaddr: HwAddr(vec![2, 0, 0, 0, 0, 1]),
+            hostname: None,
+            circuit_id: None,
+            remote_id: None,
+            giaddr: None,
+            lease: None,
             vars: None,
         }
-    }
-
-    /// ACK history is written only for leases the commit made durable.
-    #[test]
-    fn ack_history_waits_for_durability() {
-        let (tx, mut rx) = mpsc::channel(16);
-        let sql = EngineSql {
-            history: Some(HistoryTx {
-                tx,
-                counters: Arc::default(),
-                user_vars: false,
-            }),
-            ..EngineSql::default()
-        };
-        let called = Arc::new(AtomicBool::new(false));
-        let run = |res: Result<(), Arc<StoreError>>, ips: &[&str]| {
-            sql.pending
-                .borrow_mut()
-                .extend(ips.iter().map(|ip| record(ip, "ack_new")));
-            let c = Arc::clone(&called);
-            let done = sql.wrap_done(Box::new(move |_| c.store(true, Ordering::SeqCst)));
-            done(res);
-        };
-        run(Ok(()), &["198.18.0.10"]);
-        assert_eq!(rx.try_recv().unwrap().record.ip, "198.18.0.10");
-        run(
-            Err(Arc::new(StoreError::Conflict {
-                ips: vec![Ipv4Addr::new(198, 18, 0, 11)],
-            })),
-            &["198.18.0.11", "198.18.0.12"],
-        );
-        assert_eq!(rx.try_recv().unwrap().record.ip, "198.18.0.12");
-        assert!(rx.try_recv().is_err());
-        run(
-            Err(Arc::new(StoreError::Sql {
-                message: "down".into(),
-            })),
-            &["198.18.0.13"],
-        );
-        assert!(rx.try_recv().is_err());
-        assert!(called.load(Ordering::SeqCst));
-        assert!(sql.pending.borrow().is_empty());
-    }
-
-    /// Expiry history waits for its change to be durable too, and a lapsed offer (never
-    /// stored) is no lease event.
-    #[test]
-    fn expiry_history_waits_for_durability() {
-        let (tx, mut rx) = mpsc::channel(16);
-        let sql = EngineSql {
-            history: Some(HistoryTx {
-                tx,
-                counters: Arc::default(),
-                user_vars: false,
-            }),
-            ..EngineSql::default()
-        };
-        let change = |ip, durability| LeaseChange {
-            lease: lease(ip, ip, LeaseState::Expired, 900, 1000),
-            durability,
-        };
-        let changes = [
-            change(10, Durability::Lazy),
-            change(11, Durability::Volatile),
-        ];
-        sql.expiries(&changes, Timestamp(1000));
-        let done = sql.wrap_done(Box::new(|_| {}));
-        assert!(rx.try_recv().is_err(), "nothing before the commit returns");
-        done(Ok(()));
-        let got = rx.try_recv().unwrap().record;
-        assert_eq!(
-            (got.ip.as_str(), got.event.as_str()),
-            ("198.18.0.10", "expire")
-        );
-        assert!(rx.try_recv().is_err(), "the lapsed offer is not recorded");
-
-        // A commit that failed: the expiry never happened on disk, nor in the history.
-        sql.expiries(&changes, Timestamp(1001));
-        let done = sql.wrap_done(Box::new(|_| {}));
-        done(Err(Arc::new(StoreError::Io {
-            path: "x".into(),
-            source: std::io::Error::other("disk full"),
-        })));
-        assert!(rx.try_recv().is_err());
     }
 
     #[test]
@@ -1413,13 +1071,25 @@ mod tests {
             Arc::clone(&health),
         )
         .with_parked(Arc::clone(&parked));
-        // The commit thread's order: commit, then the callback.
+        // The commit thread commits; the engine then says, per event, what the driver does
+        // with it: record it (durable), park it (retried), or nothing.
         let mut commit = |leases: Vec<Lease>, events: &[(&str, &str)]| {
-            sql.pending
-                .borrow_mut()
-                .extend(events.iter().map(|(ip, ev)| record(ip, ev)));
-            let done = sql.wrap_done(Box::new(|_| {}));
-            done(tap.commit(&leases).map_err(Arc::new));
+            use leased_engine::LeaseEventKind as K;
+            let r = tap.commit(&leases);
+            for (ip, name) in events {
+                let kind = match *name {
+                    "release" => K::Release,
+                    "decline" => K::Decline,
+                    _ => K::AckNew,
+                };
+                match &r {
+                    Ok(()) => sql.lease_event(&event(ip, kind)),
+                    Err(StoreError::Sql { .. }) if kind != K::AckNew => {
+                        sql.parked_event(&event(ip, kind));
+                    }
+                    Err(_) => {}
+                }
+            }
         };
         // Down: a RELEASE and a DECLINE are parked, an ACK is dropped.
         commit(

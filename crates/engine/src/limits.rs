@@ -21,7 +21,7 @@ use leased_core::{LeaseChange, LeaseState, RelayInfo, Timestamp};
 use leased_wire::{MessageType, Packet, code};
 
 /// Most keys one bucket table tracks.
-pub(crate) const MAX_KEYS: usize = 65_536;
+pub const MAX_KEYS: usize = 65_536;
 
 /// A token bucket: `burst` tokens at most, `rate` added per second.
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +93,8 @@ impl Table {
 }
 
 /// Why the guard dropped a request; the label is the `dropped.<label>` counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Limited {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Limited {
     /// The client's MAC is over `per_mac`.
     Mac,
     /// The Option 82 circuit-id is over `per_circuit_id`.
@@ -111,7 +111,7 @@ pub(crate) enum Limited {
 
 impl Limited {
     /// Stable label for metrics and logs.
-    pub(crate) fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Limited::Mac => "rate_mac",
             Limited::CircuitId => "rate_circuit_id",
