@@ -22,6 +22,9 @@ pub enum DropReason {
     /// The reply's lease did not become durable (the store failed, or another server holds the
     /// address): the reply is not sent and the client will retry.
     StoreError,
+    /// The reply's lease became durable only after it had lapsed or changed (a store that
+    /// stalled): sending it would hand out an address the table no longer holds for the client.
+    StaleReply,
     /// The receive queue was full (counted where the queue is, before the engine).
     Overload,
     /// A DISCOVER while the lease database is down (counted before the engine).
@@ -37,6 +40,7 @@ impl DropReason {
             Self::Decision(r) => r.label(),
             Self::Limit(l) => l.label(),
             Self::StoreError => "store_error",
+            Self::StaleReply => "stale_reply",
             Self::Overload => "overload",
             Self::StoreDown => "store_down",
             Self::SqlUnavailable => "sql_unavailable",
@@ -142,6 +146,11 @@ pub enum Effect {
         sent: Option<MessageType>,
         /// The store's error.
         error: String,
+    },
+    /// A reply's lease lapsed or changed while its commit was in flight: not sent.
+    Stale {
+        /// The decision's facts.
+        event: Event,
     },
     /// A commit nobody waited for failed (counted as a store error).
     LazyCommitFailed {

@@ -200,6 +200,9 @@ impl Engine {
             _ => "another server's client holds the address".to_owned(),
         };
         match pending.reply {
+            Some(t) if outcome.durable(t.reply.packet.yiaddr) && !self.still_holds(&t) => {
+                self.effects.push_back(Effect::Stale { event: t.event });
+            }
             Some(t) if outcome.durable(t.reply.packet.yiaddr) => self.transmits.push_back(t),
             Some(t) => self.effects.push_back(Effect::CommitFailed {
                 sent: t.reply.packet.message_type(),
@@ -211,6 +214,19 @@ impl Engine {
             }
             None => {}
         }
+    }
+
+    /// True when the table still holds the address of the reply `t` for its client, active at
+    /// the latest time the engine has seen (an ACK's lease may lapse while a stalled commit
+    /// runs; a NAK or an INFORM answer holds nothing and always may leave).
+    fn still_holds(&self, t: &Transmit) -> bool {
+        let p = &t.reply.packet;
+        if p.message_type() != Some(MessageType::Ack) || p.yiaddr.is_unspecified() {
+            return true;
+        }
+        self.table.by_ip(p.yiaddr).is_some_and(|l| {
+            l.state == LeaseState::Bound && l.is_active(self.last_now) && l.hwaddr.0 == p.chaddr()
+        })
     }
 
     /// Leases learned from a shared store (the sync loop), or that just beat one of our

@@ -452,6 +452,18 @@ impl Driver {
                     .dropped(leased_engine::DropReason::StoreError.label());
                 events::commit_failed(&event, sent, &error);
             }
+            Effect::Stale { event } => {
+                self.metrics
+                    .dropped(leased_engine::DropReason::StaleReply.label());
+                tracing::warn!(
+                    target: events::TARGET,
+                    mac = %event.hwaddr,
+                    xid = %events::Xid(event.xid),
+                    ip = ?event.ip,
+                    reason = "stale_reply",
+                    "reply not sent: its lease lapsed while the store was committing it"
+                );
+            }
             Effect::LazyCommitFailed { error } => {
                 self.metrics.store_error();
                 tracing::error!(error = %error, "lease store commit failed (lazy changes)");
