@@ -1,4 +1,4 @@
-//! What the network monitors found (issue 8): foreign DHCP servers (`GET /rogue_servers`) and
+//! What the network monitors found: foreign DHCP servers (`GET /rogue_servers`) and
 //! current ARP anomalies (`GET /arp_findings`), read from io's shared monitor tables, so the
 //! API lists exactly what the `FOREIGN-DHCP-SERVER` / `ARP-ANOMALY` log lines are about.
 

@@ -4,7 +4,7 @@
 //! fields it owns changed (giaddr, hops, Option 82). Re-encoding would reorder options, drop
 //! overload areas and resize the packet. So the fixed header is copied, giaddr and hops are
 //! patched in place, and the main option area is walked once to remove or insert Option 82
-//! just before END. Option 54 is never touched (the dhcp-batcher seed appended a second one).
+//! just before END. Option 54 is never touched (a second one would confuse clients).
 //!
 //! io calls [`relay_request`] for every datagram from a client-facing link and
 //! [`relay_reply`] for every BOOTREPLY from an upstream server.
@@ -420,7 +420,7 @@ pub fn relay_reply(
 }
 
 /// The binding event a relayed reply stands for: ACK with a yiaddr (or ciaddr, a renewal) →
-/// `Bound` with option 51's lease time (no option 51 → no event: the seed panicked there); NAK
+/// `Bound` with option 51's lease time (no option 51 → no event); NAK
 /// → `Nak` for `requested` (the address the client asked for, remembered from its REQUEST).
 /// Circuit-id and remote-id come from the echoed Option 82, else from `inserted` (ours).
 pub fn binding_from_reply(
@@ -861,7 +861,7 @@ mod tests {
         assert_eq!(b.circuit_id.as_deref(), Some(&b"eth1"[..]));
         assert_eq!(b.hostname.as_deref(), Some("cam"));
         assert_eq!(b.giaddr, Some(LINK_ADDR));
-        // No option 51: no binding (the seed panicked).
+        // No option 51: no binding.
         let ack = reply(MessageType::Ack, 0, Ipv4Addr::UNSPECIFIED, &[]);
         assert!(binding_from_reply(&ack, Timestamp(100), None, None, None).is_none());
         // Without an echo, our inserted data is used.

@@ -183,7 +183,7 @@ mod tests {
         }
     }
 
-    /// Issue 4: the `circuit_limit` line names the circuit that hit its cap, in hex.
+    /// The `circuit_limit` line names the circuit that hit its cap, in hex.
     #[test]
     fn circuit_limit_line_has_circuit_and_remote_id() {
         let buf = Buf::default();

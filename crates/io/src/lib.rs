@@ -22,6 +22,7 @@ mod iface;
 mod metrics;
 mod monitor;
 pub mod privileges;
+mod recv;
 mod relay;
 mod reload;
 mod run;

@@ -22,9 +22,10 @@ use tokio::sync::{mpsc, watch};
 use crate::commit::Committer;
 use crate::iface;
 use crate::metrics::Metrics;
+use crate::recv::{Door, QUEUE_CAP, receive_loop};
 use crate::reload;
 use crate::send::{Link, Outbound};
-use crate::server::{Driver, QUEUE_CAP, receive_loop};
+use crate::server::Driver;
 use crate::shared::{LeaseSnapshot, SharedState};
 use crate::sock;
 use crate::{ConfigSource, ServeHooks, ServeParams, Shutdown};
@@ -219,7 +220,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         tx
     };
     let mut receivers = Vec::new();
-    let door = Arc::new(crate::server::Door::new(Arc::clone(&plan)));
+    let door = Arc::new(Door::new(Arc::clone(&plan)));
     for (i, (sock, link)) in sockets.into_iter().zip(out.links.iter()).enumerate() {
         receivers.push(tokio::spawn(receive_loop(
             sock,

@@ -44,7 +44,7 @@ use leased_wire::MessageType;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::metrics::Metrics;
-use crate::server::Inbound;
+use crate::recv::Inbound;
 
 /// How often "the database is down" is repeated while it stays down (plus one line when it
 /// goes down and one when it comes back). Often enough to be seen, rare enough not to flood.
@@ -760,7 +760,7 @@ impl SqlSide {
         plan: Arc<ArcSwap<Plan>>,
         metrics: Arc<Metrics>,
     ) -> mpsc::Sender<Inbound> {
-        let (tx, rx) = mpsc::channel(crate::server::QUEUE_CAP);
+        let (tx, rx) = mpsc::channel(crate::recv::QUEUE_CAP);
         let f = Front {
             engine_tx,
             plan,
@@ -817,7 +817,7 @@ fn forward(tx: &mpsc::Sender<Inbound>, inbound: Inbound, metrics: &Metrics) -> b
     match tx.try_send(inbound) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            metrics.dropped("overload");
+            metrics.dropped(leased_engine::DropReason::Overload.label());
             true
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -847,7 +847,8 @@ async fn front(mut rx: mpsc::Receiver<Inbound>, mut f: Front) {
     while let Some(mut inbound) = rx.recv().await {
         let msg = inbound.req.packet.message_type();
         if f.gate_offers && msg == Some(MessageType::Discover) && f.health.is_down() {
-            f.metrics.dropped("store_down");
+            f.metrics
+                .dropped(leased_engine::DropReason::StoreDown.label());
             continue;
         }
         let plan = f.plan.load_full();
@@ -886,7 +887,7 @@ async fn front(mut rx: mpsc::Receiver<Inbound>, mut f: Front) {
                     inbound.req.assignment = a;
                     forward(&tx, inbound, &metrics);
                 }
-                None => metrics.dropped("sql_unavailable"),
+                None => metrics.dropped(leased_engine::DropReason::SqlUnavailable.label()),
             }
         });
     }

@@ -1,4 +1,4 @@
-//! ARP anomaly detection (issue 8, `[arp_watch]`): who really uses the addresses of the served
+//! ARP anomaly detection (`[arp_watch]`): who really uses the addresses of the served
 //! subnets, judged against the leases, the reservations and the banned MACs.
 //!
 //! Evidence, per scan: the kernel's neighbour table (entries confirmed `REACHABLE` or set
@@ -15,8 +15,8 @@
 //! them as used elsewhere), addresses reserved by client-id or Option 82 with no lease (we cannot
 //! know the MAC to expect).
 //!
-//! Why a tracker with appear/clear: the seed logged every finding on every scan, which buries
-//! the one line that matters. Here a finding is logged once when it appears (`ARP-ANOMALY`) and
+//! Why a tracker with appear/clear: logging every finding on every scan buries the one line
+//! that matters. Here a finding is logged once when it appears (`ARP-ANOMALY`) and
 //! once when it clears (`ARP-ANOMALY-CLEARED`); the current set is in the API and the metrics.
 
 use std::collections::BTreeMap;

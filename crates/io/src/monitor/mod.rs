@@ -1,4 +1,4 @@
-//! Network monitors beside the server (issue 8): rogue DHCP server detection and ARP anomaly
+//! Network monitors beside the server: rogue DHCP server detection and ARP anomaly
 //! detection ([`arp`]). Their findings live in [`Monitors`], shared with the API through
 //! io's `SharedState`.
 //!

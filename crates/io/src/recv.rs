@@ -1,0 +1,244 @@
+//! Receive: one task per served interface reads datagrams, decodes them, screens their relay
+//! data at the trust boundary ([`leased_core::trust`], RFC 4030 signatures) and queues them for
+//! the driver. A full queue drops the newest packet and counts it (`dropped.overload`) rather
+//! than queueing without bound.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use leased_core::{Plan, Request};
+use leased_wire::Packet;
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::send::Origin;
+use crate::sock;
+
+/// Capacity of the receive → engine queue. About a second of traffic at the rates one engine
+/// sustains: enough to ride out a burst (a power-cycled building), small enough that a request
+/// is not answered after its client has given up (dhclient retries after ~4 s).
+pub(crate) const QUEUE_CAP: usize = 4096;
+
+/// Receive buffer size: larger than any Ethernet DHCP message (option 57 tops out at the MTU).
+const RECV_BUF: usize = 4096;
+
+/// A decoded request and how it arrived.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub req: Request,
+    pub origin: Origin,
+    /// When the datagram was read, for the reply-latency histogram.
+    pub received: Instant,
+}
+
+/// Reads datagrams on one interface, decodes them, and queues them for the engine until the
+/// engine's queue closes or the task is aborted (shutdown).
+pub(crate) async fn receive_loop(
+    sock: tokio::net::UdpSocket,
+    link: usize,
+    iface: String,
+    iface_addr: Option<Ipv4Addr>,
+    tx: mpsc::Sender<Inbound>,
+    metrics: Arc<Metrics>,
+    door: Arc<Door>,
+) {
+    let mut buf = vec![0u8; RECV_BUF];
+    loop {
+        let rx = match sock::recv_pktinfo(&sock, &mut buf).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::warn!(iface = %iface, error = %e, "receive failed");
+                // A persistent error must not become a busy loop.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let data = buf.get(..rx.len).unwrap_or_default();
+        let packet = match Packet::decode(data) {
+            Ok(p) => p,
+            Err(m) => {
+                metrics.malformed(m.label());
+                tracing::debug!(
+                    iface = %iface, src = ?rx.src, len = rx.len, reason = m.label(),
+                    "malformed packet dropped"
+                );
+                continue;
+            }
+        };
+        if rx.truncated {
+            tracing::debug!(iface = %iface, src = ?rx.src, "oversized datagram truncated");
+        }
+        metrics.received(packet.message_type());
+        let local = rx.local.or(iface_addr);
+        let broadcast_dst = rx.dst == Some(Ipv4Addr::BROADCAST);
+        let mut req = Request::new(packet, Some(iface.clone()), local, broadcast_dst);
+        req.src_port = rx.src.map(|a| a.port());
+        req.src_addr = rx.src.map(|a| *a.ip());
+        // The trust boundary for relay data: limits, the SQL chain and decide never see an
+        // Option 82 that a client could have written.
+        let plan = door.plan.load();
+        let trust = &plan.config.relay_trust;
+        if let Some(key) = trust.key_of(req.packet.giaddr) {
+            req.relay_auth = door.check_signature(data, req.packet.giaddr, key);
+        }
+        if let Some(why) = leased_core::trust::screen(&mut req, trust) {
+            metrics.untrusted_option82(why.label());
+            tracing::debug!(
+                iface = %iface, src = ?rx.src, reason = why.label(),
+                "Option 82 ignored: not from a trusted relay"
+            );
+        }
+        let inbound = Inbound {
+            req,
+            origin: Origin {
+                link,
+                src: rx.src,
+                local,
+            },
+            received: Instant::now(),
+        };
+        match tx.try_send(inbound) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.dropped(leased_engine::DropReason::Overload.label());
+                tracing::debug!(iface = %iface, reason = "overload", "engine queue full: dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+/// What the receive tasks share to judge relay data: the current plan (trust settings, RFC 4030
+/// keys) and the last RFC 4030 counter accepted from each signing relay.
+#[derive(Debug)]
+pub(crate) struct Door {
+    pub(crate) plan: Arc<ArcSwap<Plan>>,
+    /// By giaddr; holds only relays with a configured key, so it is bounded by the config.
+    counters: std::sync::Mutex<std::collections::HashMap<Ipv4Addr, u64>>,
+}
+
+impl Door {
+    pub(crate) fn new(plan: Arc<ArcSwap<Plan>>) -> Self {
+        Self {
+            plan,
+            counters: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Checks a signing relay's RFC 4030 sub-option: a valid MAC whose counter is above the
+    /// last accepted from `giaddr` (which it then becomes); anything else a failure.
+    fn check_signature(
+        &self,
+        datagram: &[u8],
+        giaddr: Ipv4Addr,
+        key: &[u8],
+    ) -> leased_core::RelayAuthCheck {
+        use leased_core::RelayAuthCheck;
+        use leased_core::relay_auth::{AuthFailure, verify};
+        let counter = match verify(datagram, key) {
+            Ok(c) => c,
+            Err(f) => return RelayAuthCheck::Failed(f),
+        };
+        let mut last = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        match last.get(&giaddr) {
+            Some(seen) if counter <= *seen => RelayAuthCheck::Failed(AuthFailure::Replayed),
+            _ => {
+                last.insert(giaddr, counter);
+                RelayAuthCheck::Valid
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use leased_wire::{MessageType, code};
+
+    use crate::testutil::client_packet;
+
+    #[test]
+    fn full_queue_counts_overload() {
+        let metrics = Arc::new(Metrics::default());
+        let (tx, _rx) = mpsc::channel::<Inbound>(1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = sock.local_addr().unwrap();
+            let task = tokio::spawn(receive_loop(
+                sock,
+                0,
+                "lo".into(),
+                Some(Ipv4Addr::LOCALHOST),
+                tx,
+                Arc::clone(&metrics),
+                Arc::new(Door::new(lo_plan())),
+            ));
+            let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut buf = Vec::new();
+            client_packet(MessageType::Discover, [2, 0, 0, 0, 0, 9], 9, &[]).encode(576, &mut buf);
+            for _ in 0..3 {
+                client.send_to(&buf, addr).await.unwrap();
+            }
+            client.send_to(b"junk", addr).await.unwrap();
+            for _ in 0..50 {
+                if metrics.get("malformed.truncated") == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            task.abort();
+        });
+        assert_eq!(metrics.get("received.DISCOVER"), 3);
+        assert_eq!(metrics.get("dropped.overload"), 2);
+        assert_eq!(metrics.get("malformed.truncated"), 1);
+    }
+
+    fn lo_plan() -> Arc<ArcSwap<Plan>> {
+        let c = crate::testutil::config_with(&["198.18.0.0/24"], &["lo"], &[Some("lo")]);
+        Arc::new(ArcSwap::from_pointee(Plan::new(c)))
+    }
+
+    /// The receive loop is the trust boundary: a direct client's own Option 82 never reaches
+    /// the engine (nor the limits or the SQL chain before it), and is counted.
+    #[test]
+    fn a_direct_clients_option82_is_removed_at_the_door() {
+        let metrics = Arc::new(Metrics::default());
+        let (tx, mut rx) = mpsc::channel::<Inbound>(8);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = sock.local_addr().unwrap();
+            let task = tokio::spawn(receive_loop(
+                sock,
+                0,
+                "lo".into(),
+                Some(Ipv4Addr::LOCALHOST),
+                tx,
+                Arc::clone(&metrics),
+                Arc::new(Door::new(lo_plan())),
+            ));
+            let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut buf = Vec::new();
+            let o82 = (code::RELAY_AGENT_INFO, vec![1, 3, b'v', b'i', b'c']);
+            client_packet(MessageType::Discover, [2, 0, 0, 0, 0, 8], 8, &[o82])
+                .encode(576, &mut buf);
+            client.send_to(&buf, addr).await.unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+            task.abort();
+            got.unwrap().unwrap()
+        });
+        assert_eq!(got.req.packet.options.get(code::RELAY_AGENT_INFO), None);
+        assert_eq!(got.req.src_addr, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(metrics.get("untrusted_option82.direct"), 1);
+    }
+}
