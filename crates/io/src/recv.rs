@@ -1,7 +1,10 @@
 //! Receive: one task per served interface reads datagrams, decodes them, screens their relay
 //! data at the trust boundary ([`leased_core::trust`], RFC 4030 signatures) and queues them for
-//! the driver. A full queue drops the newest packet and counts it (`dropped.overload`) rather
-//! than queueing without bound.
+//! the driver in two lanes ([`Lanes`]): exchanges that complete (REQUEST, RELEASE, DECLINE,
+//! INFORM) ahead of DISCOVERs, which are shed first when the server falls behind — under
+//! overload an OFFER whose REQUEST is then dropped is wasted work, and spending it is how a
+//! server collapses when every CPE of a network boots at once. A full lane drops the newest
+//! packet and counts it (`dropped.overload`) rather than queueing without bound.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -9,17 +12,101 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use leased_core::{Plan, Request};
-use leased_wire::Packet;
+use leased_wire::{MessageType, Packet};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 use crate::send::Origin;
 use crate::sock;
 
-/// Capacity of the receive → engine queue. About a second of traffic at the rates one engine
-/// sustains: enough to ride out a burst (a power-cycled building), small enough that a request
-/// is not answered after its client has given up (dhclient retries after ~4 s).
+/// Capacity of the lane of exchanges that complete. About a second of traffic at the rates one
+/// engine sustains: enough to ride out a burst (a power-cycled building), small enough that a
+/// request is not answered after its client has given up (dhclient retries after ~4 s).
 pub(crate) const QUEUE_CAP: usize = 4096;
+
+/// Capacity of the DISCOVER lane: a quarter of the other, so a deep backlog sheds DISCOVERs
+/// first; a DISCOVER is also shed while the other lane is more than half full.
+pub(crate) const DISCOVER_CAP: usize = QUEUE_CAP / 4;
+
+/// The two lanes' senders (cloned per receive task).
+#[derive(Debug, Clone)]
+pub(crate) struct Lanes {
+    /// REQUEST, RELEASE, DECLINE, INFORM and anything else that is not a DISCOVER.
+    pub(crate) ahead: mpsc::Sender<Inbound>,
+    /// DISCOVERs.
+    pub(crate) discover: mpsc::Sender<Inbound>,
+}
+
+/// The two lanes' receivers: read `ahead` first.
+#[derive(Debug)]
+pub(crate) struct LaneRx {
+    pub(crate) ahead: mpsc::Receiver<Inbound>,
+    pub(crate) discover: mpsc::Receiver<Inbound>,
+}
+
+impl LaneRx {
+    /// The next packet, from `ahead` first; `None` once both lanes are closed and empty.
+    pub(crate) async fn recv(&mut self) -> Option<Inbound> {
+        tokio::select! {
+            biased;
+            Some(m) = self.ahead.recv() => Some(m),
+            Some(m) = self.discover.recv() => Some(m),
+            else => None,
+        }
+    }
+
+    /// A packet already queued, from `ahead` first.
+    pub(crate) fn try_recv(&mut self) -> Option<Inbound> {
+        self.ahead
+            .try_recv()
+            .ok()
+            .or_else(|| self.discover.try_recv().ok())
+    }
+}
+
+/// A new pair of lanes of [`QUEUE_CAP`] and [`DISCOVER_CAP`].
+pub(crate) fn lanes() -> (Lanes, LaneRx) {
+    lanes_with(QUEUE_CAP, DISCOVER_CAP)
+}
+
+/// A new pair of lanes of the given capacities.
+pub(crate) fn lanes_with(ahead_cap: usize, discover_cap: usize) -> (Lanes, LaneRx) {
+    let (ahead, ahead_rx) = mpsc::channel(ahead_cap);
+    let (discover, discover_rx) = mpsc::channel(discover_cap);
+    (
+        Lanes { ahead, discover },
+        LaneRx {
+            ahead: ahead_rx,
+            discover: discover_rx,
+        },
+    )
+}
+
+impl Lanes {
+    /// Queues `inbound` in its lane; a full lane (or, for a DISCOVER, a busy `ahead` lane)
+    /// drops it, counted. False when the receiving side is gone.
+    pub(crate) fn send(&self, inbound: Inbound, metrics: &Metrics) -> bool {
+        let discover = inbound.req.packet.message_type() == Some(MessageType::Discover);
+        let lane = if discover {
+            &self.discover
+        } else {
+            &self.ahead
+        };
+        if discover && self.ahead.capacity() < self.ahead.max_capacity() / 2 {
+            metrics.dropped(leased_engine::DropReason::Overload.label());
+            return !self.ahead.is_closed();
+        }
+        match lane.try_send(inbound) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.dropped(leased_engine::DropReason::Overload.label());
+                tracing::debug!(reason = "overload", discover, "queue full: dropped");
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
 
 /// Receive buffer size: larger than any Ethernet DHCP message (option 57 tops out at the MTU).
 const RECV_BUF: usize = 4096;
@@ -40,7 +127,7 @@ pub(crate) async fn receive_loop(
     link: usize,
     iface: String,
     iface_addr: Option<Ipv4Addr>,
-    tx: mpsc::Sender<Inbound>,
+    tx: Lanes,
     metrics: Arc<Metrics>,
     door: Arc<Door>,
 ) {
@@ -99,13 +186,8 @@ pub(crate) async fn receive_loop(
             },
             received: Instant::now(),
         };
-        match tx.try_send(inbound) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics.dropped(leased_engine::DropReason::Overload.label());
-                tracing::debug!(iface = %iface, reason = "overload", "engine queue full: dropped");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        if !tx.send(inbound, &metrics) {
+            return;
         }
     }
 }
@@ -163,7 +245,7 @@ mod tests {
     #[test]
     fn full_queue_counts_overload() {
         let metrics = Arc::new(Metrics::default());
-        let (tx, _rx) = mpsc::channel::<Inbound>(1);
+        let (tx, _rx) = lanes_with(4, 1);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -210,7 +292,7 @@ mod tests {
     #[test]
     fn a_direct_clients_option82_is_removed_at_the_door() {
         let metrics = Arc::new(Metrics::default());
-        let (tx, mut rx) = mpsc::channel::<Inbound>(8);
+        let (tx, mut rx) = lanes();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use crate::commit::Committer;
 use crate::iface;
 use crate::metrics::Metrics;
-use crate::recv::{Door, QUEUE_CAP, receive_loop};
+use crate::recv::{Door, lanes, receive_loop};
 use crate::reload;
 use crate::send::{Link, Outbound};
 use crate::server::Driver;
@@ -213,7 +213,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
 
     let committer = Committer::spawn(store);
     let plan = Arc::new(ArcSwap::from_pointee(Plan::new(config)));
-    let (tx, rx) = mpsc::channel(QUEUE_CAP);
+    let (tx, rx) = lanes();
     let tx = if sql_side.needs_front() {
         sql_side.start_front(tx, Arc::clone(&plan), Arc::clone(&metrics))
     } else {

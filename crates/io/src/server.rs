@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::commit::Committer;
 use crate::events;
 use crate::metrics::Metrics;
-use crate::recv::Inbound;
+use crate::recv::{Inbound, LaneRx};
 use crate::send::{Origin, Outbound};
 use crate::shared::{LeaseSnapshot, PUBLISH_EVERY, SharedState};
 
@@ -149,23 +149,16 @@ impl Driver {
     /// Runs until every receive task has dropped its sender and the queue is drained, then
     /// waits (bounded) for the commits in flight, and returns the committer so the caller can
     /// flush and join it.
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Inbound>) -> Committer {
+    pub(crate) async fn run(mut self, mut rx: LaneRx) -> Committer {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut publish_tick = tokio::time::interval(PUBLISH_EVERY);
         publish_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            // In order: what releases replies, the rare events, then requests, REQUESTs (and
+            // renewals) ahead of DISCOVERs (see `recv::Lanes`).
             tokio::select! {
-                msg = rx.recv() => {
-                    let Some(first) = msg else { break };
-                    self.handle(first);
-                    for _ in 1..BATCH {
-                        match rx.try_recv() {
-                            Ok(m) => self.handle(m),
-                            Err(_) => break,
-                        }
-                    }
-                }
+                biased;
                 Some((id, outcome)) = self.commit_rx.recv() => self.committed(id, outcome),
                 _ = tick.tick() => {
                     let now = self.now();
@@ -179,6 +172,16 @@ impl Driver {
                 Some((id, answer)) = self.probe_rx.recv() => {
                     let now = self.now();
                     self.engine.handle_probe(id, answer, now);
+                }
+                msg = rx.recv() => {
+                    let Some(first) = msg else { break };
+                    self.handle(first);
+                    for _ in 1..BATCH {
+                        match rx.try_recv() {
+                            Some(m) => self.handle(m),
+                            None => break,
+                        }
+                    }
                 }
             }
             self.carry_out();
@@ -470,7 +473,7 @@ mod tests {
     /// A driver running on its own runtime over a gated store, fed from the test's thread.
     struct Rig {
         rt: tokio::runtime::Runtime,
-        tx: Option<mpsc::Sender<Inbound>>,
+        tx: Option<crate::recv::Lanes>,
         task: Option<tokio::task::JoinHandle<Committer>>,
         gate: std_mpsc::Sender<bool>,
         committed: Arc<Mutex<Vec<Lease>>>,
@@ -532,7 +535,7 @@ pools = ["198.18.0.10-198.18.0.20"]
             .enable_all()
             .build()
             .unwrap();
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = crate::recv::lanes();
         let task = rt.spawn(driver.run(rx));
         Rig {
             rt,
@@ -561,7 +564,13 @@ pools = ["198.18.0.10-198.18.0.20"]
                 },
                 received: Instant::now(),
             };
-            self.tx.as_ref().unwrap().blocking_send(inbound).unwrap();
+            let lanes = self.tx.as_ref().unwrap();
+            let lane = if inbound.req.packet.message_type() == Some(MessageType::Discover) {
+                &lanes.discover
+            } else {
+                &lanes.ahead
+            };
+            lane.blocking_send(inbound).unwrap();
         }
 
         fn reply(&self) -> Option<Packet> {

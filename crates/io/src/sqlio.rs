@@ -44,7 +44,7 @@ use leased_wire::MessageType;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::metrics::Metrics;
-use crate::recv::Inbound;
+use crate::recv::{Inbound, LaneRx, Lanes};
 
 /// How often "the database is down" is repeated while it stays down (plus one line when it
 /// goes down and one when it comes back). Often enough to be seen, rare enough not to flood.
@@ -756,11 +756,11 @@ impl SqlSide {
     /// receive tasks must use.
     pub(crate) fn start_front(
         &self,
-        engine_tx: mpsc::Sender<Inbound>,
+        engine_tx: Lanes,
         plan: Arc<ArcSwap<Plan>>,
         metrics: Arc<Metrics>,
-    ) -> mpsc::Sender<Inbound> {
-        let (tx, rx) = mpsc::channel(crate::recv::QUEUE_CAP);
+    ) -> Lanes {
+        let (tx, rx) = crate::recv::lanes();
         let f = Front {
             engine_tx,
             plan,
@@ -803,7 +803,7 @@ impl HistoryJoin {
 
 /// [`front`]'s state.
 struct Front {
-    engine_tx: mpsc::Sender<Inbound>,
+    engine_tx: Lanes,
     plan: Arc<ArcSwap<Plan>>,
     metrics: Arc<Metrics>,
     health: Arc<DbHealth>,
@@ -812,15 +812,50 @@ struct Front {
     permits: Arc<Semaphore>,
 }
 
-/// Queues for the engine; a full queue drops the newest packet, as the receive tasks do.
-fn forward(tx: &mpsc::Sender<Inbound>, inbound: Inbound, metrics: &Metrics) -> bool {
-    match tx.try_send(inbound) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
+/// A DISCOVER that waited this long for the chain is shed instead of run: its OFFER would
+/// arrive after the client (perfdhcp waits 1 s, dhclient retransmits) has moved on, and the
+/// chain's capacity is better spent on REQUESTs that complete an exchange.
+const DISCOVER_MAX_WAIT: Duration = Duration::from_millis(250);
+
+/// Packets waiting for a chain permit, REQUESTs ahead of DISCOVERs; DISCOVERs that waited too
+/// long are shed (counted as `overload`).
+#[derive(Default)]
+struct Backlog {
+    ahead: std::collections::VecDeque<Inbound>,
+    discover: std::collections::VecDeque<Inbound>,
+}
+
+impl Backlog {
+    fn push(&mut self, inbound: Inbound, metrics: &Metrics) {
+        if inbound.req.packet.message_type() == Some(MessageType::Discover) {
+            if self.discover.len() >= crate::recv::DISCOVER_CAP {
+                self.discover.pop_front();
+                metrics.dropped(leased_engine::DropReason::Overload.label());
+            }
+            self.discover.push_back(inbound);
+        } else if self.ahead.len() >= crate::recv::QUEUE_CAP {
             metrics.dropped(leased_engine::DropReason::Overload.label());
-            true
+        } else {
+            self.ahead.push_back(inbound);
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+
+    /// The next packet worth running: REQUESTs first, then the freshest-enough DISCOVER.
+    fn pop(&mut self, metrics: &Metrics) -> Option<Inbound> {
+        if let Some(i) = self.ahead.pop_front() {
+            return Some(i);
+        }
+        while let Some(i) = self.discover.pop_front() {
+            if i.received.elapsed() <= DISCOVER_MAX_WAIT {
+                return Some(i);
+            }
+            metrics.dropped(leased_engine::DropReason::Overload.label());
+        }
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ahead.is_empty() && self.discover.is_empty()
     }
 }
 
@@ -842,9 +877,32 @@ pub(crate) fn apply_outcome(
 
 /// Between the receive tasks and the engine: the outage gate and the assignment chain. Ends
 /// when every receive task is gone and the chains in flight have finished.
-async fn front(mut rx: mpsc::Receiver<Inbound>, mut f: Front) {
+///
+/// Under load the chain's permits are the bottleneck: packets wait in a [`Backlog`] that serves
+/// REQUESTs before DISCOVERs and sheds DISCOVERs that waited too long, so completed exchanges
+/// stay near the chain's capacity however much more is offered.
+async fn front(mut rx: LaneRx, mut f: Front) {
     let fail_log = Arc::new(std::sync::Mutex::new(None::<Instant>));
-    while let Some(mut inbound) = rx.recv().await {
+    let mut backlog = Backlog::default();
+    let mut open = true;
+    loop {
+        // Take everything that arrived; wait for a packet only when there is nothing to do.
+        while let Some(i) = rx.try_recv() {
+            backlog.push(i, &f.metrics);
+        }
+        if backlog.is_empty() {
+            if !open {
+                return;
+            }
+            match rx.recv().await {
+                Some(i) => backlog.push(i, &f.metrics),
+                None => open = false,
+            }
+            continue;
+        }
+        let Some(mut inbound) = backlog.pop(&f.metrics) else {
+            continue;
+        };
         let msg = inbound.req.packet.message_type();
         if f.gate_offers && msg == Some(MessageType::Discover) && f.health.is_down() {
             f.metrics
@@ -858,7 +916,7 @@ async fn front(mut rx: mpsc::Receiver<Inbound>, mut f: Front) {
             Some(MessageType::Discover | MessageType::Request | MessageType::Inform)
         );
         let (Some(sa), Some(cache), true) = (sa, f.cache.as_mut(), chained) else {
-            if !forward(&f.engine_tx, inbound, &f.metrics) {
+            if !f.engine_tx.send(inbound, &f.metrics) {
                 return;
             }
             continue;
@@ -866,7 +924,18 @@ async fn front(mut rx: mpsc::Receiver<Inbound>, mut f: Front) {
         let chain = cache.get(sa);
         let fallback = sa.fallback;
         let vars = leased_core::sql::packet_variables(&inbound.req.packet, &sa.slices);
-        let Ok(permit) = Arc::clone(&f.permits).acquire_owned().await else {
+        // Wait for a permit, still taking arrivals into the backlog meanwhile.
+        let permit = loop {
+            tokio::select! {
+                biased;
+                p = Arc::clone(&f.permits).acquire_owned() => break p,
+                m = rx.recv(), if open => match m {
+                    Some(i) => backlog.push(i, &f.metrics),
+                    None => open = false,
+                },
+            }
+        };
+        let Ok(permit) = permit else {
             return;
         };
         let tx = f.engine_tx.clone();
@@ -885,7 +954,7 @@ async fn front(mut rx: mpsc::Receiver<Inbound>, mut f: Front) {
             match apply_outcome(outcome, fallback) {
                 Some(a) => {
                     inbound.req.assignment = a;
-                    forward(&tx, inbound, &metrics);
+                    tx.send(inbound, &metrics);
                 }
                 None => metrics.dropped(leased_engine::DropReason::SqlUnavailable.label()),
             }
