@@ -224,6 +224,7 @@ pub(super) struct RawStore {
 pub(super) struct RawLogging {
     pub format: Option<String>,
     pub level: Option<String>,
+    pub file: Option<String>,
 }
 
 /// `[options]`, `[subnets.options]`, `[reservations.options]`, `[device_overrides.MAC]`.

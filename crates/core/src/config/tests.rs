@@ -327,6 +327,7 @@ fn example_sets_every_key() {
         // Commented out in the example where enabling would open a socket or a database
         // connection; still shown, so every key is there to copy.
         "auto_reload",
+        "file",
         "conflict_check",
         "conflict_check_timeout_ms",
         "conflict_check_cache",

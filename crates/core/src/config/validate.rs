@@ -122,6 +122,14 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
             Some(l) => l.clone(),
             None => "info".to_string(),
         },
+        file: match raw.logging.file.as_deref() {
+            Some(f) if f.trim().is_empty() => {
+                ctx.err("logging.file", "must not be empty (leave it out to log to stderr)");
+                None
+            }
+            Some(f) => Some(PathBuf::from(f)),
+            None => None,
+        },
     };
     let global = options::compile(ctx, "options", &raw.options, &[]);
 
