@@ -312,10 +312,10 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     }
     let mut sidecar = sidecar.map(tokio::spawn);
     let mut stop = stop.unwrap_or_else(|| Box::pin(std::future::pending()));
-    // The watchdog is fed from the engine task itself (see `notify`).
-    let mut engine = tokio::spawn(crate::notify::fed(engine.run(rx)));
     // systemd: every socket is bound, the store loaded, root dropped.
     let _status = crate::notify::serving(&out, count, &metrics, status_view);
+    // The watchdog is fed from the engine task itself (see `notify`).
+    let mut engine = tokio::spawn(crate::notify::fed(engine.run(rx)));
 
     let engine_result = loop {
         tokio::select! {

@@ -102,8 +102,9 @@ pub(super) struct RawConfig {
     pub logging: RawLogging,
     #[serde(default)]
     pub options: RawOptions,
+    /// `None`: no `[[subnets]]` at all; `Some([])`: `subnets = []`, serving nothing on purpose.
     #[serde(default)]
-    pub subnets: Vec<RawSubnet>,
+    pub subnets: Option<Vec<RawSubnet>>,
     #[serde(default)]
     pub reservations: Vec<RawReservation>,
     #[serde(default)]

@@ -1478,3 +1478,13 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn subnets_written_empty_serve_nothing_but_absent_subnets_are_an_error() {
+    let c = toml_ok("subnets = []\n[server]\npid_file = \"/run/leased/leased.pid\"\n");
+    assert!(c.subnets.is_empty());
+    let c = load_str(r#"{"subnets": []}"#, "t.json", Format::Json).unwrap();
+    assert!(c.subnets.is_empty());
+    find(&toml_errs("[server]\n"), "subnets", "at least one [[subnets]]");
+    find(&toml_errs(""), "subnets", "subnets = []");
+}
