@@ -9,13 +9,15 @@
 
 #[path = "ops/common.rs"]
 mod common;
+#[path = "ops/notify.rs"]
+mod notify;
 
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{BIN, Proc, dora, free_tcp, free_udp, leased, text, wait_for};
+use notify::Manager;
 
 const KEY: &str = "service-key-0123456789";
 
@@ -51,88 +53,6 @@ pools = ["198.18.0.100-198.18.0.119"]
         pid = dir.join("leased.pid").display(),
         store = dir.join("leases.db").display(),
     )
-}
-
-/// The service manager's side of sd_notify: every datagram, with when it came.
-struct Manager {
-    sock: UnixDatagram,
-    path: PathBuf,
-    seen: Vec<(Instant, String)>,
-}
-
-impl Manager {
-    fn bind(dir: &Path) -> Self {
-        let path = dir.join("notify.sock");
-        let sock = UnixDatagram::bind(&path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        Self {
-            sock,
-            path,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next datagram within `limit`.
-    fn next(&mut self, limit: Duration) -> Option<String> {
-        let t0 = Instant::now();
-        let mut buf = [0u8; 4096];
-        while t0.elapsed() < limit {
-            if let Ok(n) = self.sock.recv(&mut buf) {
-                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
-                self.seen.push((Instant::now(), m.clone()));
-                return Some(m);
-            }
-        }
-        None
-    }
-
-    /// The next datagram other than a watchdog ping, within `limit`.
-    fn next_state(&mut self, limit: Duration) -> Option<String> {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            match self.next(limit.saturating_sub(t0.elapsed())) {
-                Some(m) if m == "WATCHDOG=1\n" => {}
-                other => return other,
-            }
-        }
-        None
-    }
-
-    /// Waits for a datagram that has `needle`.
-    fn wait_for(&mut self, limit: Duration, needle: &str) -> Option<String> {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            match self.next(limit.saturating_sub(t0.elapsed())) {
-                Some(m) if m.contains(needle) => return Some(m),
-                Some(_) => {}
-                None => return None,
-            }
-        }
-        None
-    }
-
-    /// Watchdog pings received within the next `d`.
-    fn pings_within(&mut self, d: Duration) -> usize {
-        let t0 = Instant::now();
-        let mut n = 0;
-        while t0.elapsed() < d {
-            if let Some(m) = self.next(d.saturating_sub(t0.elapsed()))
-                && m == "WATCHDOG=1\n"
-            {
-                n += 1;
-            }
-        }
-        n
-    }
-
-    fn all(&self) -> String {
-        self.seen
-            .iter()
-            .map(|(_, m)| format!("{m:?}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
 }
 
 fn spawn_serve(cfg: &Path, port: u16, log: &Path, env: &[(&str, String)]) -> Proc {
