@@ -88,7 +88,10 @@ pub(crate) fn init(
 impl Logging {
     /// Reopens the log file on every SIGUSR1 (logrotate's `postrotate`). Installed even without
     /// a file: SIGUSR1's default action would end the process.
-    pub(crate) fn reopen_on_sigusr1(&self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    pub(crate) fn reopen_on_sigusr1(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         // Registered here, before returning, so a signal sent right after start is caught.
         let mut usr1 = {
@@ -138,8 +141,7 @@ fn stderr_is_journal() -> bool {
     let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
         return false;
     };
-    nix::sys::stat::fstat(std::io::stderr())
-        .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
+    nix::sys::stat::fstat(std::io::stderr()).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
 }
 
 /// The syslog priority of a level (sd-daemon(3) prefixes).
@@ -413,10 +415,7 @@ impl Buffered {
             let closed = {
                 let mut p = shared.pending();
                 while p.buf.is_empty() && !p.closed {
-                    p = shared
-                        .wake
-                        .wait(p)
-                        .unwrap_or_else(PoisonError::into_inner);
+                    p = shared.wake.wait(p).unwrap_or_else(PoisonError::into_inner);
                 }
                 p.closed
             };

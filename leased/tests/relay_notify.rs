@@ -6,7 +6,7 @@
 //! without them the test prints `SKIP: …` (a failure under `CI=true`). Addresses in
 //! 198.18.0.0/15 only, every wait bounded, processes stopped by PID, namespaces deleted.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::useless_vec, clippy::unwrap_used)]
 
 #[allow(unused_imports)]
 #[path = "support/mod.rs"]
@@ -49,7 +49,11 @@ fn relay_tells_the_service_manager_ready_status_stopping_and_feeds_the_watchdog(
         )),
         "{ready:?}"
     );
-    assert!(relay.output().contains("relay started"), "{}", relay.output());
+    assert!(
+        relay.output().contains("relay started"),
+        "{}",
+        relay.output()
+    );
 
     // Every loop beats once a second: pings at least every second with WATCHDOG_USEC=2 s.
     let pings = mgr.pings_within(Duration::from_secs(4));
@@ -66,9 +70,12 @@ fn relay_tells_the_service_manager_ready_status_stopping_and_feeds_the_watchdog(
     let lab = &bed.lab;
     let mut d = Dhclient::new(lab, &lab.cli_ns, CLI_IF, "dh", Some("notify-dh"));
     d.start();
-    let ev = d.c.wait_event(0, &["BOUND", "REBOOT"], Duration::from_secs(30));
+    let ev =
+        d.c.wait_event(0, &["BOUND", "REBOOT"], Duration::from_secs(30));
     assert!(
-        ev.as_ref().and_then(|e| e.ip()).is_some_and(|ip| bed.in_pool(ip)),
+        ev.as_ref()
+            .and_then(|e| e.ip())
+            .is_some_and(|ip| bed.in_pool(ip)),
         "dhclient got no address through the relay: {ev:?}\n{}\n--- relay\n{}",
         d.c.diag(),
         relay.output()
@@ -82,7 +89,11 @@ fn relay_tells_the_service_manager_ready_status_stopping_and_feeds_the_watchdog(
             .and_then(|n| n.parse::<u64>().ok())?;
         (forwarded >= 2).then_some(m)
     });
-    assert!(counted.is_some(), "no status with the forwarded requests:\n{}", mgr.all());
+    assert!(
+        counted.is_some(),
+        "no status with the forwarded requests:\n{}",
+        mgr.all()
+    );
     assert!(
         !mgr.all().contains("RELOADING"),
         "the relay does not reload:\n{}",
@@ -92,10 +103,16 @@ fn relay_tells_the_service_manager_ready_status_stopping_and_feeds_the_watchdog(
     assert!(relay.signal(Signal::SIGTERM));
     let stopping = mgr.next_state(Duration::from_secs(10));
     assert!(
-        stopping.as_deref().is_some_and(|m| m.starts_with("STOPPING=1\n")),
+        stopping
+            .as_deref()
+            .is_some_and(|m| m.starts_with("STOPPING=1\n")),
         "{stopping:?}\n{}",
         mgr.all()
     );
     let status = relay.wait_timeout(Duration::from_secs(10));
-    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{}", relay.output());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        relay.output()
+    );
 }

@@ -128,7 +128,9 @@ fn serve_tells_the_service_manager_ready_reloading_stopping_status_and_feeds_the
         server_log()
     );
     assert!(
-        mgr.seen.first().is_some_and(|(_, m)| m.starts_with("READY=1")),
+        mgr.seen
+            .first()
+            .is_some_and(|(_, m)| m.starts_with("READY=1")),
         "nothing may come before READY=1: {}",
         mgr.all()
     );
@@ -234,7 +236,10 @@ fn serve_lines(dir: &Path, stream: impl Fn(&Path) -> String) -> Vec<String> {
         &cfg,
         dhcp,
         &log,
-        &[("JOURNAL_STREAM", stream(&log)), ("RUST_LOG", "debug".into())],
+        &[
+            ("JOURNAL_STREAM", stream(&log)),
+            ("RUST_LOG", "debug".into()),
+        ],
     );
     assert!(
         wait_for(Duration::from_secs(20), || std::fs::read_to_string(&log)
@@ -291,7 +296,10 @@ fn under_the_journal_lines_carry_their_priority_and_no_timestamp() {
     assert!(with("<6>", "loaded 0 leases"), "{lines:?}");
     assert!(with("<7>", "DEBUG"), "{lines:?}");
     assert!(with("<3>", "config reload failed"), "{lines:?}");
-    assert!(with("<6>", "02:00:00:00:09:02"), "the client's lines: {lines:?}");
+    assert!(
+        with("<6>", "02:00:00:00:09:02"),
+        "the client's lines: {lines:?}"
+    );
 }
 
 #[test]
@@ -316,18 +324,24 @@ fn the_log_file_is_reopened_on_sigusr1() {
     let cfg = dir.path().join("leased.toml");
     let extra = format!("\n[logging]\nfile = \"{}\"\n", file.display());
     // [logging] must come before [[subnets]] to stay a top-level table: put it first.
-    std::fs::write(&cfg, format!("{extra}\n{}", config(dir.path(), free_tcp(), ""))).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{extra}\n{}", config(dir.path(), free_tcp(), "")),
+    )
+    .unwrap();
     let stderr = dir.path().join("stderr.log");
     let dhcp = free_udp();
     let mut server = spawn_serve(&cfg, dhcp, &stderr, &[]);
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     assert!(
-        wait_for(Duration::from_secs(20), || read(&file).contains("test mode")),
+        wait_for(Duration::from_secs(20), || read(&file)
+            .contains("test mode")),
         "no start-up lines in the file:\n{}\nstderr:\n{}",
         read(&file),
         read(&stderr)
     );
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
     assert_eq!(mode & 0o007, 0, "log file mode {mode:o}");
     dora(dhcp, [2, 0, 0, 0, 9, 3], 0x9003, "before");
     assert!(wait_for(Duration::from_secs(10), || read(&file)
@@ -337,21 +351,26 @@ fn the_log_file_is_reopened_on_sigusr1() {
     std::fs::rename(&file, &rotated).unwrap();
     signal(&server, nix::sys::signal::Signal::SIGUSR1);
     assert!(
-        wait_for(Duration::from_secs(10), || read(&file).contains("log file reopened")),
+        wait_for(Duration::from_secs(10), || read(&file)
+            .contains("log file reopened")),
         "no reopen:\nnew:\n{}\nold:\n{}",
         read(&file),
         read(&rotated)
     );
     dora(dhcp, [2, 0, 0, 0, 9, 4], 0x9004, "after");
     assert!(
-        wait_for(Duration::from_secs(10), || read(&file).contains("02:00:00:00:09:04")),
+        wait_for(Duration::from_secs(10), || read(&file)
+            .contains("02:00:00:00:09:04")),
         "new lines do not reach the new file:\n{}",
         read(&file)
     );
     server.term();
     let (old, new) = (read(&rotated), read(&file));
     assert!(old.contains("02:00:00:00:09:03"), "{old}");
-    assert!(!old.contains("02:00:00:00:09:04"), "the old file got new lines:\n{old}");
+    assert!(
+        !old.contains("02:00:00:00:09:04"),
+        "the old file got new lines:\n{old}"
+    );
     assert!(!new.contains("02:00:00:00:09:03"), "{new}");
     assert!(new.contains("SIGTERM: shutting down"), "{new}");
     assert!(read(&stderr).trim().is_empty(), "stderr: {}", read(&stderr));
@@ -364,7 +383,10 @@ fn systemd_analyze() -> Option<&'static str> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        assert!(!ci(), "systemd-analyze is missing (.ci/run installs systemd)");
+        assert!(
+            !ci(),
+            "systemd-analyze is missing (.ci/run installs systemd)"
+        );
         println!("SKIP: systemd-analyze is not installed");
         return None;
     }
@@ -389,7 +411,10 @@ fn the_shipped_units_pass_systemd_analyze_verify() {
             .unwrap();
         let (out, err) = text(&o);
         assert!(o.status.success(), "{unit}: {out}{err}");
-        assert!(out.trim().is_empty() && err.trim().is_empty(), "{unit} warns: {out}{err}");
+        assert!(
+            out.trim().is_empty() && err.trim().is_empty(),
+            "{unit} warns: {out}{err}"
+        );
 
         // What the brief asks of the hardening, key by key.
         for line in [
@@ -416,11 +441,15 @@ fn the_shipped_units_pass_systemd_analyze_verify() {
             .and_then(|r| r.split(": ").nth(1))
             .and_then(|r| r.split(' ').next())
             .and_then(|n| n.parse::<f64>().ok());
-        assert!(level.is_some_and(|l| l <= 3.0), "{unit}: {level:?}\n{out}{err}");
+        assert!(
+            level.is_some_and(|l| l <= 3.0),
+            "{unit}: {level:?}\n{out}{err}"
+        );
     }
     let serve = std::fs::read_to_string(repo().join("packaging/systemd/leased.service")).unwrap();
-    assert!(serve.lines().any(|l| l
-        == "ExecReload=/usr/bin/leased reload -c /etc/leased/leased.toml --pid $MAINPID"));
+    assert!(serve.lines().any(
+        |l| l == "ExecReload=/usr/bin/leased reload -c /etc/leased/leased.toml --pid $MAINPID"
+    ));
     assert!(serve.contains("ReadWritePaths=/etc/leased"));
 }
 
@@ -442,11 +471,20 @@ fn the_packaged_config_checks_and_serves_nothing() {
     let cfg = dir.path().join("leased.toml");
     std::fs::write(&cfg, moved).unwrap();
     let o = leased(
-        &["serve", "-c", cfg.to_str().unwrap(), "--port", &free_udp().to_string()],
+        &[
+            "serve",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--port",
+            &free_udp().to_string(),
+        ],
         &[],
     );
     let (out, err) = text(&o);
-    assert!(!o.status.success(), "the packaged config served:\n{out}{err}");
+    assert!(
+        !o.status.success(),
+        "the packaged config served:\n{out}{err}"
+    );
     assert!(err.contains("no interface to serve"), "{err}");
 }
 
@@ -456,19 +494,46 @@ fn man_pages_and_completions_cover_every_verb() {
     let o = leased(&["man", "--out", dir.path().to_str().unwrap()], &[]);
     assert!(o.status.success(), "{:?}", text(&o));
     for verb in [
-        "", "serve", "check", "leases", "probe", "demo", "stats", "manage", "manage-add",
-        "reload", "console-attach", "isc-serve", "import-isc", "relay", "export-status",
-        "db-init", "history", "completions",
+        "",
+        "serve",
+        "check",
+        "leases",
+        "probe",
+        "demo",
+        "stats",
+        "manage",
+        "manage-add",
+        "reload",
+        "console-attach",
+        "isc-serve",
+        "import-isc",
+        "relay",
+        "export-status",
+        "db-init",
+        "history",
+        "completions",
     ] {
-        let page = dir
-            .path()
-            .join(format!("leased{}{verb}.1", if verb.is_empty() { "" } else { "-" }));
-        let t = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
-        assert!(t.starts_with(".ie") || t.contains(".TH"), "{}", page.display());
+        let page = dir.path().join(format!(
+            "leased{}{verb}.1",
+            if verb.is_empty() { "" } else { "-" }
+        ));
+        let t =
+            std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+        assert!(
+            t.starts_with(".ie") || t.contains(".TH"),
+            "{}",
+            page.display()
+        );
     }
-    assert!(!dir.path().join("leased-man.1").exists(), "the hidden verb has no page");
+    assert!(
+        !dir.path().join("leased-man.1").exists(),
+        "the hidden verb has no page"
+    );
     let serve = std::fs::read_to_string(dir.path().join("leased-serve.1")).unwrap();
-    assert!(serve.contains("\\-\\-config") || serve.contains("--config"), "{serve}");
+    assert!(
+        serve.contains("\\-\\-config") || serve.contains("--config"),
+        "{serve}"
+    );
 
     for (shell, marker) in [
         ("bash", "complete -F _leased"),
@@ -484,7 +549,10 @@ fn man_pages_and_completions_cover_every_verb() {
     let script = dir.path().join("leased.bash");
     std::fs::write(&script, text(&leased(&["completions", "bash"], &[])).0).unwrap();
     let o = Command::new("bash")
-        .args(["-c", &format!("source {} && complete -p leased", script.display())])
+        .args([
+            "-c",
+            &format!("source {} && complete -p leased", script.display()),
+        ])
         .output()
         .unwrap();
     assert!(text(&o).0.contains("_leased"), "{:?}", text(&o));

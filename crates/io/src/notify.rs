@@ -109,7 +109,10 @@ impl Watchdog {
     /// Pings when a quarter of the watchdog interval has passed since the last ping.
     pub(crate) fn pet(&mut self) {
         let now = Instant::now();
-        if self.last.is_none_or(|t| now.duration_since(t) >= self.every) {
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= self.every)
+        {
             self.last = Some(now);
             send(&[NotifyState::Watchdog]);
         }
@@ -308,7 +311,10 @@ mod tests {
         let first = dog.last;
         assert!(first.is_some());
         dog.pet();
-        assert_eq!(dog.last, first, "a second pet within the interval sends nothing");
+        assert_eq!(
+            dog.last, first,
+            "a second pet within the interval sends nothing"
+        );
     }
 
     #[test]

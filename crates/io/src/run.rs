@@ -265,22 +265,21 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The shared view exists for the sidecar, for the ARP watch (which reads the leases) and
     // for the service manager's status line (which counts them).
-    let shared = (sidecar.is_some()
-        || plan.load().config.arp_watch.enabled
-        || crate::notify::enabled())
-    .then(|| {
-        Arc::new(SharedState {
-            plan: Arc::clone(&plan),
-            leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
-            metrics: Arc::clone(&metrics),
-            source: params.source.clone(),
-            reload_tx,
-            started: Instant::now(),
-            bindings: std::sync::OnceLock::new(),
-            export_metrics: std::sync::OnceLock::new(),
-            monitors,
-        })
-    });
+    let shared =
+        (sidecar.is_some() || plan.load().config.arp_watch.enabled || crate::notify::enabled())
+            .then(|| {
+                Arc::new(SharedState {
+                    plan: Arc::clone(&plan),
+                    leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
+                    metrics: Arc::clone(&metrics),
+                    source: params.source.clone(),
+                    reload_tx,
+                    started: Instant::now(),
+                    bindings: std::sync::OnceLock::new(),
+                    export_metrics: std::sync::OnceLock::new(),
+                    monitors,
+                })
+            });
     if let Some(shared) = &shared {
         engine = engine.with_shared(Arc::clone(shared));
         receivers.extend(crate::monitor::arp::spawn(&watched, shared));

@@ -1485,6 +1485,10 @@ fn subnets_written_empty_serve_nothing_but_absent_subnets_are_an_error() {
     assert!(c.subnets.is_empty());
     let c = load_str(r#"{"subnets": []}"#, "t.json", Format::Json).unwrap();
     assert!(c.subnets.is_empty());
-    find(&toml_errs("[server]\n"), "subnets", "at least one [[subnets]]");
+    find(
+        &toml_errs("[server]\n"),
+        "subnets",
+        "at least one [[subnets]]",
+    );
     find(&toml_errs(""), "subnets", "subnets = []");
 }

@@ -127,7 +127,10 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         },
         file: match raw.logging.file.as_deref() {
             Some(f) if f.trim().is_empty() => {
-                ctx.err("logging.file", "must not be empty (leave it out to log to stderr)");
+                ctx.err(
+                    "logging.file",
+                    "must not be empty (leave it out to log to stderr)",
+                );
                 None
             }
             Some(f) => Some(PathBuf::from(f)),
