@@ -55,7 +55,7 @@ pub enum Command {
     /// kept); a running server is told to reload.
     Manage(ManageArgs),
     /// Validate the config file, then make the running server reload it (SIGHUP through the
-    /// PID file). An invalid config is refused (exit 1) and nothing is signalled.
+    /// PID file, or to `--pid`). An invalid config is refused (exit 1) and nothing is signalled.
     Reload(ReloadArgs),
     /// The live log of a running server: `console attach`.
     Console(ConsoleArgs),
@@ -77,6 +77,40 @@ pub enum Command {
     /// MAC, client-id, IP, hostname, giaddr, circuit-id and remote-id; filters `--mac`,
     /// `--ip`, `--since`; `--json` for JSON lines.
     History(crate::cmd_history::HistoryArgs),
+    /// Print a shell completion script for bash, zsh or fish, e.g.
+    /// `leased completions bash > /usr/share/bash-completion/completions/leased`.
+    Completions(CompletionsArgs),
+    /// Write a man page for leased and for every verb (`leased-serve.1`, …) into a directory:
+    /// for packaging.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// `leased completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// The shells `leased completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    /// GNU bash (bash-completion).
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// `leased man` (hidden).
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// `leased relay`.
@@ -195,6 +229,10 @@ pub struct ReloadArgs {
     /// PID file to read instead of the config's `[server] pid_file`.
     #[arg(long = "pid-file", value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
+    /// Signal this process instead of reading a PID file (systemd: `--pid $MAINPID`).
+    #[arg(long, value_name = "PID", conflicts_with = "pid_file",
+          value_parser = clap::value_parser!(i32).range(2..))]
+    pub pid: Option<i32>,
 }
 
 /// `leased console`.
@@ -559,6 +597,26 @@ mod tests {
         assert!(parse(&["probe", "--giaddr", "198.18.1.1", "--server", "198.18.0.1"]).is_ok());
         assert!(parse(&["probe", "--interface", "x", "--release", "--decline"]).is_err());
         assert!(parse(&["probe", "--interface", "x", "--discover-only", "--release"]).is_err());
+    }
+
+    #[test]
+    fn completions_and_man() {
+        let cli = parse(&["completions", "zsh"]).unwrap();
+        let Command::Completions(a) = cli.command else {
+            panic!("not completions")
+        };
+        assert_eq!(a.shell, Shell::Zsh);
+        assert!(parse(&["completions", "tcsh"]).is_err());
+        assert!(parse(&["man", "--out", "d"]).is_ok());
+        let help = Cli::command().render_help().to_string();
+        assert!(!help.contains("\n  man "), "man is hidden: {help}");
+    }
+
+    #[test]
+    fn reload_pid_or_pid_file() {
+        assert!(parse(&["reload", "-c", "x", "--pid", "123"]).is_ok());
+        assert!(parse(&["reload", "-c", "x", "--pid", "1"]).is_err());
+        assert!(parse(&["reload", "-c", "x", "--pid", "9", "--pid-file", "p"]).is_err());
     }
 
     #[test]

@@ -21,10 +21,15 @@ use crate::cli::{ImportIscArgs, IscServeArgs};
 
 /// Runs `leased isc serve` until SIGTERM/SIGINT.
 pub fn serve(args: &IscServeArgs) -> anyhow::Result<ExitCode> {
-    crate::cmd_serve::init_logging(&leased_core::config::LogSettings {
-        format: leased_core::config::LogFormat::Text,
-        level: "info".into(),
-    })?;
+    let _log = crate::logging::init(
+        &leased_core::config::LogSettings {
+            format: leased_core::config::LogFormat::Text,
+            level: "info".into(),
+            file: None,
+        },
+        None,
+        crate::logging::Buffering::Direct,
+    )?;
     crate::rlimit::raise_open_files();
     for (i, k) in args.keys.iter().enumerate() {
         if let Some(problem) = leased_core::config::api_key_problem(k) {

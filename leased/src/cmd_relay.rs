@@ -18,12 +18,13 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
         .relay
         .clone()
         .with_context(|| format!("{} has no [relay] section", args.config.display()))?;
-    crate::cmd_serve::init_logging(&config.logging)?;
+    let log = crate::logging::init(&config.logging, None, crate::logging::Buffering::Direct)?;
     crate::rlimit::raise_open_files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    log.reopen_on_sigusr1(&runtime)?;
     let run_as = leased_io::privileges::resolve(&config.server, &args.config.display().to_string())
         .map_err(|e| anyhow::anyhow!(leased_core::config::ConfigErrors(e)))?;
     runtime.block_on(async move {

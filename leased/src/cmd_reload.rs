@@ -27,8 +27,14 @@ pub fn run(args: &ReloadArgs) -> anyhow::Result<ExitCode> {
             return Err(errors.into());
         }
     };
-    let pid_file = pid_file(&config, args.pid_file.as_deref())?;
-    let pid = signal_server(&pid_file)?;
+    let pid = match args.pid {
+        Some(pid) => {
+            kill(Pid::from_raw(pid), Signal::SIGHUP)
+                .with_context(|| format!("cannot signal pid {pid}"))?;
+            pid
+        }
+        None => signal_server(&pid_file(&config, args.pid_file.as_deref())?)?,
+    };
     crate::emit(&format!(
         "OK: {} is valid; sent SIGHUP to leased (pid {pid})\n",
         args.config.display()

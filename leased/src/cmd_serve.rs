@@ -1,18 +1,17 @@
-//! `leased serve`: set up logging and hand over to the io shell. Also the quick start, which
+//! `leased serve`: set up logging (see `logging`) and hand over to the io shell. Also the quick start, which
 //! turns `--interface IFACE --range A-B` into a config text and validates it with the same
 //! loader as a file, so a quick-start server obeys every rule a configured one does.
 
-use std::io::IsTerminal;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use ipnet::Ipv4Net;
-use leased_core::config::{Config, Format, LogFormat, LogSettings, load_str};
-use tracing_subscriber::EnvFilter;
+use leased_core::config::{Config, Format, load_str};
 
 use crate::cli::ServeArgs;
+use crate::logging::Buffering;
 use crate::timefmt::parse_duration;
 use leased_io::{ConfigSource, ServeHooks, ServeParams, load_config, serve_with};
 
@@ -42,15 +41,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .console
         .as_ref()
         .map(|c| crate::console::Hub::new(c.replay, crate::console::LIVE_CAPACITY));
-    // Event lines gather in memory and reach stderr in large writes from their own thread;
-    // whatever is still buffered is written when `_log` drops (return, error or unwind).
-    let (log, _log) = BufferedStderr::start();
-    init_logging_to(&config.logging, hub.clone(), log)?;
+    // Event lines gather in memory and reach stderr, the journal or the log file in large
+    // writes from their own thread; whatever is still buffered is written when `log` drops
+    // (return, error or unwind).
+    let log = crate::logging::init(&config.logging, hub.clone(), Buffering::Thread)?;
     crate::rlimit::raise_open_files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    log.reopen_on_sigusr1(&runtime)?;
     // The HTTP API, when configured, runs beside the engine as io's sidecar. Its settings are
     // read at start: a reload that changes [api] takes effect after a restart.
     // With [export], the exporter (and the router endpoint on the API) joins the sidecar.
@@ -76,238 +76,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         hooks,
     ))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Logs to stderr: JSON or text as configured, at the configured level unless `RUST_LOG` says
-/// otherwise.
-pub(crate) fn init_logging(settings: &LogSettings) -> anyhow::Result<()> {
-    init_logging_with(settings, None)
-}
-
-/// [`init_logging`], plus every line as text into the console's `hub` when there is one.
-pub(crate) fn init_logging_with(
-    settings: &LogSettings,
-    hub: Option<std::sync::Arc<crate::console::Hub>>,
-) -> anyhow::Result<()> {
-    init_logging_to(settings, hub, std::io::stderr)
-}
-
-/// [`init_logging_with`], writing the log through `writer` (stderr, direct or buffered).
-fn init_logging_to<W>(
-    settings: &LogSettings,
-    hub: Option<std::sync::Arc<crate::console::Hub>>,
-    writer: W,
-) -> anyhow::Result<()>
-where
-    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
-{
-    use tracing_subscriber::Layer;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => {
-            EnvFilter::try_new(&v).with_context(|| format!("bad RUST_LOG {v:?}"))?
-        }
-        _ => EnvFilter::try_new(&settings.level)
-            .with_context(|| format!("bad [logging] level {:?}", settings.level))?,
-    };
-    // Colours only for a person at a terminal; never in files, journals or pipes.
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
-    let mut layers: Vec<Boxed> = vec![match settings.format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(writer)
-            .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_ansi(ansi)
-            .with_writer(writer)
-            .boxed(),
-    }];
-    if let Some(hub) = hub {
-        // The console shows text for people, whatever the log format.
-        layers.push(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(crate::console::HubWriter(hub))
-                .boxed(),
-        );
-    }
-    tracing_subscriber::registry()
-        .with(layers.with_filter(filter))
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
-}
-
-/// The longest a log line may wait in memory before the writer thread writes it out. Under load
-/// this turns one `write(2)` per line into about twenty writes a second; when a burst of lines
-/// ends (see [`LOG_QUIET`]) it is written at once; idle, the thread sleeps until the next line.
-const LOG_FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// A chunk is written as soon as no new line has arrived for this long.
-const LOG_QUIET: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// Past this many buffered bytes the logging thread itself writes them out at once (nothing is
-/// ever dropped, and memory stays bounded whatever the log rate).
-const LOG_BUFFER_MAX: usize = 256 * 1024;
-
-/// Lines waiting for stderr.
-#[derive(Debug, Default)]
-struct Pending {
-    buf: Vec<u8>,
-    /// The server is stopping: write what is left and end the writer thread.
-    closed: bool,
-}
-
-/// The state shared by the loggers and the writer thread.
-#[derive(Debug, Default)]
-struct LogShared {
-    pending: std::sync::Mutex<Pending>,
-    /// Signalled when `pending` goes from empty to non-empty, or closes.
-    wake: std::sync::Condvar,
-    /// Held while a chunk is taken out of `pending` and written, so chunks reach stderr in the
-    /// order their lines were logged.
-    out: std::sync::Mutex<()>,
-}
-
-impl LogShared {
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        // A panic while holding the lock leaves plain bytes behind: still worth writing.
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Writes everything buffered so far to stderr (errors are ignored, as the direct writer
-    /// of the fmt layer ignores them).
-    fn drain(&self, spare: &mut Vec<u8>) {
-        use std::io::Write;
-        let _order = self
-            .out
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        spare.clear();
-        std::mem::swap(&mut self.pending().buf, spare);
-        if !spare.is_empty() {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(spare);
-            let _ = err.flush();
-        }
-    }
-}
-
-/// The serve command's log writer: a `MakeWriter` whose lines are appended to a shared buffer
-/// (a short uncontended lock per line) and written to stderr by the `log-writer` thread in
-/// chunks: when a burst goes quiet, at most [`LOG_FLUSH_DELAY`] after its first line. Lossless and in order.
-#[derive(Debug, Clone)]
-struct BufferedStderr(std::sync::Arc<LogShared>);
-
-/// Stops the writer thread and writes out what is buffered when dropped.
-#[derive(Debug)]
-struct LogFlushGuard {
-    shared: std::sync::Arc<LogShared>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl BufferedStderr {
-    /// Starts the writer thread. Without a thread (the OS refused one) lines go to stderr at
-    /// once, as if unbuffered.
-    fn start() -> (Self, LogFlushGuard) {
-        let shared = std::sync::Arc::new(LogShared::default());
-        let worker = std::sync::Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || Self::run(&worker))
-            .ok();
-        if thread.is_none() {
-            shared.pending().closed = true;
-        }
-        let guard = LogFlushGuard {
-            shared: std::sync::Arc::clone(&shared),
-            thread,
-        };
-        (Self(shared), guard)
-    }
-
-    fn run(shared: &LogShared) {
-        let mut spare = Vec::new();
-        loop {
-            let closed = {
-                let mut p = shared.pending();
-                while p.buf.is_empty() && !p.closed {
-                    p = shared
-                        .wake
-                        .wait(p)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
-                p.closed
-            };
-            if closed {
-                shared.drain(&mut spare);
-                return;
-            }
-            // Let the lines of the next few milliseconds join this write: write as soon as the
-            // burst goes quiet for LOG_QUIET (an idle server's lines appear at once), at the
-            // latest LOG_FLUSH_DELAY after the first line (a busy server writes in big chunks).
-            let started = std::time::Instant::now();
-            let mut seen = shared.pending().buf.len();
-            loop {
-                std::thread::sleep(LOG_QUIET);
-                let now = shared.pending().buf.len();
-                if now == seen || started.elapsed() >= LOG_FLUSH_DELAY {
-                    break;
-                }
-                seen = now;
-            }
-            shared.drain(&mut spare);
-        }
-    }
-}
-
-impl Drop for LogFlushGuard {
-    fn drop(&mut self) {
-        self.shared.pending().closed = true;
-        self.shared.wake.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        // Lines logged after the thread ended (or with no thread at all).
-        self.shared.drain(&mut Vec::new());
-    }
-}
-
-/// One log line's way into the buffer (the fmt layer writes each line with one `write_all`).
-#[derive(Debug)]
-struct LineSink<'a>(&'a LogShared);
-
-impl std::io::Write for LineSink<'_> {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        let (first, full, closed) = {
-            let mut p = self.0.pending();
-            p.buf.extend_from_slice(b);
-            (
-                p.buf.len() == b.len(),
-                p.buf.len() >= LOG_BUFFER_MAX,
-                p.closed,
-            )
-        };
-        if closed || full {
-            self.0.drain(&mut Vec::new());
-        } else if first {
-            self.0.wake.notify_one();
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BufferedStderr {
-    type Writer = LineSink<'a>;
-    fn make_writer(&'a self) -> Self::Writer {
-        LineSink(&self.0)
-    }
 }
 
 /// Builds and validates the quick-start config for `iface`.

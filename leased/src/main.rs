@@ -7,6 +7,7 @@
 mod cli;
 mod cmd_check;
 mod cmd_db;
+mod cmd_docs;
 mod cmd_export;
 mod cmd_history;
 mod cmd_isc;
@@ -19,6 +20,7 @@ mod cmd_stats;
 mod console;
 mod demo;
 mod http;
+mod logging;
 mod probe;
 mod rlimit;
 mod sidecars;
@@ -50,6 +52,8 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd_export::run(args),
         Command::Db(args) => cmd_db::run(&args),
         Command::History(args) => cmd_history::run(&args),
+        Command::Completions(args) => cmd_docs::completions(&args),
+        Command::Man(args) => cmd_docs::man(&args),
         Command::Stats(args) => cmd_stats::run(&args),
         Command::Manage(args) => cmd_manage::run(&args),
         Command::Reload(args) => cmd_reload::run(&args),

@@ -7,8 +7,9 @@
 //! after its lease is durable), `send` (carrying out a [`leased_core::Route`]), `events` (one log
 //! line per event), [`Metrics`], `reload` (SIGHUP: validate, swap or keep the old config),
 //! `shared` ([`SharedState`]: the read-only view and reload door for a sidecar such as the HTTP
-//! API, see [`serve_with`]), `run` (start-up and graceful shutdown) and [`privileges`] (dropping
-//! root to `[server] user` once sockets are bound).
+//! API, see [`serve_with`]), `run` (start-up and graceful shutdown), [`privileges`] (dropping
+//! root to `[server] user` once sockets are bound) and `notify` (the service manager: ready,
+//! reloading, stopping, status and the watchdog fed from the engine task).
 //!
 //! Test mode: with ports other than 67/68 the server replies to each request's source address
 //! and port instead of the RFC 2131 §4.1 route, so tests can run unprivileged on loopback.
@@ -21,6 +22,7 @@ mod frame;
 mod iface;
 mod metrics;
 mod monitor;
+mod notify;
 pub mod privileges;
 mod recv;
 mod relay;

@@ -236,21 +236,44 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
     let ups: Vec<String> = settings.upstreams.iter().map(ToString::to_string).collect();
     tracing::info!(upstreams = %ups.join(","), max_hops = settings.max_hops, "relay started");
 
+    // Every receive loop beats; the watchdog is fed only while all of them do.
+    let beats = crate::notify::Heartbeats::new(receivers.len() + 1);
+    let upstream_beat = receivers.len();
     let mut tasks = Vec::new();
     for (i, sock) in receivers.into_iter().enumerate() {
         let r = Arc::clone(&relay);
-        tasks.push(tokio::spawn(async move { r.client_loop(i, sock).await }));
+        let b = Arc::clone(&beats);
+        tasks.push(tokio::spawn(async move { r.client_loop(i, sock, b).await }));
     }
     let r = Arc::clone(&relay);
-    tasks.push(tokio::spawn(async move { r.upstream_loop(up_recv).await }));
+    let b = Arc::clone(&beats);
+    tasks.push(tokio::spawn(async move {
+        r.upstream_loop(up_recv, b, upstream_beat).await
+    }));
 
-    let stop = hooks.stop;
+    let mut stop = hooks.stop;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-        () = async { match stop { Some(s) => s.await, None => std::future::pending().await } } => {}
+    // The relay reads its config only at start. Without a handler SIGHUP would end it.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let names: Vec<&str> = relay.links.iter().map(|l| l.name.as_str()).collect();
+    crate::notify::ready(&format!(
+        "relaying on {} to {}",
+        names.join(", "),
+        ups.join(", ")
+    ));
+    let _status = crate::notify::StatusTask::spawn(relay_status(Arc::clone(&relay.counters)));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hup.recv() => tracing::warn!(
+                "SIGHUP ignored: leased relay reads its config only at start; restart it to \
+                 apply a change"
+            ),
+            () = async { match &mut stop { Some(s) => s.await, None => std::future::pending().await } } => break,
+        }
     }
+    crate::notify::stopping();
     for t in &tasks {
         t.abort();
     }
@@ -268,6 +291,36 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
     Ok(())
 }
 
+/// The relay's one-line status: requests forwarded and replies delivered, per second since the
+/// previous line and in all.
+fn relay_status(c: Arc<RelayCounters>) -> impl FnMut(f64) -> String + Send + 'static {
+    let totals = move || {
+        (
+            c.forwarded.load(Ordering::Relaxed),
+            c.delivered.load(Ordering::Relaxed),
+            c.dropped.load(Ordering::Relaxed),
+        )
+    };
+    let mut before = totals();
+    move |secs| {
+        let now = totals();
+        // Counts far below 2^52: exact enough for a status line.
+        #[allow(clippy::cast_precision_loss)]
+        let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
+        let line = format!(
+            "{:.1} requests/s forwarded, {:.1} replies/s delivered; {} forwarded, {} delivered, \
+             {} dropped since start",
+            rate(now.0, before.0),
+            rate(now.1, before.1),
+            now.0,
+            now.1,
+            now.2
+        );
+        before = now;
+        line
+    }
+}
+
 impl Relay {
     fn emit(&self, ev: BindingEvent) {
         tracing::info!(kind = ?ev.kind, mac = %ev.mac, ip = %ev.ip, "binding");
@@ -281,10 +334,23 @@ impl Relay {
         tracing::debug!(iface = %link, reason = %what, "relay: datagram dropped");
     }
 
-    async fn client_loop(self: Arc<Self>, i: usize, sock: tokio::net::UdpSocket) {
+    async fn client_loop(
+        self: Arc<Self>,
+        i: usize,
+        sock: tokio::net::UdpSocket,
+        beats: Arc<crate::notify::Heartbeats>,
+    ) {
         let mut buf = vec![0u8; 4096];
+        let mut beat = tokio::time::interval(crate::notify::BEAT_EVERY);
         loop {
-            let rx = match recv_pktinfo(&sock, &mut buf).await {
+            let received = tokio::select! {
+                r = recv_pktinfo(&sock, &mut buf) => r,
+                _ = beat.tick() => {
+                    beats.beat(i);
+                    continue;
+                }
+            };
+            let rx = match received {
                 Ok(rx) => rx,
                 Err(e) => {
                     tracing::warn!(error = %e, "relay: receive failed");
@@ -308,10 +374,23 @@ impl Relay {
         }
     }
 
-    async fn upstream_loop(self: Arc<Self>, sock: tokio::net::UdpSocket) {
+    async fn upstream_loop(
+        self: Arc<Self>,
+        sock: tokio::net::UdpSocket,
+        beats: Arc<crate::notify::Heartbeats>,
+        me: usize,
+    ) {
         let mut buf = vec![0u8; 4096];
+        let mut beat = tokio::time::interval(crate::notify::BEAT_EVERY);
         loop {
-            let rx = match recv_pktinfo(&sock, &mut buf).await {
+            let received = tokio::select! {
+                r = recv_pktinfo(&sock, &mut buf) => r,
+                _ = beat.tick() => {
+                    beats.beat(me);
+                    continue;
+                }
+            };
+            let rx = match received {
                 Ok(rx) => rx,
                 Err(e) => {
                     tracing::warn!(error = %e, "relay: upstream receive failed");

@@ -72,6 +72,20 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Rel
         tracing::warn!("reload: the configuration was given inline; nothing to reload");
         return ReloadOutcome::NotAFile;
     };
+    crate::notify::reloading();
+    let outcome = swap_or_keep(path, plan);
+    crate::notify::reloaded(&match &outcome {
+        ReloadOutcome::Kept(errors) => format!(
+            "reload failed ({} errors); serving the previous configuration",
+            errors.len()
+        ),
+        _ => format!("configuration reloaded from {}", path.display()),
+    });
+    outcome
+}
+
+/// Loads `path` and swaps it in, or keeps the old plan and logs why.
+fn swap_or_keep(path: &Path, plan: &ArcSwap<Plan>) -> ReloadOutcome {
     match load_config(path) {
         Ok(config) => {
             let old = plan.load();
@@ -84,6 +98,7 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Rel
                 || old.server.group.as_ref().map(|a| &a.name)
                     != config.server.group.as_ref().map(|a| &a.name)
                 || old.api != config.api
+                || old.logging.file != config.logging.file
                 || old
                     .subnets
                     .iter()
@@ -92,7 +107,7 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Rel
             {
                 tracing::warn!(
                     "config reloaded, but changes to interfaces, store.path, server.pid_file, \
-                     server.user/group or [api] take effect only after a restart"
+                     server.user/group, [api] or logging.file take effect only after a restart"
                 );
             }
             let subnets = config.subnets.len();

@@ -263,24 +263,28 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     let ServeHooks { sidecar, stop } = hooks;
     let (reload_tx, mut reload_rx) = mpsc::channel(8);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    // The shared view exists for the sidecar and for the ARP watch (which reads the leases).
-    let shared = (sidecar.is_some() || plan.load().config.arp_watch.enabled).then(|| {
-        Arc::new(SharedState {
-            plan: Arc::clone(&plan),
-            leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
-            metrics: Arc::clone(&metrics),
-            source: params.source.clone(),
-            reload_tx,
-            started: Instant::now(),
-            bindings: std::sync::OnceLock::new(),
-            export_metrics: std::sync::OnceLock::new(),
-            monitors,
-        })
-    });
+    // The shared view exists for the sidecar, for the ARP watch (which reads the leases) and
+    // for the service manager's status line (which counts them).
+    let shared =
+        (sidecar.is_some() || plan.load().config.arp_watch.enabled || crate::notify::enabled())
+            .then(|| {
+                Arc::new(SharedState {
+                    plan: Arc::clone(&plan),
+                    leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
+                    metrics: Arc::clone(&metrics),
+                    source: params.source.clone(),
+                    reload_tx,
+                    started: Instant::now(),
+                    bindings: std::sync::OnceLock::new(),
+                    export_metrics: std::sync::OnceLock::new(),
+                    monitors,
+                })
+            });
     if let Some(shared) = &shared {
         engine = engine.with_shared(Arc::clone(shared));
         receivers.extend(crate::monitor::arp::spawn(&watched, shared));
     }
+    let status_view = shared.clone();
     // Starting the sidecar binds its listener; its task runs only after the drop below.
     let sidecar = match (sidecar, shared) {
         (Some(start), Some(shared)) => match start(shared, Shutdown(shutdown_rx)) {
@@ -307,7 +311,10 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     }
     let mut sidecar = sidecar.map(tokio::spawn);
     let mut stop = stop.unwrap_or_else(|| Box::pin(std::future::pending()));
-    let mut engine = tokio::spawn(engine.run(rx));
+    // systemd: every socket is bound, the store loaded, root dropped.
+    let _status = crate::notify::serving(&out, count, &metrics, status_view);
+    // The watchdog is fed from the engine task itself (see `notify`).
+    let mut engine = tokio::spawn(crate::notify::fed(engine.run(rx)));
 
     let engine_result = loop {
         tokio::select! {
@@ -337,6 +344,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             r = &mut engine => break Some(r),
         }
     };
+    crate::notify::stopping();
 
     // The API first: it finishes its requests (bounded) and can ask for nothing more.
     let _ = shutdown_tx.send(true);

@@ -66,6 +66,7 @@ pub(crate) fn config_with(
         logging: LogSettings {
             format: LogFormat::Text,
             level: "info".into(),
+            file: None,
         },
         relay_keys: Default::default(),
         classes: Vec::new(),

@@ -101,6 +101,17 @@ impl Bed {
 
     /// [`Bed::relay`] with more `[relay]` keys.
     pub fn relay_with(&self, upstreams: &[Ipv4Addr], relay_extra: &str, extra: &str) -> Proc {
+        self.relay_with_env(upstreams, relay_extra, extra, &[])
+    }
+
+    /// [`Bed::relay_with`] with more environment variables (`NOTIFY_SOCKET`, …).
+    pub fn relay_with_env(
+        &self,
+        upstreams: &[Ipv4Addr],
+        relay_extra: &str,
+        extra: &str,
+        env: &[(&str, String)],
+    ) -> Proc {
         let lab = &self.lab;
         let ups: Vec<String> = upstreams.iter().map(|u| format!("\"{u}\"")).collect();
         let cfg = format!(
@@ -141,7 +152,7 @@ interval = "1h"
             Some(&lab.srv_ns),
             &argv![leased_bin(), "relay", "-c", path.display()],
             &lab.path("relay.log"),
-            &[("NO_COLOR", "1".to_string())],
+            &[&[("NO_COLOR", "1".to_string())], env].concat(),
         );
         let ok = poll(Duration::from_secs(10), || {
             p.output().contains("relay started").then_some(())

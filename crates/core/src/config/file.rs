@@ -102,8 +102,9 @@ pub(super) struct RawConfig {
     pub logging: RawLogging,
     #[serde(default)]
     pub options: RawOptions,
+    /// `None`: no `[[subnets]]` at all; `Some([])`: `subnets = []`, serving nothing on purpose.
     #[serde(default)]
-    pub subnets: Vec<RawSubnet>,
+    pub subnets: Option<Vec<RawSubnet>>,
     #[serde(default)]
     pub reservations: Vec<RawReservation>,
     #[serde(default)]
@@ -224,6 +225,7 @@ pub(super) struct RawStore {
 pub(super) struct RawLogging {
     pub format: Option<String>,
     pub level: Option<String>,
+    pub file: Option<String>,
 }
 
 /// `[options]`, `[subnets.options]`, `[reservations.options]`, `[device_overrides.MAC]`.

@@ -297,6 +297,8 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// tracing filter, e.g. `info` or `leased=debug`. Default `info`.
     pub level: String,
+    /// Append the log to this file instead of stderr (reopened on SIGUSR1, for logrotate).
+    pub file: Option<PathBuf>,
 }
 
 /// Log line format.

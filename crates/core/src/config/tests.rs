@@ -327,6 +327,7 @@ fn example_sets_every_key() {
         // Commented out in the example where enabling would open a socket or a database
         // connection; still shown, so every key is there to copy.
         "auto_reload",
+        "file",
         "conflict_check",
         "conflict_check_timeout_ms",
         "conflict_check_cache",
@@ -696,8 +697,8 @@ ip = "198.18.1.7"
 fn at_least_one_subnet() {
     let errs = toml_errs("[server]\nlease_time = 60\n");
     at(&errs, "subnets", "at least one", 1, 1);
-    let errs = toml_errs("subnets = []\n");
-    at(&errs, "subnets", "at least one", 1, 11);
+    // Written out empty, it says the server serves nothing yet (the packaged config).
+    assert!(toml_ok("subnets = []\n").subnets.is_empty());
 }
 
 #[test]
@@ -1476,4 +1477,18 @@ mod prop {
             }
         }
     }
+}
+
+#[test]
+fn subnets_written_empty_serve_nothing_but_absent_subnets_are_an_error() {
+    let c = toml_ok("subnets = []\n[server]\npid_file = \"/run/leased/leased.pid\"\n");
+    assert!(c.subnets.is_empty());
+    let c = load_str(r#"{"subnets": []}"#, "t.json", Format::Json).unwrap();
+    assert!(c.subnets.is_empty());
+    find(
+        &toml_errs("[server]\n"),
+        "subnets",
+        "at least one [[subnets]]",
+    );
+    find(&toml_errs(""), "subnets", "subnets = []");
 }

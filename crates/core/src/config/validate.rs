@@ -29,7 +29,8 @@ pub(super) struct Ctx<'a> {
     pos: &'a Positions<'a>,
     origin: &'a str,
     errors: Vec<ConfigError>,
-    /// The file has `[relay]` and no `[[subnets]]`: a relay agent's config.
+    /// No subnet is wanted: `[relay]` and no `[[subnets]]` (a relay agent's config), or
+    /// `subnets = []` written out.
     relay_only: bool,
 }
 
@@ -77,7 +78,9 @@ pub(super) fn validate(
         pos,
         origin,
         errors: Vec::new(),
-        relay_only: raw.relay.is_some() && raw.subnets.is_empty(),
+        // A relay-only file, or `subnets = []` written out: no subnet is wanted.
+        relay_only: raw.subnets.as_ref().is_some_and(Vec::is_empty)
+            || (raw.relay.is_some() && raw.subnets.is_none()),
     };
     let config = build(&mut ctx, raw);
     if ctx.errors.is_empty() {
@@ -122,11 +125,23 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
             Some(l) => l.clone(),
             None => "info".to_string(),
         },
+        file: match raw.logging.file.as_deref() {
+            Some(f) if f.trim().is_empty() => {
+                ctx.err(
+                    "logging.file",
+                    "must not be empty (leave it out to log to stderr)",
+                );
+                None
+            }
+            Some(f) => Some(PathBuf::from(f)),
+            None => None,
+        },
     };
     let global = options::compile(ctx, "options", &raw.options, &[]);
 
     let mut complete = true;
-    let mut subnets = subnets(ctx, &raw.subnets, &server, &global, &mut complete);
+    let raw_subnets = raw.subnets.as_deref().unwrap_or_default();
+    let mut subnets = subnets(ctx, raw_subnets, &server, &global, &mut complete);
     reservations(ctx, &raw.reservations, &mut subnets, &server, complete);
 
     let banned_macs = mac_table(ctx, "banned_macs", &raw.banned_macs.0, |ctx, path, m| {
@@ -140,7 +155,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     );
 
     let relay_keys = relay_keys(ctx, &raw.relay_keys);
-    let pool_names = pool_names(ctx, &raw.subnets, &subnets);
+    let pool_names = pool_names(ctx, raw_subnets, &subnets);
     let classes = classes(ctx, &raw.classes, &subnets, &pool_names);
     let api = super::api::api(ctx, raw.api.as_ref());
     let limits = super::limits::limits(ctx, raw.limits.as_ref());
@@ -387,9 +402,14 @@ fn subnets(
     global: &OptionSet,
     complete: &mut bool,
 ) -> Vec<(Subnet, String)> {
-    // A relay-only file (`leased relay`) serves no subnet of its own.
+    // A relay-only file (`leased relay`) serves no subnet of its own, and `subnets = []` says
+    // in so many words that this server serves nothing yet (the packaged config).
     if raw.is_empty() && !ctx.relay_only {
-        ctx.err("subnets", "at least one [[subnets]] entry is required");
+        ctx.err(
+            "subnets",
+            "at least one [[subnets]] entry is required (`subnets = []` for a server that \
+             serves nothing yet)",
+        );
     }
     let mut out: Vec<(Subnet, String)> = Vec::new();
     let mut seen: Vec<(Ipv4Net, String)> = Vec::new();

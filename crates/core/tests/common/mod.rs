@@ -131,6 +131,7 @@ pub fn config() -> Config {
         logging: LogSettings {
             format: LogFormat::Text,
             level: "info".into(),
+            file: None,
         },
         relay_keys: Default::default(),
         classes: Vec::new(),
