@@ -197,8 +197,8 @@ pub fn config_text(conf: &IscConfig, store: &Path, notes: &mut Vec<String>) -> S
         let mut t = Table::new();
         t.insert(key.0, value(key.1.as_str()));
         t.insert("ip", value(ip.to_string()));
-        if let Some(n) = &h.host_name {
-            t.insert("hostname", value(n.as_str()));
+        if let Some(n) = h.sent_host_name() {
+            t.insert("hostname", value(n));
         }
         t.insert("note", value(format!("ISC host {}", h.name)));
         reservations.push(t);
@@ -221,7 +221,7 @@ pub fn active_leases(conf: &IscConfig, leases: &IscLeases, now: Timestamp) -> Ve
     leases
         .leases
         .iter()
-        .filter(|l| l.binding_state == Some(BindingState::Active))
+        .filter(|l| l.binding_state_at(i64::try_from(now.0).unwrap_or(i64::MAX)) == BindingState::Active)
         .filter(|l| conf.subnets.iter().any(|s| s.network.contains(&l.ip)))
         .filter_map(|l| {
             let mac = HwAddr::parse_mac(&l.hardware.as_ref()?.address)?;

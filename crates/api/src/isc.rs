@@ -1,22 +1,28 @@
 //! The DHCPStats API over an ISC dhcpd's own files (`leased isc serve`): the same routes,
 //! shapes, auth and error answers as `leased serve`'s API, with [`IscSource`] as the
-//! [`StatsSource`].
+//! [`StatsSource`], plus DHCPStats' `POST /refresh` (re-read now) and `GET /leases` (the raw
+//! leases file, gzipped).
 //!
 //! Why a snapshot swapped whole: dhcpd rewrites `dhcpd.leases` while we serve, and a reader
 //! must never see half of one reading and half of the next. [`IscSource::reload`] parses both
 //! files off to the side and swaps the result in; a failed reading (a syntax error in the conf
 //! being edited) keeps the previous one and says why.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRef, State};
 use axum::http::header;
-use leased_isc::{IscConfig, IscLeases, IscSubnet, SubnetStats, hex_colon, isc_escape};
+use axum::response::{IntoResponse, Response};
+use leased_isc::{IscConfig, IscLeases, IscSubnet, SubnetStats, Warning, hex_colon};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,10 +30,18 @@ use utoipa_axum::routes;
 use crate::SecurityAddon;
 use crate::auth::Auth;
 use crate::conn::ConnLimits;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::routes as handlers;
 use crate::source::{Stats, StatsSource, pick_network};
-use crate::stats::{Counts, Ips, IscLease, Keyed, Static, SubnetView};
+use crate::stats::{Counts, ISC_LEASE_KEYS, Ips, IscLease, Keyed, Static, SubnetView};
+
+/// Warnings logged per reading at most; the rest are summed up in one line, so a leases file
+/// full of odd entries cannot flood the log.
+const MAX_LOGGED_WARNINGS: usize = 20;
+
+/// The largest leases file `GET /leases` compresses (far above real files: 100,000 leases
+/// take about 30 MB); bounds what one request can make the server hold.
+pub const MAX_LEASES_FILE: u64 = 512 << 20;
 
 /// One consistent reading of the two files.
 #[derive(Debug, Default)]
@@ -38,6 +52,27 @@ pub struct IscSnapshot {
     pub leases: IscLeases,
     /// Per-subnet counts, in `config.subnets` order.
     pub stats: Vec<SubnetStats>,
+    /// When the files were read (Unix seconds): the `now` entries without a binding state are
+    /// judged at, as dhcpd judges them when it loads the file.
+    pub read_at: i64,
+}
+
+/// The compressed leases file of `GET /leases`, and which version of the file it is.
+#[derive(Debug)]
+struct GzCache {
+    key: (u64, Option<std::time::SystemTime>, u64),
+    data: Bytes,
+}
+
+/// Who read the files last: serialises readings (the watcher's and `POST /refresh`'s) and
+/// lets a refresh that waited reuse a reading that began after it asked.
+#[derive(Debug, Default)]
+struct Readings {
+    /// Readings begun so far.
+    begun: AtomicU64,
+    /// Held while reading; holds the number of the last finished reading and why it was
+    /// refused (`None`: it succeeded).
+    lock: Mutex<(u64, Option<String>)>,
 }
 
 /// The ISC files and their latest good reading.
@@ -46,9 +81,16 @@ pub struct IscSource {
     conf: PathBuf,
     leases: PathBuf,
     snap: ArcSwap<IscSnapshot>,
+    clock: fn() -> i64,
+    readings: Readings,
+    gz: tokio::sync::Mutex<Option<GzCache>>,
 }
 
-fn read(conf: &Path, leases: &Path) -> anyhow::Result<IscSnapshot> {
+fn wall_clock() -> i64 {
+    i64::try_from(crate::routes::unix_now().0).unwrap_or(i64::MAX)
+}
+
+fn read(conf: &Path, leases: &Path, now: i64) -> anyhow::Result<IscSnapshot> {
     let config =
         leased_isc::read_conf(conf).with_context(|| format!("reading {}", conf.display()))?;
     let leases = match leased_isc::read_leases(leases) {
@@ -61,39 +103,104 @@ fn read(conf: &Path, leases: &Path) -> anyhow::Result<IscSnapshot> {
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", leases.display())),
     };
-    let stats = leased_isc::subnet_stats(&config, &leases.leases);
+    let stats = leased_isc::subnet_stats(&config, &leases.leases, now);
     Ok(IscSnapshot {
         config,
         leases,
         stats,
+        read_at: now,
     })
+}
+
+fn warnings(snap: &IscSnapshot) -> impl Iterator<Item = &Warning> {
+    snap.config.warnings.iter().chain(&snap.leases.warnings)
+}
+
+/// Logs the warnings of `new` that `old` did not have (all of them on the first reading), at
+/// most [`MAX_LOGGED_WARNINGS`]: a lease entry without a binding state is said once, not at
+/// every re-read while dhcpd appends to the file.
+fn log_new_warnings(old: Option<&IscSnapshot>, new: &IscSnapshot) {
+    let seen: BTreeSet<&Warning> = old.map(|o| warnings(o).collect()).unwrap_or_default();
+    let fresh: Vec<&Warning> = warnings(new).filter(|w| !seen.contains(w)).collect();
+    for w in fresh.iter().take(MAX_LOGGED_WARNINGS) {
+        tracing::warn!("{w}");
+    }
+    if fresh.len() > MAX_LOGGED_WARNINGS {
+        tracing::warn!(
+            "… and {} more warnings about the ISC files",
+            fresh.len() - MAX_LOGGED_WARNINGS
+        );
+    }
 }
 
 impl IscSource {
     /// Reads both files; an error when the conf cannot be read or parsed. A missing leases
     /// file reads as no leases (dhcpd has not written one yet).
     pub fn load(conf: &Path, leases: &Path) -> anyhow::Result<IscSource> {
-        let snap = read(conf, leases)?;
-        for w in snap.config.warnings.iter().chain(&snap.leases.warnings) {
-            tracing::warn!("{w}");
-        }
+        Self::load_with_clock(conf, leases, wall_clock)
+    }
+
+    /// [`IscSource::load`] with the clock that dates each reading (tests pass their own).
+    pub fn load_with_clock(
+        conf: &Path,
+        leases: &Path,
+        clock: fn() -> i64,
+    ) -> anyhow::Result<IscSource> {
+        let snap = read(conf, leases, clock())?;
+        log_new_warnings(None, &snap);
         Ok(IscSource {
             conf: conf.to_path_buf(),
             leases: leases.to_path_buf(),
             snap: ArcSwap::from_pointee(snap),
+            clock,
+            readings: Readings::default(),
+            gz: tokio::sync::Mutex::new(None),
         })
     }
 
     /// Re-reads both files and swaps the new reading in; on error the previous reading stays.
+    /// Blocks while another reading runs (one at a time).
     pub fn reload(&self) -> anyhow::Result<()> {
-        let snap = read(&self.conf, &self.leases)?;
+        let mut last = self
+            .readings
+            .lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let n = self.readings.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        let r = self.read_and_swap();
+        *last = (n, r.as_ref().err().map(|e| format!("{e:#}")));
+        r
+    }
+
+    fn read_and_swap(&self) -> anyhow::Result<()> {
+        let snap = read(&self.conf, &self.leases, (self.clock)())?;
         tracing::info!(
             subnets = snap.config.subnets.len(),
             leases = snap.leases.leases.len(),
             "re-read the ISC files"
         );
+        log_new_warnings(Some(&self.snap.load()), &snap);
         self.snap.store(Arc::new(snap));
         Ok(())
+    }
+
+    /// `POST /refresh`: a reading that begins after this call; if one began while this call
+    /// waited for the one before to finish, its result is shared rather than reading again
+    /// (so a burst of refreshes costs one or two readings, not one each).
+    pub fn refresh_now(&self) -> Result<(), String> {
+        let asked = self.readings.begun.load(Ordering::SeqCst);
+        let mut last = self
+            .readings
+            .lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.0 > asked {
+            return last.1.clone().map_or(Ok(()), Err);
+        }
+        let n = self.readings.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        let r = self.read_and_swap().map_err(|e| format!("{e:#}"));
+        *last = (n, r.clone().err());
+        r
     }
 
     /// Every file a change of which calls for a re-read: the conf, its includes, the leases.
@@ -110,6 +217,56 @@ impl IscSource {
     pub fn snapshot(&self) -> Arc<IscSnapshot> {
         self.snap.load_full()
     }
+
+    /// The leases file as it is now, gzipped (DHCPStats' `GET /leases`). One compression runs
+    /// at a time and its result is kept until the file changes, so many requests for an
+    /// unchanged file cost one compression.
+    pub async fn leases_gz(&self) -> Result<Bytes, String> {
+        let mut cache = self.gz.lock().await;
+        let path = self.leases.clone();
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let key = (
+            meta.len(),
+            meta.modified().ok(),
+            std::os::unix::fs::MetadataExt::ino(&meta),
+        );
+        if let Some(c) = cache.as_ref()
+            && c.key == key
+        {
+            return Ok(c.data.clone());
+        }
+        let data = tokio::task::spawn_blocking(move || gzip_file(&path))
+            .await
+            .map_err(|e| format!("compression task: {e}"))??;
+        *cache = Some(GzCache {
+            key,
+            data: data.clone(),
+        });
+        Ok(data)
+    }
+}
+
+/// The whole file at `path` gzipped, refusing one larger than [`MAX_LEASES_FILE`].
+fn gzip_file(path: &Path) -> Result<Bytes, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut enc = flate2::read::GzEncoder::new(
+        f.take(MAX_LEASES_FILE + 1),
+        flate2::Compression::default(),
+    );
+    let mut out = Vec::new();
+    enc.read_to_end(&mut out)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if enc.get_ref().limit() == 0 {
+        return Err(format!(
+            "{} is larger than {} MiB",
+            path.display(),
+            MAX_LEASES_FILE >> 20
+        ));
+    }
+    Ok(Bytes::from(out))
 }
 
 fn ips(st: &SubnetStats) -> Ips {
@@ -129,14 +286,35 @@ fn strings(v: Option<&Vec<Ipv4Addr>>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn lease_view(l: &leased_isc::IscLease) -> IscLease {
+/// One ISC lease entry in DHCPStats' shape, its state judged at `now` (see
+/// [`leased_isc::IscLease::binding_state_at`]).
+pub fn lease_view(l: &leased_isc::IscLease, now: i64) -> IscLease {
+    let (ethernet, other_hw) = match &l.hardware {
+        Some(h) if h.htype == "ethernet" => (Some(h.address.clone()), None),
+        Some(h) => (None, Some((format!("hardware-{}", h.htype), h.address.clone()))),
+        None => (None, None),
+    };
+    let mut vars: Vec<(String, String)> = other_hw.into_iter().collect();
+    vars.extend(
+        l.vars
+            .iter()
+            .filter(|(k, _)| !ISC_LEASE_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     IscLease {
         starts: l.starts.map(|t| t.to_string()),
         ends: l.ends.map(|t| t.to_string()),
+        tstp: l.tstp.map(|t| t.to_string()),
+        tsfp: l.tsfp.map(|t| t.to_string()),
+        atsfp: l.atsfp.map(|t| t.to_string()),
         cltt: l.cltt.map(|t| t.to_string()),
-        binding_state: l.binding_state.as_ref().map(|b| b.as_str().to_string()),
-        hardware_ethernet: l.hardware.as_ref().map(|h| h.address.clone()),
-        uid: l.uid.as_deref().map(isc_escape),
+        binding_state: Some(l.binding_state_at(now).as_str().to_string()),
+        hardware_ethernet: ethernet,
+        uid: l
+            .uid_text
+            .clone()
+            .or_else(|| l.uid.as_deref().map(leased_isc::isc_escape)),
+        vars: Keyed(vars),
         client_hostname: l.client_hostname.clone(),
     }
 }
@@ -163,7 +341,7 @@ pub fn subnet_view(snap: &IscSnapshot, index: usize, full: bool) -> Option<Subne
                     client_id: h.client_id.as_deref().map(hex_colon),
                     relay_key: None,
                     ip_address: ip.to_string(),
-                    host_name: h.host_name.clone().or_else(|| Some(h.name.clone())),
+                    host_name: h.sent_host_name().map(str::to_string),
                 },
             ));
         }
@@ -176,13 +354,13 @@ pub fn subnet_view(snap: &IscSnapshot, index: usize, full: bool) -> Option<Subne
                 .filter_map(|ip| {
                     let i = snap.leases.leases.binary_search_by_key(ip, |l| l.ip).ok()?;
                     let l = snap.leases.leases.get(i)?;
-                    Some((ip.to_string(), lease_view(l)))
+                    Some((ip.to_string(), lease_view(l, snap.read_at)))
                 })
                 .collect(),
         )
     });
     Some(SubnetView {
-        subnet: None,
+        subnet: s.network.to_string(),
         shared_network: s.shared_network.clone(),
         ranges: s
             .ranges
@@ -196,6 +374,7 @@ pub fn subnet_view(snap: &IscSnapshot, index: usize, full: bool) -> Option<Subne
         dns_servers: strings(s.dns_servers.as_ref()),
         ntp_servers: strings(s.ntp_servers.as_ref()),
         domain_name: s.domain_name.clone(),
+        ddns_domain_name: s.ddns_domain_name.clone(),
         statics,
         leases,
     })
@@ -208,7 +387,7 @@ impl StatsSource for IscSource {
             (0..snap.config.subnets.len())
                 .filter_map(|i| {
                     let v = subnet_view(&snap, i, full)?;
-                    Some((v.description.clone(), v))
+                    Some((v.subnet.clone(), v))
                 })
                 .collect(),
         )
@@ -223,10 +402,7 @@ impl StatsSource for IscSource {
             .iter()
             .position(|s| std::ptr::eq(s, found))
             .ok_or_else(|| ApiError::internal("subnet index"))?;
-        let mut v = subnet_view(&snap, index, true)
-            .ok_or_else(|| ApiError::internal("subnet without counts"))?;
-        v.subnet = Some(v.description.clone());
-        Ok(v)
+        subnet_view(&snap, index, true).ok_or_else(|| ApiError::internal("subnet without counts"))
     }
 
     fn counts(&self) -> Counts {
@@ -245,6 +421,50 @@ impl StatsSource for IscSource {
             estimated_devices: t.static_ + t.active,
         }
     }
+
+    fn refresh(&self) -> Result<(), String> {
+        self.refresh_now()
+    }
+}
+
+/// What the ISC API's handlers share: the DHCPStats routes read [`Stats`], `GET /leases`
+/// the source itself.
+#[derive(Debug, Clone)]
+pub struct IscState {
+    stats: Stats,
+    source: Arc<IscSource>,
+}
+
+impl FromRef<IscState> for Stats {
+    fn from_ref(state: &IscState) -> Stats {
+        state.stats.clone()
+    }
+}
+
+/// The raw `dhcpd.leases`, gzipped, as the attachment `dhcpd.leases.gz` (DHCPStats'
+/// `/leases`, for clients that parse the file themselves).
+#[utoipa::path(get, path = "/leases", tag = "dhcpstats",
+    responses((status = 200, description = "the leases file, gzipped",
+        content_type = "application/gzip", body = Vec<u8>),
+        (status = 401, body = ErrorBody), (status = 500, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn leases_file(State(state): State<IscState>) -> Response {
+    match state.source.leases_gz().await {
+        Ok(data) => (
+            [
+                (header::CONTENT_TYPE, "application/gzip"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=dhcpd.leases.gz",
+                ),
+            ],
+            data,
+        )
+            .into_response(),
+        Err(e) => {
+            ApiError::internal(format!("Failed to compress leases database: {e}")).into_response()
+        }
+    }
 }
 
 #[derive(OpenApi)]
@@ -257,7 +477,7 @@ struct IscDoc;
 
 /// The DHCPStats routes over `source`, the key check in front, `/openapi.json`, JSON 404s.
 pub fn app(source: Arc<IscSource>, auth: Auth) -> Router {
-    let (router, doc) = OpenApiRouter::with_openapi(IscDoc::openapi())
+    let (router, doc) = OpenApiRouter::<IscState>::with_openapi(IscDoc::openapi())
         .routes(routes!(handlers::banner))
         .routes(routes!(handlers::subnets_full))
         .routes(routes!(handlers::subnets_all))
@@ -265,6 +485,8 @@ pub fn app(source: Arc<IscSource>, auth: Auth) -> Router {
         .routes(routes!(handlers::subnet_one))
         .routes(routes!(handlers::subnet_cidr))
         .routes(routes!(handlers::counts))
+        .routes(routes!(handlers::refresh))
+        .routes(routes!(leases_file))
         .split_for_parts();
     let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
     router
@@ -280,7 +502,10 @@ pub fn app(source: Arc<IscSource>, auth: Auth) -> Router {
             Arc::new(auth),
             crate::auth::require_key,
         ))
-        .with_state(Stats(source))
+        .with_state(IscState {
+            stats: Stats(Arc::clone(&source) as Arc<dyn StatsSource>),
+            source,
+        })
 }
 
 /// Serves [`app`] on `listen` behind `limits` until `stop` completes (then finishes requests

@@ -92,6 +92,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::subnet_one))
         .routes(routes!(routes::subnet_cidr))
         .routes(routes!(routes::counts))
+        .routes(routes!(routes::refresh))
         .routes(routes!(routes::leases))
         .routes(routes!(routes::lease_one))
         .routes(routes!(

@@ -119,6 +119,44 @@ pub async fn counts(State(stats): State<Stats>) -> Json<Counts> {
     Json(stats.0.counts())
 }
 
+/// `POST /refresh`'s answer, DHCPStats' own: `{"result":"ok"}`, or the reason as `result`
+/// (and `message`, like every other error answer) with a 500.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefreshResult {
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Reads the data again now (DHCPStats' manual refresh). Over ISC files: both files are
+/// re-read and the answer comes once the new reading is in use; a reading refused (e.g. a
+/// syntax error in dhcpd.conf) keeps the previous one and answers 500 with the reason. A
+/// running leased answers from its live state, so there it only says `ok`.
+#[utoipa::path(post, path = "/refresh", tag = "dhcpstats",
+    responses((status = 200, body = RefreshResult), (status = 500, body = RefreshResult),
+        (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn refresh(State(stats): State<Stats>) -> Response {
+    let outcome = tokio::task::spawn_blocking(move || stats.0.refresh())
+        .await
+        .unwrap_or_else(|e| Err(format!("refresh task: {e}")));
+    match outcome {
+        Ok(()) => Json(RefreshResult {
+            result: "ok".into(),
+            message: None,
+        })
+        .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(RefreshResult {
+                result: e.clone(),
+                message: Some(e),
+            }),
+        )
+            .into_response(),
+    }
+}
+
 /// One lease record, leased's own shape.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LeaseView {

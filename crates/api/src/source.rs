@@ -26,6 +26,11 @@ pub trait StatsSource: Send + Sync + std::fmt::Debug + 'static {
     fn subnet(&self, text: &str) -> Result<SubnetView, ApiError>;
     /// Every subnet's `ips` summed.
     fn counts(&self) -> Counts;
+    /// DHCPStats' `POST /refresh`: read the data again now. `Err` is the reason the new
+    /// reading was refused (the previous one stays). A live server has nothing to re-read.
+    fn refresh(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The state the DHCPStats handlers extract: a shared [`StatsSource`].
@@ -73,9 +78,7 @@ impl StatsSource for LiveStats {
         let plan = self.0.plan();
         let snap = self.0.leases();
         let subnet = pick_network(&plan.config.subnets, |s| s.network, text)?;
-        let mut view = stats::subnet_view(subnet, &snap.leases, unix_now(), true);
-        view.subnet = Some(subnet.network.to_string());
-        Ok(view)
+        Ok(stats::subnet_view(subnet, &snap.leases, unix_now(), true))
     }
 
     fn counts(&self) -> Counts {

@@ -103,26 +103,57 @@ pub struct IscLease {
     /// `never` for an infinite ISC lease.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ends: Option<String>,
+    /// Failover: the end time sent to the peer (ISC files only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tstp: Option<String>,
+    /// Failover: the end time the peer acknowledged (ISC files only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tsfp: Option<String>,
+    /// Failover: the actual time the peer acknowledged (ISC files only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub atsfp: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cltt: Option<String>,
-    /// leased's states mapped as in the module docs; over ISC files, the file's own word.
+    /// leased's states mapped as in the module docs; over ISC files, the file's own word (for
+    /// an entry without one, the state dhcpd gives it: `active` until its end, then `free`).
     #[serde(rename = "binding-state", skip_serializing_if = "Option::is_none")]
     pub binding_state: Option<String>,
     #[serde(rename = "hardware-ethernet", skip_serializing_if = "Option::is_none")]
     pub hardware_ethernet: Option<String>,
-    /// The client identifier (option 61) when the client sent one, ISC-escaped.
+    /// The client identifier (option 61) when the client sent one: ISC-escaped from a live
+    /// lease, exactly as written (colon-hex or the quoted text) from an ISC file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// ISC files only: each `set NAME = VALUE;` of the entry under its own name
+    /// (`ddns-fwd-name`, `ddns-rev-name`, `vendor-class-identifier`, …), value as written, and
+    /// `hardware-TYPE` for a hardware type other than ethernet, as DHCPStats reports them.
+    #[serde(flatten)]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
+    pub vars: Keyed<String>,
     #[serde(rename = "client-hostname", skip_serializing_if = "Option::is_none")]
     pub client_hostname: Option<String>,
 }
 
+/// The keys [`IscLease`] writes itself; a `set` variable of the same name is not repeated.
+pub const ISC_LEASE_KEYS: [&str; 10] = [
+    "starts",
+    "ends",
+    "tstp",
+    "tsfp",
+    "atsfp",
+    "cltt",
+    "binding-state",
+    "hardware-ethernet",
+    "uid",
+    "client-hostname",
+];
+
 /// One subnet in DHCPStats' shape. Absent values are omitted, never null.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SubnetView {
-    /// Set only on `/subnets/{network}` (as in DHCPStats' per-subnet files).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subnet: Option<String>,
+    /// The subnet's CIDR, in every answer (DHCPStats stores it in each subnet's file, so its
+    /// `/subnets/all`, `/subnets/list` and `/subnets/{ip}` all carry it).
+    pub subnet: String,
     /// The shared network (several subnets on one link) this subnet belongs to, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_network: Option<String>,
@@ -141,6 +172,9 @@ pub struct SubnetView {
     pub ntp_servers: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain_name: Option<String>,
+    /// `ddns-domainname` (ISC files; leased does no DDNS, so never set by `leased serve`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddns_domain_name: Option<String>,
     /// Reservations, keyed by host name (else MAC, else client id; `@ip` added on a clash).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<std::collections::HashMap<String, Static>>)]
@@ -336,10 +370,14 @@ fn isc_lease(lease: &Lease, now: Timestamp) -> IscLease {
     IscLease {
         starts: Some(isc_time(lease.starts)),
         ends: Some(isc_time(lease.expires)),
+        tstp: None,
+        tsfp: None,
+        atsfp: None,
         cltt: Some(isc_time(lease.starts)),
         binding_state: Some(binding_state(lease, now).to_string()),
         hardware_ethernet: Some(lease.hwaddr.to_string()),
         uid: uid_of(lease),
+        vars: Keyed(Vec::new()),
         client_hostname: lease.hostname.clone(),
     }
 }
@@ -422,7 +460,7 @@ pub fn subnet_view(subnet: &Subnet, leases: &[Lease], now: Timestamp, full: bool
         })
         .filter(|s| !s.is_empty());
     SubnetView {
-        subnet: None,
+        subnet: subnet.network.to_string(),
         shared_network: subnet.shared_network.clone(),
         ranges: subnet
             .pools
@@ -436,6 +474,7 @@ pub fn subnet_view(subnet: &Subnet, leases: &[Lease], now: Timestamp, full: bool
         dns_servers: ips_of(subnet.options.values.get(&OPT_DNS)),
         ntp_servers: ips_of(subnet.options.values.get(&OPT_NTP)),
         domain_name,
+        ddns_domain_name: None,
         statics,
         leases: leases_out,
     }

@@ -125,6 +125,7 @@ struct ScopeOpts {
     ntp: Option<Vec<Ipv4Addr>>,
     domain_name: Option<String>,
     ddns_domain_name: Option<String>,
+    use_host_decl_names: Option<bool>,
 }
 
 struct SubnetB {
@@ -143,6 +144,10 @@ struct PendingRange {
 struct HostB {
     host: IscHost,
     subnet: Option<usize>,
+    /// The scope the host is declared in (its own block's settings are in `host`).
+    scope: usize,
+    /// `use-host-decl-names` written in the host's own block.
+    own_decl_names: Option<bool>,
 }
 
 #[derive(Clone)]
@@ -266,7 +271,6 @@ const IGNORED: &[&str] = &[
     "update-conflict-detection",
     "update-optimization",
     "update-static-leases",
-    "use-host-decl-names",
     "use-lease-addr-for-default-route",
     "vendor-option-space",
     "zone",
@@ -395,9 +399,17 @@ impl Walker<'_> {
                     .and_then(|i| self.subnets.get(i))
                     .map(|b| b.subnet.network);
                 let (host, _) = host_from_block(name, body, &ctx.file, s.pos.line, declared_in);
+                let mut own_decl_names = None;
+                for st in body {
+                    if st.keyword().as_deref() == Some("use-host-decl-names") {
+                        own_decl_names = self.flag(st, ctx);
+                    }
+                }
                 self.hosts.push(HostB {
                     host,
                     subnet: ctx.subnet,
+                    scope: ctx.scope,
+                    own_decl_names,
                 });
                 Ok(())
             }
@@ -409,6 +421,12 @@ impl Walker<'_> {
                 match s.words.get(1).and_then(Token::text) {
                     Some(v) => self.scope_mut(ctx.scope).ddns_domain_name = Some(v),
                     None => self.warn(&ctx.file, s.pos, "'ddns-domainname' without a value"),
+                }
+                Ok(())
+            }
+            "use-host-decl-names" => {
+                if let Some(v) = self.flag(s, ctx) {
+                    self.scope_mut(ctx.scope).use_host_decl_names = Some(v);
                 }
                 Ok(())
             }
@@ -425,6 +443,23 @@ impl Walker<'_> {
                     format!("unknown statement '{k}' skipped{extra}"),
                 );
                 Ok(())
+            }
+        }
+    }
+
+    /// A boolean statement's value (`on`/`true`, `off`/`false`), or a warning.
+    fn flag(&mut self, s: &Stmt, ctx: &Ctx) -> Option<bool> {
+        match s.word_lc(1).as_deref() {
+            Some("on" | "true") => Some(true),
+            Some("off" | "false") => Some(false),
+            _ => {
+                let kw = s.keyword().unwrap_or_default();
+                self.warn(
+                    &ctx.file,
+                    s.pos,
+                    format!("'{kw}' needs on or off; skipped"),
+                );
+                None
             }
         }
     }
@@ -753,7 +788,12 @@ impl Walker<'_> {
         }
         // Statics: declared inside a subnet, or with a fixed address in it.
         let mut hosts = Vec::new();
-        for hb in self.hosts {
+        let host_list = std::mem::take(&mut self.hosts);
+        for mut hb in host_list {
+            hb.host.use_host_decl_names = hb
+                .own_decl_names
+                .or_else(|| self.resolve(hb.scope, |s| &s.use_host_decl_names))
+                .unwrap_or(false);
             let mut targets = BTreeSet::new();
             if let Some(i) = hb.subnet {
                 targets.insert(i);
@@ -831,6 +871,7 @@ pub(crate) fn host_from_block(
         fixed_addresses: Vec::new(),
         fixed_address_names: Vec::new(),
         host_name: None,
+        use_host_decl_names: false,
         client_id: None,
         declared_in,
         file: file.to_string(),

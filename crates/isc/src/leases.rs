@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::IscError;
 use crate::conf::{hardware_of, host_from_block};
 use crate::model::{BindingState, FailoverPeerState, IscHost, IscLease, IscLeases, Warning};
-use crate::syntax::{Mode, Pos, Stmt, Tok, Token, binary_value, parse_tree};
+use crate::syntax::{Mode, Pos, Stmt, Tok, Token, as_written, binary_value, parse_tree};
 use crate::time::parse_time;
 
 /// Reads a leases file; only an IO failure is an error.
@@ -26,12 +26,15 @@ pub fn parse_leases(text: &[u8], origin: &str) -> IscLeases {
     let tree = parse_tree(text, Mode::Lenient).unwrap_or_default();
     let mut r = Reader {
         file: origin,
+        src: text,
         warnings: Vec::new(),
     };
     for p in &tree.problems {
         r.warn(p.pos, p.message.clone());
     }
     let mut by_ip: BTreeMap<Ipv4Addr, IscLease> = BTreeMap::new();
+    // Where each address's winning entry starts, for the warnings about it.
+    let mut at: BTreeMap<Ipv4Addr, Pos> = BTreeMap::new();
     let mut peers: Vec<FailoverPeerState> = Vec::new();
     let mut hosts: Vec<IscHost> = Vec::new();
     let mut server_duid = None;
@@ -63,6 +66,7 @@ pub fn parse_leases(text: &[u8], origin: &str) -> IscLeases {
                 entries_read += 1;
                 let lease = r.lease(ip, s.pos.line, body);
                 by_ip.insert(ip, lease);
+                at.insert(ip, s.pos);
             }
             Some("server-duid") => {
                 server_duid = s.words.get(1).and_then(binary_value);
@@ -112,6 +116,20 @@ pub fn parse_leases(text: &[u8], origin: &str) -> IscLeases {
             None => r.warn(s.pos, "statement without a keyword skipped"),
         }
     }
+    // One warning per current entry without a binding state (dhcpd 2.x/3.0 files, or a file
+    // edited by hand): counted the way dhcpd counts it, and said once, with its place.
+    for (ip, l) in &by_ip {
+        if l.binding_state.is_none() {
+            let pos = at.get(ip).copied().unwrap_or_default();
+            r.warn(
+                pos,
+                format!(
+                    "lease {ip} has no 'binding state': taken as active while its 'ends' is in \
+                     the future and free after, as dhcpd does"
+                ),
+            );
+        }
+    }
     IscLeases {
         leases: by_ip.into_values().collect(),
         server_duid,
@@ -124,6 +142,8 @@ pub fn parse_leases(text: &[u8], origin: &str) -> IscLeases {
 
 struct Reader<'a> {
     file: &'a str,
+    /// The file's bytes, to give values back as written.
+    src: &'a [u8],
     warnings: Vec<Warning>,
 }
 
@@ -191,7 +211,10 @@ impl Reader<'_> {
                     None => self.warn(s.pos, "malformed 'hardware' skipped"),
                 },
                 "uid" => match s.words.get(1).and_then(binary_value) {
-                    Some(b) => l.uid = Some(b),
+                    Some(b) => {
+                        l.uid = Some(b);
+                        l.uid_text = s.words.get(1).and_then(|t| as_written(self.src, t));
+                    }
                     None => self.warn(s.pos, "malformed 'uid' skipped"),
                 },
                 "client-hostname" => l.client_hostname = s.words.get(1).and_then(Token::text),
@@ -201,8 +224,8 @@ impl Reader<'_> {
                     let has_eq = matches!(s.words.get(2).map(|t| &t.tok), Some(Tok::Eq));
                     match (name, has_eq) {
                         (Some(n), true) => {
-                            l.vars
-                                .insert(n, value_text(s.words.get(3..).unwrap_or_default()));
+                            let v = self.value_text(s.words.get(3..).unwrap_or_default());
+                            l.vars.insert(n, v);
                         }
                         _ => self.warn(s.pos, "malformed 'set' skipped"),
                     }
@@ -216,18 +239,20 @@ impl Reader<'_> {
                 },
                 k if k.starts_with("ddns-") => {
                     // 3.0-style `ddns-fwd-name "x";`
-                    l.vars.insert(
-                        k.to_string(),
-                        value_text(s.words.get(1..).unwrap_or_default()),
-                    );
+                    let v = self.value_text(s.words.get(1..).unwrap_or_default());
+                    l.vars.insert(k.to_string(), v);
                 }
-                // Flags and event hooks dhcpd may write; nothing to count.
-                "bootp"
-                | "reserved"
-                | "dynamic-bootp"
-                | "on"
-                | "billing"
-                | "vendor-class-identifier" => {}
+                "on" => {
+                    // on expiry { … } / on release { … } / on commit or expiry { … }
+                    if s.words.iter().skip(1).filter_map(Token::word).any(|w| {
+                        w.eq_ignore_ascii_case("expiry") || w.eq_ignore_ascii_case("release")
+                    }) {
+                        l.on_expiry_or_release = true;
+                    }
+                }
+                // Flags dhcpd may write; nothing to count.
+                "bootp" | "reserved" | "dynamic-bootp" | "billing" | "vendor-class-identifier" => {
+                }
                 k => {
                     let k = k.to_string();
                     self.warn(
@@ -241,17 +266,19 @@ impl Reader<'_> {
     }
 }
 
-/// A `set` value as text: strings decoded, words joined by spaces.
-fn value_text(toks: &[Token]) -> String {
-    toks.iter()
-        .map(|t| match &t.tok {
-            Tok::Word(w) => w.clone(),
-            Tok::Str(b) => String::from_utf8_lossy(b).into_owned(),
-            Tok::Comma => ",".into(),
-            Tok::Eq => "=".into(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+impl Reader<'_> {
+    /// A `set` value as written: each token as the file has it (strings without their
+    /// quotes, escapes kept), joined by spaces.
+    fn value_text(&self, toks: &[Token]) -> String {
+        toks.iter()
+            .map(|t| match &t.tok {
+                Tok::Comma => ",".into(),
+                Tok::Eq => "=".into(),
+                _ => as_written(self.src, t).unwrap_or_default(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// `failover peer "NAME" state { my state S at T; partner state S at T; … }`

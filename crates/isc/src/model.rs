@@ -14,7 +14,7 @@ use crate::time::IscTime;
 
 /// Something the reader skipped or could not use, with its place, so an operator can see why a
 /// value is missing without the read failing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Warning {
     /// The file the statement is in (as given or resolved for includes).
     pub file: String,
@@ -63,6 +63,10 @@ pub struct IscHost {
     /// `option host-name "…";`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_name: Option<String>,
+    /// `use-host-decl-names on;` is in force for this host (in its own block or an enclosing
+    /// scope): dhcpd then sends the declaration's name when there is no `option host-name`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub use_host_decl_names: bool,
     /// `option dhcp-client-identifier …;` (or `uid` in the leases file), raw bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<Vec<u8>>,
@@ -73,6 +77,16 @@ pub struct IscHost {
     pub file: String,
     /// Line of the `host` keyword.
     pub line: u32,
+}
+
+impl IscHost {
+    /// The host name dhcpd sends this client: `option host-name`, else the declaration's name
+    /// when `use-host-decl-names` is on, else none (dhcpd sends no option 12 then).
+    pub fn sent_host_name(&self) -> Option<&str> {
+        self.host_name
+            .as_deref()
+            .or_else(|| self.use_host_decl_names.then_some(self.name.as_str()))
+    }
 }
 
 /// One `subnet A netmask M { … }` with the options it inherits resolved.
@@ -226,6 +240,10 @@ pub struct IscLease {
     /// `uid`: the client identifier, raw bytes (see [`crate::isc_escape`] for ISC's text form).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<Vec<u8>>,
+    /// `uid` exactly as the file wrote it (colon-hex as is; a quoted string without its quotes,
+    /// escapes kept), which is what DHCPStats clients compare against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid_text: Option<String>,
     /// `client-hostname "…";`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_hostname: Option<String>,
@@ -235,10 +253,15 @@ pub struct IscLease {
     /// `option agent.remote-id …;` (Option 82 sub-option 2), raw bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<Vec<u8>>,
-    /// `set NAME = VALUE;` variables (e.g. `ddns-fwd-name`), values decoded as text; also the
-    /// old bare `ddns-fwd-name "…";` style.
+    /// `set NAME = VALUE;` variables (e.g. `ddns-fwd-name`, `vendor-class-identifier`), values
+    /// as written (a string without its quotes, escapes such as `\001` kept, as DHCPStats
+    /// shows them); also the old bare `ddns-fwd-name "…";` style.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
+    /// The entry has an `on expiry { … }` or `on release { … }` hook: with no binding state,
+    /// dhcpd then treats it as active whatever its end time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub on_expiry_or_release: bool,
     /// Line of the `lease` keyword of this (winning) entry.
     pub line: u32,
 }
@@ -259,11 +282,33 @@ impl IscLease {
             rewind_binding_state: None,
             hardware: None,
             uid: None,
+            uid_text: None,
             client_hostname: None,
             circuit_id: None,
             remote_id: None,
             vars: BTreeMap::new(),
+            on_expiry_or_release: false,
             line: 0,
+        }
+    }
+
+    /// The binding state dhcpd gives this entry when it loads the file at `now` (Unix
+    /// seconds): the written one, or for an entry without one (old files), `active` while
+    /// `ends` is in the future (or `never`, or with an expiry/release hook) and `free`
+    /// otherwise — dhcpd's own rule. `now` is passed in, never read here.
+    pub fn binding_state_at(&self, now: i64) -> BindingState {
+        if let Some(b) = &self.binding_state {
+            return b.clone();
+        }
+        let live = match self.ends {
+            Some(IscTime::Never) => true,
+            Some(IscTime::At(t)) => t > now,
+            None => false,
+        };
+        if live || self.on_expiry_or_release {
+            BindingState::Active
+        } else {
+            BindingState::Free
         }
     }
 }

@@ -15,8 +15,11 @@
 //!   fixed address are not counted (the seed did the same but keyed by name, so two hosts with
 //!   the same name counted once).
 //!
-//! Counts depend only on binding states, not on the clock: an `active` lease whose `ends` has
-//! passed stays `active` until dhcpd rewrites it, exactly as dhcpd's file says.
+//! Counts depend on binding states, not on the clock: an `active` lease whose `ends` has
+//! passed stays `active` until dhcpd rewrites it, exactly as dhcpd's file says. The one
+//! exception is an entry with no binding state at all (old files): dhcpd takes it as active
+//! while `ends` is in the future and free after, and so do these counts, judged at the `now`
+//! the caller passes (the moment the file was read).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -69,7 +72,7 @@ pub struct SubnetStats {
     pub expired: u64,
     /// Leases in state `abandoned`.
     pub abandoned: u64,
-    /// Leases in any other state (`reset`, `bootp`, unknown words) or with no binding state.
+    /// Leases in any other state (`reset`, `bootp`, unknown words).
     pub other: u64,
     /// Leases in the network but outside every range (e.g. after a range shrank).
     pub outside_ranges: u64,
@@ -119,8 +122,9 @@ fn in_ranges(m: &[(u32, u32)], ip: u32) -> bool {
 }
 
 /// Per-subnet counts, in the order of `config.subnets`. `leases` may contain several entries
-/// for an address; the last one wins, as in the file.
-pub fn subnet_stats(config: &IscConfig, leases: &[IscLease]) -> Vec<SubnetStats> {
+/// for an address; the last one wins, as in the file. `now` (Unix seconds) decides the state
+/// of entries without a binding state ([`IscLease::binding_state_at`]).
+pub fn subnet_stats(config: &IscConfig, leases: &[IscLease], now: i64) -> Vec<SubnetStats> {
     let mut last: BTreeMap<Ipv4Addr, &IscLease> = BTreeMap::new();
     for l in leases {
         last.insert(l.ip, l);
@@ -153,13 +157,13 @@ pub fn subnet_stats(config: &IscConfig, leases: &[IscLease]) -> Vec<SubnetStats>
             let mut in_range_leased: u64 = 0;
             for l in ls {
                 st.lease_ips.push(l.ip);
-                match &l.binding_state {
-                    Some(BindingState::Active) => st.ips.active += 1,
-                    Some(BindingState::Released) => st.ips.released += 1,
-                    Some(BindingState::Free) => st.ips.free += 1,
-                    Some(BindingState::Backup) => st.ips.backup += 1,
-                    Some(BindingState::Expired) => st.expired += 1,
-                    Some(BindingState::Abandoned) => st.abandoned += 1,
+                match l.binding_state_at(now) {
+                    BindingState::Active => st.ips.active += 1,
+                    BindingState::Released => st.ips.released += 1,
+                    BindingState::Free => st.ips.free += 1,
+                    BindingState::Backup => st.ips.backup += 1,
+                    BindingState::Expired => st.expired += 1,
+                    BindingState::Abandoned => st.abandoned += 1,
                     _ => st.other += 1,
                 }
                 if in_ranges(&m, u32::from(l.ip)) {

@@ -42,6 +42,9 @@ pub(crate) enum Tok {
 pub(crate) struct Token {
     pub tok: Tok,
     pub pos: Pos,
+    /// Byte range of the token in the source (a string's quotes included), so a reader can
+    /// give a value back exactly as the file wrote it.
+    pub span: (usize, usize),
 }
 
 impl Token {
@@ -179,6 +182,7 @@ impl<'a> Lexer<'a> {
             }
         }
         let pos = self.pos();
+        let start = self.i;
         let Some(b) = self.bump() else {
             return Ok(None);
         };
@@ -190,7 +194,6 @@ impl<'a> Lexer<'a> {
             b'=' => Tok::Eq,
             b'"' => Tok::Str(self.string(pos)?),
             _ => {
-                let start = self.i - 1;
                 while let Some(c) = self.peek() {
                     if c.is_ascii_whitespace() || is_special(c) {
                         break;
@@ -201,7 +204,11 @@ impl<'a> Lexer<'a> {
                 Tok::Word(String::from_utf8_lossy(raw).into_owned())
             }
         };
-        Ok(Some(Lexed::Token(Token { tok, pos })))
+        Ok(Some(Lexed::Token(Token {
+            tok,
+            pos,
+            span: (start, self.i),
+        })))
     }
 
     /// The rest of a string after its opening quote, escapes decoded the way ISC writes them:
@@ -447,6 +454,21 @@ pub(crate) fn parse_colon_hex(s: &str) -> Option<Vec<u8>> {
             }
         })
         .collect()
+}
+
+/// The text of `t` as written in `src`: a word as it is, a string without its quotes but with
+/// its escapes (`\001`, `\"`) kept, the way dhcpd wrote it.
+pub(crate) fn as_written(src: &[u8], t: &Token) -> Option<String> {
+    let raw = src.get(t.span.0..t.span.1)?;
+    let inner = match &t.tok {
+        Tok::Str(_) => raw
+            .strip_prefix(b"\"")
+            .and_then(|r| r.strip_suffix(b"\""))
+            .unwrap_or(raw),
+        Tok::Word(_) => raw,
+        Tok::Comma | Tok::Eq => return None,
+    };
+    Some(String::from_utf8_lossy(inner).into_owned())
 }
 
 /// Bytes of a binary value written either as a quoted string or as colon-separated hex.
