@@ -14,6 +14,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let leases = parse_leases(data, "fuzz.leases");
-    let stats = subnet_stats(&config, &leases.leases);
+    let stats = subnet_stats(&config, &leases.leases, 0);
     let _ = total_counts(&stats);
 });

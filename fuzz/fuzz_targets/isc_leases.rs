@@ -7,6 +7,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let leases = parse_leases(data, "fuzz.leases");
-    let stats = subnet_stats(&IscConfig::default(), &leases.leases);
+    let stats = subnet_stats(&IscConfig::default(), &leases.leases, 0);
     let _ = total_counts(&stats);
 });

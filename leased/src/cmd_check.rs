@@ -17,6 +17,11 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     for w in leased_core::trust::warnings(&config) {
         eprintln!("warning: {w}");
     }
+    if let Some(sa) = &config.sql_assignment {
+        for n in leased_core::sql::slice_notes(&sa.slices) {
+            eprintln!("note: {n}");
+        }
+    }
     crate::emit(&format!(
         "{}\n",
         ok_line(&args.config.display().to_string(), &config)

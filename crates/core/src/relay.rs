@@ -302,6 +302,53 @@ impl Extractor {
     }
 }
 
+impl Extractor {
+    /// The value as an SQL variable (lowercase hex text), with pydhcpdb's slicing: a slice
+    /// whose end lies past the value ends at the value's end, as a Python slice does, so
+    /// pydhcpdb's own `option_82_hex:sw_mac:26:40` still gives the 12 hex digits of the switch
+    /// MAC from a 38-digit value; a `*_hex` slice may then hold an odd number of digits, as in
+    /// Python. An absent source or an empty slice is `None` (bound as NULL, which no `=`
+    /// matches), never `''`. Reservation keys keep [`Extractor::extract`]'s strict rule: a
+    /// value too short for its slice identifies nobody there.
+    pub fn variable(&self, keys: &RelayKeys) -> Option<String> {
+        let Self::Slice {
+            source,
+            hex,
+            start,
+            end,
+        } = self
+        else {
+            return self
+                .extract(keys)
+                .filter(|v| !v.is_empty())
+                .map(|v| to_hex(&v));
+        };
+        let src: Vec<u8> = match source {
+            SliceSource::CircuitId => keys.circuit_id.clone()?,
+            SliceSource::RemoteId => keys.remote_id.clone()?,
+            SliceSource::SubscriberId => keys.subscriber_id.clone()?,
+            SliceSource::Option82 => {
+                let raw = keys.raw.as_deref()?;
+                if *hex {
+                    let len = u8::try_from(raw.len()).ok()?;
+                    std::iter::once(len).chain(raw.iter().copied()).collect()
+                } else {
+                    raw.to_vec()
+                }
+            }
+        };
+        let text = if *hex {
+            let t = to_hex(&src);
+            let e = (*end).min(t.len());
+            t.get(*start..e).map(str::to_string)
+        } else {
+            let e = (*end).min(src.len());
+            src.get(*start..e).map(to_hex)
+        };
+        text.filter(|t| !t.is_empty())
+    }
+}
+
 /// `00 04 VLAN(2) MODULE(1) PORT(1)`: D-Link, Edge-Core and other switches' circuit-id.
 fn dlink(cid: &[u8]) -> Option<([u8; 2], u8, u8)> {
     match cid {

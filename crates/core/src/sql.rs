@@ -16,10 +16,13 @@ use leased_wire::{Packet, code};
 use crate::relay::{Extractor, RelayInfo, RelayKeys, to_hex};
 use crate::request::Assignment;
 
-/// The variables every packet provides, under pydhcpdb's names (ROADMAP.md). Values are text:
+/// The variables a packet can provide, under pydhcpdb's names (ROADMAP.md). Values are text:
 /// MACs and Option 82 fields as bare lowercase hex (pydhcpdb's form, e.g. `080027059ed0`),
-/// addresses dotted. A field the packet lacks is the empty string (`RequestedIpAddress`,
-/// `ciaddr`, `giaddr`: `0.0.0.0`, as in pydhcpdb).
+/// addresses dotted. A field the packet lacks (no option 12, 60 or 82, no circuit-id, …) is
+/// bound as SQL NULL, which no `=` matches: pydhcpdb left such a `{Name}` unreplaced, so its
+/// query matched nothing, and binding `''` instead would let a row with an empty `mac` or
+/// `port` match every unrelayed client. `RequestedIpAddress`, `ciaddr` and `giaddr` are always
+/// there (`0.0.0.0` when unset, as in pydhcpdb).
 pub const BUILTIN_VARS: [&str; 11] = [
     "ClientMacAddress",
     "RequestedIpAddress",
@@ -159,11 +162,12 @@ impl SqlTemplate {
         out
     }
 
-    /// The values to bind, in marker order; a variable missing from `vars` binds as ''.
-    pub fn values<'a>(&self, vars: &'a BTreeMap<String, String>) -> Vec<&'a str> {
+    /// The values to bind, in marker order; a variable missing from `vars` (the packet lacks
+    /// the field) is `None`, bound as SQL NULL.
+    pub fn values<'a>(&self, vars: &'a BTreeMap<String, String>) -> Vec<Option<&'a str>> {
         self.names
             .iter()
-            .map(|n| vars.get(n).map_or("", String::as_str))
+            .map(|n| vars.get(n).map(String::as_str))
             .collect()
     }
 }
@@ -178,36 +182,38 @@ fn lossy(b: &[u8]) -> String {
         .to_string()
 }
 
-/// The variables of one packet: [`BUILTIN_VARS`] plus each named slice in `slices`
-/// (pydhcpdb's `src:dst:start:end`, rendered as hex). Pure; never panics on any packet.
+/// The variables of one packet: those of [`BUILTIN_VARS`] the packet has, plus each named
+/// slice in `slices` (pydhcpdb's `src:dst:start:end`, rendered as hex, clamped like a Python
+/// slice: [`Extractor::variable`]). A variable the packet lacks is left out of the map, so it
+/// binds as NULL. Pure; never panics on any packet.
 pub fn packet_variables(
     pkt: &Packet,
     slices: &BTreeMap<String, Extractor>,
 ) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
     let mac = to_hex(pkt.chaddr());
-    v.insert("ClientMacAddress".into(), mac.clone());
-    v.insert("chaddr".into(), mac);
+    if !mac.is_empty() {
+        v.insert("ClientMacAddress".into(), mac.clone());
+        v.insert("chaddr".into(), mac);
+    }
     let requested = pkt
         .options
         .get(code::REQUESTED_IP)
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map_or(Ipv4Addr::UNSPECIFIED, Ipv4Addr::from);
     v.insert("RequestedIpAddress".into(), dotted(requested));
-    v.insert(
-        "HostName".into(),
+    let text = |c: u8| {
         pkt.options
-            .get(code::HOSTNAME)
+            .get(c)
             .map(lossy)
-            .unwrap_or_default(),
-    );
-    v.insert(
-        "Vendor".into(),
-        pkt.options
-            .get(code::VENDOR_CLASS)
-            .map(lossy)
-            .unwrap_or_default(),
-    );
+            .filter(|t: &String| !t.is_empty())
+    };
+    if let Some(h) = text(code::HOSTNAME) {
+        v.insert("HostName".into(), h);
+    }
+    if let Some(h) = text(code::VENDOR_CLASS) {
+        v.insert("Vendor".into(), h);
+    }
     v.insert("giaddr".into(), dotted(pkt.giaddr));
     v.insert("ciaddr".into(), dotted(pkt.ciaddr));
     let relay = pkt
@@ -217,42 +223,76 @@ pub fn packet_variables(
     let keys = relay.as_ref().map(RelayInfo::keys).unwrap_or_default();
     relay_variables(&mut v, relay.as_ref().map(|r| r.raw.as_slice()), &keys);
     for (name, ex) in slices {
-        v.insert(
-            name.clone(),
-            ex.extract(&keys).map(|b| to_hex(&b)).unwrap_or_default(),
-        );
+        if let Some(x) = ex.variable(&keys) {
+            v.insert(name.clone(), x);
+        }
     }
     v
+}
+
+/// What `leased check` says about each slice of `[sql_assignment]`: where its end lies past
+/// a shorter value, the value is cut there, as pydhcpdb's Python slices are, and below its
+/// start the variable is NULL. Said so that an operator who copied pydhcpdb's
+/// `option_82_hex:sw_mac:26:40` knows a 38-digit value still gives 12 digits.
+pub fn slice_notes(slices: &BTreeMap<String, Extractor>) -> Vec<String> {
+    slices
+        .iter()
+        .filter_map(|(name, ex)| {
+            let Extractor::Slice {
+                source,
+                hex,
+                start,
+                end,
+            } = ex
+            else {
+                return None;
+            };
+            let src = match source {
+                crate::relay::SliceSource::CircuitId => "circuit_id",
+                crate::relay::SliceSource::RemoteId => "remote_id",
+                crate::relay::SliceSource::SubscriberId => "subscriber_id",
+                crate::relay::SliceSource::Option82 => "option_82",
+            };
+            let (src, unit) = if *hex {
+                (format!("{src}_hex"), "hex digits")
+            } else {
+                (src.to_string(), "bytes")
+            };
+            Some(format!(
+                "sql_assignment slice :{name} takes {unit} {start}..{end} of {src}; a value \
+                 shorter than {end} {unit} is cut at its end, as in Python (pydhcpdb), and one \
+                 of {start} {unit} or fewer leaves :{name} NULL"
+            ))
+        })
+        .collect()
 }
 
 /// The `option_82_*` variables. `option_82_hex` starts with the option's length byte, as
 /// pydhcpdb's did, so pydhcpdb slice offsets keep working.
 fn relay_variables(v: &mut BTreeMap<String, String>, raw: Option<&[u8]>, keys: &RelayKeys) {
-    let with_len = raw
-        .and_then(|r| {
-            let len = u8::try_from(r.len()).ok()?;
-            Some(to_hex(
-                &std::iter::once(len)
-                    .chain(r.iter().copied())
-                    .collect::<Vec<u8>>(),
-            ))
-        })
-        .unwrap_or_default();
-    v.insert("option_82_hex".into(), with_len);
+    let with_len = raw.and_then(|r| {
+        let len = u8::try_from(r.len()).ok()?;
+        Some(to_hex(
+            &std::iter::once(len)
+                .chain(r.iter().copied())
+                .collect::<Vec<u8>>(),
+        ))
+    });
+    let mut put = |name: &str, value: Option<String>| {
+        if let Some(x) = value.filter(|x| !x.is_empty()) {
+            v.insert(name.into(), x);
+        }
+    };
+    put("option_82_hex", with_len);
     let cid = keys.circuit_id.as_deref();
-    v.insert(
-        "option_82_AgentCircuitId_hex".into(),
-        cid.map(to_hex).unwrap_or_default(),
+    put("option_82_AgentCircuitId_hex", cid.map(to_hex));
+    put(
+        "option_82_AgentCircuitId_port_hex",
+        cid.and_then(|c| c.last_chunk::<1>()).map(|b| to_hex(b)),
     );
-    v.insert(
-        "option_82_AgentCircuitId_port_hex".into(),
-        cid.and_then(|c| c.last_chunk::<1>())
-            .map(|b| to_hex(b))
-            .unwrap_or_default(),
-    );
-    v.insert(
-        "option_82_AgentRemoteId_hex".into(),
-        keys.remote_id.as_deref().map(to_hex).unwrap_or_default(),
+    put(
+        "option_82_AgentRemoteId_hex",
+        keys.remote_id.as_deref().map(to_hex),
     );
 }
 
@@ -383,7 +423,7 @@ mod tests {
             t.render(Placeholders::Numbered),
             "SELECT ip FROM users WHERE host = $1"
         );
-        assert_eq!(t.values(&vars), ["x'); DROP TABLE users; --"]);
+        assert_eq!(t.values(&vars), [Some("x'); DROP TABLE users; --")]);
     }
 
     fn relay_packet() -> Packet {

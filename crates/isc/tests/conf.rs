@@ -471,3 +471,53 @@ fn non_utf8_bytes_do_not_break_it() {
     assert_eq!(c.subnets.len(), 1);
     assert_eq!(c.warnings.len(), 1);
 }
+
+#[test]
+fn host_names_dhcpd_sends() {
+    // dhcpd sends `option host-name`; without it, the declaration's name only under
+    // use-host-decl-names (global, group, subnet or the host's own block; nearest wins).
+    let c = conf(
+        "subnet 198.18.0.0 netmask 255.255.255.0 {\n\
+           host plain { hardware ethernet 2:0:0:0:0:1; fixed-address 198.18.0.11; }\n\
+           host named { hardware ethernet 2:0:0:0:0:2; fixed-address 198.18.0.12; option host-name \"given\"; }\n\
+           host own { use-host-decl-names on; fixed-address 198.18.0.13; }\n\
+         }\n\
+         group {\n\
+           use-host-decl-names on;\n\
+           host grouped { fixed-address 198.18.0.14; }\n\
+           host both { fixed-address 198.18.0.15; option host-name \"wins\"; }\n\
+           host off { use-host-decl-names off; fixed-address 198.18.0.16; }\n\
+           group { host deeper { fixed-address 198.18.0.17; } }\n\
+         }\n\
+         host outside { fixed-address 198.18.0.18; }\n\
+         use-host-decl-names maybe;\n",
+    )
+    .unwrap();
+    let sent = |n: &str| {
+        c.subnets[0]
+            .hosts
+            .iter()
+            .find(|h| h.name == n)
+            .unwrap_or_else(|| panic!("no host {n}"))
+            .sent_host_name()
+            .map(str::to_string)
+    };
+    assert_eq!(sent("plain"), None, "dhcpd sends no name: none is invented");
+    assert_eq!(sent("named").as_deref(), Some("given"));
+    assert_eq!(sent("own").as_deref(), Some("own"));
+    assert_eq!(sent("grouped").as_deref(), Some("grouped"));
+    assert_eq!(sent("both").as_deref(), Some("wins"));
+    assert_eq!(sent("off"), None);
+    assert_eq!(sent("deeper").as_deref(), Some("deeper"));
+    assert_eq!(sent("outside"), None);
+    let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(w, ["test.conf:14:1: 'use-host-decl-names' needs on or off; skipped"]);
+    // A global setting applies everywhere, whichever line it is on.
+    let c = conf(
+        "subnet 198.18.0.0 netmask 255.255.255.0 { host h { fixed-address 198.18.0.9; } }\n\
+         use-host-decl-names true;\n",
+    )
+    .unwrap();
+    assert_eq!(c.subnets[0].hosts[0].sent_host_name(), Some("h"));
+    assert!(c.subnets[0].hosts[0].use_host_decl_names);
+}

@@ -156,10 +156,141 @@ fn blank_lines_comments_and_oddities_never_crash() {
     let l = parse_leases(b"lease 198.18.0.1 {\n\n binding state active;\n\n}\n", "t");
     assert_eq!(l.leases.len(), 1);
     assert!(l.warnings.is_empty());
-    let l = parse_leases(b"lease 198.18.0.1 { starts 4 2020/02/30 00:00:00; }", "t");
+    let l = parse_leases(
+        b"lease 198.18.0.1 { starts 4 2020/02/30 00:00:00; binding state free; }",
+        "t",
+    );
     assert_eq!(l.leases[0].starts, None);
     assert_eq!(l.warnings.len(), 1);
     assert_eq!((l.warnings[0].line, l.warnings[0].col), (1, 20));
+}
+
+/// What DHCPStats reports of an entry, as dhcpd 4.4 writes it (failover times, `set`
+/// variables, DDNS names, a binary value), read back as written.
+const DHCPD44: &str = r#"lease 198.18.20.131 {
+  starts 3 2020/09/16 14:41:51;
+  ends 3 2020/09/23 14:41:51;
+  tstp 0 2020/09/27 02:41:51;
+  tsfp 0 2020/09/27 02:41:52;
+  atsfp 0 2020/09/27 02:41:53;
+  cltt 3 2020/09/16 14:41:51;
+  binding state active;
+  next binding state free;
+  rewind binding state free;
+  hardware ethernet 52:54:00:16:7d:92;
+  uid 01:52:54:00:16:7d:92;
+  set ddns-rev-name = "131.20.18.198.in-addr.arpa.";
+  set ddns-txt = "\001\002\005v\304\013C1";
+  set ddns-fwd-name = "clientA.subnet.example";
+  set vendor-class-identifier = "MSFT 5.0";
+  set vendor-string = "android-dhcp-13";
+  client-hostname "clientA";
+}
+lease 198.18.20.132 {
+  starts 3 2020/09/16 14:41:51;
+  binding state active;
+  uid "\377\000\032\3161\000\001\"x";
+}
+"#;
+
+#[test]
+fn dhcpstats_fields_as_written() {
+    let l = parse_leases(DHCPD44.as_bytes(), "dhcpd.leases");
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let x = get(&l, "198.18.20.131");
+    assert_eq!(x.tstp.unwrap().to_string(), "0 2020/09/27 02:41:51");
+    assert_eq!(x.tsfp.unwrap().to_string(), "0 2020/09/27 02:41:52");
+    assert_eq!(x.atsfp.unwrap().to_string(), "0 2020/09/27 02:41:53");
+    // An unquoted colon-hex uid (lease-id-format hex) comes back as written, not re-escaped.
+    assert_eq!(x.uid_text.as_deref(), Some("01:52:54:00:16:7d:92"));
+    assert_eq!(
+        x.uid.as_deref(),
+        Some(&[1u8, 0x52, 0x54, 0, 0x16, 0x7d, 0x92][..])
+    );
+    let var = |k: &str| x.vars.get(k).map(String::as_str);
+    assert_eq!(var("ddns-fwd-name"), Some("clientA.subnet.example"));
+    assert_eq!(var("ddns-rev-name"), Some("131.20.18.198.in-addr.arpa."));
+    assert_eq!(var("vendor-class-identifier"), Some("MSFT 5.0"));
+    assert_eq!(var("vendor-string"), Some("android-dhcp-13"));
+    // Binary values keep dhcpd's escapes, as DHCPStats shows them.
+    assert_eq!(var("ddns-txt"), Some(r"\001\002\005v\304\013C1"));
+    assert_eq!(x.vars.len(), 5);
+    // A quoted uid: its text between the quotes, escapes (\" included) kept.
+    let y = get(&l, "198.18.20.132");
+    assert_eq!(y.uid_text.as_deref(), Some(r#"\377\000\032\3161\000\001\"x"#));
+    assert_eq!(
+        y.uid.as_deref(),
+        Some(&[0xffu8, 0, 0x1a, 0xce, b'1', 0, 1, b'"', b'x'][..])
+    );
+}
+
+#[test]
+fn entry_without_binding_state_is_judged_at_the_given_now() {
+    // 2020-08-06 06:28:52 UTC, the end written in these entries.
+    let end: i64 = 1_596_695_332;
+    let text = "\
+lease 198.18.30.1 {
+  starts 4 2020/08/06 02:28:52;
+  ends 4 2020/08/06 06:28:52;
+  hardware ethernet 52:54:00:00:30:01;
+}
+lease 198.18.30.2 {
+  ends never;
+}
+lease 198.18.30.3 {
+  starts 4 2020/08/06 02:28:52;
+}
+lease 198.18.30.4 {
+  ends 4 2020/08/06 06:28:52;
+  on expiry { set gone = \"yes\"; }
+}
+lease 198.18.30.5 {
+  ends 4 2020/08/06 06:28:52;
+  binding state free;
+}
+lease 198.18.30.5 {
+  ends 4 2020/08/06 06:28:52;
+}
+lease 198.18.30.6 {
+  ends 4 2020/08/06 06:28:52;
+}
+lease 198.18.30.6 {
+  ends 4 2020/08/06 06:28:52;
+  binding state backup;
+}
+";
+    let l = parse_leases(text.as_bytes(), "/var/lib/dhcp/dhcpd.leases");
+    let at = |a: &str, now: i64| get(&l, a).binding_state_at(now);
+    // dhcpd's rule: active while `ends` is in the future, free from then on.
+    assert_eq!(at("198.18.30.1", end - 1), BindingState::Active);
+    assert_eq!(at("198.18.30.1", end), BindingState::Free);
+    assert_eq!(at("198.18.30.1", end + 400 * 86_400), BindingState::Free);
+    // `ends never`: active at any time; no `ends` at all: free.
+    assert_eq!(at("198.18.30.2", i64::MAX), BindingState::Active);
+    assert_eq!(at("198.18.30.3", 0), BindingState::Free);
+    // An expiry hook keeps it active past its end, as in dhcpd.
+    assert_eq!(at("198.18.30.4", end + 1), BindingState::Active);
+    // The last entry decides, with or without a state; a written state is never overridden.
+    assert_eq!(at("198.18.30.5", end - 1), BindingState::Active);
+    assert_eq!(at("198.18.30.6", end - 1), BindingState::Backup);
+    // One warning per current entry without a state, with its file and line.
+    let w: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
+    let line = |n: u32, ip: &str| {
+        format!(
+            "/var/lib/dhcp/dhcpd.leases:{n}:1: lease {ip} has no 'binding state': taken as \
+             active while its 'ends' is in the future and free after, as dhcpd does"
+        )
+    };
+    assert_eq!(
+        w,
+        [
+            line(1, "198.18.30.1"),
+            line(6, "198.18.30.2"),
+            line(9, "198.18.30.3"),
+            line(12, "198.18.30.4"),
+            line(20, "198.18.30.5"),
+        ]
+    );
 }
 
 #[test]

@@ -67,7 +67,7 @@ proptest! {
         let c = parse_conf(Path::new("/p/m.conf"), &bytes, &loader);
         let l = parse_leases(&bytes, "l");
         if let Ok(c) = c {
-            let _ = subnet_stats(&c, &l.leases);
+            let _ = subnet_stats(&c, &l.leases, 0);
         }
     }
 
@@ -77,7 +77,7 @@ proptest! {
         let c = parse_conf(Path::new("/p/m.conf"), text.as_bytes(), &loader);
         let l = parse_leases(text.as_bytes(), "l");
         if let Ok(c) = c {
-            let st = subnet_stats(&c, &l.leases);
+            let st = subnet_stats(&c, &l.leases, 0);
             for s in st {
                 prop_assert!(s.ips.unused <= s.ips.total);
             }

@@ -50,7 +50,7 @@ lease 198.18.77.1 { binding state active; }
 fn counts_follow_the_documented_definitions() {
     let c = conf(CONF);
     let l = parse_leases(LEASES.as_bytes(), "t");
-    let st = subnet_stats(&c, &l.leases);
+    let st = subnet_stats(&c, &l.leases, 0);
     assert_eq!(st.len(), 3);
 
     let s0 = &st[0];
@@ -60,7 +60,7 @@ fn counts_follow_the_documented_definitions() {
             total: 60,
             active: 2, // .100 and .50 (outside ranges, still active in the subnet)
             released: 1,
-            free: 2, // .103 and .101 (last entry wins)
+            free: 3, // .103, .101 (last entry wins), .107 (no state, no end: free as in dhcpd)
             backup: 1,
             unused: 60 - 9, // .100–.108 have entries
             static_: 3,     // .11, .12, .13 (two hosts named s2 both count)
@@ -68,7 +68,7 @@ fn counts_follow_the_documented_definitions() {
     );
     assert_eq!(
         (s0.expired, s0.abandoned, s0.other, s0.outside_ranges),
-        (1, 1, 2, 1)
+        (1, 1, 1, 1)
     );
     assert_eq!(s0.lease_ips.len(), 10);
 
@@ -97,7 +97,7 @@ fn counts_follow_the_documented_definitions() {
 #[test]
 fn json_shape_is_dhcpstats() {
     let c = conf(CONF);
-    let st = subnet_stats(&c, &[]);
+    let st = subnet_stats(&c, &[], 0);
     let j = serde_json::to_string(&st[0].ips).unwrap();
     assert_eq!(
         j,
@@ -112,7 +112,7 @@ fn most_specific_subnet_wins() {
          subnet 198.18.0.0 netmask 255.255.255.0 { range 198.18.0.5 198.18.0.6; }",
     );
     let l = parse_leases(b"lease 198.18.0.5 { binding state active; }", "t");
-    let st = subnet_stats(&c, &l.leases);
+    let st = subnet_stats(&c, &l.leases, 0);
     assert_eq!(st[0].ips.active, 0);
     assert_eq!(st[1].ips.active, 1);
     assert_eq!(st[0].ips.unused, 10);
@@ -124,7 +124,30 @@ fn huge_ranges_do_not_overflow() {
     let c = conf(
         "subnet 0.0.0.0 netmask 0.0.0.0 { range 0.0.0.0 255.255.255.255; range 1.2.3.4 1.2.3.5; }",
     );
-    let st = subnet_stats(&c, &[]);
+    let st = subnet_stats(&c, &[], 0);
     assert_eq!(st[0].ips.total, 1u64 << 32);
     assert_eq!(st[0].ips.unused, 1u64 << 32);
+}
+
+#[test]
+fn entries_without_binding_state_count_as_dhcpd_counts_them() {
+    let c = conf("subnet 198.18.5.0 netmask 255.255.255.0 { range 198.18.5.10 198.18.5.19; }");
+    // 2030-01-01 00:00:00 UTC; the entries end an hour either side of it.
+    let now: i64 = 1_893_456_000;
+    let l = parse_leases(
+        b"lease 198.18.5.10 { starts 2 2029/12/31 23:00:00; ends 3 2030/01/01 01:00:00; }\n\
+          lease 198.18.5.11 { starts 2 2029/12/31 22:00:00; ends 2 2029/12/31 23:00:00; }\n\
+          lease 198.18.5.12 { ends never; }\n\
+          lease 198.18.5.13 { binding state active; ends 2 2029/12/31 23:00:00; }\n",
+        "t",
+    );
+    let st = subnet_stats(&c, &l.leases, now);
+    // .10 (ends after now) and .12 (never) are active, .11 (ended) free; .13 keeps its
+    // written state although it has ended, as dhcpd's file says.
+    assert_eq!((st[0].ips.active, st[0].ips.free), (3, 1));
+    assert_eq!(st[0].other, 0);
+    // A day later .10 has ended too.
+    let st = subnet_stats(&c, &l.leases, now + 86_400);
+    assert_eq!((st[0].ips.active, st[0].ips.free), (2, 2));
+    assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
 }

@@ -1,8 +1,10 @@
 //! The SQL assignment chain: pydhcpdb's `offer_1 … offer_n` queries, run safely.
 //!
 //! Each query's `:Name` placeholders were turned into the driver's markers at config load
-//! ([`leased_core::sql::SqlTemplate`]); here the packet's variables are *bound* to them. The
-//! first query that returns a row decides (its first row; pydhcpdb let the last row win).
+//! ([`leased_core::sql::SqlTemplate`]); here the packet's variables are *bound* to them, a
+//! variable the packet lacks as NULL (so a row with an empty `mac` or `port` never matches a
+//! client that has none). The first query that returns a row decides (its first row;
+//! pydhcpdb let the last row win).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -61,10 +63,9 @@ impl SqlChain {
     pub async fn run(&self, vars: &BTreeMap<String, String>) -> ChainOutcome {
         let mut failure = None;
         for (i, (sql, names)) in self.queries.iter().zip(&self.names).enumerate() {
-            let values: Vec<&str> = names
-                .iter()
-                .map(|n| vars.get(n).map_or("", String::as_str))
-                .collect();
+            // A variable the packet lacks binds as NULL, which no `=` matches.
+            let values: Vec<Option<&str>> =
+                names.iter().map(|n| vars.get(n).map(String::as_str)).collect();
             let row = tokio::time::timeout(self.timeout, self.first_row(sql, &values)).await;
             match row {
                 Ok(Ok(Some(cols))) => match Assignment::from_columns(&cols) {
@@ -99,7 +100,7 @@ impl SqlChain {
     async fn first_row(
         &self,
         sql: &str,
-        values: &[&str],
+        values: &[Option<&str>],
     ) -> Result<Option<Vec<(String, Option<String>)>>, sqlx::Error> {
         macro_rules! go {
             ($pool:expr) => {{
