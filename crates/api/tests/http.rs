@@ -371,9 +371,12 @@ async fn dhcpstats_routes_and_leases_from_live_state() {
             "ntp_servers",
             "ranges",
             "routers",
-            "statics"
+            "statics",
+            "subnet"
         ]
     );
+    assert_eq!(s0["subnet"], "198.18.0.0/24");
+    assert!(s0.get("ddns_domain_name").is_none(), "leased does no DDNS");
     assert_eq!(s0["ranges"], json!([["198.18.0.100", "198.18.0.109"]]));
     assert_eq!(s0["monitor"], true);
     assert_eq!(s0["description"], "198.18.0.0/24");
@@ -445,6 +448,7 @@ async fn dhcpstats_routes_and_leases_from_live_state() {
             v.get("leases").is_none() && v.get("statics").is_none(),
             "{k}: {v}"
         );
+        assert_eq!(&v["subnet"], k, "every entry names its subnet, as in DHCPStats");
         assert_eq!(v["ips"], all[k]["ips"]);
         assert_eq!(v["ranges"], all[k]["ranges"]);
     }
@@ -466,6 +470,10 @@ async fn dhcpstats_routes_and_leases_from_live_state() {
     assert_eq!(v["message"], "no subnet 198.18.9.0");
     let (st, _) = s.get("/subnets/not-a-net").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // `POST /refresh` (DHCPStats' manual re-read): the live state needs none, so `ok`.
+    let (st, v) = s.send(reqwest::Method::POST, "/refresh", None).await;
+    assert_eq!((st, v), (StatusCode::OK, json!({"result": "ok"})));
 
     // `/counts`: the sums.
     let (_, counts) = s.get("/counts").await;
@@ -998,6 +1006,7 @@ async fn openapi_lists_every_route_and_every_route_answers() {
             "/leases/{ip}",
             "/metrics",
             "/openapi.json",
+            "/refresh",
             "/reservations",
             "/reservations/{ip}",
             "/rogue_servers",
@@ -1018,6 +1027,7 @@ async fn openapi_lists_every_route_and_every_route_answers() {
         m
     };
     assert_eq!(methods("/reservations"), vec!["get", "post"]);
+    assert_eq!(methods("/refresh"), vec!["post"]);
     assert_eq!(methods("/reservations/{ip}"), vec!["delete", "get", "put"]);
     // Every documented GET answers (not a "no such route" 404).
     for p in got {
