@@ -373,6 +373,18 @@ lease 198.18.1.11 {
   hardware ethernet 02:00:00:00:22:04;
   some-unknown-statement 42;
 }
+lease 198.18.1.12 {
+  # no binding state, ends in the future: active, as dhcpd takes it
+  starts STARTED;
+  ends FUTURE;
+  hardware ethernet 02:00:00:00:22:06;
+}
+lease 198.18.1.13 {
+  # no binding state, ended: free
+  starts STARTED;
+  ends ENDED;
+  hardware ethernet 02:00:00:00:22:07;
+}
 lease 198.18.0.102 {
   binding state active;
   ends FUTURE;
@@ -416,7 +428,7 @@ fn import_isc_round_trip() {
         stdout.contains("imported 2 subnets, 2 reservations"),
         "{stdout}"
     );
-    assert!(stdout.contains("2 active leases"), "{stdout}");
+    assert!(stdout.contains("3 active leases"), "{stdout}");
     assert!(
         err.contains("host nowhere"),
         "the host outside every subnet is named: {err}"
@@ -436,6 +448,11 @@ fn import_isc_round_trip() {
         text(&o)
     );
     let c = leased_core::config::load_file(&out).unwrap();
+    // A host without `option host-name` gets no made-up host name.
+    let cam = &c.subnets[1].reservations[0];
+    assert_eq!(cam.ip, Ipv4Addr::new(198, 18, 1, 5));
+    assert_eq!(cam.hostname, None);
+    assert_eq!(c.subnets[0].reservations[0].hostname.as_deref(), Some("printer"));
     assert_eq!(c.subnets[0].routers, vec![Ipv4Addr::new(198, 18, 0, 1)]);
     assert_eq!(c.subnets[1].shared_network.as_deref(), Some("campus"));
     assert_eq!(c.store.path, store);
@@ -443,7 +460,7 @@ fn import_isc_round_trip() {
     let mut got = EmbeddedStore::read_only(&store).unwrap();
     got.sort_by_key(|l| l.ip);
     let ips: Vec<String> = got.iter().map(|l| l.ip.to_string()).collect();
-    assert_eq!(ips, ["198.18.0.100", "198.18.1.10"]);
+    assert_eq!(ips, ["198.18.0.100", "198.18.1.10", "198.18.1.12"]);
     assert_eq!(got[0].hostname.as_deref(), Some("one"));
     assert_eq!(got[0].state, LeaseState::Bound);
     assert_eq!(got[0].client_id.0, vec![1, 2, 0, 0, 0, 0x22, 1]);
@@ -455,4 +472,30 @@ fn import_isc_round_trip() {
     let o = leased(&args, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("--force"));
+}
+
+#[test]
+fn check_notes_where_sql_slices_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("leased.toml");
+    std::fs::write(
+        &cfg,
+        "[[subnets]]\nnetwork = \"198.18.0.0/24\"\npools = [\"198.18.0.100-198.18.0.200\"]\n\
+         [sql_assignment]\nurl = \"mysql://dhcp@127.0.0.1/pydhcp\"\n\
+         slices = [\"option_82_hex:sw_mac:26:40\"]\n\
+         [[sql_assignment.queries]]\n\
+         sql = \"SELECT ip FROM users WHERE UPPER(mac) = UPPER(:sw_mac)\"\n",
+    )
+    .unwrap();
+    let o = leased(&["check", "-c", cfg.to_str().unwrap()], &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("OK: "), "{out}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("note: ")).collect::<Vec<_>>(),
+        ["note: sql_assignment slice :sw_mac takes hex digits 26..40 of option_82_hex; a value \
+          shorter than 40 hex digits is cut at its end, as in Python (pydhcpdb), and one of 26 \
+          hex digits or fewer leaves :sw_mac NULL"],
+        "{err}"
+    );
 }

@@ -475,8 +475,88 @@ mod tests {
         assert_eq!(v["option_82_AgentRemoteId_hex"], "0006001e589eb2ad");
         assert_eq!(v["sw_mac"], "001e589eb2ad");
         for b in BUILTIN_VARS {
-            assert!(v.contains_key(b), "{b}");
+            // The packet has every field but a vendor class (option 60).
+            assert_eq!(v.contains_key(b), b != "Vendor", "{b}");
         }
+    }
+
+    #[test]
+    fn missing_fields_are_left_out_so_they_bind_as_null() {
+        let mut p = relay_packet();
+        p.options.remove(code::RELAY_AGENT_INFO);
+        p.options.remove(code::HOSTNAME);
+        p.giaddr = Ipv4Addr::UNSPECIFIED;
+        let mut slices = BTreeMap::new();
+        let (name, ex) = Extractor::parse_slice("option_82_hex:sw_mac:26:40").unwrap();
+        slices.insert(name.unwrap(), ex);
+        let v = packet_variables(&p, &slices);
+        let keys: Vec<&str> = v.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "ClientMacAddress",
+                "RequestedIpAddress",
+                "chaddr",
+                "ciaddr",
+                "giaddr"
+            ]
+        );
+        let t = SqlTemplate::parse(
+            "SELECT ip FROM users WHERE mac = :sw_mac AND port = :option_82_AgentCircuitId_port_hex \
+             OR host = :HostName OR mac = :ClientMacAddress",
+        )
+        .unwrap();
+        assert_eq!(t.values(&v), [None, None, None, Some("0025224ad764")]);
+        // An empty option 12 (or one of NULs) is no host name either.
+        p.options.set(code::HOSTNAME, vec![0, 0]);
+        assert!(!packet_variables(&p, &slices).contains_key("HostName"));
+    }
+
+    #[test]
+    fn slices_are_cut_like_python_slices() {
+        // Each expected value is Python's `s[a:b]` of the seed's option_82_hex (38 digits).
+        let keys = RelayInfo::parse(&[
+            1, 6, 0, 4, 0, 1, 0, 6, 2, 8, 0, 6, 0, 0x1e, 0x58, 0x9e, 0xb2, 0xad,
+        ])
+        .keys();
+        for (spec, python) in [
+            ("option_82_hex:x:26:40", Some("001e589eb2ad")),
+            ("option_82_hex:x:20:22", Some("08")),
+            ("option_82_hex:x:16:18", Some("06")),
+            ("option_82_hex:x:36:40", Some("ad")),
+            ("option_82_hex:x:37:39", Some("d")),
+            ("option_82_hex:x:1:3", Some("20")),
+            ("option_82_hex:x:38:40", None),
+            ("option_82_hex:x:40:44", None),
+            ("circuit_id:x:4:9", Some("0006")),
+            ("circuit_id:x:6:9", None),
+        ] {
+            let (_, ex) = Extractor::parse_slice(spec).unwrap();
+            assert_eq!(ex.variable(&keys).as_deref(), python, "{spec}");
+        }
+        // Reservation keys stay strict: a value too short for the slice gives nothing.
+        let (_, ex) = Extractor::parse_slice("option_82_hex:x:26:40").unwrap();
+        assert_eq!(ex.extract(&keys), None);
+        let (_, ex) = Extractor::parse_slice("circuit_id:x:4:9").unwrap();
+        assert_eq!(ex.extract(&keys), None);
+        // The named extractors give the same text either way.
+        let port = Extractor::builtin("circuit_id_port").unwrap();
+        assert_eq!(port.variable(&keys).as_deref(), Some("06"));
+        assert_eq!(port.variable(&RelayKeys::default()), None);
+    }
+
+    #[test]
+    fn check_notes_say_where_slices_are_cut() {
+        let mut slices = BTreeMap::new();
+        let (name, ex) = Extractor::parse_slice("option_82_hex:sw_mac:26:40").unwrap();
+        slices.insert(name.unwrap(), ex);
+        slices.insert("port".into(), Extractor::builtin("circuit_id_port").unwrap());
+        assert_eq!(
+            slice_notes(&slices),
+            ["sql_assignment slice :sw_mac takes hex digits 26..40 of option_82_hex; a value \
+              shorter than 40 hex digits is cut at its end, as in Python (pydhcpdb), and one \
+              of 26 hex digits or fewer leaves :sw_mac NULL"]
+        );
     }
 
     #[test]
