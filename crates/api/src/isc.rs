@@ -367,9 +367,12 @@ pub fn subnet_view(snap: &IscSnapshot, index: usize, full: bool) -> Option<Subne
             .iter()
             .map(|(a, b)| [a.to_string(), b.to_string()])
             .collect(),
-        monitor: true,
+        monitor: s.monitor,
         ips: ips(st),
-        description: s.network.to_string(),
+        description: s
+            .description
+            .clone()
+            .unwrap_or_else(|| s.network.to_string()),
         routers: strings(s.routers.as_ref()),
         dns_servers: strings(s.dns_servers.as_ref()),
         ntp_servers: strings(s.ntp_servers.as_ref()),

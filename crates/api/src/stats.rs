@@ -159,10 +159,13 @@ pub struct SubnetView {
     pub shared_network: Option<String>,
     /// The pools, as `[start, end]` pairs.
     pub ranges: Vec<[String; 2]>,
-    /// Always true: every configured subnet is monitored (the DHCPStats combiner reads this).
+    /// Whether monitoring should count this copy of the subnet (the DHCPStats combiner reads
+    /// it): always true for `leased serve`; over ISC files false after a `#!` line in the
+    /// subnet, as DHCPStats does.
     pub monitor: bool,
     pub ips: Ips,
-    /// The subnet's CIDR (DHCPStats' default description).
+    /// The subnet's CIDR (DHCPStats' default description); over ISC files the text of a
+    /// `#$ …` / `#! …` line in the subnet when there is one, as DHCPStats reads it.
     pub description: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub routers: Vec<String>,

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
+use std::rc::Rc;
 use std::net::Ipv4Addr;
 use std::path::{Component, Path, PathBuf};
 
@@ -14,7 +15,9 @@ use ipnet::Ipv4Net;
 
 use crate::model::{Hardware, IscConfig, IscHost, IscSubnet, Warning};
 use crate::stats::index_in;
-use crate::syntax::{Mode, Pos, Stmt, Tok, Token, binary_value, parse_colon_hex, parse_tree};
+use crate::syntax::{
+    Annotation, Mode, Pos, Stmt, Tok, Token, binary_value, parse_colon_hex, parse_tree,
+};
 use crate::{IscError, ParseError};
 
 /// How deep `include` may nest. dhcpd has no limit but real configurations use one or two
@@ -85,6 +88,7 @@ pub fn parse_conf(
         depth: 0,
         file: file.clone(),
         path: origin.to_path_buf(),
+        annotations: tree.annotations.clone().into(),
     };
     w.walk(&tree.stmts, &ctx)?;
     Ok(w.finish())
@@ -159,6 +163,8 @@ struct Ctx {
     depth: usize,
     file: String,
     path: PathBuf,
+    /// The current file's `#$` / `#!` lines.
+    annotations: Rc<[Annotation]>,
 }
 
 struct Walker<'l> {
@@ -518,6 +524,7 @@ impl Walker<'_> {
         let c = Ctx {
             file,
             path,
+            annotations: tree.annotations.clone().into(),
             ..Self::inner(ctx)
         };
         let r = self.walk(&tree.stmts, &c);
@@ -594,6 +601,8 @@ impl Walker<'_> {
                         ntp_servers: None,
                         domain_name: None,
                         ddns_domain_name: None,
+                        description: None,
+                        monitor: true,
                         hosts: Vec::new(),
                         file: ctx.file.clone(),
                         line: s.pos.line,
@@ -603,6 +612,12 @@ impl Walker<'_> {
                 self.subnets.len() - 1
             }
         };
+        if let Some(a) = annotation_in(s, body, &ctx.annotations)
+            && let Some(b) = self.subnets.get_mut(idx)
+        {
+            b.subnet.description = (!a.text.is_empty()).then(|| a.text.clone());
+            b.subnet.monitor = !a.unmonitored;
+        }
         let scope = self.subnets.get(idx).map_or(ctx.scope, |b| b.scope);
         let c = Ctx {
             scope,
@@ -819,6 +834,23 @@ impl Walker<'_> {
             warnings: self.warnings,
         }
     }
+}
+
+/// The last `#$` / `#!` line directly inside the block of `s` (whose statements are `body`):
+/// after its `{`, before its `}`, and in none of the blocks nested in it (DHCPStats reads them
+/// in the subnet, not in its pools).
+fn annotation_in<'a>(s: &Stmt, body: &[Stmt], all: &'a [Annotation]) -> Option<&'a Annotation> {
+    let key = |p: Pos| (p.line, p.col);
+    let close = key(s.close?);
+    let open = key(s.pos);
+    let nested: Vec<((u32, u32), (u32, u32))> = body
+        .iter()
+        .filter_map(|c| Some((key(c.pos), key(c.close?))))
+        .collect();
+    all.iter().rev().find(|a| {
+        let at = key(a.pos);
+        at > open && at < close && !nested.iter().any(|&(o, c)| at > o && at < c)
+    })
 }
 
 fn ip_at(s: &Stmt, i: usize, ctx: &Ctx, what: &str) -> Result<Ipv4Addr, IscError> {

@@ -116,6 +116,13 @@ pub struct IscSubnet {
     /// `ddns-domainname`, inherited the same way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ddns_domain_name: Option<String>,
+    /// DHCPStats' description: the text of the last `#$ …` or `#! …` comment line directly in
+    /// the subnet's block (not in a pool or host inside it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// DHCPStats' `monitor`: false when that last annotation is `#!` (its combiner then
+    /// prefers another server's copy of the subnet).
+    pub monitor: bool,
     /// The subnet's statics: hosts declared inside it, plus hosts declared anywhere else whose
     /// fixed address lies in it.
     pub hosts: Vec<IscHost>,

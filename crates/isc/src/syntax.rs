@@ -85,6 +85,8 @@ pub(crate) struct Stmt {
     pub pos: Pos,
     /// The file ended inside this statement or its block (lenient mode only).
     pub truncated: bool,
+    /// Where the block's closing `}` is (`None` without a block, or when it never closes).
+    pub close: Option<Pos>,
 }
 
 impl Stmt {
@@ -119,11 +121,23 @@ enum Lexed {
     Close(Pos),
 }
 
+/// A DHCPStats annotation: a comment line starting with `#$` (a subnet's description) or `#!`
+/// (its description, and "do not monitor"), the first thing on its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Annotation {
+    pub pos: Pos,
+    /// `#!` rather than `#$`.
+    pub unmonitored: bool,
+    /// The words after the marker, joined by single spaces (a trailing `;` dropped).
+    pub text: String,
+}
+
 struct Lexer<'a> {
     src: &'a [u8],
     i: usize,
     line: u32,
     col: u32,
+    annotations: Vec<Annotation>,
 }
 
 fn is_special(b: u8) -> bool {
@@ -137,6 +151,7 @@ impl<'a> Lexer<'a> {
             i: 0,
             line: 1,
             col: 1,
+            annotations: Vec::new(),
         }
     }
 
@@ -172,10 +187,31 @@ impl<'a> Lexer<'a> {
             if b.is_ascii_whitespace() {
                 self.bump();
             } else if b == b'#' {
+                let pos = self.pos();
+                let first_on_line = self
+                    .src
+                    .get(..self.i)
+                    .unwrap_or_default()
+                    .iter()
+                    .rev()
+                    .take_while(|&&c| c != b'\n')
+                    .all(u8::is_ascii_whitespace);
+                let start = self.i;
                 while let Some(c) = self.bump() {
                     if c == b'\n' {
                         break;
                     }
+                }
+                let comment = self.src.get(start..self.i).unwrap_or_default();
+                if let (true, Some(&m @ (b'$' | b'!'))) = (first_on_line, comment.get(1)) {
+                    let text = String::from_utf8_lossy(comment.get(2..).unwrap_or_default());
+                    let text = text.trim_end();
+                    let text = text.strip_suffix(';').unwrap_or(text);
+                    self.annotations.push(Annotation {
+                        pos,
+                        unmonitored: m == b'!',
+                        text: text.split_whitespace().collect::<Vec<_>>().join(" "),
+                    });
                 }
             } else {
                 break;
@@ -285,6 +321,8 @@ pub(crate) enum Mode {
 pub(crate) struct Tree {
     pub stmts: Vec<Stmt>,
     pub problems: Vec<SyntaxError>,
+    /// DHCPStats' `#$` / `#!` comment lines, in file order.
+    pub annotations: Vec<Annotation>,
 }
 
 struct Frame {
@@ -344,6 +382,7 @@ pub(crate) fn parse_tree(src: &[u8], mode: Mode) -> Result<Tree, SyntaxError> {
                         block: None,
                         pos,
                         truncated: false,
+                        close: None,
                     };
                     match stack.last_mut() {
                         Some(f) => f.stmts.push(stmt),
@@ -376,6 +415,7 @@ pub(crate) fn parse_tree(src: &[u8], mode: Mode) -> Result<Tree, SyntaxError> {
                         block: None,
                         pos: wpos,
                         truncated: false,
+                        close: None,
                     };
                     if let Some(f) = stack.last_mut() {
                         f.stmts.push(stmt);
@@ -388,6 +428,7 @@ pub(crate) fn parse_tree(src: &[u8], mode: Mode) -> Result<Tree, SyntaxError> {
                             block: Some(f.stmts),
                             pos: f.header_pos,
                             truncated: false,
+                            close: Some(pos),
                         };
                         match stack.last_mut() {
                             Some(p) => p.stmts.push(stmt),
@@ -409,6 +450,7 @@ pub(crate) fn parse_tree(src: &[u8], mode: Mode) -> Result<Tree, SyntaxError> {
             block: None,
             pos,
             truncated: true,
+            close: None,
         };
         match stack.last_mut() {
             Some(f) => f.stmts.push(stmt),
@@ -428,6 +470,7 @@ pub(crate) fn parse_tree(src: &[u8], mode: Mode) -> Result<Tree, SyntaxError> {
             block: Some(f.stmts),
             pos: f.header_pos,
             truncated: true,
+            close: None,
         };
         match stack.last_mut() {
             Some(p) => p.stmts.push(stmt),
@@ -437,6 +480,7 @@ pub(crate) fn parse_tree(src: &[u8], mode: Mode) -> Result<Tree, SyntaxError> {
     Ok(Tree {
         stmts: top,
         problems,
+        annotations: lx.annotations,
     })
 }
 

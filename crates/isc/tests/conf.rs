@@ -521,3 +521,32 @@ fn host_names_dhcpd_sends() {
     assert_eq!(c.subnets[0].hosts[0].sent_host_name(), Some("h"));
     assert!(c.subnets[0].hosts[0].use_host_decl_names);
 }
+
+#[test]
+fn dhcpstats_description_and_monitor_lines() {
+    let c = conf(
+        "subnet 198.18.0.0 netmask 255.255.255.0 {\n\
+           #$   Office   LAN ;\n\
+           pool { #! not this one\n range 198.18.0.10 198.18.0.20; }\n\
+         }\n\
+         subnet 198.18.1.0 netmask 255.255.255.0 {\n\
+           #$ first\n\
+           #! Lab, do not page;\n\
+           option routers 198.18.1.1; #$ trailing comments are not annotations\n\
+         }\n\
+         subnet 198.18.2.0 netmask 255.255.255.0 { }\n\
+         #$ outside every subnet\n\
+         subnet 198.18.3.0 netmask 255.255.255.0 {\n\
+           #$\n\
+         }\n",
+    )
+    .unwrap();
+    let d = |n: &str| {
+        let s = subnet(&c, n);
+        (s.description.as_deref(), s.monitor)
+    };
+    assert_eq!(d("198.18.0.0/24"), (Some("Office LAN"), true));
+    assert_eq!(d("198.18.1.0/24"), (Some("Lab, do not page"), false));
+    assert_eq!(d("198.18.2.0/24"), (None, true));
+    assert_eq!(d("198.18.3.0/24"), (None, true), "an empty one: the CIDR stays");
+}
