@@ -221,7 +221,9 @@ pub fn active_leases(conf: &IscConfig, leases: &IscLeases, now: Timestamp) -> Ve
     leases
         .leases
         .iter()
-        .filter(|l| l.binding_state_at(i64::try_from(now.0).unwrap_or(i64::MAX)) == BindingState::Active)
+        .filter(|l| {
+            l.binding_state_at(i64::try_from(now.0).unwrap_or(i64::MAX)) == BindingState::Active
+        })
         .filter(|l| conf.subnets.iter().any(|s| s.network.contains(&l.ip)))
         .filter_map(|l| {
             let mac = HwAddr::parse_mac(&l.hardware.as_ref()?.address)?;

@@ -452,7 +452,10 @@ fn import_isc_round_trip() {
     let cam = &c.subnets[1].reservations[0];
     assert_eq!(cam.ip, Ipv4Addr::new(198, 18, 1, 5));
     assert_eq!(cam.hostname, None);
-    assert_eq!(c.subnets[0].reservations[0].hostname.as_deref(), Some("printer"));
+    assert_eq!(
+        c.subnets[0].reservations[0].hostname.as_deref(),
+        Some("printer")
+    );
     assert_eq!(c.subnets[0].routers, vec![Ipv4Addr::new(198, 18, 0, 1)]);
     assert_eq!(c.subnets[1].shared_network.as_deref(), Some("campus"));
     assert_eq!(c.store.path, store);
@@ -492,10 +495,14 @@ fn check_notes_where_sql_slices_are_cut() {
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains("OK: "), "{out}");
     assert_eq!(
-        err.lines().filter(|l| l.starts_with("note: ")).collect::<Vec<_>>(),
-        ["note: sql_assignment slice :sw_mac takes hex digits 26..40 of option_82_hex; a value \
+        err.lines()
+            .filter(|l| l.starts_with("note: "))
+            .collect::<Vec<_>>(),
+        [
+            "note: sql_assignment slice :sw_mac takes hex digits 26..40 of option_82_hex; a value \
           shorter than 40 hex digits is cut at its end, as in Python (pydhcpdb), and one of 26 \
-          hex digits or fewer leaves :sw_mac NULL"],
+          hex digits or fewer leaves :sw_mac NULL"
+        ],
         "{err}"
     );
 }

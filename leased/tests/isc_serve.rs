@@ -251,7 +251,10 @@ fn isc_serve_over_hand_made_files() {
     // Each is said once in the log, with the file and line of its entry.
     let said = |ip: &str| {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let want = format!("dhcpd.leases:{}:1: lease {ip} has no 'binding state'", line_of(&leases, ip));
+        let want = format!(
+            "dhcpd.leases:{}:1: lease {ip} has no 'binding state'",
+            line_of(&leases, ip)
+        );
         text.matches(&want).count()
     };
     assert_eq!(said("198.18.1.11"), 1);
@@ -288,7 +291,10 @@ fn isc_serve_over_hand_made_files() {
     );
     assert_eq!(gunzip(&body), std::fs::read(&leases).unwrap());
     let (st, _, body) = request(port, "POST", "/refresh");
-    assert_eq!((st, String::from_utf8_lossy(&body).as_ref()), (200, r#"{"result":"ok"}"#));
+    assert_eq!(
+        (st, String::from_utf8_lossy(&body).as_ref()),
+        (200, r#"{"result":"ok"}"#)
+    );
     let doc = json(port, "/openapi.json");
     assert!(doc["paths"].get("/counts").is_some());
     assert!(doc["paths"]["/refresh"].get("post").is_some());
@@ -326,7 +332,10 @@ fn isc_serve_over_hand_made_files() {
     let (st, _, body) = request(port, "POST", "/refresh");
     assert_eq!(st, 500);
     let v: Value = serde_json::from_slice(&body).unwrap();
-    assert!(v["result"].as_str().unwrap().contains("dhcpd.conf:1:"), "{v}");
+    assert!(
+        v["result"].as_str().unwrap().contains("dhcpd.conf:1:"),
+        "{v}"
+    );
     assert_eq!(json(port, "/counts")["ip_counts"]["total"], 70);
     p.term();
 }
@@ -421,12 +430,18 @@ fn isc_serve_answers_as_dhcpstats_did_on_the_same_files() {
     };
 
     for route in ["/subnets/all", "/subnets/list"] {
-        let (st, want) = (&ds[format!("GET {route}")][0], &ds[format!("GET {route}")][1]);
+        let (st, want) = (
+            &ds[format!("GET {route}")][0],
+            &ds[format!("GET {route}")][1],
+        );
         assert_eq!(st, 200);
         assert_eq!(json(port, route), fix_all(want), "{route}");
     }
     // `/subnets` answers with the subnets (DHCPStats: the banner again).
-    assert_eq!(ds["GET /subnets"][1], serde_json::json!({"message": "dhcpstats API"}));
+    assert_eq!(
+        ds["GET /subnets"][1],
+        serde_json::json!({"message": "dhcpstats API"})
+    );
     assert_eq!(json(port, "/subnets"), fix_all(&ds["GET /subnets/all"][1]));
     let mut one = ds["GET /subnets/198.18.0.0"][1].clone();
     fix_subnet("198.18.0.0/24", &mut one);
@@ -442,17 +457,28 @@ fn isc_serve_answers_as_dhcpstats_did_on_the_same_files() {
     // An unknown subnet: a JSON 404 (DHCPStats: 200 and the Python error text as a string).
     assert_eq!(ds["GET /subnets/10.0.0.0"][0], 200);
     let (st, body) = get(port, "/subnets/10.0.0.0", Some(KEY));
-    assert_eq!((st, body.as_str()), (404, r#"{"message":"no subnet 10.0.0.0"}"#));
+    assert_eq!(
+        (st, body.as_str()),
+        (404, r#"{"message":"no subnet 10.0.0.0"}"#)
+    );
     // `/leases`, `/refresh` and the key check: no differences.
     let (st, head, body) = request(port, "GET", "/leases");
     assert_eq!(
         ds["GET /leases"],
-        serde_json::json!([200, "application/gzip", "attachment; filename=dhcpd.leases.gz", true])
+        serde_json::json!([
+            200,
+            "application/gzip",
+            "attachment; filename=dhcpd.leases.gz",
+            true
+        ])
     );
     assert_eq!(st, 200);
     assert!(head.contains("content-type: application/gzip"), "{head}");
     assert!(head.contains("content-disposition: attachment; filename=dhcpd.leases.gz"));
-    assert_eq!(gunzip(&body), std::fs::read(data.join("dhcpd.leases")).unwrap());
+    assert_eq!(
+        gunzip(&body),
+        std::fs::read(data.join("dhcpd.leases")).unwrap()
+    );
     let (st, _, body) = request(port, "POST", "/refresh");
     assert_eq!(
         serde_json::json!([st, serde_json::from_slice::<Value>(&body).unwrap()]),

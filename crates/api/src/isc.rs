@@ -161,11 +161,7 @@ impl IscSource {
     /// Re-reads both files and swaps the new reading in; on error the previous reading stays.
     /// Blocks while another reading runs (one at a time).
     pub fn reload(&self) -> anyhow::Result<()> {
-        let mut last = self
-            .readings
-            .lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut last = self.readings.lock.lock().unwrap_or_else(|p| p.into_inner());
         let n = self.readings.begun.fetch_add(1, Ordering::SeqCst) + 1;
         let r = self.read_and_swap();
         *last = (n, r.as_ref().err().map(|e| format!("{e:#}")));
@@ -189,11 +185,7 @@ impl IscSource {
     /// (so a burst of refreshes costs one or two readings, not one each).
     pub fn refresh_now(&self) -> Result<(), String> {
         let asked = self.readings.begun.load(Ordering::SeqCst);
-        let mut last = self
-            .readings
-            .lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut last = self.readings.lock.lock().unwrap_or_else(|p| p.into_inner());
         if last.0 > asked {
             return last.1.clone().map_or(Ok(()), Err);
         }
@@ -252,10 +244,8 @@ impl IscSource {
 fn gzip_file(path: &Path) -> Result<Bytes, String> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut enc = flate2::read::GzEncoder::new(
-        f.take(MAX_LEASES_FILE + 1),
-        flate2::Compression::default(),
-    );
+    let mut enc =
+        flate2::read::GzEncoder::new(f.take(MAX_LEASES_FILE + 1), flate2::Compression::default());
     let mut out = Vec::new();
     enc.read_to_end(&mut out)
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -291,7 +281,10 @@ fn strings(v: Option<&Vec<Ipv4Addr>>) -> Vec<String> {
 pub fn lease_view(l: &leased_isc::IscLease, now: i64) -> IscLease {
     let (ethernet, other_hw) = match &l.hardware {
         Some(h) if h.htype == "ethernet" => (Some(h.address.clone()), None),
-        Some(h) => (None, Some((format!("hardware-{}", h.htype), h.address.clone()))),
+        Some(h) => (
+            None,
+            Some((format!("hardware-{}", h.htype), h.address.clone())),
+        ),
         None => (None, None),
     };
     let mut vars: Vec<(String, String)> = other_hw.into_iter().collect();

@@ -448,7 +448,10 @@ async fn dhcpstats_routes_and_leases_from_live_state() {
             v.get("leases").is_none() && v.get("statics").is_none(),
             "{k}: {v}"
         );
-        assert_eq!(&v["subnet"], k, "every entry names its subnet, as in DHCPStats");
+        assert_eq!(
+            &v["subnet"], k,
+            "every entry names its subnet, as in DHCPStats"
+        );
         assert_eq!(v["ips"], all[k]["ips"]);
         assert_eq!(v["ranges"], all[k]["ranges"]);
     }

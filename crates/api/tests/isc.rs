@@ -164,7 +164,10 @@ async fn dhcpstats_fields_field_by_field() {
     let s0 = &all["198.18.0.0/24"];
     assert_eq!(s0["subnet"], "198.18.0.0/24");
     assert_eq!(s0["ranges"], json!([["198.18.0.100", "198.18.0.109"]]));
-    assert_eq!(s0["ips"]["total"], 10, "the bare range counts: dhcpd serves it");
+    assert_eq!(
+        s0["ips"]["total"], 10,
+        "the bare range counts: dhcpd serves it"
+    );
     assert_eq!(s0["domain_name"], "isc.example");
     assert_eq!(s0["ddns_domain_name"], "ddns.isc.example", "inherited");
     assert_eq!(all["198.18.1.0/24"]["ddns_domain_name"], "campus.example");
@@ -228,7 +231,10 @@ async fn dhcpstats_fields_field_by_field() {
     let list = s.json("/subnets/list").await;
     for (k, v) in list.as_object().unwrap() {
         assert_eq!(&v["subnet"], k);
-        assert!(v.get("leases").is_none() && v.get("statics").is_none(), "{v}");
+        assert!(
+            v.get("leases").is_none() && v.get("statics").is_none(),
+            "{v}"
+        );
         let mut full = all[k].clone();
         let o = full.as_object_mut().unwrap();
         o.remove("leases");
@@ -253,9 +259,8 @@ async fn refresh_and_the_raw_leases_file() {
 
     // dhcpd appends: /leases serves the new file at once; the counts wait for a re-read,
     // which POST /refresh does now.
-    let more = format!(
-        "{LEASES}lease 198.18.1.10 {{\n  binding state active;\n  ends never;\n}}\n"
-    );
+    let more =
+        format!("{LEASES}lease 198.18.1.10 {{\n  binding state active;\n  ends never;\n}}\n");
     std::fs::write(&s.leases, &more).unwrap();
     let r = s.call(reqwest::Method::GET, "/leases").await;
     assert_eq!(gunzip(&r.bytes().await.unwrap()), more.as_bytes());

@@ -550,12 +550,17 @@ mod tests {
         let mut slices = BTreeMap::new();
         let (name, ex) = Extractor::parse_slice("option_82_hex:sw_mac:26:40").unwrap();
         slices.insert(name.unwrap(), ex);
-        slices.insert("port".into(), Extractor::builtin("circuit_id_port").unwrap());
+        slices.insert(
+            "port".into(),
+            Extractor::builtin("circuit_id_port").unwrap(),
+        );
         assert_eq!(
             slice_notes(&slices),
-            ["sql_assignment slice :sw_mac takes hex digits 26..40 of option_82_hex; a value \
+            [
+                "sql_assignment slice :sw_mac takes hex digits 26..40 of option_82_hex; a value \
               shorter than 40 hex digits is cut at its end, as in Python (pydhcpdb), and one \
-              of 26 hex digits or fewer leaves :sw_mac NULL"]
+              of 26 hex digits or fewer leaves :sw_mac NULL"
+            ]
         );
     }
 

@@ -7,9 +7,9 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::rc::Rc;
 use std::net::Ipv4Addr;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use ipnet::Ipv4Net;
 
@@ -460,11 +460,7 @@ impl Walker<'_> {
             Some("off" | "false") => Some(false),
             _ => {
                 let kw = s.keyword().unwrap_or_default();
-                self.warn(
-                    &ctx.file,
-                    s.pos,
-                    format!("'{kw}' needs on or off; skipped"),
-                );
+                self.warn(&ctx.file, s.pos, format!("'{kw}' needs on or off; skipped"));
                 None
             }
         }

@@ -251,8 +251,7 @@ impl Reader<'_> {
                     }
                 }
                 // Flags dhcpd may write; nothing to count.
-                "bootp" | "reserved" | "dynamic-bootp" | "billing" | "vendor-class-identifier" => {
-                }
+                "bootp" | "reserved" | "dynamic-bootp" | "billing" | "vendor-class-identifier" => {}
                 k => {
                     let k = k.to_string();
                     self.warn(

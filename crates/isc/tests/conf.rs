@@ -511,7 +511,10 @@ fn host_names_dhcpd_sends() {
     assert_eq!(sent("deeper").as_deref(), Some("deeper"));
     assert_eq!(sent("outside"), None);
     let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
-    assert_eq!(w, ["test.conf:14:1: 'use-host-decl-names' needs on or off; skipped"]);
+    assert_eq!(
+        w,
+        ["test.conf:14:1: 'use-host-decl-names' needs on or off; skipped"]
+    );
     // A global setting applies everywhere, whichever line it is on.
     let c = conf(
         "subnet 198.18.0.0 netmask 255.255.255.0 { host h { fixed-address 198.18.0.9; } }\n\
@@ -548,5 +551,9 @@ fn dhcpstats_description_and_monitor_lines() {
     assert_eq!(d("198.18.0.0/24"), (Some("Office LAN"), true));
     assert_eq!(d("198.18.1.0/24"), (Some("Lab, do not page"), false));
     assert_eq!(d("198.18.2.0/24"), (None, true));
-    assert_eq!(d("198.18.3.0/24"), (None, true), "an empty one: the CIDR stays");
+    assert_eq!(
+        d("198.18.3.0/24"),
+        (None, true),
+        "an empty one: the CIDR stays"
+    );
 }

@@ -217,7 +217,10 @@ fn dhcpstats_fields_as_written() {
     assert_eq!(x.vars.len(), 5);
     // A quoted uid: its text between the quotes, escapes (\" included) kept.
     let y = get(&l, "198.18.20.132");
-    assert_eq!(y.uid_text.as_deref(), Some(r#"\377\000\032\3161\000\001\"x"#));
+    assert_eq!(
+        y.uid_text.as_deref(),
+        Some(r#"\377\000\032\3161\000\001\"x"#)
+    );
     assert_eq!(
         y.uid.as_deref(),
         Some(&[0xffu8, 0, 0x1a, 0xce, b'1', 0, 1, b'"', b'x'][..])

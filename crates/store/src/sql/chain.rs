@@ -64,8 +64,10 @@ impl SqlChain {
         let mut failure = None;
         for (i, (sql, names)) in self.queries.iter().zip(&self.names).enumerate() {
             // A variable the packet lacks binds as NULL, which no `=` matches.
-            let values: Vec<Option<&str>> =
-                names.iter().map(|n| vars.get(n).map(String::as_str)).collect();
+            let values: Vec<Option<&str>> = names
+                .iter()
+                .map(|n| vars.get(n).map(String::as_str))
+                .collect();
             let row = tokio::time::timeout(self.timeout, self.first_row(sql, &values)).await;
             match row {
                 Ok(Ok(Some(cols))) => match Assignment::from_columns(&cols) {

@@ -420,14 +420,22 @@ fn readme_blocks() -> (String, String) {
 fn readme_ddl_for_postgres(ddl: &str) -> String {
     ddl.replace(" COLLATE utf8_bin", "")
         .replace(" ENGINE=InnoDB DEFAULT CHARSET=utf8 COLLATE=utf8_bin", "")
-        .replace("id INT NOT NULL AUTO_INCREMENT PRIMARY KEY", "id SERIAL PRIMARY KEY")
+        .replace(
+            "id INT NOT NULL AUTO_INCREMENT PRIMARY KEY",
+            "id SERIAL PRIMARY KEY",
+        )
         .replace("DATETIME", "TIMESTAMP")
 }
 
 /// A DISCOVER with no Option 82 (a client on the server's own link) or with pydhcpdb's
 /// article's Option 82 (switch 00:1e:58:9e:b2:ad, port 6).
 fn plain_or_relayed(mac: [u8; 6], relayed: bool) -> Packet {
-    let mut p = packet(mac, b"", &[0, 4, 0, 1, 0, 6], &[0, 6, 0x00, 0x1e, 0x58, 0x9e, 0xb2, 0xad]);
+    let mut p = packet(
+        mac,
+        b"",
+        &[0, 4, 0, 1, 0, 6],
+        &[0, 6, 0x00, 0x1e, 0x58, 0x9e, 0xb2, 0xad],
+    );
     p.options.remove(code::HOSTNAME);
     if !relayed {
         p.options.remove(code::RELAY_AGENT_INFO);
@@ -485,10 +493,15 @@ fn pydhcpdb_readme_battery(backend: SqlBackend) {
     // '' the missing switch MAC and port matched it; bound as NULL nothing does).
     let stranger = plain_or_relayed([2, 0, 0, 0, 0, 0x51], false);
     let vars = packet_variables(&stranger, &sa.slices);
-    assert!(!vars.contains_key("sw_mac") && !vars.contains_key("option_82_AgentCircuitId_port_hex"));
+    assert!(
+        !vars.contains_key("sw_mac") && !vars.contains_key("option_82_AgentCircuitId_port_hex")
+    );
     assert_eq!(run(&stranger), ChainOutcome::Miss, "{backend:?}");
     // pydhcpdb's own sample row, by client MAC (its port is '', never consulted).
-    match run(&plain_or_relayed([0x08, 0x00, 0x27, 0x05, 0x9e, 0xd0], false)) {
+    match run(&plain_or_relayed(
+        [0x08, 0x00, 0x27, 0x05, 0x9e, 0xd0],
+        false,
+    )) {
         ChainOutcome::Hit { query, assignment } => {
             assert_eq!((query, assignment.ip), (1, Ipv4Addr::new(192, 168, 0, 19)));
             assert_eq!(assignment.dns, [Ipv4Addr::new(8, 8, 8, 8)]);
@@ -531,7 +544,10 @@ fn pydhcpdb_readme_battery(backend: SqlBackend) {
         ["ack_new", "renew", "release", "decline", "expire", "nak"]
     );
     assert_eq!(
-        t.count(&db, "SELECT COUNT(*) FROM history WHERE mac = '020000000052' AND ip = '198.18.0.77'"),
+        t.count(
+            &db,
+            "SELECT COUNT(*) FROM history WHERE mac = '020000000052' AND ip = '198.18.0.77'"
+        ),
         6
     );
 }
