@@ -337,7 +337,11 @@ impl Engine {
                     let mut v = BTreeMap::new();
                     v.insert("ClientMacAddress".into(), hex(&l.hwaddr.0));
                     v.insert("chaddr".into(), hex(&l.hwaddr.0));
-                    v.insert("HostName".into(), l.hostname.clone().unwrap_or_default());
+                    // Absent is NULL to the SQL, never '' (a row with an empty value must not
+                    // match every lease without a name).
+                    if let Some(h) = &l.hostname {
+                        v.insert("HostName".into(), h.clone());
+                    }
                     v
                 });
                 LeaseEvent {
