@@ -666,6 +666,35 @@ fn dhcp_option(
         _ => None,
     };
     let mut values = values;
+    if values.iter().any(|v| v == "0.0.0.0") && matches!(target, Target::Global) && scope_net.is_none()
+    {
+        // "This server" differs per subnet: the option goes to each subnet with its address.
+        for s in subnets.iter_mut() {
+            let me = s.network.parse::<Ipv4Net>().ok().and_then(|net| w.me_in(net));
+            let Some(me) = me else {
+                w.notes.push(Unmapped::new(
+                    at.clone(),
+                    format!(
+                        "{key}={value}: 0.0.0.0 (\"this server\") for subnet {}: no address of \
+                         this machine lies in it; not mapped there",
+                        s.network
+                    ),
+                ));
+                continue;
+            };
+            let v: Vec<String> = values
+                .iter()
+                .map(|x| if x == "0.0.0.0" { me.to_string() } else { x.clone() })
+                .collect();
+            match options::set(&mut s.options, code, None, &Data::Values(v)) {
+                Ok(Placed::Set) => {}
+                Ok(Placed::Routers(rs)) => s.routers = rs.iter().map(ToString::to_string).collect(),
+                Ok(_) => w.notes.push(Unmapped::new(at.clone(), format!("{key}={value}: not mapped"))),
+                Err(why) => w.notes.push(Unmapped::new(at.clone(), format!("{key}={value}: {why}"))),
+            }
+        }
+        return;
+    }
     if values.iter().any(|v| v == "0.0.0.0") {
         match scope_net.and_then(|net| w.me_in(net)) {
             Some(me) => {
@@ -760,6 +789,7 @@ fn dhcp_host(
     let mut ip = None;
     let mut hostname = None;
     let mut ignore = false;
+    let mut wildcard = false;
     let mut leftovers = Vec::new();
     for t in tokens(value) {
         if t.is_empty() {
@@ -784,6 +814,7 @@ fn dhcp_host(
             ip = Some(a);
         } else if is_mac(&t) {
             if t.contains('*') {
+                wildcard = true;
                 leftovers.push(format!("wildcard MAC {t}"));
             } else {
                 macs.push(t);
@@ -839,10 +870,12 @@ fn dhcp_host(
         (Some(m), _) => r.mac = Some(m),
         (None, Some(c)) => r.client_id = Some(c),
         (None, None) => {
-            w.notes.push(Unmapped::new(
-                at,
-                format!("dhcp-host={value}: a reservation by host name only is not mapped"),
-            ));
+            if !wildcard {
+                w.notes.push(Unmapped::new(
+                    at,
+                    format!("dhcp-host={value}: a reservation by host name only is not mapped"),
+                ));
+            }
             return;
         }
     }
