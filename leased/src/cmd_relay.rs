@@ -319,6 +319,8 @@ pub fn flags_text(flags: &RelayFlags) -> anyhow::Result<String> {
             cycle(&mut w);
             export.insert("webhook", Item::Table(w));
         }
+        // `[export]` itself only when it has keys of its own: its sub-tables say the rest.
+        export.set_implicit(true);
         doc.insert("export", Item::Table(export));
     }
     Ok(format!(
