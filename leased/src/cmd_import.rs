@@ -165,6 +165,10 @@ fn kea_files(main: &Path) -> Vec<PathBuf> {
 
 fn source_error(path: &Path, e: ImportError) -> anyhow::Error {
     match e {
+        // A position (`line:col: …`) joins the file name as editors expect.
+        ImportError::Source(s) if s.starts_with(|c: char| c.is_ascii_digit()) => {
+            anyhow::anyhow!("{}:{s}", path.display())
+        }
         ImportError::Source(s) => anyhow::anyhow!("{}: {s}", path.display()),
         ImportError::Config(c) => anyhow::Error::new(c),
     }
