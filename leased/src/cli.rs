@@ -657,7 +657,9 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "IP")]
     pub inform: Option<Ipv4Addr>,
     /// Renew this (already configured) address as a RENEWING client does (RFC 2131 §4.3.2):
-    /// a REQUEST with ciaddr set and no option 50 or 54, unicast from IP:68 to --server.
+    /// a REQUEST with ciaddr set and no option 50 or 54, unicast from IP:68 to --server. With
+    /// --interface, replies are read from an AF_PACKET socket (root), so that a broadcast NAK
+    /// is seen too.
     #[arg(long, value_name = "IP", requires = "server",
           conflicts_with_all = ["inform", "giaddr", "discover_only", "request_ip"])]
     pub renew: Option<Ipv4Addr>,

@@ -323,6 +323,10 @@ impl Transport {
                 .as_deref()
                 .context("--no-broadcast-flag needs --interface")?;
             Some(RawRx::open(iface, args.client_port)?)
+        } else if let (Some(_), Some(iface)) = (args.renew, args.interface.as_deref()) {
+            // The ACK comes unicast to the address, but a NAK to a RENEWING client is
+            // broadcast (RFC 2131 §4.3.2), which a socket bound to the address never sees.
+            Some(RawRx::open(iface, args.client_port)?)
         } else {
             None
         };
