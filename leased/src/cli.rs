@@ -69,7 +69,7 @@ pub enum Command {
     /// with giaddr and Option 82 set; replies go back to the clients. Bindings seen in ACKs are
     /// exported when `[export]` (or a `--sonar-url`/`--webhook-url`) is set. SIGTERM/SIGINT
     /// stop it.
-    Relay(RelayArgs),
+    Relay(Box<RelayArgs>),
     /// Billing export: `status` (queue depth, last success, last error), `test` (check the
     /// destinations' credentials), `hash-password` (a router secret for `[[export.routers]]`).
     Export(ExportArgs),
@@ -126,7 +126,12 @@ pub struct ManArgs {
       leased relay --interface eth1 --upstream 198.18.1.1 --print-config > leased-relay.toml")]
 pub struct RelayArgs {
     /// Config file with a `[relay]` section (or give the flags below instead).
-    #[arg(short = 'c', long = "config", value_name = "FILE", conflicts_with = "relay_flags")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with = "relay_flags"
+    )]
     pub config: Option<PathBuf>,
     /// Print the config file the flags make (validated) and exit, instead of relaying.
     #[arg(long = "print-config", conflicts_with = "config")]

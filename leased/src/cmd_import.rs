@@ -31,7 +31,8 @@ const QUOTED_BAD_LINES: usize = 10;
 pub fn kea(args: &ImportKeaArgs) -> anyhow::Result<ExitCode> {
     let text = read(&args.config)?;
     refuse_overwrite(&args.target)?;
-    let kea = leased_import::kea::import_config(&text).map_err(|e| source_error(&args.config, e))?;
+    let kea =
+        leased_import::kea::import_config(&text).map_err(|e| source_error(&args.config, e))?;
     let leases = match &args.leases {
         Some(l) => l.clone(),
         None => beside(
@@ -61,9 +62,11 @@ pub fn dnsmasq(args: &ImportDnsmasqArgs) -> anyhow::Result<ExitCode> {
     let d = leased_import::dnsmasq::import_config(&text, &name, &local_addresses());
     let leases = match &args.leases {
         Some(l) => l.clone(),
-        None => PathBuf::from(d.lease_file.as_deref().context(
-            "the config has no dhcp-leasefile: give --leases dnsmasq.leases",
-        )?),
+        None => PathBuf::from(
+            d.lease_file
+                .as_deref()
+                .context("the config has no dhcp-leasefile: give --leases dnsmasq.leases")?,
+        ),
     };
     let rendered = render(d.imported, &args.target, "dnsmasq")?;
     let mut sink = Sink::open(&args.target.store, &rendered)?;
@@ -191,6 +194,12 @@ fn refuse_overwrite(t: &ImportTarget) -> anyhow::Result<()> {
 fn render(imported: Imported, t: &ImportTarget, source: &str) -> anyhow::Result<Rendered> {
     let origin = t.out.display().to_string();
     match finish(imported, &t.store, source, &origin) {
+        Ok(r) if r.config.subnets.is_empty() => {
+            for u in &r.unmapped {
+                eprintln!("not mapped: {u}");
+            }
+            bail!("no subnet of the {source} config could be imported; nothing was written")
+        }
         Ok(r) => Ok(r),
         Err(ImportError::Config(errors)) => {
             eprintln!("the imported configuration does not validate; nothing was written:");
@@ -213,8 +222,7 @@ impl Sink {
     fn open(store: &Path, rendered: &Rendered) -> anyhow::Result<Self> {
         let nets: Vec<Ipv4Net> = rendered.config.subnets.iter().map(|s| s.network).collect();
         let now = crate::cmd_manage::unix_now().0;
-        let converter =
-            LeaseConverter::new(&nets, now, rendered.config.server.sticky_window);
+        let converter = LeaseConverter::new(&nets, now, rendered.config.server.sticky_window);
         let appender = EmbeddedStore::open(store)
             .and_then(EmbeddedStore::into_appender)
             .with_context(|| format!("cannot open lease store {}", store.display()))?;

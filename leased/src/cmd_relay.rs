@@ -286,7 +286,9 @@ pub fn flags_text(flags: &RelayFlags) -> anyhow::Result<String> {
                 t.insert("chunk_size", value(n));
             }
         };
-        if flags.sonar_url.is_some() || flags.sonar_user.is_some() || flags.sonar_password_env.is_some()
+        if flags.sonar_url.is_some()
+            || flags.sonar_user.is_some()
+            || flags.sonar_password_env.is_some()
         {
             let mut s = Table::new();
             if let Some(u) = &flags.sonar_url {
@@ -335,8 +337,7 @@ mod tests {
     use clap::Parser;
 
     fn flags(args: &[&str]) -> RelayFlags {
-        let cli =
-            crate::cli::Cli::try_parse_from(["leased", "relay"].iter().chain(args)).unwrap();
+        let cli = crate::cli::Cli::try_parse_from(["leased", "relay"].iter().chain(args)).unwrap();
         match cli.command {
             crate::cli::Command::Relay(r) => r.flags,
             _ => panic!("not relay"),
@@ -429,8 +430,10 @@ interval = "5m"
 
     #[test]
     fn minimal_flags_and_defaults() {
-        let c = load_flags(&flags_text(&flags(&["--interface", "eth1", "--upstream", "198.18.1.1"])).unwrap())
-            .unwrap();
+        let c = load_flags(
+            &flags_text(&flags(&["--interface", "eth1", "--upstream", "198.18.1.1"])).unwrap(),
+        )
+        .unwrap();
         let r = c.relay.unwrap();
         assert_eq!(r.interfaces[0].circuit_id, "{interface}");
         assert_eq!(r.interfaces[0].remote_id, "{mac}");
@@ -455,12 +458,21 @@ interval = "5m"
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("command line: --upstream (relay.upstreams[0])"), "{e}");
+        assert!(
+            e.contains("command line: --upstream (relay.upstreams[0])"),
+            "{e}"
+        );
         assert!(e.contains("--interface (relay.interfaces[0].name)"), "{e}");
         assert!(e.contains("--sonar-url (export.sonar.url)"), "{e}");
         assert!(e.contains("--interval (export.sonar.interval)"), "{e}");
-        assert!(e.contains("--sonar-url/--sonar-user/--sonar-password-env"), "{e}");
-        assert!(!e.contains(":1:"), "no positions in a text nobody wrote: {e}");
+        assert!(
+            e.contains("--sonar-url/--sonar-user/--sonar-password-env"),
+            "{e}"
+        );
+        assert!(
+            !e.contains(":1:"),
+            "no positions in a text nobody wrote: {e}"
+        );
         let e = load_flags(&flags_text(&flags(&["--upstream", "198.18.1.1"])).unwrap())
             .unwrap_err()
             .to_string();
@@ -479,18 +491,29 @@ interval = "5m"
         ]))
         .unwrap();
         let c = load_flags(&text).unwrap();
-        assert_eq!(c.relay.unwrap().interfaces[0].circuit_id, "x\"\n[server]\nuser = \"root");
+        assert_eq!(
+            c.relay.unwrap().interfaces[0].circuit_id,
+            "x\"\n[server]\nuser = \"root"
+        );
         assert!(c.server.user.is_none());
     }
 
     #[test]
     fn config_and_flags_exclude_each_other() {
         assert!(
-            crate::cli::Cli::try_parse_from(["leased", "relay", "-c", "x", "--upstream", "198.18.1.1"])
-                .is_err()
+            crate::cli::Cli::try_parse_from([
+                "leased",
+                "relay",
+                "-c",
+                "x",
+                "--upstream",
+                "198.18.1.1"
+            ])
+            .is_err()
         );
         assert!(
-            crate::cli::Cli::try_parse_from(["leased", "relay", "-c", "x", "--print-config"]).is_err()
+            crate::cli::Cli::try_parse_from(["leased", "relay", "-c", "x", "--print-config"])
+                .is_err()
         );
         assert!(crate::cli::Cli::try_parse_from(["leased", "relay", "-c", "x"]).is_ok());
     }

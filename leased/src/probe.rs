@@ -131,7 +131,9 @@ impl Setup {
             option82,
             option82_in: args.option82_in,
             extra,
-            broadcast_flag: !args.no_broadcast_flag && args.inform.is_none() && args.renew.is_none(),
+            broadcast_flag: !args.no_broadcast_flag
+                && args.inform.is_none()
+                && args.renew.is_none(),
             giaddr: args.giaddr,
         })
     }

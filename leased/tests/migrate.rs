@@ -77,7 +77,11 @@ fn wait_port67(lab: &Lab, mut p: Proc, what: &str) -> Proc {
         );
         o.stdout.contains(&format!("pid={pid},")).then_some(())
     });
-    assert!(ok.is_some() && p.alive(), "{what} did not start:\n{}", p.output());
+    assert!(
+        ok.is_some() && p.alive(),
+        "{what} did not start:\n{}",
+        p.output()
+    );
     p
 }
 
@@ -223,14 +227,25 @@ fn start_dnsmasq(lab: &Lab) -> Peer {
     );
     Peer {
         proc: wait_port67(lab, p, "dnsmasq"),
-        import: argv!["dnsmasq", "--conf", path.display(), "--leases", leases.display()],
+        import: argv![
+            "dnsmasq",
+            "--conf",
+            path.display(),
+            "--leases",
+            leases.display()
+        ],
         held: dnsmasq_held,
         leases,
     }
 }
 
 /// `leased probe … --json` in `ns` on `iface` with `extra` arguments.
-fn leased_probe(ns: &str, iface: &str, mac: &str, args: Vec<String>) -> support::clients::ProbeResult {
+fn leased_probe(
+    ns: &str,
+    iface: &str,
+    mac: &str,
+    args: Vec<String>,
+) -> support::clients::ProbeResult {
     probe(
         ns,
         iface,
@@ -262,14 +277,23 @@ fn migrate(start: fn(&Lab) -> Peer, listed: &[&str]) {
             base_mac: lab.mac(0xaa, 0x00),
         },
     );
-    assert!(stats.ra_rcvd >= 1, "perfdhcp got no ACK from the old server:\n{}", out.all());
+    assert!(
+        stats.ra_rcvd >= 1,
+        "perfdhcp got no ACK from the old server:\n{}",
+        out.all()
+    );
     // A real dhclient on its own client namespace.
     let c = lab.add_client();
     let mut d = Dhclient::new(&lab, &c.ns, &c.iface, "dh-old", Some("migrated"));
     d.start();
-    let ev = d.c.wait_event(0, &["BOUND", "REBOOT"], Duration::from_secs(30));
+    let ev =
+        d.c.wait_event(0, &["BOUND", "REBOOT"], Duration::from_secs(30));
     let dip = ev.as_ref().and_then(|e| e.ip());
-    assert!(dip.is_some(), "dhclient got no lease from the old server:\n{}", d.c.diag());
+    assert!(
+        dip.is_some(),
+        "dhclient got no lease from the old server:\n{}",
+        d.c.diag()
+    );
     let dip = dip.unwrap();
     // The reserved client.
     let r = lab.probe(&ProbeOpts::mac(&reserved_mac(&lab)));
@@ -295,13 +319,18 @@ fn migrate(start: fn(&Lab) -> Peer, listed: &[&str]) {
     assert!(imp.ok(), "import failed:\n{}", imp.all());
     println!("{}", imp.all());
     assert!(
-        imp.stdout.contains(&format!("{} active leases", held.len())),
+        imp.stdout
+            .contains(&format!("{} active leases", held.len())),
         "every bound lease imported ({}):\n{}",
         held.len(),
         imp.all()
     );
     for l in listed {
-        assert!(imp.stderr.contains(l), "{l:?} is not listed as not mapped:\n{}", imp.stderr);
+        assert!(
+            imp.stderr.contains(l),
+            "{l:?} is not listed as not mapped:\n{}",
+            imp.stderr
+        );
     }
     let check = run(
         None,
@@ -316,7 +345,14 @@ fn migrate(start: fn(&Lab) -> Peer, listed: &[&str]) {
     let taken = held.iter().find(|h| h.ip != dip).unwrap();
     must(
         Some(&lab.cli_ns),
-        &argv!["ip", "addr", "replace", format!("{}/32", taken.ip), "dev", CLI_IF],
+        &argv![
+            "ip",
+            "addr",
+            "replace",
+            format!("{}/32", taken.ip),
+            "dev",
+            CLI_IF
+        ],
     );
     let r = leased_probe(
         &lab.cli_ns,
@@ -336,7 +372,14 @@ fn migrate(start: fn(&Lab) -> Peer, listed: &[&str]) {
     for h in held.iter().filter(|h| h.ip != dip) {
         must(
             Some(&lab.cli_ns),
-            &argv!["ip", "addr", "replace", format!("{}/32", h.ip), "dev", CLI_IF],
+            &argv![
+                "ip",
+                "addr",
+                "replace",
+                format!("{}/32", h.ip),
+                "dev",
+                CLI_IF
+            ],
         );
         let mut args = argv!["--renew", h.ip, "--server", lab.srv_ip];
         if let Some(cid) = &h.client_id {
@@ -353,12 +396,23 @@ fn migrate(start: fn(&Lab) -> Peer, listed: &[&str]) {
         renewed += 1;
     }
     // The dhclient renews from the address it kept, then DISCOVERs afresh and is offered it.
-    let r = leased_probe(&c.ns, &c.iface, &c.mac, argv!["--renew", dip, "--server", lab.srv_ip]);
-    assert_eq!((r.code(), r.ip()), (Some(PROBE_ACK), Some(dip)), "{}", r.diag());
+    let r = leased_probe(
+        &c.ns,
+        &c.iface,
+        &c.mac,
+        argv!["--renew", dip, "--server", lab.srv_ip],
+    );
+    assert_eq!(
+        (r.code(), r.ip()),
+        (Some(PROBE_ACK), Some(dip)),
+        "{}",
+        r.diag()
+    );
     let _ = std::fs::remove_file(&d.lf);
     let mut d2 = Dhclient::new(&lab, &c.ns, &c.iface, "dh-new", Some("migrated"));
     d2.start();
-    let ev = d2.c.wait_event(0, &["BOUND", "REBOOT"], Duration::from_secs(30));
+    let ev =
+        d2.c.wait_event(0, &["BOUND", "REBOOT"], Duration::from_secs(30));
     assert_eq!(
         ev.as_ref().map(|e| (e.reason.as_str(), e.ip())),
         Some(("BOUND", Some(dip))),
@@ -369,7 +423,8 @@ fn migrate(start: fn(&Lab) -> Peer, listed: &[&str]) {
     d2.c.stop();
     let log = server.log();
     assert!(
-        log.lines().any(|l| l.contains("DISCOVER") && l.contains(&c.mac))
+        log.lines()
+            .any(|l| l.contains("DISCOVER") && l.contains(&c.mac))
             && log
                 .lines()
                 .any(|l| l.contains("OFFER") && l.contains(&format!("ip={dip}"))),
@@ -404,6 +459,12 @@ fn from_dnsmasq_every_client_keeps_its_address() {
     }
     migrate(
         start_dnsmasq,
-        &["bind-interfaces", "no-ping", "log-dhcp", "user=root", "pid-file="],
+        &[
+            "bind-interfaces",
+            "no-ping",
+            "log-dhcp",
+            "user=root",
+            "pid-file=",
+        ],
     );
 }

@@ -16,12 +16,12 @@ mod support;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use support::Udhcpc;
 use support::bed::{Bed, CIRCUIT, CIRCUIT_VALUE};
 use support::lab::SRV_IF;
 use support::proc::{Proc, poll, run};
 use support::server::leased_bin;
 use support::sonar::{self, Fake};
-use support::Udhcpc;
 
 /// The re-exec entry of the Sonar stand-in (does nothing unless its variable is set).
 #[test]
@@ -82,7 +82,11 @@ fn spawn_relay(bed: &Bed, args: &[String], tag: &str) -> Proc {
     let ok = poll(Duration::from_secs(10), || {
         p.output().contains("relay started").then_some(())
     });
-    assert!(ok.is_some() && p.alive(), "{tag} did not start:\n{}", p.output());
+    assert!(
+        ok.is_some() && p.alive(),
+        "{tag} did not start:\n{}",
+        p.output()
+    );
     p
 }
 
@@ -109,8 +113,8 @@ fn kea_saw_our_option82(bed: &Bed, ip: Ipv4Addr) {
     let circuit_hex: String = CIRCUIT_VALUE.bytes().map(|b| format!("{b:02x}")).collect();
     let line = csv
         .lines()
-        .filter(|l| l.starts_with(&format!("{ip},")))
-        .last()
+        .rev()
+        .find(|l| l.starts_with(&format!("{ip},")))
         .unwrap_or_else(|| panic!("no Kea lease for {ip}:\n{csv}"))
         .to_ascii_lowercase();
     assert!(
@@ -172,7 +176,12 @@ fn relay_from_flags_alone_relays_and_exports_like_its_printed_file() {
         &argv![leased_bin(), "check", "-c", file.display()],
         Duration::from_secs(10),
     );
-    assert!(check.ok(), "the printed config does not check:\n{}\n{}", printed.stdout, check.all());
+    assert!(
+        check.ok(),
+        "the printed config does not check:\n{}\n{}",
+        printed.stdout,
+        check.all()
+    );
 
     // 3. …and `leased relay -c` on it relays and exports the next client the same way.
     let mut relay = spawn_relay(&bed, &argv!["-c", file.display()], "relay-file");
@@ -207,8 +216,17 @@ fn relay_flags_errors_name_the_flag() {
         Duration::from_secs(10),
     );
     assert_eq!(o.code(), Some(1), "{}", o.all());
-    assert!(o.stderr.contains("command line: --upstream (relay.upstreams[0])"), "{}", o.all());
-    assert!(o.stderr.contains("--interval (export.sonar.interval)"), "{}", o.all());
+    assert!(
+        o.stderr
+            .contains("command line: --upstream (relay.upstreams[0])"),
+        "{}",
+        o.all()
+    );
+    assert!(
+        o.stderr.contains("--interval (export.sonar.interval)"),
+        "{}",
+        o.all()
+    );
     let o = run(None, &argv![leased_bin(), "relay"], Duration::from_secs(10));
     assert_eq!(o.code(), Some(2), "{}", o.all());
     assert!(o.stderr.contains("--interface"), "{}", o.all());

@@ -70,7 +70,9 @@ impl<'a> Obj<'a> {
     }
 
     fn str(&mut self, k: &'a str) -> Option<&'a str> {
-        self.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+        self.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     fn strs(&mut self, k: &'a str) -> Vec<String> {
@@ -185,12 +187,16 @@ fn reservations(v: &Value, path: &str, notes: &mut Vec<Unmapped>) -> Vec<Reserva
 
 /// Reads a dhcplane config; `reservations` is the text of its reservations file, when there
 /// is one (newer dhcplane keeps them there).
-pub fn import_config(text: &str, reservations_text: Option<&str>) -> Result<DhcplaneConfig, ImportError> {
-    let root: Value = serde_json::from_str(text).map_err(|e| {
-        ImportError::Source(format!("{}:{}: {e}", e.line(), e.column()))
-    })?;
+pub fn import_config(
+    text: &str,
+    reservations_text: Option<&str>,
+) -> Result<DhcplaneConfig, ImportError> {
+    let root: Value = serde_json::from_str(text)
+        .map_err(|e| ImportError::Source(format!("{}:{}: {e}", e.line(), e.column())))?;
     let Some(mut c) = obj(&root, "") else {
-        return Err(ImportError::Source("the config is not a JSON object".into()));
+        return Err(ImportError::Source(
+            "the config is not a JSON object".into(),
+        ));
     };
     let mut notes = Vec::new();
     let mut out = DhcplaneConfig::default();
@@ -329,7 +335,11 @@ pub fn import_config(text: &str, reservations_text: Option<&str>) -> Result<Dhcp
     } else {
         c.get("routes_33");
     }
-    if let Some(n) = c.get("netbios_node_type_46").and_then(Value::as_i64).filter(|n| *n > 0) {
+    if let Some(n) = c
+        .get("netbios_node_type_46")
+        .and_then(Value::as_i64)
+        .filter(|n| *n > 0)
+    {
         o.extra.push(Extra {
             code: 46,
             kind: "u8",
@@ -364,7 +374,11 @@ pub fn import_config(text: &str, reservations_text: Option<&str>) -> Result<Dhcp
     }
     if let Some(text) = reservations_text {
         let v: Value = serde_json::from_str(text).map_err(|e| {
-            ImportError::Source(format!("reservations file {}:{}: {e}", e.line(), e.column()))
+            ImportError::Source(format!(
+                "reservations file {}:{}: {e}",
+                e.line(),
+                e.column()
+            ))
         })?;
         for r in reservations(&v, "reservations file", &mut notes) {
             // The file wins over the legacy key for the same MAC, as dhcplane merges them.
@@ -443,7 +457,10 @@ pub fn import_config(text: &str, reservations_text: Option<&str>) -> Result<Dhcp
         let mut r = RoguePart {
             enabled: x.get("enabled").and_then(Value::as_bool).unwrap_or(true),
             whitelist: x.strs("whitelist_servers"),
-            log_per_minute: x.get("rate_limit").and_then(Value::as_i64).filter(|n| *n > 0),
+            log_per_minute: x
+                .get("rate_limit")
+                .and_then(Value::as_i64)
+                .filter(|n| *n > 0),
             probe_interval: None,
         };
         let probe = x.str("active_probe").unwrap_or("off");
@@ -470,7 +487,10 @@ pub fn import_config(text: &str, reservations_text: Option<&str>) -> Result<Dhcp
         && let Some(mut x) = obj(a, "arp_anomaly_detection")
     {
         let enabled = x.get("enabled").and_then(Value::as_bool).unwrap_or(false);
-        let interval = x.get("probe_interval").and_then(Value::as_u64).filter(|n| *n > 0);
+        let interval = x
+            .get("probe_interval")
+            .and_then(Value::as_u64)
+            .filter(|n| *n > 0);
         if x.get("first_scan").is_some() {
             notes.push(Unmapped::new(
                 "arp_anomaly_detection.first_scan",
@@ -532,7 +552,10 @@ fn time(v: Option<&Value>) -> Option<u64> {
 fn rfc3339(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(10).is_none_or(|c| !matches!(c, b'T' | b't' | b' ')) {
+    if b.len() < 20
+        || b.get(4) != Some(&b'-')
+        || b.get(10).is_none_or(|c| !matches!(c, b'T' | b't' | b' '))
+    {
         return None;
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
@@ -703,15 +726,26 @@ mod tests {
     fn times() {
         assert_eq!(rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(rfc3339("2024-09-05T15:46:40Z"), Some(1_725_551_200));
-        assert_eq!(rfc3339("2024-09-05T17:46:40.123+02:00"), Some(1_725_551_200));
+        assert_eq!(
+            rfc3339("2024-09-05T17:46:40.123+02:00"),
+            Some(1_725_551_200)
+        );
         assert_eq!(rfc3339("yesterday"), None);
-        assert_eq!(time(Some(&serde_json::json!(1725551111))), Some(1_725_551_111));
+        assert_eq!(
+            time(Some(&serde_json::json!(1725551111))),
+            Some(1_725_551_111)
+        );
         assert_eq!(time(Some(&serde_json::json!(0))), None);
     }
 
     #[test]
     fn hex_spellings() {
-        for s in ["01:04:de:ad:be:ef", "01 04 de ad be ef", "hex:0104deadbeef", "0x01,0x04,0xDE,0xAD,0xBE,0xEF"] {
+        for s in [
+            "01:04:de:ad:be:ef",
+            "01 04 de ad be ef",
+            "hex:0104deadbeef",
+            "0x01,0x04,0xDE,0xAD,0xBE,0xEF",
+        ] {
             assert_eq!(hex43(s).as_deref(), Some("01:04:de:ad:be:ef"), "{s}");
         }
     }

@@ -13,8 +13,8 @@ use ipnet::Ipv4Net;
 use crate::leases::{Line, next_line};
 use crate::options::{self, Data, Placed};
 use crate::{
-    ClassPart, Expiry, Imported, LeaseError, LeaseRecord, MatchPart, MetaPart, Opts,
-    RecordState, ReservationPart, SubnetPart, Unmapped,
+    ClassPart, Expiry, Imported, LeaseError, LeaseRecord, MatchPart, MetaPart, Opts, RecordState,
+    ReservationPart, SubnetPart, Unmapped,
 };
 
 /// dnsmasq's lease time when a `dhcp-range` gives none.
@@ -37,15 +37,42 @@ pub type LocalAddr = Ipv4Net;
 /// Why a key is not mapped, for keys whose reason is known.
 fn reason(key: &str) -> &'static str {
     match key {
-        "server" | "local" | "address" | "no-resolv" | "no-hosts" | "addn-hosts"
-        | "cache-size" | "domain-needed" | "bogus-priv" | "strict-order" | "no-poll"
-        | "resolv-file" | "expand-hosts" | "listen-address" | "cname" | "mx-host"
-        | "srv-host" | "txt-record" | "ptr-record" | "host-record" | "neg-ttl" | "local-ttl"
-        | "auth-zone" | "auth-server" | "dnssec" | "trust-anchor" | "all-servers"
-        | "log-queries" | "stop-dns-rebind" | "rebind-localhost-ok" | "ipset" | "nftset"
-        | "edns-packet-max" | "query-port" | "min-port" | "max-port" => {
-            "DNS is not part of leased (a DHCP server only)"
-        }
+        "server"
+        | "local"
+        | "address"
+        | "no-resolv"
+        | "no-hosts"
+        | "addn-hosts"
+        | "cache-size"
+        | "domain-needed"
+        | "bogus-priv"
+        | "strict-order"
+        | "no-poll"
+        | "resolv-file"
+        | "expand-hosts"
+        | "listen-address"
+        | "cname"
+        | "mx-host"
+        | "srv-host"
+        | "txt-record"
+        | "ptr-record"
+        | "host-record"
+        | "neg-ttl"
+        | "local-ttl"
+        | "auth-zone"
+        | "auth-server"
+        | "dnssec"
+        | "trust-anchor"
+        | "all-servers"
+        | "log-queries"
+        | "stop-dns-rebind"
+        | "rebind-localhost-ok"
+        | "ipset"
+        | "nftset"
+        | "edns-packet-max"
+        | "query-port"
+        | "min-port"
+        | "max-port" => "DNS is not part of leased (a DHCP server only)",
         "enable-tftp" | "tftp-root" | "tftp-secure" | "tftp-no-blocksize" | "tftp-port-range"
         | "tftp-unique-root" | "tftp-lowercase" | "tftp-max" | "tftp-no-fail" => {
             "TFTP is not part of leased"
@@ -55,7 +82,9 @@ fn reason(key: &str) -> &'static str {
             "logging is set in leased's [logging]"
         }
         "user" | "group" | "pid-file" | "keep-in-foreground" | "no-daemon" | "bind-interfaces"
-        | "bind-dynamic" => "a process setting of dnsmasq; leased has its own ([server] user/group/pid_file)",
+        | "bind-dynamic" => {
+            "a process setting of dnsmasq; leased has its own ([server] user/group/pid_file)"
+        }
         "conf-file" | "conf-dir" | "servers-file" => {
             "not followed: import the included file's lines (put them in one file)"
         }
@@ -67,13 +96,28 @@ fn reason(key: &str) -> &'static str {
         | "dhcp-remoteid" | "dhcp-subscrid" | "dhcp-name-match" | "dhcp-proxy" => {
             "tag logic beyond option 60/77 and MAC prefixes has no leased equivalent"
         }
-        "dhcp-no-override" | "dhcp-broadcast" | "dhcp-rapid-commit" | "dhcp-sequential-ip"
-        | "dhcp-generate-names" | "dhcp-fqdn" | "read-ethers" | "dhcp-hostsfile"
-        | "dhcp-optsfile" | "dhcp-hostsdir" | "dhcp-optsdir" | "dhcp-reply-delay"
-        | "dhcp-ttl" | "no-ping" | "dhcp-client-update" | "leasefile-ro" | "dhcp-alternate-port"
-        | "bootp-dynamic" | "dhcp-relay" | "dhcp-pxe-vendor" | "pxe-service" | "pxe-prompt" => {
-            "not mapped"
-        }
+        "dhcp-no-override"
+        | "dhcp-broadcast"
+        | "dhcp-rapid-commit"
+        | "dhcp-sequential-ip"
+        | "dhcp-generate-names"
+        | "dhcp-fqdn"
+        | "read-ethers"
+        | "dhcp-hostsfile"
+        | "dhcp-optsfile"
+        | "dhcp-hostsdir"
+        | "dhcp-optsdir"
+        | "dhcp-reply-delay"
+        | "dhcp-ttl"
+        | "no-ping"
+        | "dhcp-client-update"
+        | "leasefile-ro"
+        | "dhcp-alternate-port"
+        | "bootp-dynamic"
+        | "dhcp-relay"
+        | "dhcp-pxe-vendor"
+        | "pxe-service"
+        | "pxe-prompt" => "not mapped",
         "except-interface" | "no-dhcp-interface" => {
             "leased serves exactly [server] interfaces (or every interface with a subnet)"
         }
@@ -138,9 +182,9 @@ fn is_mac(t: &str) -> bool {
     });
     let parts: Vec<&str> = t.split(':').collect();
     parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p == &"*" || (p.len() <= 2 && !p.is_empty() && p.chars().all(|c| c.is_ascii_hexdigit())))
+        && parts.iter().all(|p| {
+            p == &"*" || (p.len() <= 2 && !p.is_empty() && p.chars().all(|c| c.is_ascii_hexdigit()))
+        })
 }
 
 /// A `dhcp-range`, after parsing.
@@ -247,7 +291,9 @@ pub fn import_config(text: &str, file: &str, local: &[LocalAddr]) -> DnsmasqConf
             "dhcp-vendorclass" | "dhcp-userclass" | "dhcp-mac" => {
                 tag_class(&mut w, n, key, value, &mut tag_classes);
             }
-            _ => w.notes.push(Unmapped::new(w.at(n), format!("{line}: {}", reason(key)))),
+            _ => w
+                .notes
+                .push(Unmapped::new(w.at(n), format!("{line}: {}", reason(key)))),
         }
     }
     let cfg = &mut out.imported.config;
@@ -327,7 +373,9 @@ pub fn import_config(text: &str, file: &str, local: &[LocalAddr]) -> DnsmasqConf
     }
     for (n, value) in &boots {
         let t = tokens(value);
-        if t.first().is_some_and(|x| x.starts_with("tag:") || x.starts_with("net:")) {
+        if t.first()
+            .is_some_and(|x| x.starts_with("tag:") || x.starts_with("net:"))
+        {
             w.notes.push(Unmapped::new(
                 w.at(*n),
                 format!("dhcp-boot={value}: a tagged boot file is not mapped"),
@@ -353,10 +401,7 @@ pub fn import_config(text: &str, file: &str, local: &[LocalAddr]) -> DnsmasqConf
         match t.get(1) {
             None => global.domain_name = Some(name),
             Some(scope) => {
-                let net = scope
-                    .parse::<Ipv4Net>()
-                    .ok()
-                    .map(|x| x.trunc().to_string());
+                let net = scope.parse::<Ipv4Net>().ok().map(|x| x.trunc().to_string());
                 match net.and_then(|net| subnets.iter_mut().find(|s| s.network == net)) {
                     Some(s) => s.options.domain_name = Some(name),
                     None => w.notes.push(Unmapped::new(
@@ -375,10 +420,7 @@ pub fn import_config(text: &str, file: &str, local: &[LocalAddr]) -> DnsmasqConf
     }
     cfg.subnets = subnets;
     cfg.reservations = reservations;
-    cfg.classes = tag_classes
-        .into_values()
-        .map(|t| t.class)
-        .collect();
+    cfg.classes = tag_classes.into_values().map(|t| t.class).collect();
     if cfg.classes.len() > 1 {
         w.notes.push(Unmapped::new(
             w.file.clone(),
@@ -396,7 +438,10 @@ fn parse_range(w: &mut Walk<'_>, n: usize, value: &str) -> Option<Range> {
     let mut tags_set = Vec::new();
     let mut tag_only = None;
     while let Some(first) = t.first().cloned() {
-        if let Some(tag) = first.strip_prefix("set:").or_else(|| first.strip_prefix("net:")) {
+        if let Some(tag) = first
+            .strip_prefix("set:")
+            .or_else(|| first.strip_prefix("net:"))
+        {
             tags_set.push(tag.to_string());
         } else if let Some(tag) = first.strip_prefix("tag:") {
             if tag.starts_with('!') || tag_only.is_some() {
@@ -513,7 +558,8 @@ fn tag_class(
         }
         (Some(a), Some(b)) => (a.clone(), b.clone()),
         _ => {
-            w.notes.push(Unmapped::new(at, format!("{key}={value}: not understood")));
+            w.notes
+                .push(Unmapped::new(at, format!("{key}={value}: not understood")));
             return;
         }
     };
@@ -544,7 +590,8 @@ fn tag_class(
             }
         }
         _ => {
-            w.notes.push(Unmapped::new(at, format!("{key}={value}: not mapped")));
+            w.notes
+                .push(Unmapped::new(at, format!("{key}={value}: not mapped")));
             return;
         }
     }
@@ -580,11 +627,18 @@ fn dhcp_option(
     classes: &mut BTreeMap<String, TagClass>,
 ) {
     let at = w.at(n);
-    let key = if force { "dhcp-option-force" } else { "dhcp-option" };
+    let key = if force {
+        "dhcp-option-force"
+    } else {
+        "dhcp-option"
+    };
     let mut t = tokens(value);
     let mut tags = Vec::new();
     while let Some(first) = t.first().cloned() {
-        if let Some(tag) = first.strip_prefix("tag:").or_else(|| first.strip_prefix("net:")) {
+        if let Some(tag) = first
+            .strip_prefix("tag:")
+            .or_else(|| first.strip_prefix("net:"))
+        {
             tags.push(tag.to_string());
             t.remove(0);
         } else if first.starts_with("encap:")
@@ -601,11 +655,15 @@ fn dhcp_option(
         }
     }
     let Some(opt) = t.first().cloned() else {
-        w.notes.push(Unmapped::new(at, format!("{key}={value}: no option")));
+        w.notes
+            .push(Unmapped::new(at, format!("{key}={value}: no option")));
         return;
     };
     if opt.starts_with("option6:") {
-        w.notes.push(Unmapped::new(at, format!("{key}={value}: DHCPv6 is not served")));
+        w.notes.push(Unmapped::new(
+            at,
+            format!("{key}={value}: DHCPv6 is not served"),
+        ));
         return;
     }
     let code = match opt.strip_prefix("option:") {
@@ -661,16 +719,24 @@ fn dhcp_option(
     };
     // dnsmasq's 0.0.0.0 means "the address of this machine" on the link.
     let scope_net = match &target {
-        Target::Subnet(i) => subnets.get(*i).and_then(|s| s.network.parse::<Ipv4Net>().ok()),
+        Target::Subnet(i) => subnets
+            .get(*i)
+            .and_then(|s| s.network.parse::<Ipv4Net>().ok()),
         _ if subnets.len() == 1 => subnets.first().and_then(|s| s.network.parse().ok()),
         _ => None,
     };
     let mut values = values;
-    if values.iter().any(|v| v == "0.0.0.0") && matches!(target, Target::Global) && scope_net.is_none()
+    if values.iter().any(|v| v == "0.0.0.0")
+        && matches!(target, Target::Global)
+        && scope_net.is_none()
     {
         // "This server" differs per subnet: the option goes to each subnet with its address.
         for s in subnets.iter_mut() {
-            let me = s.network.parse::<Ipv4Net>().ok().and_then(|net| w.me_in(net));
+            let me = s
+                .network
+                .parse::<Ipv4Net>()
+                .ok()
+                .and_then(|net| w.me_in(net));
             let Some(me) = me else {
                 w.notes.push(Unmapped::new(
                     at.clone(),
@@ -684,13 +750,24 @@ fn dhcp_option(
             };
             let v: Vec<String> = values
                 .iter()
-                .map(|x| if x == "0.0.0.0" { me.to_string() } else { x.clone() })
+                .map(|x| {
+                    if x == "0.0.0.0" {
+                        me.to_string()
+                    } else {
+                        x.clone()
+                    }
+                })
                 .collect();
             match options::set(&mut s.options, code, None, &Data::Values(v)) {
                 Ok(Placed::Set) => {}
                 Ok(Placed::Routers(rs)) => s.routers = rs.iter().map(ToString::to_string).collect(),
-                Ok(_) => w.notes.push(Unmapped::new(at.clone(), format!("{key}={value}: not mapped"))),
-                Err(why) => w.notes.push(Unmapped::new(at.clone(), format!("{key}={value}: {why}"))),
+                Ok(_) => w.notes.push(Unmapped::new(
+                    at.clone(),
+                    format!("{key}={value}: not mapped"),
+                )),
+                Err(why) => w
+                    .notes
+                    .push(Unmapped::new(at.clone(), format!("{key}={value}: {why}"))),
             }
         }
         return;
@@ -772,7 +849,9 @@ fn dhcp_option(
                 ));
             }
         }
-        Err(why) => w.notes.push(Unmapped::new(at, format!("{key}={value}: {why}"))),
+        Err(why) => w
+            .notes
+            .push(Unmapped::new(at, format!("{key}={value}: {why}"))),
     }
 }
 
@@ -935,7 +1014,9 @@ impl<R: BufRead> Iterator for LeaseLines<R> {
             if text.trim().is_empty() || text.starts_with("duid ") {
                 continue;
             }
-            return Some(parse_lease(&text).map_err(|message| LeaseError::Line { line: n, message }));
+            return Some(
+                parse_lease(&text).map_err(|message| LeaseError::Line { line: n, message }),
+            );
         }
     }
 }
@@ -959,7 +1040,9 @@ fn parse_lease(text: &str) -> Result<LeaseRecord, String> {
     let hwaddr = options::parse_hex(hw).ok_or_else(|| format!("{mac:?} is not a MAC"))?;
     let client_id = match rest.first() {
         None | Some(&"*") => None,
-        Some(c) => Some(options::parse_hex(c).ok_or_else(|| format!("client-id {c:?} is not hex"))?),
+        Some(c) => {
+            Some(options::parse_hex(c).ok_or_else(|| format!("client-id {c:?} is not hex"))?)
+        }
     };
     Ok(LeaseRecord {
         ip,
@@ -1010,7 +1093,10 @@ mod tests {
         assert_eq!(a.expires, Expiry::At(1_700_003_600));
         assert_eq!(a.client_id.as_deref(), Some(&[1, 2, 0, 0, 0, 0, 1][..]));
         let b = got[1].as_ref().unwrap();
-        assert_eq!((b.expires, b.hostname.clone(), b.client_id.clone()), (Expiry::Never, None, None));
+        assert_eq!(
+            (b.expires, b.hostname.clone(), b.client_id.clone()),
+            (Expiry::Never, None, None)
+        );
         assert!(got[2].is_err());
     }
 }

@@ -48,8 +48,12 @@ fn reason(key: &str) -> &'static str {
         "server-tag" | "config-control" => "leased has no configuration backend",
         "user-context" => "user context is Kea metadata and is not carried over",
         "comment" => "comments are not carried over",
-        "dhcp-socket-type" | "outbound-interface" | "re-detect" | "service-sockets-require-all"
-        | "service-sockets-max-retries" | "service-sockets-retry-wait-time" => {
+        "dhcp-socket-type"
+        | "outbound-interface"
+        | "re-detect"
+        | "service-sockets-require-all"
+        | "service-sockets-max-retries"
+        | "service-sockets-retry-wait-time" => {
             "leased chooses its sockets itself (UDP plus a packet socket for direct clients)"
         }
         "lfc-interval" | "persist" | "max-row-errors" => {
@@ -64,15 +68,21 @@ fn reason(key: &str) -> &'static str {
         "statistic-default-sample-count" | "statistic-default-sample-age" => {
             "leased's statistics are its /metrics"
         }
-        "require-client-classes" | "only-if-required" | "evaluate-additional-classes"
+        "require-client-classes"
+        | "only-if-required"
+        | "evaluate-additional-classes"
         | "only-in-additional-list" => "leased evaluates every class on every packet",
         "client-class" | "client-classes" => "leased does not restrict subnets to classes",
         "host-reservation-identifiers" => {
             "leased matches reservations by MAC, client-id and Option 82 in its own order"
         }
-        "reservation-mode" | "reservations-global" | "reservations-in-subnet"
-        | "reservations-out-of-pool" | "early-global-reservations-lookup"
-        | "ip-reservations-unique" | "reservations-lookup-first" => {
+        "reservation-mode"
+        | "reservations-global"
+        | "reservations-in-subnet"
+        | "reservations-out-of-pool"
+        | "early-global-reservations-lookup"
+        | "ip-reservations-unique"
+        | "reservations-lookup-first" => {
             "leased always looks up reservations in every subnet of the link"
         }
         "dhcp4o6-port" | "4o6-interface" | "4o6-interface-id" | "4o6-subnet" => {
@@ -145,8 +155,10 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn arr<'a>(v: Option<&'a Value>) -> &'a [Value] {
-    v.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+fn arr(v: Option<&Value>) -> &[Value] {
+    v.and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// A custom option definition (`option-def`).
@@ -179,17 +191,11 @@ pub fn import_config(text: &str) -> Result<KeaConfig, ImportError> {
     let plain = crate::strip_comments(text).map_err(ImportError::Source)?;
     if plain.contains("<?include") {
         return Err(ImportError::Source(
-            "the config uses <?include …?>: put the included text in place and import again"
-                .into(),
+            "the config uses <?include …?>: put the included text in place and import again".into(),
         ));
     }
-    let root: Value = serde_json::from_str(&plain).map_err(|e| {
-        ImportError::Source(format!(
-            "{}:{}: {e}",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let root: Value = serde_json::from_str(&plain)
+        .map_err(|e| ImportError::Source(format!("{}:{}: {e}", e.line(), e.column())))?;
     let mut w = Walk {
         notes: Vec::new(),
         defs: BTreeMap::new(),
@@ -199,7 +205,9 @@ pub fn import_config(text: &str) -> Result<KeaConfig, ImportError> {
     };
     let mut out = KeaConfig::default();
     let Some(mut top) = Obj::new(&root, "", &mut w.notes) else {
-        return Err(ImportError::Source("the config is not a JSON object".into()));
+        return Err(ImportError::Source(
+            "the config is not a JSON object".into(),
+        ));
     };
     let Some(dhcp4) = top.get("Dhcp4") else {
         return Err(ImportError::Source(
@@ -285,7 +293,12 @@ impl Walk {
         cfg.server.lease_time = valid;
         cfg.server.renewal_time = d.u64("renew-timer");
         cfg.server.rebinding_time = d.u64("rebind-timer");
-        self.tee_times(d, valid, &mut cfg.server.renewal_time, &mut cfg.server.rebinding_time);
+        self.tee_times(
+            d,
+            valid,
+            &mut cfg.server.renewal_time,
+            &mut cfg.server.rebinding_time,
+        );
         cfg.server.authoritative = Some(d.bool("authoritative").unwrap_or(false));
         cfg.server.decline_quarantine = d.u64("decline-probation-period");
         if d.bool("match-client-id") == Some(false) {
@@ -473,7 +486,13 @@ impl Walk {
     }
 
     fn hooks(&mut self, v: &Value) {
-        for (i, h) in v.as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+        for (i, h) in v
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let path = format!("Dhcp4.hooks-libraries[{i}]");
             let lib = h.get("library").and_then(Value::as_str).unwrap_or_default();
             let expr = h
@@ -627,7 +646,9 @@ impl Walk {
                         ));
                     }
                 }
-                Err(why) => self.notes.push(Unmapped::new(p, format!("option {label}: {why}"))),
+                Err(why) => self
+                    .notes
+                    .push(Unmapped::new(p, format!("option {label}: {why}"))),
             }
             o.finish(&mut self.notes);
         }
@@ -752,7 +773,8 @@ impl Walk {
         for r in routers {
             let mut placed = false;
             for s in subnets.iter_mut().skip(first) {
-                if s.routers.is_empty() && s.network.parse::<Ipv4Net>().is_ok_and(|n| n.contains(&r))
+                if s.routers.is_empty()
+                    && s.network.parse::<Ipv4Net>().is_ok_and(|n| n.contains(&r))
                 {
                     s.routers.push(r.to_string());
                     placed = true;
@@ -782,7 +804,8 @@ impl Walk {
         };
         o.get("id");
         let Some(net) = o.str("subnet") else {
-            self.notes.push(Unmapped::new(path, "no \"subnet\": skipped"));
+            self.notes
+                .push(Unmapped::new(path, "no \"subnet\": skipped"));
             o.finish(&mut self.notes);
             return;
         };
@@ -878,7 +901,9 @@ impl Walk {
             }
         });
         let text = range.map(|(a, b)| format!("{a}-{b}"));
-        if o.get("option-data").is_some_and(|v| !arr(Some(v)).is_empty()) {
+        if o.get("option-data")
+            .is_some_and(|v| !arr(Some(v)).is_empty())
+        {
             self.notes.push(Unmapped::new(
                 o.at("option-data"),
                 "pool-level options: leased sets options per subnet, class or client",
@@ -904,9 +929,7 @@ impl Walk {
                 )),
                 (None, _) => self.notes.push(Unmapped::new(
                     o.at("client-class"),
-                    format!(
-                        "class {class} was not imported: the pool is open to every client"
-                    ),
+                    format!("class {class} was not imported: the pool is open to every client"),
                 )),
             }
         }
@@ -926,7 +949,10 @@ impl Walk {
         let circuit = o.str("circuit-id");
         let flex = o.str("flex-id");
         let duid = o.str("duid");
-        r.hostname = o.str("hostname").filter(|h| !h.is_empty()).map(str::to_string);
+        r.hostname = o
+            .str("hostname")
+            .filter(|h| !h.is_empty())
+            .map(str::to_string);
         r.meta.note = o.str("comment").map(str::to_string);
         let mut routers = Vec::new();
         self.option_data(
@@ -977,7 +1003,8 @@ impl Walk {
             ));
             false
         } else {
-            self.notes.push(Unmapped::new(path, "no client identifier: not imported"));
+            self.notes
+                .push(Unmapped::new(path, "no client identifier: not imported"));
             false
         };
         match (ok, ip) {
@@ -1060,18 +1087,23 @@ fn parse_test(test: &str) -> Result<MatchPart, String> {
     let mut m = MatchPart::default();
     let t = test.trim();
     if t.contains(" or ") || t.starts_with("not ") || t.contains("member(") {
-        return Err(format!("test {t:?} uses or/not/member, which leased classes cannot express"));
+        return Err(format!(
+            "test {t:?} uses or/not/member, which leased classes cannot express"
+        ));
     }
     for part in t.split(" and ") {
-        let part = part.trim().trim_start_matches('(').trim_end_matches(')').trim();
+        let part = part
+            .trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .trim();
         let (lhs, rhs) = part
             .split_once("==")
             .ok_or_else(|| format!("test {t:?}: {part:?} is not a comparison"))?;
         let lhs: String = lhs.chars().filter(|c| !c.is_whitespace()).collect();
         let rhs = rhs.trim();
-        let literal = parse_literal(rhs).ok_or_else(|| {
-            format!("test {t:?}: {rhs:?} is not a quoted string or 0x hex")
-        })?;
+        let literal = parse_literal(rhs)
+            .ok_or_else(|| format!("test {t:?}: {rhs:?} is not a quoted string or 0x hex"))?;
         let text = String::from_utf8(literal.clone()).ok();
         let unsupported = || format!("test {t:?}: {part:?} does not map to a leased class match");
         // substring(X,0,N) == literal of length N → prefix glob.
@@ -1097,11 +1129,17 @@ fn parse_test(test: &str) -> Result<MatchPart, String> {
             Ok(if prefix { format!("{s}*") } else { s })
         };
         match field.as_str() {
-            "option[60].text" | "option[60].hex" | "option[vendor-class-identifier].text"
+            "option[60].text"
+            | "option[60].hex"
+            | "option[vendor-class-identifier].text"
             | "option[vendor-class-identifier].hex" => m.vendor_class = Some(glob(text)?),
-            "option[77].text" | "option[77].hex" | "option[user-class].text"
+            "option[77].text"
+            | "option[77].hex"
+            | "option[user-class].text"
             | "option[user-class].hex" => m.user_class = Some(glob(text)?),
-            "option[12].text" | "option[12].hex" | "option[host-name].text"
+            "option[12].text"
+            | "option[12].hex"
+            | "option[host-name].text"
             | "option[host-name].hex" => m.hostname = Some(glob(text)?),
             "pkt4.mac" if literal.len() <= 16 => {
                 if !prefix && literal.len() != 6 {
@@ -1253,11 +1291,7 @@ fn parse_lease(text: &str, c: Columns) -> Result<LeaseRecord, String> {
         "3" => RecordState::Released,
         _ => RecordState::Expired,
     };
-    let hostname = c
-        .hostname
-        .map(get)
-        .filter(|s| !s.is_empty())
-        .map(unescape);
+    let hostname = c.hostname.map(get).filter(|s| !s.is_empty()).map(unescape);
     let (circuit_id, remote_id) = c
         .user_context
         .map(get)
@@ -1333,7 +1367,10 @@ mod tests {
         );
         assert_eq!(
             parse_pool("198.18.0.128/25"),
-            Some((Ipv4Addr::new(198, 18, 0, 128), Ipv4Addr::new(198, 18, 0, 255)))
+            Some((
+                Ipv4Addr::new(198, 18, 0, 128),
+                Ipv4Addr::new(198, 18, 0, 255)
+            ))
         );
         assert_eq!(parse_pool("nope"), None);
     }

@@ -76,7 +76,11 @@ impl AddrSet {
                 let base = u32::from(n.network());
                 let size = 1u64 << (32 - u32::from(n.prefix_len()));
                 let words = usize::try_from(size.div_ceil(64)).unwrap_or(0);
-                (base, u32::try_from(size - 1).unwrap_or(u32::MAX), vec![0u64; words])
+                (
+                    base,
+                    u32::try_from(size - 1).unwrap_or(u32::MAX),
+                    vec![0u64; words],
+                )
             })
             .collect();
         Self { nets }
@@ -84,10 +88,13 @@ impl AddrSet {
 
     fn slot(&self, ip: Ipv4Addr) -> Option<(usize, usize, u64)> {
         let a = u32::from(ip);
-        self.nets.iter().enumerate().find_map(|(i, (base, last, _))| {
-            let off = a.checked_sub(*base).filter(|o| o <= last)?;
-            Some((i, (off / 64) as usize, 1u64 << (off % 64)))
-        })
+        self.nets
+            .iter()
+            .enumerate()
+            .find_map(|(i, (base, last, _))| {
+                let off = a.checked_sub(*base).filter(|o| o <= last)?;
+                Some((i, (off / 64) as usize, 1u64 << (off % 64)))
+            })
     }
 
     /// True when `ip` lies in one of the networks.
@@ -206,7 +213,9 @@ impl LeaseConverter {
         let starts = rec.starts.unwrap_or(self.now).min(expires);
         let client_id = match rec.client_id {
             Some(id) if id.len() >= 2 => id,
-            _ => std::iter::once(1u8).chain(rec.hwaddr.iter().copied()).collect(),
+            _ => std::iter::once(1u8)
+                .chain(rec.hwaddr.iter().copied())
+                .collect(),
         };
         Some(Lease {
             ip: rec.ip,
@@ -346,25 +355,45 @@ mod tests {
     fn the_last_record_of_an_address_wins() {
         let net: Ipv4Net = "198.18.0.0/24".parse().unwrap();
         let mut c = LeaseConverter::new(&[net], 10_000, 3600);
-        let l = c.convert(rec([198, 18, 0, 10], RecordState::Active, 20_000)).unwrap();
+        let l = c
+            .convert(rec([198, 18, 0, 10], RecordState::Active, 20_000))
+            .unwrap();
         assert_eq!(l.state, LeaseState::Bound);
         assert_eq!(l.client_id.0, vec![1, 2, 0, 0, 0, 0, 10]);
         assert_eq!(c.active(), 1);
         // The deletion of a lease written before is written (it ends that binding), even
         // though it is long over.
-        let l = c.convert(rec([198, 18, 0, 10], RecordState::Deleted, 10)).unwrap();
+        let l = c
+            .convert(rec([198, 18, 0, 10], RecordState::Deleted, 10))
+            .unwrap();
         assert_eq!(l.state, LeaseState::Released);
         assert_eq!(c.active(), 0);
         // An old ended lease never bound here is not worth a record; a recent one is (sticky).
-        assert!(c.convert(rec([198, 18, 0, 11], RecordState::Expired, 10)).is_none());
-        let l = c.convert(rec([198, 18, 0, 12], RecordState::Active, 9_000)).unwrap();
+        assert!(
+            c.convert(rec([198, 18, 0, 11], RecordState::Expired, 10))
+                .is_none()
+        );
+        let l = c
+            .convert(rec([198, 18, 0, 12], RecordState::Active, 9_000))
+            .unwrap();
         assert_eq!(l.state, LeaseState::Expired);
-        assert!(c.convert(rec([198, 18, 1, 1], RecordState::Active, 20_000)).is_none());
-        let d = c.convert(rec([198, 18, 0, 13], RecordState::Declined, 20_000)).unwrap();
+        assert!(
+            c.convert(rec([198, 18, 1, 1], RecordState::Active, 20_000))
+                .is_none()
+        );
+        let d = c
+            .convert(rec([198, 18, 0, 13], RecordState::Declined, 20_000))
+            .unwrap();
         assert_eq!(d.state, LeaseState::Declined);
         let s = c.stats();
         assert_eq!(
-            (s.records, s.written, s.outside, s.ended_dropped, s.ended_kept),
+            (
+                s.records,
+                s.written,
+                s.outside,
+                s.ended_dropped,
+                s.ended_kept
+            ),
             (6, 4, 1, 1, 2)
         );
         assert_eq!((c.active(), c.declined()), (0, 1));

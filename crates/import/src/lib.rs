@@ -141,7 +141,9 @@ pub fn finish(
             }
         }
     }
-    Err(ImportError::Config(last_errors.unwrap_or_else(|| ConfigErrors(Vec::new()))))
+    Err(ImportError::Config(
+        last_errors.unwrap_or_else(|| ConfigErrors(Vec::new())),
+    ))
 }
 
 /// The comment block at the top of an imported config.

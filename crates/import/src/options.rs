@@ -64,7 +64,12 @@ const DEFS: &[Def] = &[
     d(17, "root-path", "root-path", Str),
     d(18, "extensions-path", "extension-path", Str),
     d(19, "ip-forwarding", "ip-forward-enable", Bool),
-    d(20, "non-local-source-routing", "non-local-source-routing", Bool),
+    d(
+        20,
+        "non-local-source-routing",
+        "non-local-source-routing",
+        Bool,
+    ),
     d(21, "policy-filter", "policy-filter", IpList),
     d(22, "max-dgram-reassembly", "max-datagram-reassembly", U16),
     d(23, "default-ip-ttl", "default-ttl", U8),
@@ -124,7 +129,12 @@ const DEFS: &[Def] = &[
     d(108, "v6-only-preferred", "ipv6-only", U32),
     d(114, "v4-captive-portal", "", Str),
     d(119, "domain-search", "domain-search", Str),
-    d(121, "classless-static-route", "classless-static-route", Routes),
+    d(
+        121,
+        "classless-static-route",
+        "classless-static-route",
+        Routes,
+    ),
     d(82, "dhcp-agent-options", "", Binary),
     d(150, "", "tftp-server-address", IpList),
     d(249, "", "", Routes),
@@ -146,7 +156,8 @@ pub(crate) fn by_kea_name(name: &str) -> Option<&'static Def> {
 
 /// The definition dnsmasq names `name` (after `option:`).
 pub(crate) fn by_dnsmasq_name(name: &str) -> Option<&'static Def> {
-    DEFS.iter().find(|x| !x.dnsmasq.is_empty() && x.dnsmasq == name)
+    DEFS.iter()
+        .find(|x| !x.dnsmasq.is_empty() && x.dnsmasq == name)
 }
 
 /// An option's value as a source writes it.
@@ -182,7 +193,7 @@ pub(crate) fn parse_hex(text: &str) -> Option<Vec<u8>> {
         .chars()
         .filter(|c| !matches!(c, ':' | ' ' | '-' | ','))
         .collect();
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return None;
     }
     (0..digits.len() / 2)
@@ -436,7 +447,12 @@ fn encode_routes(routes: &[Route]) -> Result<Vec<u8>, String> {
         let len = net.prefix_len();
         out.push(len);
         let significant = usize::from(len.div_ceil(8));
-        out.extend_from_slice(net.network().octets().get(..significant).unwrap_or_default());
+        out.extend_from_slice(
+            net.network()
+                .octets()
+                .get(..significant)
+                .unwrap_or_default(),
+        );
         out.extend_from_slice(&ip(&r.gateway)?.octets());
     }
     Ok(out)
@@ -476,8 +492,11 @@ mod tests {
 
     #[test]
     fn routes_both_spellings() {
-        let k = parse_routes(&["10.0.0.0/8 - 198.18.0.1".into(), "0.0.0.0/0 - 198.18.0.1".into()])
-            .unwrap();
+        let k = parse_routes(&[
+            "10.0.0.0/8 - 198.18.0.1".into(),
+            "0.0.0.0/0 - 198.18.0.1".into(),
+        ])
+        .unwrap();
         let d = parse_routes(&[
             "10.0.0.0/8".into(),
             "198.18.0.1".into(),

@@ -194,7 +194,11 @@ fn plan_one(
                     let Some(j) = index(segs.get(3)) else {
                         return false;
                     };
-                    let x = cfg.subnets[i].exclusions.get(j).cloned().unwrap_or_default();
+                    let x = cfg.subnets[i]
+                        .exclusions
+                        .get(j)
+                        .cloned()
+                        .unwrap_or_default();
                     plan.exclusions.insert((i, j));
                     notes.push(Unmapped::new(at, refused(format!("exclusion {x}"))));
                 }
@@ -236,13 +240,21 @@ fn plan_one(
             } else {
                 r.origin.clone()
             };
-            if let Some(f @ ("hostname" | "note" | "equipment_type" | "manufacturer"
-            | "management_type" | "management_interface" | "first_seen")) = key(segs.get(2))
+            if let Some(
+                f @ ("hostname"
+                | "note"
+                | "equipment_type"
+                | "manufacturer"
+                | "management_type"
+                | "management_interface"
+                | "first_seen"),
+            ) = key(segs.get(2))
             {
                 plan.reservation_fields.insert((i, f.to_string()));
                 notes.push(Unmapped::new(at, refused(f.to_string())));
             } else if key(segs.get(2)) == Some("options") && segs.len() > 3 {
-                plan.options.push((Owner::Reservation(i), segs[3..].to_vec()));
+                plan.options
+                    .push((Owner::Reservation(i), segs[3..].to_vec()));
                 notes.push(Unmapped::new(
                     at,
                     refused(format!("option {}", render_path(&segs[3..]))),

@@ -9,12 +9,22 @@ use std::path::Path;
 use leased_import::{Imported, Rendered, dhcplane, dnsmasq, finish, kea};
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name))
-        .unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn render(i: Imported, source: &str) -> Rendered {
-    finish(i, Path::new("/var/lib/leased/leases"), source, "leased.toml").unwrap()
+    finish(
+        i,
+        Path::new("/var/lib/leased/leases"),
+        source,
+        "leased.toml",
+    )
+    .unwrap()
 }
 
 fn listed(r: &Rendered, at: &str) -> bool {
@@ -24,18 +34,33 @@ fn listed(r: &Rendered, at: &str) -> bool {
 #[test]
 fn kea_fixture() {
     let k = kea::import_config(&fixture("kea-dhcp4.conf")).unwrap();
-    assert_eq!(k.lease_file.as_deref(), Some("/var/lib/kea/kea-leases4.csv"));
+    assert_eq!(
+        k.lease_file.as_deref(),
+        Some("/var/lib/kea/kea-leases4.csv")
+    );
     let r = render(k.imported, "Kea");
     let c = &r.config;
     assert_eq!(c.subnets.len(), 3);
     assert_eq!(c.subnets[0].pools.len(), 2);
     // The shared network's option reaches both of its subnets; the global ones every subnet.
     for s in &c.subnets[1..] {
-        assert_eq!(s.options.values.get(&15).map(Vec::as_slice), Some(&b"campus.test"[..]));
+        assert_eq!(
+            s.options.values.get(&15).map(Vec::as_slice),
+            Some(&b"campus.test"[..])
+        );
     }
-    assert_eq!(c.options.values.get(&224).map(Vec::as_slice), Some(&b"north"[..]));
-    assert_eq!(c.options.values.get(&150).map(Vec::as_slice), Some(&[198, 18, 0, 2][..]));
-    assert_eq!(c.options.values.get(&2).map(Vec::as_slice), Some(&(-3600i32).to_be_bytes()[..]));
+    assert_eq!(
+        c.options.values.get(&224).map(Vec::as_slice),
+        Some(&b"north"[..])
+    );
+    assert_eq!(
+        c.options.values.get(&150).map(Vec::as_slice),
+        Some(&[198, 18, 0, 2][..])
+    );
+    assert_eq!(
+        c.options.values.get(&2).map(Vec::as_slice),
+        Some(&(-3600i32).to_be_bytes()[..])
+    );
     assert_eq!(c.server.decline_quarantine, 3600);
     assert_eq!(c.classes.len(), 2);
     for at in [
@@ -86,7 +111,10 @@ fn dnsmasq_fixture_and_local_addresses() {
     let r = render(d.imported, "dnsmasq");
     let s = &r.config.subnets[0];
     assert_eq!(s.network.to_string(), "198.18.7.0/24");
-    assert_eq!(s.options.values.get(&6).map(Vec::as_slice), Some(&[198, 18, 7, 1][..]));
+    assert_eq!(
+        s.options.values.get(&6).map(Vec::as_slice),
+        Some(&[198, 18, 7, 1][..])
+    );
     assert_eq!(s.lease_time, Some(3600), "dnsmasq's default lease time");
     assert!(!r.config.server.authoritative, "no dhcp-authoritative");
 }
@@ -97,7 +125,10 @@ fn dhcplane_seed_examples() {
         let d = dhcplane::import_config(&fixture(f), None).unwrap();
         let r = render(d.imported, "dhcplane");
         let c = &r.config;
-        assert_eq!(c.subnets[0].reservations[0].ip, Ipv4Addr::new(192, 168, 178, 10));
+        assert_eq!(
+            c.subnets[0].reservations[0].ip,
+            Ipv4Addr::new(192, 168, 178, 10)
+        );
         assert_eq!(c.server.sticky_window, 86_400);
         for at in ["logging", "equipment_types", "console_max_lines"] {
             assert!(listed(&r, at), "{f} {at}");
