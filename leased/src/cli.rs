@@ -64,10 +64,12 @@ pub enum Command {
     /// Import another server's configuration and leases: `import isc`.
     Import(ImportArgs),
     /// Run a DHCP relay agent (RFC 1542 / RFC 3046) from the `[relay]` section of a config
-    /// file: client requests on the listed interfaces go to every upstream server with giaddr
-    /// and Option 82 set; replies go back to the clients. Bindings seen in ACKs are exported
-    /// when `[export]` is configured. SIGTERM/SIGINT stop it.
-    Relay(RelayArgs),
+    /// file, or from flags alone (`--interface`, `--upstream`, …; `--print-config` shows the
+    /// file they make): client requests on the listed interfaces go to every upstream server
+    /// with giaddr and Option 82 set; replies go back to the clients. Bindings seen in ACKs are
+    /// exported when `[export]` (or a `--sonar-url`/`--webhook-url`) is set. SIGTERM/SIGINT
+    /// stop it.
+    Relay(Box<RelayArgs>),
     /// Billing export: `status` (queue depth, last success, last error), `test` (check the
     /// destinations' credentials), `hash-password` (a router secret for `[[export.routers]]`).
     Export(ExportArgs),
@@ -115,10 +117,113 @@ pub struct ManArgs {
 
 /// `leased relay`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+      leased relay -c leased-relay.toml\n  \
+      leased relay --interface eth1 --upstream 198.18.1.1 --upstream 198.18.2.1 \\\n    \
+      --circuit-id 'olt-7/{vlan}' --rewrite-server-id \\\n    \
+      --sonar-url https://example.sonar.software --sonar-user leased \\\n    \
+      --sonar-password-env SONAR_PASSWORD --interval 60s\n  \
+      leased relay --interface eth1 --upstream 198.18.1.1 --print-config > leased-relay.toml")]
 pub struct RelayArgs {
-    /// Config file with a `[relay]` section.
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
-    pub config: PathBuf,
+    /// Config file with a `[relay]` section (or give the flags below instead).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with = "relay_flags"
+    )]
+    pub config: Option<PathBuf>,
+    /// Print the config file the flags make (validated) and exit, instead of relaying.
+    #[arg(long = "print-config", conflicts_with = "config")]
+    pub print_config: bool,
+    /// The relay's settings as flags: each is a key of `[relay]`, `[export]`, `[server]` or
+    /// `[logging]` (docs/config.md), and together they are loaded as that file would be.
+    #[command(flatten)]
+    pub flags: RelayFlags,
+}
+
+/// `leased relay` without a config file. The flags become a config text that the normal
+/// loader checks, so flags and file can never mean different things.
+#[derive(Debug, Clone, Default, Args)]
+#[group(id = "relay_flags", multiple = true)]
+pub struct RelayFlags {
+    /// A client-facing interface, optionally with the giaddr to use on it (`eth1`,
+    /// `eth1=198.18.0.1`); repeatable. `[[relay.interfaces]] name`/`address`.
+    #[arg(long = "interface", value_name = "NAME[=ADDRESS]")]
+    pub interfaces: Vec<String>,
+    /// A server every request is sent to; repeatable or comma-separated. `[relay] upstreams`.
+    #[arg(long = "upstream", value_name = "IP", value_delimiter = ',')]
+    pub upstreams: Vec<String>,
+    /// Circuit-id template for every interface: `{interface}`, `{vlan}`, `{ifindex}`, or a
+    /// fixed string (default `{interface}`).
+    #[arg(long = "circuit-id", value_name = "TEMPLATE")]
+    pub circuit_id: Option<String>,
+    /// Remote-id template for every interface: `{mac}` (the interface's MAC, the default) or
+    /// a fixed string.
+    #[arg(long = "remote-id", value_name = "TEMPLATE")]
+    pub remote_id: Option<String>,
+    /// Drop requests whose hop count already exceeds this (default 4).
+    #[arg(long = "max-hops", value_name = "N")]
+    pub max_hops: Option<i64>,
+    /// Do not insert Option 82.
+    #[arg(long = "no-option82")]
+    pub no_option82: bool,
+    /// A request that already carries Option 82: `keep`, `replace` or `drop`.
+    #[arg(long = "existing-option82", value_name = "POLICY")]
+    pub existing_option82: Option<String>,
+    /// Add sub-option 5 (RFC 3527 link selection).
+    #[arg(long = "link-selection")]
+    pub link_selection: bool,
+    /// Add sub-option 11 (RFC 5107 server identifier override).
+    #[arg(long = "server-id-override")]
+    pub server_id_override: bool,
+    /// Name the relay in option 54 of replies, so renewals come through it.
+    #[arg(long = "rewrite-server-id")]
+    pub rewrite_server_id: bool,
+    /// Sign our Option 82 (RFC 4030) with the key in this environment variable (the printed
+    /// config then holds the key itself, as `[relay] auth_key`).
+    #[arg(long = "auth-key-env", value_name = "VAR")]
+    pub auth_key_env: Option<String>,
+    /// Drop root to this user once the sockets are open (`[server] user`).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// …and this group (`[server] group`).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Log filter, e.g. `info` or `leased=debug` (`[logging] level`).
+    #[arg(long = "log-level", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// `text` or `json` (`[logging] format`).
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Directory of the export outboxes (`[export] outbox`, default `leased.outbox`).
+    #[arg(long, value_name = "DIR")]
+    pub outbox: Option<String>,
+    /// Export bindings to this Sonar instance (`[export.sonar] url`).
+    #[arg(long = "sonar-url", value_name = "URL")]
+    pub sonar_url: Option<String>,
+    /// Sonar API user (`[export.sonar] username`).
+    #[arg(long = "sonar-user", value_name = "USER")]
+    pub sonar_user: Option<String>,
+    /// Environment variable holding the Sonar password (`[export.sonar] password_env`; the
+    /// password never appears on the command line or in the printed config).
+    #[arg(long = "sonar-password-env", value_name = "VAR")]
+    pub sonar_password_env: Option<String>,
+    /// Export bindings to this webhook too (`[export.webhook] url`).
+    #[arg(long = "webhook-url", value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// An extra webhook request header, `Name: value`; repeatable.
+    #[arg(long = "webhook-header", value_name = "HEADER")]
+    pub webhook_headers: Vec<String>,
+    /// Upload cycle of every export destination, e.g. `60s`, `5m` (default 60 s).
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Per-request timeout of every export destination (default 30 s).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Most entries per upload (default 5000).
+    #[arg(long = "chunk-size", value_name = "N")]
+    pub chunk_size: Option<i64>,
 }
 
 /// `leased export`.
@@ -350,6 +455,81 @@ pub enum ImportCommand {
     /// An ISC dhcpd: subnets, pools, options and hosts become a leased config (checked with
     /// the loader before anything is written); active leases go into the lease store.
     Isc(ImportIscArgs),
+    /// Kea (kea-dhcp4): subnets, pools, shared networks, option-data, reservations (hw-address,
+    /// client-id, circuit-id, flex-id on a relay sub-option) and the client classes leased can
+    /// express become a leased config; leases come from the memfile CSV (and its LFC files).
+    /// Every construct that does not map is listed. The config is checked with the loader
+    /// before anything is written.
+    Kea(ImportKeaArgs),
+    /// dnsmasq: dhcp-range, dhcp-host, dhcp-option (and interface, domain, dhcp-boot,
+    /// vendor/user class and MAC tags) become a leased config; leases come from dnsmasq.leases.
+    /// Every line that does not map is listed.
+    Dnsmasq(ImportDnsmasqArgs),
+    /// dhcplane: its JSON config (pools, exclusions, reservations with metadata, banned MACs,
+    /// device and class overrides, detection) and reservations file become a leased config;
+    /// leases come from its lease DB. Every key that does not map is listed.
+    Dhcplane(ImportDhcplaneArgs),
+}
+
+/// What every `leased import` of another server writes.
+#[derive(Debug, Args)]
+pub struct ImportTarget {
+    /// The leased config to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The lease store to create (named in the config's `[store] path`).
+    #[arg(long, value_name = "PATH")]
+    pub store: PathBuf,
+    /// Overwrite --out and add to an existing --store.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `leased import kea`.
+#[derive(Debug, Args)]
+pub struct ImportKeaArgs {
+    /// kea-dhcp4.conf (JSON with comments).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The memfile lease CSV (default: the config's lease-database name). Its LFC files
+    /// (`.completed`, or `.2` and `.1`) beside it are read first, as Kea does.
+    #[arg(long, value_name = "FILE")]
+    pub leases: Option<PathBuf>,
+    /// Where to write.
+    #[command(flatten)]
+    pub target: ImportTarget,
+}
+
+/// `leased import dnsmasq`.
+#[derive(Debug, Args)]
+pub struct ImportDnsmasqArgs {
+    /// dnsmasq.conf.
+    #[arg(long, value_name = "FILE")]
+    pub conf: PathBuf,
+    /// dnsmasq.leases (default: the config's dhcp-leasefile).
+    #[arg(long, value_name = "FILE")]
+    pub leases: Option<PathBuf>,
+    /// Where to write.
+    #[command(flatten)]
+    pub target: ImportTarget,
+}
+
+/// `leased import dhcplane`.
+#[derive(Debug, Args)]
+pub struct ImportDhcplaneArgs {
+    /// dhcplane's config (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The lease DB (default: the config's lease_db_path, beside the config).
+    #[arg(long, value_name = "FILE")]
+    pub leases: Option<PathBuf>,
+    /// The reservations file (default: the config's reservations_path, else
+    /// `dhcplane.reservations` beside the config when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub reservations: Option<PathBuf>,
+    /// Where to write.
+    #[command(flatten)]
+    pub target: ImportTarget,
 }
 
 /// `leased import isc`.
@@ -437,7 +617,7 @@ pub struct LeasesArgs {
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// Interface to send on (broadcast mode). Required unless --giaddr is given.
-    #[arg(long, short = 'i', value_name = "IFACE", required_unless_present_any = ["giaddr", "inform"])]
+    #[arg(long, short = 'i', value_name = "IFACE", required_unless_present_any = ["giaddr", "inform", "renew"])]
     pub interface: Option<String>,
     /// Client hardware address (default: a random locally administered MAC, 02:…).
     #[arg(long, value_name = "MAC")]
@@ -481,6 +661,13 @@ pub struct ProbeArgs {
     /// Send an INFORM for this (already configured) address, from a socket bound to IP:68.
     #[arg(long, value_name = "IP")]
     pub inform: Option<Ipv4Addr>,
+    /// Renew this (already configured) address as a RENEWING client does (RFC 2131 §4.3.2):
+    /// a REQUEST with ciaddr set and no option 50 or 54, unicast from IP:68 to --server. With
+    /// --interface, replies are read from an AF_PACKET socket (root), so that a broadcast NAK
+    /// is seen too.
+    #[arg(long, value_name = "IP", requires = "server",
+          conflicts_with_all = ["inform", "giaddr", "discover_only", "request_ip"])]
+    pub renew: Option<Ipv4Addr>,
     /// Clear the broadcast flag; replies are then read from an AF_PACKET socket (root).
     #[arg(long = "no-broadcast-flag")]
     pub no_broadcast_flag: bool,

@@ -10,6 +10,7 @@ mod cmd_db;
 mod cmd_docs;
 mod cmd_export;
 mod cmd_history;
+mod cmd_import;
 mod cmd_isc;
 mod cmd_leases;
 mod cmd_manage;
@@ -65,6 +66,9 @@ fn main() -> ExitCode {
         },
         Command::Import(args) => match args.command {
             cli::ImportCommand::Isc(a) => cmd_isc::import(&a),
+            cli::ImportCommand::Kea(a) => cmd_import::kea(&a),
+            cli::ImportCommand::Dnsmasq(a) => cmd_import::dnsmasq(&a),
+            cli::ImportCommand::Dhcplane(a) => cmd_import::dhcplane(&a),
         },
     };
     match result {

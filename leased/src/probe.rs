@@ -49,6 +49,8 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let outcome = if let Some(ip) = args.inform {
         inform(&setup, &transport, ip, args.server, timeout, &mut report)?
+    } else if let Some(ip) = args.renew {
+        renew(&setup, &transport, ip, timeout, &mut report)?
     } else {
         dora(args, &setup, &transport, timeout, &mut report)?
     };
@@ -129,7 +131,9 @@ impl Setup {
             option82,
             option82_in: args.option82_in,
             extra,
-            broadcast_flag: !args.no_broadcast_flag && args.inform.is_none(),
+            broadcast_flag: !args.no_broadcast_flag
+                && args.inform.is_none()
+                && args.renew.is_none(),
             giaddr: args.giaddr,
         })
     }
@@ -294,6 +298,16 @@ impl Transport {
                 SocketAddrV4::new(ip, args.client_port),
                 SocketAddrV4::new(args.server.unwrap_or(Ipv4Addr::BROADCAST), args.server_port),
             ),
+            (None, None) if args.renew.is_some() => {
+                let (ip, server) = args
+                    .renew
+                    .zip(args.server)
+                    .context("--renew needs --server")?;
+                (
+                    SocketAddrV4::new(ip, args.client_port),
+                    SocketAddrV4::new(server, args.server_port),
+                )
+            }
             (None, None) => (
                 SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, args.client_port),
                 SocketAddrV4::new(Ipv4Addr::BROADCAST, args.server_port),
@@ -301,11 +315,19 @@ impl Transport {
         };
         sock.bind(&SocketAddr::V4(bind).into())
             .with_context(|| format!("cannot bind {bind} (port in use? root needed below 1024)"))?;
-        let raw = if args.no_broadcast_flag && args.giaddr.is_none() && args.inform.is_none() {
+        let raw = if args.no_broadcast_flag
+            && args.giaddr.is_none()
+            && args.inform.is_none()
+            && args.renew.is_none()
+        {
             let iface = args
                 .interface
                 .as_deref()
                 .context("--no-broadcast-flag needs --interface")?;
+            Some(RawRx::open(iface, args.client_port)?)
+        } else if let (Some(_), Some(iface)) = (args.renew, args.interface.as_deref()) {
+            // The ACK comes unicast to the address, but a NAK to a RENEWING client is
+            // broadcast (RFC 2131 §4.3.2), which a socket bound to the address never sees.
             Some(RawRx::open(iface, args.client_port)?)
         } else {
             None
@@ -569,6 +591,38 @@ fn inform(
         Some((ack, from)) => {
             report.ack = report.got(ack, from);
             report.address = Some(ip);
+            Ok(Outcome::Acked)
+        }
+        None => {
+            report.waited_for = Some(("ACK", timeout));
+            Ok(Outcome::Timeout)
+        }
+    }
+}
+
+/// A RENEWING client's REQUEST for `ip` (ciaddr set, no 50 and no 54, unicast) → ACK/NAK.
+fn renew(
+    setup: &Setup,
+    t: &Transport,
+    ip: Ipv4Addr,
+    timeout: Duration,
+    report: &mut Report,
+) -> anyhow::Result<Outcome> {
+    let xid = random_xid();
+    report.xid = xid;
+    let mut p = setup.packet(MessageType::Request, xid);
+    p.ciaddr = ip;
+    let p = setup.finish(p);
+    report.sent(&p, t.dest);
+    let want = [MessageType::Ack, MessageType::Nak];
+    match t.exchange(setup, &p, &want, timeout)? {
+        Some((reply, from)) if reply.message_type() == Some(MessageType::Nak) => {
+            report.nak = report.got(reply, from);
+            Ok(Outcome::Naked)
+        }
+        Some((ack, from)) => {
+            report.address = Some(ack.yiaddr);
+            report.ack = report.got(ack, from);
             Ok(Outcome::Acked)
         }
         None => {

@@ -193,6 +193,22 @@ impl EmbeddedStore {
         &self.path
     }
 
+    /// Turns the open (locked, recovered) store into an appender that keeps no lease in
+    /// memory, for bulk imports; the leases loaded so far are dropped.
+    pub fn into_appender(self) -> Result<crate::JournalAppender, StoreError> {
+        self.check_usable()?;
+        if self.dir_sync_pending {
+            sync_parent_dir(&self.path).map_err(|e| io_err(&self.path, e))?;
+        }
+        Ok(crate::JournalAppender {
+            path: self.path,
+            file: self.file,
+            len: self.len,
+            records: self.records,
+            poisoned: false,
+        })
+    }
+
     fn check_usable(&self) -> Result<(), StoreError> {
         if self.poisoned {
             return Err(io_err(

@@ -7,6 +7,7 @@
 //! the same trait.
 #![forbid(unsafe_code)]
 
+mod append;
 mod embedded;
 mod format;
 mod group;
@@ -15,6 +16,7 @@ mod mode;
 #[cfg(feature = "sql")]
 pub mod sql;
 
+pub use append::JournalAppender;
 pub use embedded::{COMPACT_RATIO, DEFAULT_COMPACT_FLOOR, EmbeddedStore};
 pub use group::{
     Closed, CommitDone, CommitStats, GroupCommitter, MAX_GROUP_LEASES, MIN_GROUP_INTERVAL,

@@ -11,6 +11,7 @@ pub mod leases;
 pub mod proc;
 pub mod raw;
 pub mod server;
+pub mod sonar;
 
 pub use clients::{Dhclient, Dhcpcd, Udhcpc};
 pub use config::Cfg;
