@@ -304,6 +304,13 @@ fn counters(out: &mut Out, shared: &SharedState) {
             "Datagrams that did not decode, by reason.",
         ),
         (
+            "sql_assignment_skipped",
+            "leased_sql_assignment_skipped_total",
+            "SQL assignment rows whose address the client was not served (another client's \
+             lease holds it, it lies outside every subnet, or it may never be handed out), by \
+             reason; the client was served from the pools.",
+        ),
+        (
             "untrusted_option82",
             "leased_untrusted_option82_total",
             "Requests whose Option 82 was ignored (client-written, unlisted relay, or hidden \

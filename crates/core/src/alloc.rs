@@ -35,11 +35,12 @@ impl Decider<'_> {
             && (!self.held_by_other(r.ip) || self.takes_over(r.ip))
     }
 
-    /// True when `ip` is this client's relay-keyed reservation and is held by another client
-    /// (not quarantined): the port's new device takes the address over.
+    /// True when `ip` is the port's reservation for this client (relay-keyed, or an SQL row
+    /// owned by the port) and is held by another client (not quarantined): the port's new
+    /// device takes the address over.
     fn takes_over(&self, ip: Ipv4Addr) -> bool {
-        self.reservation
-            .is_some_and(|r| r.ip == ip && r.key.is_relay())
+        self.port_owned
+            && self.reservation.is_some_and(|r| r.ip == ip)
             && self
                 .leases
                 .by_ip(ip)

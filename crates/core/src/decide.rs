@@ -126,6 +126,15 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
                 .as_ref()
                 .filter(|_| assigned.is_some())
                 .and_then(|a| a.lease_time),
+            port_owned: match (&assigned, reservation) {
+                (Some(_), Some(_)) => plan
+                    .config
+                    .sql_assignment
+                    .as_ref()
+                    .is_some_and(|s| s.owner == crate::config::SqlOwner::Port),
+                (None, Some((_, r))) => r.key.is_relay(),
+                (_, None) => false,
+            },
         };
         d.event.hostname = d.c.hostname.clone();
         let decision = match d.c.msg {
@@ -252,6 +261,9 @@ pub(crate) struct Decider<'a> {
     pub(crate) c: Classified,
     /// Lease time from the client's SQL assignment, over the subnet's.
     pub(crate) assigned_lease_time: Option<u32>,
+    /// The reservation is the port's, not the client's: a relay-keyed reservation, or an SQL
+    /// row with `owner = "port"`. The device now on the port takes its address over.
+    pub(crate) port_owned: bool,
 }
 
 /// The REQUEST variants of RFC 2131 §4.3.2.
@@ -292,7 +304,7 @@ impl Decider<'_> {
     fn over_circuit_cap(&self) -> bool {
         // A port reservation already means one address per port; the device replacing the
         // old one on that port must not be refused because the old lease still counts.
-        if self.reservation.is_some_and(|r| r.key.is_relay()) {
+        if self.port_owned {
             return false;
         }
         let server = &self.plan.config.server;

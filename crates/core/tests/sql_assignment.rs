@@ -135,3 +135,55 @@ fn renewal_keeps_the_assignment() {
         Ipv4Addr::new(198, 18, 0, 50)
     );
 }
+
+/// `[sql_assignment] owner` of a config otherwise the default one.
+fn with_owner(owner: &str) -> Harness {
+    let text = format!(
+        "[[subnets]]\nnetwork = \"198.18.0.0/24\"\npools = [\"198.18.0.10-198.18.0.20\"]\n\
+         [sql_assignment]\nurl = \"postgres://db/x\"\nowner = \"{owner}\"\n\
+         [[sql_assignment.queries]]\nsql = \"SELECT ip FROM users WHERE mac = :ClientMacAddress\"\n"
+    );
+    let loaded = leased_core::config::load_str(&text, "t.toml", leased_core::config::Format::Toml)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut c = config();
+    c.sql_assignment = loaded.sql_assignment;
+    Harness::new(c)
+}
+
+#[test]
+fn owner_port_moves_the_rows_address_to_the_device_now_on_the_port() {
+    let asg = users_row();
+    // The old device on the port (client 2) holds the row's address.
+    let mut h = with_owner("port");
+    let d = go(&mut h, &Pkt::discover(2), &asg);
+    assert_eq!(offered_ip(&d), asg.ip);
+    let d = go(&mut h, &Pkt::select(2, a(1), asg.ip), &asg);
+    assert_eq!(sent(&d), Some(MessageType::Ack));
+    // The new device (client 1) gets the same row: the address is its now.
+    let d = go(&mut h, &Pkt::discover(1), &asg);
+    assert_eq!(offered_ip(&d), asg.ip, "{d:?}");
+    let d = go(&mut h, &Pkt::select(1, a(1), asg.ip), &asg);
+    assert_eq!(sent(&d), Some(MessageType::Ack), "{d:?}");
+    let l = h.table.by_ip(asg.ip).unwrap();
+    assert_eq!(l.hwaddr, hw(1), "the binding moved to the new device");
+
+    // With owner = "lease" (the default) the old device keeps it.
+    let mut h = with_owner("lease");
+    let _ = go(&mut h, &Pkt::discover(2), &asg);
+    let _ = go(&mut h, &Pkt::select(2, a(1), asg.ip), &asg);
+    let d = go(&mut h, &Pkt::discover(1), &asg);
+    assert_ne!(offered_ip(&d), asg.ip, "{d:?}");
+    let e = leased_core::config::load_str(
+        "[[subnets]]\nnetwork = \"198.18.0.0/24\"\npools = [\"198.18.0.10-198.18.0.20\"]\n\
+         [sql_assignment]\nurl = \"postgres://db/x\"\nowner = \"switch\"\n\
+         [[sql_assignment.queries]]\nsql = \"SELECT ip FROM users\"\n",
+        "t.toml",
+        leased_core::config::Format::Toml,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("t.toml:6:") && e.contains("sql_assignment.owner"),
+        "{e}"
+    );
+}

@@ -184,6 +184,17 @@ pub enum Effect {
         /// The client.
         client: HwAddr,
     },
+    /// The SQL assignment chain gave the client an address it was not served: the address is
+    /// another client's (with `owner = "lease"`), lies outside every subnet, or may never be
+    /// handed out. The client was served from the pools.
+    AssignmentSkipped {
+        /// The row's address.
+        ip: Ipv4Addr,
+        /// The client.
+        client: HwAddr,
+        /// `held`, `outside` or `unusable`.
+        reason: &'static str,
+    },
     /// A held offer changed while its check ran (the client moved on): not sent.
     ProbeOutdated {
         /// The address.

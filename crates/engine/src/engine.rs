@@ -431,6 +431,31 @@ impl Engine {
             changes,
             event,
         } = decide(&req, &plan, &self.table, wall);
+        if let (Some(a), Outcome::Reply(r)) = (&req.assignment, &outcome)
+            && matches!(
+                r.packet.message_type(),
+                Some(MessageType::Offer | MessageType::Ack)
+            )
+            && !r.packet.yiaddr.is_unspecified()
+            && r.packet.yiaddr != a.ip
+        {
+            let held = self
+                .table
+                .by_ip(a.ip)
+                .is_some_and(|l| l.hwaddr.0 != req.packet.chaddr() && l.is_active(wall));
+            let reason = if plan.subnet_index_containing(a.ip).is_none() {
+                "outside"
+            } else if held {
+                "held"
+            } else {
+                "unusable"
+            };
+            self.effects.push_back(Effect::AssignmentSkipped {
+                ip: a.ip,
+                client: HwAddr(req.packet.chaddr().to_vec()),
+                reason,
+            });
+        }
         // Derived before the changes are applied: a binding the client already held is a
         // renewal.
         let events = self.lease_events(&plan, &req, &changes, wall);

@@ -35,6 +35,8 @@ pub struct Metrics {
     malformed: Mutex<BTreeMap<&'static str, u64>>,
     /// Requests whose Option 82 was not believed and removed, by `trust::Untrusted::label`.
     untrusted_option82: Mutex<BTreeMap<&'static str, u64>>,
+    /// SQL assignment rows not served, by reason (`held`, `outside`, `unusable`).
+    sql_assignment_skipped: Mutex<BTreeMap<&'static str, u64>>,
     store_errors: AtomicU64,
     send_errors: AtomicU64,
     expired: AtomicU64,
@@ -101,6 +103,11 @@ impl Metrics {
     /// A datagram that did not decode, by `Malformed::label`.
     pub fn malformed(&self, label: &'static str) {
         bump(&self.malformed, label);
+    }
+
+    /// An SQL assignment row whose address the client was not served.
+    pub fn sql_assignment_skipped(&self, reason: &'static str) {
+        bump(&self.sql_assignment_skipped, reason);
     }
 
     /// A request whose relay data was removed as untrusted (it is still served, without it).
@@ -198,6 +205,7 @@ impl Metrics {
             ("dropped", &self.dropped),
             ("malformed", &self.malformed),
             ("untrusted_option82", &self.untrusted_option82),
+            ("sql_assignment_skipped", &self.sql_assignment_skipped),
         ] {
             let m = map.lock().unwrap_or_else(|p| p.into_inner());
             out.extend(m.iter().map(|(k, v)| (format!("{family}.{k}"), *v)));

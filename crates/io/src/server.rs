@@ -367,6 +367,19 @@ impl Driver {
                 "{} addresses in a row answered; no offer now (the client's retry starts over)",
                 leased_engine::MAX_ATTEMPTS
             ),
+            Effect::AssignmentSkipped { ip, client, reason } => {
+                self.metrics.sql_assignment_skipped(reason);
+                tracing::warn!(
+                    target: events::TARGET,
+                    %ip, mac = %client, reason,
+                    "SQL assignment row not served: {}",
+                    match reason {
+                        "held" => "another client's lease holds the address (owner = \"lease\")",
+                        "outside" => "the address lies outside every subnet of the link",
+                        _ => "the address may never be handed out",
+                    }
+                );
+            }
             Effect::ProbeOutdated { ip } => {
                 tracing::debug!(%ip, "offer changed while its conflict check ran; not sent");
             }

@@ -41,7 +41,9 @@ pub use model::*;
 pub use relay::{AuthKey, ExistingOption82, RelayInterface, RelaySettings};
 pub use relay_auth::{MIN_AUTH_KEY_LEN, RelayAuthKey};
 pub use rogue::RogueSettings;
-pub use sql::{AllocationSlot, SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
+pub use sql::{
+    AllocationSlot, SqlAssignment, SqlBackend, SqlFallback, SqlOwner, SqlQuery, SqlStoreSettings,
+};
 pub use trust::RelayTrust;
 
 use std::path::Path;

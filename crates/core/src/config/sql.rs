@@ -25,6 +25,7 @@ pub(super) struct RawSqlAssignment {
     pub url: Option<String>,
     pub url_env: Option<String>,
     pub fallback: Option<String>,
+    pub owner: Option<String>,
     pub timeout_ms: Option<i64>,
     pub max_concurrency: Option<i64>,
     pub slices: Option<Vec<String>>,
@@ -135,6 +136,18 @@ pub enum SqlFallback {
     Silent,
 }
 
+/// Who keeps a row's address when another client holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqlOwner {
+    /// The client holding the lease keeps it; the row's client is served from the pools (with
+    /// the row's other options). The default: nothing changes hands behind anyone's back.
+    #[default]
+    Lease,
+    /// The row's address belongs to the port (pydhcpdb's intent): the device now on it takes
+    /// the address over at once, as with a relay-keyed reservation.
+    Port,
+}
+
 /// One query of the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlQuery {
@@ -155,6 +168,8 @@ pub struct SqlAssignment {
     /// no row is not a failure: the next one is tried, and if none finds a row the client is
     /// served from the pools.
     pub fallback: SqlFallback,
+    /// Who keeps a row's address held by another client's lease (`owner`).
+    pub owner: SqlOwner,
     /// Per-query timeout in milliseconds. Default 1000.
     pub timeout_ms: u32,
     /// Chains running at once; further packets wait (bounded by the receive queue). Default 32.
@@ -344,6 +359,17 @@ pub(super) fn assignment(
             SqlFallback::Pools
         }
     };
+    let owner = match raw.owner.as_deref() {
+        None | Some("lease") => SqlOwner::Lease,
+        Some("port") => SqlOwner::Port,
+        Some(other) => {
+            ctx.err(
+                "sql_assignment.owner",
+                format!("unknown owner {other:?}; expected \"lease\" or \"port\""),
+            );
+            SqlOwner::Lease
+        }
+    };
     let mut slices = relay_named.clone();
     for (i, spec) in raw.slices.iter().flatten().enumerate() {
         let p = join_index("sql_assignment.slices", i);
@@ -388,6 +414,7 @@ pub(super) fn assignment(
         url,
         queries,
         fallback,
+        owner,
         timeout_ms: positive(
             ctx,
             "sql_assignment.timeout_ms",
