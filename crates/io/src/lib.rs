@@ -1,8 +1,8 @@
 //! The tokio shell around the core: receive, decide, persist, send.
 //!
-//! Rooms, one concern each: `sock` (the server's sockets on tokio: the per-interface UDP
-//! socket with IP_PKTINFO, the AF_PACKET sender, interface discovery), `frame` (IPv4/UDP
-//! headers for the AF_PACKET path), `iface` (which interfaces to serve), `server` (receive tasks and the engine task that owns the lease table and calls
+//! Rooms, one concern each: `sock` (the server's sockets on tokio, over leased-sock's safe
+//! syscalls), `frame` (IPv4/UDP headers for the AF_PACKET path), `iface` (which interfaces to
+//! serve), `server` (receive tasks and the engine task that owns the lease table and calls
 //! [`leased_core::decide`]), `commit` (the door to the store's group commit: an ACK leaves only
 //! after its lease is durable), `send` (carrying out a [`leased_core::Route`]), `events` (one log
 //! line per event), [`Metrics`], `reload` (SIGHUP: validate, swap or keep the old config),
