@@ -1,7 +1,7 @@
 //! The tokio shell around the core: receive, decide, persist, send.
 //!
-//! Rooms, one concern each: `sock` (every syscall: IP_PKTINFO, SO_BINDTODEVICE, AF_PACKET
-//! send), `frame` (IPv4/UDP headers for the AF_PACKET path), `iface` (which interfaces to
+//! Rooms, one concern each: `sock` (the server's sockets on tokio, over leased-sock's safe
+//! syscalls), `frame` (IPv4/UDP headers for the AF_PACKET path), `iface` (which interfaces to
 //! serve), `server` (receive tasks and the engine task that owns the lease table and calls
 //! [`leased_core::decide`]), `commit` (the door to the store's group commit: an ACK leaves only
 //! after its lease is durable), `send` (carrying out a [`leased_core::Route`]), `events` (one log
@@ -11,8 +11,15 @@
 //! root to `[server] user` once sockets are bound) and `notify` (the service manager: ready,
 //! reloading, stopping, status and the watchdog fed from the engine task).
 //!
+//! No `unsafe` here: every syscall that needs it (AF_PACKET addresses, PACKET_AUXDATA,
+//! registering raw sockets with tokio) is behind leased-sock's safe API, and the monitors'
+//! ARP, ICMP and packet sockets and the neighbour table read are leased-sock's too; io keeps
+//! the protocol bytes, the waiting and the capability helper that opens raw sockets after root
+//! is dropped ([`privileges`]).
+//!
 //! Test mode: with ports other than 67/68 the server replies to each request's source address
 //! and port instead of the RFC 2131 §4.1 route, so tests can run unprivileged on loopback.
+#![forbid(unsafe_code)]
 
 mod capture;
 mod commit;

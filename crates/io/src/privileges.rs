@@ -196,20 +196,6 @@ pub(crate) fn socket(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io
         .map_err(|_| io::Error::other("the privileged helper thread has stopped"))?
 }
 
-/// [`socket`] with `socket(2)`'s integer arguments (`SOCK_NONBLOCK` may be or-ed into `ty`).
-pub(crate) fn raw_socket(
-    domain: libc::c_int,
-    ty: libc::c_int,
-    protocol: libc::c_int,
-) -> io::Result<std::os::fd::OwnedFd> {
-    socket(
-        Domain::from(domain),
-        Type::from(ty),
-        Some(Protocol::from(protocol)),
-    )
-    .map(Into::into)
-}
-
 fn cap_set(keep: &[Capability]) -> CapsHashSet {
     keep.iter().copied().collect()
 }

@@ -28,10 +28,11 @@ use std::time::{Duration, Instant};
 use hashlink::LruCache;
 use leased_core::config::ReservationKey;
 use leased_core::{HwAddr, LeaseState, Plan, Timestamp};
+use leased_sock::neigh;
 
 use super::arp_sock::{ArpSender, ArpSocket, probe_payload};
 use super::rogue::mac_string;
-use super::{Watched, iface_mac, neigh};
+use super::{Watched, iface_mac};
 use crate::shared::{LeaseSnapshot, SharedState};
 
 /// What kind of anomaly.

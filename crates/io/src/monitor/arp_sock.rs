@@ -4,19 +4,13 @@
 //! Why our own socket: the kernel keeps an ARP reply to a request it did not send only when
 //! `arp_accept` is set, so the answers to our probes are read here, not from the neighbour
 //! table. Any ARP frame a host sends (request, reply, announcement) names its sender's IPv4
-//! and MAC; all of them are evidence of who uses an address. Every `unsafe` block carries its
-//! `SAFETY:` note.
+//! and MAC; all of them are evidence of who uses an address. The socket itself is
+//! leased-sock's; here are the ARP payloads and the wait.
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
 
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
-
-const ETH_P_ARP: u16 = 0x0806;
-/// `sll_pkttype` of frames this host sent.
-const PACKET_OUTGOING: u8 = 4;
+use leased_sock::{Async, packet};
 
 /// An ARP packet's sender: who claims an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,76 +44,26 @@ pub(crate) fn parse_sender(p: &[u8]) -> Option<ArpSender> {
     Some(ArpSender { ip, mac })
 }
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// An ARP socket bound to one interface, registered with tokio.
+/// An ARP socket bound to one interface ([`leased_sock::packet::ArpSocket`]), registered with
+/// tokio.
 pub(crate) struct ArpSocket {
-    fd: AsyncFd<OwnedFd>,
-    ifindex: i32,
+    sock: Async<packet::ArpSocket>,
 }
 
 impl ArpSocket {
-    /// Opens the socket on interface `ifindex` (needs CAP_NET_RAW).
+    /// Opens the socket on interface `ifindex` (needs CAP_NET_RAW), through the helper that
+    /// keeps CAP_NET_RAW once root is dropped.
     pub(crate) fn open(ifindex: u32) -> io::Result<Self> {
-        let proto = ETH_P_ARP.to_be();
-        // Through the helper that keeps CAP_NET_RAW once root is dropped.
-        let fd = crate::privileges::raw_socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK,
-            libc::c_int::from(proto),
-        )?;
-        let ifindex = i32::try_from(ifindex)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index"))?;
-        // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex;
-        // SAFETY: `sll` is a valid sockaddr_ll of the size given.
-        check(unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const sll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })?;
-        // SAFETY: `fd` is open and owned by the AsyncFd from here on.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-            .map_err(io::Error::from)?;
-        Ok(Self { fd, ifindex })
+        let sock = packet::ArpSocket::open(crate::privileges::socket, ifindex)?;
+        Ok(Self {
+            sock: Async::new(sock)?,
+        })
     }
 
     /// Broadcasts one ARP payload on the interface (non-blocking; a full queue is an error the
     /// caller may ignore: the next cycle probes again).
     pub(crate) fn send(&self, payload: &[u8]) -> io::Result<()> {
-        // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETH_P_ARP.to_be();
-        sll.sll_ifindex = self.ifindex;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-        // SAFETY: `payload` and `sll` are live for the call, with the lengths given.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.get_ref().as_raw_fd(),
-                payload.as_ptr().cast(),
-                payload.len(),
-                0,
-                (&raw const sll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        self.sock.get_ref().broadcast(payload)
     }
 
     /// Waits for the next ARP packet another host sent and returns its sender (packets that
@@ -127,38 +71,12 @@ impl ArpSocket {
     pub(crate) async fn recv(&self) -> io::Result<ArpSender> {
         let mut buf = [0u8; 256];
         loop {
-            let mut guard = self.fd.readable().await?;
-            let got = guard.try_io(|fd| {
-                // SAFETY: sockaddr_ll is plain data; zeroed is valid.
-                let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-                // SAFETY: `buf`, `from` and `len` are live and sized as given.
-                let n = unsafe {
-                    libc::recvfrom(
-                        fd.get_ref().as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        0,
-                        (&raw mut from).cast(),
-                        &raw mut len,
-                    )
-                };
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok((usize::try_from(n).unwrap_or(0), from.sll_pkttype))
-            });
-            match got {
-                Ok(Ok((n, kind))) => {
-                    if kind == PACKET_OUTGOING {
-                        continue;
-                    }
-                    if let Some(s) = parse_sender(buf.get(..n).unwrap_or_default()) {
-                        return Ok(s);
-                    }
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
+            let frame = self.sock.read_with(|s| s.recv(&mut buf)).await?;
+            if frame.outgoing {
+                continue;
+            }
+            if let Some(s) = parse_sender(buf.get(..frame.len).unwrap_or_default()) {
+                return Ok(s);
             }
         }
     }

@@ -11,7 +11,6 @@
 
 pub mod arp;
 pub(crate) mod arp_sock;
-mod neigh;
 mod packet_sock;
 pub(crate) mod ping;
 pub mod rogue;

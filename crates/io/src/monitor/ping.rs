@@ -2,17 +2,16 @@
 //! Used by the conflict check for clients behind a relay, where ARP cannot reach.
 //!
 //! Each check opens its own socket and recognises its reply by the echo identifier and the
-//! source address, so concurrent checks never see each other's answers. Every `unsafe` block
-//! carries its `SAFETY:` note.
+//! source address, so concurrent checks never see each other's answers. The socket is
+//! leased-sock's; here are the echo bytes and the wait.
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
+use leased_sock::Async;
+use leased_sock::icmp::IcmpSocket;
 
 /// Echo identifiers, one per check.
 static NEXT_ID: AtomicU16 = AtomicU16::new(0x4c44);
@@ -64,59 +63,16 @@ pub(crate) fn is_reply(datagram: &[u8], from: Ipv4Addr, id: u16) -> bool {
 /// something answered.
 pub(crate) async fn answers(ip: Ipv4Addr, timeout: Duration) -> io::Result<bool> {
     // Through the helper that keeps CAP_NET_RAW once root is dropped.
-    let fd = crate::privileges::raw_socket(
-        libc::AF_INET,
-        libc::SOCK_RAW | libc::SOCK_NONBLOCK,
-        libc::IPPROTO_ICMP,
-    )?;
+    let sock = IcmpSocket::open(crate::privileges::socket)?;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let req = echo_request(id);
-    // SAFETY: sockaddr_in is plain data; zeroed is a valid value.
-    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sin.sin_family = libc::AF_INET as libc::sa_family_t;
-    sin.sin_addr.s_addr = u32::from(ip).to_be();
-    // SAFETY: `req` and `sin` are live for the call with the lengths given.
-    let n = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            req.as_ptr().cast(),
-            req.len(),
-            0,
-            (&raw const sin).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is open and owned by the AsyncFd from here on.
-    let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-        .map_err(io::Error::from)?;
+    sock.send_to(ip, &echo_request(id))?;
+    let sock = Async::new(sock)?;
     let wait = async {
         let mut buf = [0u8; 1500];
         loop {
-            let mut guard = fd.readable().await?;
-            let got = guard.try_io(|fd| {
-                // SAFETY: `buf` is a live, writable buffer of the length given.
-                let n = unsafe {
-                    libc::recv(
-                        fd.get_ref().as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        0,
-                    )
-                };
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(usize::try_from(n).unwrap_or(0))
-            });
-            match got {
-                Ok(Ok(n)) if is_reply(buf.get(..n).unwrap_or_default(), ip, id) => {
-                    return Ok::<bool, io::Error>(true);
-                }
-                Ok(Ok(_)) | Err(_) => continue,
-                Ok(Err(e)) => return Err(e),
+            let n = sock.read_with(|s| s.recv(&mut buf)).await?;
+            if is_reply(buf.get(..n).unwrap_or_default(), ip, id) {
+                return Ok::<bool, io::Error>(true);
             }
         }
     };

@@ -1,13 +1,17 @@
 //! The kernel's IPv4 neighbour (ARP) table over rtnetlink: one `RTM_GETNEIGH` dump request on a
-//! `NETLINK_ROUTE` socket, the answer parsed by [`parse_dump`] (pure, unit-tested on bytes).
+//! `NETLINK_ROUTE` socket, the answer parsed by `parse_dump` (pure, unit-tested on bytes). The ARP watch
+//! reads it to see which MAC the host last saw at each address.
 //!
 //! Why raw netlink rather than `ip -j neigh`: no child process per scan, no dependence on the
 //! iproute2 version's JSON, and no new crates in the lock file for ~100 lines of protocol.
-//! The read is blocking with a receive timeout, so callers run it on a blocking thread.
+//! The read is blocking with a receive timeout, so callers run it on a blocking thread. All
+//! safe `socket2` calls.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 const RTM_NEWNEIGH: u16 = 28;
 const RTM_GETNEIGH: u16 = 30;
@@ -21,15 +25,18 @@ const NLMSG_HDRLEN: usize = 16;
 const NDMSG_LEN: usize = 12;
 
 /// `NUD_REACHABLE`: confirmed recently.
-pub(crate) const NUD_REACHABLE: u16 = 0x02;
+pub const NUD_REACHABLE: u16 = 0x02;
 /// `NUD_PERMANENT`: configured by an operator.
-pub(crate) const NUD_PERMANENT: u16 = 0x80;
+pub const NUD_PERMANENT: u16 = 0x80;
 
 /// One neighbour entry with a link-layer address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Neighbour {
+pub struct Neighbour {
+    /// The neighbour's IPv4 address (`NDA_DST`).
     pub ip: Ipv4Addr,
+    /// Its link-layer address (`NDA_LLADDR`).
     pub mac: [u8; 6],
+    /// The interface it was seen on.
     pub ifindex: u32,
     /// `NUD_*` bits.
     pub state: u16,
@@ -49,18 +56,18 @@ const fn align4(n: usize) -> usize {
 
 /// What one received buffer held.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Batch {
-    pub entries: Vec<Neighbour>,
+struct Batch {
+    entries: Vec<Neighbour>,
     /// The dump is complete (`NLMSG_DONE`).
-    pub done: bool,
+    done: bool,
     /// The kernel answered with an error (negative errno).
-    pub error: Option<i32>,
+    error: Option<i32>,
 }
 
 /// Parses the netlink messages in `buf`; entries without an IPv4 destination or a 6-byte
 /// link-layer address (incomplete, failed, non-Ethernet) are skipped. Malformed input ends the
 /// parse; it never panics.
-pub(crate) fn parse_dump(buf: &[u8]) -> Batch {
+fn parse_dump(buf: &[u8]) -> Batch {
     let mut out = Batch::default();
     let mut at = 0usize;
     while let (Some(len), Some(kind)) = (u32_at(buf, at), u16_at(buf, at + 4)) {
@@ -124,41 +131,15 @@ fn parse_neigh(nd: &[u8]) -> Option<Neighbour> {
     })
 }
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// Dumps the IPv4 neighbour table (blocking, at most a few seconds: receive timeout of 2 s,
-/// at most 1024 reads). Needs no privilege.
-pub(crate) fn dump() -> io::Result<Vec<Neighbour>> {
-    // SAFETY: plain syscall with constant arguments; the result is checked.
-    let raw = check(unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    })?;
-    // SAFETY: `raw` is a descriptor we just opened and own from here on.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let tv = libc::timeval {
-        tv_sec: 2,
-        tv_usec: 0,
-    };
-    // SAFETY: a timeval option value of the size given.
-    check(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const tv).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    })?;
+/// Dumps the IPv4 neighbour table of this thread's network namespace (blocking, at most a few
+/// seconds: receive timeout of 2 s, at most 1024 reads). Needs no privilege.
+pub fn dump() -> io::Result<Vec<Neighbour>> {
+    let sock = Socket::new(
+        Domain::from(libc::AF_NETLINK),
+        Type::RAW,
+        Some(Protocol::from(libc::NETLINK_ROUTE)),
+    )?;
+    sock.set_read_timeout(Some(Duration::from_secs(2)))?;
     let seq: u32 = 1;
     let mut req = Vec::with_capacity(NLMSG_HDRLEN + NDMSG_LEN);
     req.extend_from_slice(&((NLMSG_HDRLEN + NDMSG_LEN) as u32).to_ne_bytes());
@@ -168,20 +149,13 @@ pub(crate) fn dump() -> io::Result<Vec<Neighbour>> {
     req.extend_from_slice(&0u32.to_ne_bytes());
     req.push(libc::AF_INET as u8);
     req.resize(NLMSG_HDRLEN + NDMSG_LEN, 0);
-    // SAFETY: `req` is a live buffer of the length given; the kernel is the default peer.
-    let sent = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // Unconnected: a netlink socket's default peer is the kernel.
+    sock.send(&req)?;
     let mut buf = vec![0u8; 32 * 1024];
     let mut all = Vec::new();
     for _ in 0..1024 {
-        // SAFETY: `buf` is a live, writable buffer of the length given.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let batch = parse_dump(buf.get(..n as usize).unwrap_or_default());
+        let n = (&sock).read(&mut buf)?;
+        let batch = parse_dump(buf.get(..n).unwrap_or_default());
         all.extend(batch.entries);
         if let Some(errno) = batch.error {
             return Err(io::Error::from_raw_os_error(-errno));
