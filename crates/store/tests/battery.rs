@@ -92,7 +92,10 @@ fn loaded(store: &mut impl LeaseStore) -> Vec<Lease> {
 
 /// [`expected`] as `backend` stores it.
 fn want(backend: &impl Backend, commits: &[Vec<Lease>]) -> Vec<Lease> {
-    expected(commits).iter().map(|l| backend.stored(l)).collect()
+    expected(commits)
+        .iter()
+        .map(|l| backend.stored(l))
+        .collect()
 }
 
 /// Unix seconds now. The SQL stores judge whether a row has lapsed by the real clock, so
@@ -200,9 +203,13 @@ fn the_last_write_wins_and_a_reopen_loads_it(b: &impl Backend) {
         l.state = s;
         l
     };
-    let commits = vec![
+    let commits = [
         vec![lease(1, 1), lease(2, 1), lease(1, 2)],
-        vec![lease(2, 3), lease(3, 1), state(lease(5, 1), LeaseState::Offered)],
+        vec![
+            lease(2, 3),
+            lease(3, 1),
+            state(lease(5, 1), LeaseState::Offered),
+        ],
         vec![lease(1, 4), lease(5, 2)],
         // Given back, then another client's, in one commit.
         vec![
@@ -643,7 +650,10 @@ mod sql {
                     let committing = s.spawn(|| store.commit(last));
                     let killed = kill_the_waiting_connection(&self.t, &|| committing.is_finished());
                     let result = committing.join().unwrap();
-                    assert!(killed, "before lease {k}: the commit ended without waiting for the row: {result:?}");
+                    assert!(
+                        killed,
+                        "before lease {k}: the commit ended without waiting for the row: {result:?}"
+                    );
                     result
                 });
                 assert!(
@@ -751,9 +761,9 @@ mod sql {
                     .fetch_all(p)
                     .await
                     .unwrap(),
-                    // InnoDB does not always list a transaction whose first statement waits
-                    // in INNODB_TRX: a statement of this database's running for a while is
-                    // the one waiting (the lock holder is idle between its statements).
+                    // INNODB_TRX does not list a transaction whose first statement waits for
+                    // a lock (MariaDB 10.11): the statement on this database that has run
+                    // for a while is the waiting one (the lock holder is idle).
                     Db::My(p) => sqlx::query_scalar(
                         "SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST \
                          WHERE DB = ? AND COMMAND IN ('Query', 'Execute') AND TIME_MS > 200 \
@@ -771,11 +781,12 @@ mod sql {
                         // One call, on exactly this backend.
                         Db::Pg(p) => {
                             let pid = i32::try_from(id).unwrap();
-                            let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-                                .bind(pid)
-                                .fetch_one(p)
-                                .await
-                                .unwrap();
+                            let killed: bool =
+                                sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                                    .bind(pid)
+                                    .fetch_one(p)
+                                    .await
+                                    .unwrap();
                             assert!(killed, "backend {pid} not terminated");
                         }
                         Db::My(p) => {
@@ -841,8 +852,14 @@ mod sql {
                     .unwrap();
             }
             let groups = [
-                vec![held(contested, 1, LeaseState::Bound), held(ip(2, r), 1, LeaseState::Bound)],
-                vec![held(ip(3, r), 2, LeaseState::Bound), held(contested, 2, LeaseState::Bound)],
+                vec![
+                    held(contested, 1, LeaseState::Bound),
+                    held(ip(2, r), 1, LeaseState::Bound),
+                ],
+                vec![
+                    held(ip(3, r), 2, LeaseState::Bound),
+                    held(contested, 2, LeaseState::Bound),
+                ],
             ];
             let barrier = Barrier::new(2);
             let results = std::thread::scope(|s| {
@@ -871,7 +888,10 @@ mod sql {
             wins[winner] += 1;
             let table = loaded(&mut c);
             let at = |ip| table.iter().find(|l| l.ip == ip).cloned();
-            assert_eq!(at(contested), Some(groups[winner][usize::from(winner == 1)].clone()));
+            assert_eq!(
+                at(contested),
+                Some(groups[winner][usize::from(winner == 1)].clone())
+            );
             assert_eq!(at(ip(2, r)), Some(groups[0][1].clone()), "round {r}");
             assert_eq!(at(ip(3, r)), Some(groups[1][0].clone()), "round {r}");
         }
@@ -900,7 +920,11 @@ mod sql {
             r => panic!("expected a conflict for {x}, got {r:?}"),
         }
         let holder = b.t.rt.block_on(b.db.lease_at(x)).unwrap();
-        assert_eq!(holder.as_ref(), Some(&renewed), "the loser learns the holder");
+        assert_eq!(
+            holder.as_ref(),
+            Some(&renewed),
+            "the loser learns the holder"
+        );
         let table = loaded(&mut a);
         assert_eq!(table, [renewed.clone(), held(y, 2, LeaseState::Bound)]);
 
@@ -949,10 +973,7 @@ mod sql {
         assert_eq!(by(ip(0, 30)), "server-a");
         let (again, _) = b.t.rt.block_on(b.db.changed_since(max)).unwrap();
         assert!(again.is_empty());
-        assert_eq!(
-            b.t.count(&b.db, "SELECT COUNT(*) FROM leased_leases"),
-            7
-        );
+        assert_eq!(b.t.count(&b.db, "SELECT COUNT(*) FROM leased_leases"), 7);
     }
 }
 

@@ -12,7 +12,10 @@
 //! - MySQL/MariaDB: no `ON CONFLICT … WHERE`, so a conditional `UPDATE … WHERE ip = ? AND (same
 //!   condition)` (sqlx connects with CLIENT_FOUND_ROWS, so "affected" counts matched rows), and
 //!   when it matched nothing an `INSERT`, whose duplicate-key error (1062) means "held by
-//!   another client". A failed statement does not abort a MySQL transaction.
+//!   another client". A failed statement does not abort a MySQL transaction. Connections use
+//!   READ COMMITTED: under InnoDB's default, the `UPDATE` of a missing address locks the gap
+//!   where it would go, and two servers inserting into one gap deadlock. A transaction the
+//!   database still aborts to break a deadlock is run again ([`COMMIT_ATTEMPTS`]).
 //!
 //! We chose a unique key + conditional upsert over `SELECT … FOR UPDATE SKIP LOCKED` on a
 //! pre-populated address table: it needs no pre-population (pools can change on reload), keeps
@@ -387,8 +390,7 @@ impl Db {
                         .bind(server)
                         .bind(now)
                         .execute(&mut *tx)
-                        .await
-                        ?;
+                        .await?;
                     if done.rows_affected() == 0 {
                         conflicts.push(l.ip);
                     }
@@ -426,8 +428,7 @@ impl Db {
                         .bind(&r.client_id)
                         .bind(now)
                         .execute(&mut *tx)
-                        .await
-                        ?;
+                        .await?;
                     if done.rows_affected() > 0 {
                         continue;
                     }
