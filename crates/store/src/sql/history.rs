@@ -77,7 +77,8 @@ pub async fn run_user_statement(
     Ok(())
 }
 
-/// History rows matching `filter`, oldest first (at most `filter.limit`).
+/// History rows matching `filter`, oldest first (at most `filter.limit`). A MAC matches in
+/// any case, as [`HistoryFilter::matches`] does for the history file.
 pub async fn query_history(
     db: &Db,
     filter: &HistoryFilter,
@@ -120,14 +121,14 @@ pub async fn query_history(
         Db::Pg(p) => go!(
             p,
             &format!(
-                "SELECT {cols} FROM leased_history WHERE ($1 = '' OR mac = $2) AND \
+                "SELECT {cols} FROM leased_history WHERE ($1 = '' OR LOWER(mac) = LOWER($2)) AND \
                  ($3 = '' OR ip = $4) AND at >= $5 ORDER BY at, id LIMIT $6"
             )
         ),
         Db::My(p) => go!(
             p,
             &format!(
-                "SELECT {cols} FROM leased_history WHERE (? = '' OR mac = ?) AND \
+                "SELECT {cols} FROM leased_history WHERE (? = '' OR LOWER(mac) = LOWER(?)) AND \
                  (? = '' OR ip = ?) AND at >= ? ORDER BY at, id LIMIT ?"
             )
         ),

@@ -12,7 +12,10 @@
 //! - MySQL/MariaDB: no `ON CONFLICT … WHERE`, so a conditional `UPDATE … WHERE ip = ? AND (same
 //!   condition)` (sqlx connects with CLIENT_FOUND_ROWS, so "affected" counts matched rows), and
 //!   when it matched nothing an `INSERT`, whose duplicate-key error (1062) means "held by
-//!   another client". A failed statement does not abort a MySQL transaction.
+//!   another client". A failed statement does not abort a MySQL transaction. Connections use
+//!   READ COMMITTED: under InnoDB's default, the `UPDATE` of a missing address locks the gap
+//!   where it would go, and two servers inserting into one gap deadlock. A transaction the
+//!   database still aborts to break a deadlock is run again ([`COMMIT_ATTEMPTS`]).
 //!
 //! We chose a unique key + conditional upsert over `SELECT … FOR UPDATE SKIP LOCKED` on a
 //! pre-populated address table: it needs no pre-population (pools can change on reload), keeps
@@ -52,6 +55,10 @@ use crate::{LeaseStore, StoreError};
 /// How long one database operation may take before it counts as "database unreachable".
 /// Short: a DHCP client retries in seconds, and a stuck commit holds every ACK behind it.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many times one group is tried when the database aborts its transaction to break a
+/// deadlock (MySQL/MariaDB can, on the locks of rows and of the gaps between them).
+pub const COMMIT_ATTEMPTS: u32 = 3;
 
 /// How long to wait for a pooled connection (also bounds how long a dead database blocks).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -100,6 +107,12 @@ pub(crate) fn safe(sql: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql.to_string())
 }
 
+/// The database rolled the transaction back to break a deadlock or a serialisation conflict
+/// (SQLSTATE 40001; PostgreSQL's deadlock 40P01): trying it again is the documented remedy.
+fn aborted_by_the_database(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
+}
+
 fn sql_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Sql {
         message: e.to_string(),
@@ -127,6 +140,19 @@ impl Db {
                     MySqlPoolOptions::new()
                         .max_connections(max_connections)
                         .acquire_timeout(ACQUIRE_TIMEOUT)
+                        // InnoDB's default (REPEATABLE READ) locks the gap where a missing
+                        // address would go: two servers inserting new addresses into one
+                        // gap deadlock. The conflict rule needs only the key and row locks.
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                sqlx::raw_sql(
+                                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                                )
+                                .execute(conn)
+                                .await
+                                .map(drop)
+                            })
+                        })
                         .connect_lazy(&url)
                         .map_err(sql_err)?,
                 )
@@ -142,7 +168,8 @@ impl Db {
         }
     }
 
-    /// Creates leased's tables when missing (idempotent: `leased db init` and every start).
+    /// Creates leased's tables when missing (idempotent: `leased db init` and every start),
+    /// and widens what an older version created too narrow.
     pub async fn init_schema(&self) -> Result<(), StoreError> {
         match self {
             Db::Pg(p) => {
@@ -155,6 +182,55 @@ impl Db {
                     sqlx::query(stmt).execute(p).await.map_err(sql_err)?;
                 }
             }
+        }
+        self.widen_client_ids().await
+    }
+
+    /// Makes an older schema's VARCHAR(600) client identifiers (300 bytes in hex) TEXT:
+    /// option 61 may be split over several instances (RFC 3396), a request carries
+    /// kilobytes of it, and a row the column refuses fails the commit of its whole group.
+    /// Checked first, so that later starts do not lock the table.
+    async fn widen_client_ids(&self) -> Result<(), StoreError> {
+        for table in ["leased_leases", "leased_history"] {
+            let narrow: i64 = match self {
+                Db::Pg(p) => sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.columns WHERE \
+                     table_schema = current_schema() AND table_name = $1 AND \
+                     column_name = 'client_id' AND data_type = 'character varying'",
+                )
+                .bind(table)
+                .fetch_one(p)
+                .await
+                .map_err(sql_err)?,
+                Db::My(p) => sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.columns WHERE \
+                     table_schema = DATABASE() AND table_name = ? AND \
+                     column_name = 'client_id' AND data_type = 'varchar'",
+                )
+                .bind(table)
+                .fetch_one(p)
+                .await
+                .map_err(sql_err)?,
+            };
+            if narrow == 0 {
+                continue;
+            }
+            tracing::info!(table, "widening the client_id column to TEXT");
+            match self {
+                Db::Pg(p) => sqlx::query(safe(&format!(
+                    "ALTER TABLE {table} ALTER COLUMN client_id TYPE TEXT"
+                )))
+                .execute(p)
+                .await
+                .map(drop),
+                Db::My(p) => sqlx::query(safe(&format!(
+                    "ALTER TABLE {table} MODIFY client_id TEXT NOT NULL"
+                )))
+                .execute(p)
+                .await
+                .map(drop),
+            }
+            .map_err(sql_err)?;
         }
         Ok(())
     }
@@ -246,7 +322,9 @@ impl Db {
     }
 
     /// Commits one group in one transaction; see the module doc for the conflict rule.
-    /// `now` decides whether an existing row has lapsed.
+    /// `now` decides whether an existing row has lapsed. A transaction the database aborted
+    /// to break a deadlock is run again (at most [`COMMIT_ATTEMPTS`] times in all): it left
+    /// nothing behind, and the upserts are idempotent.
     pub async fn commit_group(
         &self,
         leases: &[Lease],
@@ -258,10 +336,29 @@ impl Db {
         let mut order: Vec<&Lease> = leases.iter().collect();
         order.sort_by_key(|l| u32::from(l.ip));
         let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let mut attempt = 1;
+        loop {
+            match self.commit_ordered(&order, server, now).await {
+                Err(e) if attempt < COMMIT_ATTEMPTS && aborted_by_the_database(&e) => {
+                    tracing::debug!(attempt, error = %e, "lease commit aborted by the database; retrying");
+                    attempt += 1;
+                }
+                done => return done.map_err(sql_err),
+            }
+        }
+    }
+
+    /// One attempt of [`Db::commit_group`], `order` already sorted.
+    async fn commit_ordered(
+        &self,
+        order: &[&Lease],
+        server: &str,
+        now: i64,
+    ) -> Result<Vec<Ipv4Addr>, sqlx::Error> {
         let mut conflicts = Vec::new();
         match self {
             Db::Pg(p) => {
-                let mut tx = p.begin().await.map_err(sql_err)?;
+                let mut tx = p.begin().await?;
                 let sql = format!(
                     "INSERT INTO leased_leases ({COLUMNS}, server, updated_ms) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, {PG_NOW_MS}) \
@@ -276,7 +373,7 @@ impl Db {
                      OR leased_leases.state IN ('released', 'expired') \
                      OR leased_leases.expires <= $13"
                 );
-                for l in order {
+                for &l in order {
                     let r = LeaseRow::of(l);
                     let done = sqlx::query(safe(&sql))
                         .bind(r.ip)
@@ -293,16 +390,15 @@ impl Db {
                         .bind(server)
                         .bind(now)
                         .execute(&mut *tx)
-                        .await
-                        .map_err(sql_err)?;
+                        .await?;
                     if done.rows_affected() == 0 {
                         conflicts.push(l.ip);
                     }
                 }
-                tx.commit().await.map_err(sql_err)?;
+                tx.commit().await?;
             }
             Db::My(p) => {
-                let mut tx = p.begin().await.map_err(sql_err)?;
+                let mut tx = p.begin().await?;
                 let update = format!(
                     "UPDATE leased_leases SET client_id = ?, hwaddr = ?, hostname = ?, \
                      state = ?, starts = ?, expires = ?, first_seen = ?, circuit_id = ?, \
@@ -314,7 +410,7 @@ impl Db {
                     "INSERT INTO leased_leases ({COLUMNS}, server, updated_ms) VALUES \
                      (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {MY_NOW_MS})"
                 );
-                for l in order {
+                for &l in order {
                     let r = LeaseRow::of(l);
                     let done = sqlx::query(safe(&update))
                         .bind(&r.client_id)
@@ -332,8 +428,7 @@ impl Db {
                         .bind(&r.client_id)
                         .bind(now)
                         .execute(&mut *tx)
-                        .await
-                        .map_err(sql_err)?;
+                        .await?;
                     if done.rows_affected() > 0 {
                         continue;
                     }
@@ -359,10 +454,10 @@ impl Db {
                         {
                             conflicts.push(l.ip);
                         }
-                        Err(e) => return Err(sql_err(e)),
+                        Err(e) => return Err(e),
                     }
                 }
-                tx.commit().await.map_err(sql_err)?;
+                tx.commit().await?;
             }
         }
         Ok(conflicts)
@@ -381,7 +476,7 @@ const MY_NOW_MS: &str = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
 const PG_SCHEMA: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS leased_leases (
         ip BIGINT NOT NULL PRIMARY KEY,
-        client_id VARCHAR(600) NOT NULL,
+        client_id TEXT NOT NULL,
         hwaddr VARCHAR(64) NOT NULL,
         hostname VARCHAR(255) NULL,
         state VARCHAR(16) NOT NULL,
@@ -399,7 +494,7 @@ const PG_SCHEMA: [&str; 4] = [
         at BIGINT NOT NULL,
         event VARCHAR(16) NOT NULL,
         mac VARCHAR(64) NOT NULL,
-        client_id VARCHAR(600) NOT NULL,
+        client_id TEXT NOT NULL,
         ip VARCHAR(15) NOT NULL,
         hostname VARCHAR(255) NULL,
         giaddr VARCHAR(15) NULL,
@@ -413,7 +508,7 @@ const PG_SCHEMA: [&str; 4] = [
 const MY_SCHEMA: [&str; 2] = [
     "CREATE TABLE IF NOT EXISTS leased_leases (
         ip BIGINT NOT NULL PRIMARY KEY,
-        client_id VARCHAR(600) NOT NULL,
+        client_id TEXT NOT NULL,
         hwaddr VARCHAR(64) NOT NULL,
         hostname VARCHAR(255) NULL,
         state VARCHAR(16) NOT NULL,
@@ -431,7 +526,7 @@ const MY_SCHEMA: [&str; 2] = [
         at BIGINT NOT NULL,
         event VARCHAR(16) NOT NULL,
         mac VARCHAR(64) NOT NULL,
-        client_id VARCHAR(600) NOT NULL,
+        client_id TEXT NOT NULL,
         ip VARCHAR(15) NOT NULL,
         hostname VARCHAR(255) NULL,
         giaddr VARCHAR(15) NULL,

@@ -37,3 +37,6 @@ pub fn expected(commits: &[Vec<Lease>]) -> Vec<Lease> {
     v.sort_by_key(|l| l.ip);
     v
 }
+
+#[cfg(feature = "sql")]
+pub mod sql;
