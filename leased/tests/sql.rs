@@ -446,9 +446,9 @@ fn chain_in_serve(kind: Kind, third: u8) {
         "CREATE TABLE hist (mac VARCHAR(50), ip VARCHAR(50), ev VARCHAR(20))",
     )
     .expect("hist table");
-    let chain = |url: &str, fallback: &str| {
+    let chain_owned = |url: &str, fallback: &str, owner: &str| {
         format!(
-            "[sql_assignment]\n{url}fallback = \"{fallback}\"\ntimeout_ms = 800\n\
+            "[sql_assignment]\n{url}fallback = \"{fallback}\"\ntimeout_ms = 800\nowner = \"{owner}\"\n\
              history_sql = \"INSERT INTO hist (mac, ip, ev) VALUES (:ClientMacAddress, :IpAddress, :Event)\"\n\
              [[sql_assignment.queries]]\n\
              sql = \"SELECT ip FROM users WHERE port = :option_82_AgentCircuitId_port_hex\"\n\
@@ -456,6 +456,7 @@ fn chain_in_serve(kind: Kind, third: u8) {
              sql = \"SELECT ip, mask, router, dns FROM users WHERE UPPER(mac) = UPPER(:ClientMacAddress)\"\n"
         )
     };
+    let chain = |url: &str, fallback: &str| chain_owned(url, fallback, "lease");
     let (lab, cfg) = sql_lab(third, &db, &format!("chain{third}"), &chain("", "pools"));
     let c = lab.add_client();
     let known = lab.mac(0x5c, 1);
@@ -500,6 +501,90 @@ fn chain_in_serve(kind: Kind, third: u8) {
     assert!(
         (u32::from(POOL.0)..=u32::from(POOL.1)).contains(&u32::from(ip)),
         "{kind:?}: a client without a row got {ip}, not a pool address"
+    );
+
+    // A row keyed by port 07: a device relayed from that port gets it; the next device on the
+    // same port, while the first one's lease runs, does not (owner = "lease"): logged, counted.
+    let port_ip = Ipv4Addr::new(198, 19, 50, 88);
+    kind.sql(
+        Some(&db.name),
+        &format!(
+            "INSERT INTO users VALUES (2, '{port_ip}', '255.255.0.0', '198.19.0.1', \
+             '198.19.0.53', '', '07')"
+        ),
+    )
+    .expect("port row");
+    let relayed = |mac: &str| {
+        let mut o = ProbeOpts::mac(mac);
+        o.args = argv![
+            "--giaddr",
+            lab.ip(2),
+            "--server",
+            lab.srv_ip,
+            "--option82",
+            "0106000400010007"
+        ];
+        // A relay on the lab's own client link (its address is giaddr).
+        probe(&lab.cli_ns, support::lab::CLI_IF, &o)
+    };
+    let r = relayed(&lab.mac(0x5c, 7));
+    assert_eq!(r.code(), Some(PROBE_ACK), "{}", r.diag());
+    assert_eq!(
+        r.ip(),
+        Some(port_ip),
+        "{kind:?}: {}\n{}",
+        r.diag(),
+        srv.log()
+    );
+    let r = relayed(&lab.mac(0x5c, 8));
+    assert_eq!(r.code(), Some(PROBE_ACK), "{}", r.diag());
+    assert_ne!(
+        r.ip(),
+        Some(port_ip),
+        "{kind:?}: owner = lease gave the address away"
+    );
+    assert!(
+        srv.log().contains("SQL assignment row not served"),
+        "{kind:?}: the skipped row was not logged:\n{}",
+        srv.log()
+    );
+    srv.term();
+    assert!(
+        // Its DISCOVER and its REQUEST each met the row.
+        srv.log().contains("sql_assignment_skipped.held=2"),
+        "{kind:?}: not counted:\n{}",
+        srv.log()
+    );
+
+    // owner = "port": the device now on the port takes the address over.
+    let cfg_port = cfg.replace("owner = \"lease\"", "owner = \"port\"");
+    srv.write_config(&cfg_port);
+    srv.start();
+    let new_device = lab.mac(0x5c, 9);
+    let r = relayed(&new_device);
+    assert_eq!(
+        r.code(),
+        Some(PROBE_ACK),
+        "{kind:?}: owner = port: {}",
+        r.diag()
+    );
+    assert_eq!(
+        r.ip(),
+        Some(port_ip),
+        "{kind:?}: owner = port: {}\n{}",
+        r.diag(),
+        srv.log()
+    );
+    let holder = support::proc::poll(Duration::from_secs(5), || {
+        db.rows()
+            .into_iter()
+            .find(|(ip, _, _)| *ip == port_ip)
+            .filter(|(_, mac, state)| *mac == norm_hex(&new_device) && state == "bound")
+    });
+    assert!(
+        holder.is_some(),
+        "{kind:?}: the row did not move: {:?}",
+        db.rows()
     );
     srv.term();
 

@@ -452,12 +452,29 @@ impl Decider<'_> {
             );
             let h = lease.hostname.clone();
             // Taking a port's address over from another device's binding: the store must
-            // forget that binding too, or a restart would bring it back.
-            let takes_over = self.leases.by_ip(ip).is_some_and(|l| {
-                l.client_id != self.c.client_id
-                    && l.state == LeaseState::Bound
-                    && l.is_active(self.now)
-            });
+            // forget that binding too, or a restart would bring it back. The old device's
+            // binding ends first (a RELEASE of its own row, which a shared store accepts),
+            // then the offer is written over it.
+            let taken = self
+                .leases
+                .by_ip(ip)
+                .filter(|l| {
+                    l.client_id != self.c.client_id
+                        && l.state == LeaseState::Bound
+                        && l.is_active(self.now)
+                })
+                .cloned();
+            let takes_over = taken.is_some();
+            if let Some(old) = taken {
+                changes.push(LeaseChange {
+                    lease: Lease {
+                        state: LeaseState::Released,
+                        expires: self.now,
+                        ..old
+                    },
+                    durability: Durability::Lazy,
+                });
+            }
             changes.push(LeaseChange {
                 lease,
                 durability: if takes_over {

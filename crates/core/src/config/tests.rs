@@ -368,6 +368,7 @@ fn example_sets_every_key() {
         "headers",
         "password_hash",
         "fallback",
+        "owner",
         "timeout_ms",
         "max_concurrency",
         "slices",
