@@ -87,7 +87,7 @@ pub struct IscSource {
 }
 
 fn wall_clock() -> i64 {
-    i64::try_from(crate::routes::unix_now().0).unwrap_or(i64::MAX)
+    i64::try_from(crate::clock::unix_now().0).unwrap_or(i64::MAX)
 }
 
 fn read(conf: &Path, leases: &Path, now: i64) -> anyhow::Result<IscSnapshot> {

@@ -2,7 +2,6 @@
 //! from the same functions the router serves and cannot drift from it.
 
 use std::net::Ipv4Addr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -18,19 +17,11 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::clock::unix_now;
 use crate::error::{ApiError, ErrorBody};
 use crate::reservations::{self, Edit};
 use crate::source::Stats;
 use crate::stats::{self, Counts, SubnetView};
-
-/// The wall clock as the core counts it.
-pub fn unix_now() -> Timestamp {
-    Timestamp(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
-}
 
 /// `/`: the banner. `message` is DHCPStats' own, so its health checks keep passing.
 #[derive(Debug, Serialize, ToSchema)]

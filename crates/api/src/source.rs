@@ -14,8 +14,8 @@ use ipnet::Ipv4Net;
 use leased_io::SharedState;
 
 use crate::AppState;
+use crate::clock::unix_now;
 use crate::error::ApiError;
-use crate::routes::unix_now;
 use crate::stats::{self, Counts, Keyed, SubnetView};
 
 /// A source of DHCPStats numbers.

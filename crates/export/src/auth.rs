@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
 use hashlink::LruCache;
 use leased_core::config::RouterCredential;
 use subtle::ConstantTimeEq;
@@ -133,9 +133,9 @@ impl Check {
     /// The same cost as `self`, matching no password: random salt and output.
     fn dummy_like(&self) -> anyhow::Result<Self> {
         let mut salt = vec![0u8; self.salt.len()];
-        crate::router::getrandom_fill(&mut salt)?;
+        getrandom_fill(&mut salt)?;
         let mut expected = vec![0u8; self.expected.len()];
-        crate::router::getrandom_fill(&mut expected)?;
+        getrandom_fill(&mut expected)?;
         Ok(Self {
             salt,
             expected,
@@ -330,7 +330,7 @@ impl AuthGate {
         }
         let model = match routers.first().and_then(|r| users.get(&r.username)) {
             Some(c) => (**c).clone(),
-            None => Check::parse(&crate::router::hash_password("unused")?)
+            None => Check::parse(&hash_password("unused")?)
                 .map_err(|e| anyhow::anyhow!("dummy hash: {e}"))?,
         };
         let dummy = Arc::new(model.dummy_like()?);
@@ -409,6 +409,25 @@ impl AuthGate {
     }
 }
 
+/// Hashes a router secret for `[[export.routers]] password_hash` (Argon2id, random salt).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let mut salt = [0u8; 16];
+    getrandom_fill(&mut salt)?;
+    let salt = argon2::password_hash::SaltString::encode_b64(&salt)
+        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hash: {e}"))
+}
+
+/// Fills `buf` from the kernel's CSPRNG.
+pub(crate) fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)?;
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -421,7 +440,7 @@ mod tests {
 
     #[test]
     fn reused_memory_gives_argon2s_own_answers() {
-        let h = crate::router::hash_password("s3cret").unwrap();
+        let h = hash_password("s3cret").unwrap();
         let c = Check::parse(&h).unwrap();
         let mut mem = Vec::new();
         let parsed = PasswordHash::new(&h).unwrap();
@@ -529,7 +548,7 @@ mod tests {
     async fn concurrency_is_bounded_and_unknown_users_cost_a_check() {
         let creds = vec![RouterCredential {
             username: "r1".into(),
-            password_hash: crate::router::hash_password("good").unwrap(),
+            password_hash: hash_password("good").unwrap(),
         }];
         let gate = Arc::new(AuthGate::new(&creds, 1, BackoffPolicy::default()).unwrap());
         assert_eq!(gate.peak_kib(), 19_456);

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use argon2::{Argon2, PasswordHasher};
 use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{RawQuery, State};
@@ -36,24 +35,7 @@ use crate::format::normalize_mac;
 /// The endpoint's path.
 pub const PATH: &str = "/api/dhcp_assignments";
 
-/// Hashes a router secret for `[[export.routers]] password_hash` (Argon2id, random salt).
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let mut salt = [0u8; 16];
-    getrandom_fill(&mut salt)?;
-    let salt = argon2::password_hash::SaltString::encode_b64(&salt)
-        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hash: {e}"))
-}
-
-/// Fills `buf` from the kernel's CSPRNG.
-pub(crate) fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)?;
-    Ok(())
-}
+pub use crate::auth::hash_password;
 
 #[derive(Debug)]
 struct Shared {
@@ -508,7 +490,7 @@ mod tests {
 
     #[test]
     fn hash_and_verify() {
-        use argon2::{PasswordHash, PasswordVerifier};
+        use argon2::{Argon2, PasswordHash, PasswordVerifier};
         let h = hash_password("s3cret").unwrap();
         assert!(h.starts_with("$argon2id$"));
         let parsed = PasswordHash::new(&h).unwrap();

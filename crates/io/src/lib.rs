@@ -38,6 +38,7 @@ mod run;
 mod send;
 mod server;
 mod shared;
+mod snapshot;
 mod sock;
 mod sqlio;
 #[cfg(test)]

@@ -282,7 +282,13 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             });
     if let Some(shared) = &shared {
         engine = engine.with_shared(Arc::clone(shared));
-        receivers.extend(crate::monitor::arp::spawn(&watched, shared));
+        let reader = Arc::clone(shared);
+        let view = crate::monitor::arp::ArpWatchView {
+            plan: Arc::clone(&shared.plan),
+            leases: Arc::new(move || reader.leases.load_full()),
+            findings: Arc::clone(&shared.monitors.arp),
+        };
+        receivers.extend(crate::monitor::arp::spawn(&watched, &view));
     }
     let status_view = shared.clone();
     // Starting the sidecar binds its listener; its task runs only after the drop below.

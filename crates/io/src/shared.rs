@@ -13,33 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use leased_core::{Lease, Plan, Timestamp};
+use leased_core::Plan;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ConfigSource;
 use crate::metrics::Metrics;
+pub use crate::snapshot::LeaseSnapshot;
 
 /// How often, at most, the engine publishes a changed lease table.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
-
-/// The lease table as the engine last published it.
-#[derive(Debug, Clone, Default)]
-pub struct LeaseSnapshot {
-    /// Every lease record (any state), in address order, so lookups can binary-search.
-    pub leases: Vec<Lease>,
-    /// The engine's clock when the copy was taken.
-    pub taken_at: Timestamp,
-}
-
-impl LeaseSnapshot {
-    /// The record for `ip`, if any (binary search: the snapshot is in address order).
-    pub fn by_ip(&self, ip: std::net::Ipv4Addr) -> Option<&Lease> {
-        self.leases
-            .binary_search_by_key(&ip, |l| l.ip)
-            .ok()
-            .and_then(|i| self.leases.get(i))
-    }
-}
 
 /// What a reload requested through [`SharedState::reload`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

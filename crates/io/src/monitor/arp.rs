@@ -33,7 +33,19 @@ use leased_sock::neigh;
 use super::arp_sock::{ArpSender, ArpSocket, probe_payload};
 use super::rogue::mac_string;
 use super::{Watched, iface_mac};
-use crate::shared::{LeaseSnapshot, SharedState};
+use crate::snapshot::LeaseSnapshot;
+
+/// What the ARP watch reads of the running server: the plan, the latest lease snapshot, and
+/// where its findings go (shared with the API and the metrics).
+#[derive(Clone)]
+pub(crate) struct ArpWatchView {
+    /// The plan being served (reloads are seen at once).
+    pub(crate) plan: Arc<arc_swap::ArcSwap<Plan>>,
+    /// The latest published lease snapshot.
+    pub(crate) leases: Arc<dyn Fn() -> Arc<LeaseSnapshot> + Send + Sync>,
+    /// The current findings.
+    pub(crate) findings: ArpFindings,
+}
 
 /// What kind of anomaly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -275,10 +287,7 @@ fn unix_now() -> u64 {
 /// Starts the ARP watch when `[arp_watch]` is enabled: one listener per link (when
 /// CAP_NET_RAW allows), the prober, and the scanner. Reloads change interval, probing and
 /// rate at once; turning the watch on needs a restart.
-pub(crate) fn spawn(
-    links: &[Watched],
-    shared: &Arc<SharedState>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+pub(crate) fn spawn(links: &[Watched], shared: &ArpWatchView) -> Vec<tokio::task::JoinHandle<()>> {
     if !shared.plan.load().config.arp_watch.enabled {
         return Vec::new();
     }
@@ -308,14 +317,14 @@ pub(crate) fn spawn(
     if !probed.is_empty() {
         tasks.push(tokio::spawn(probe(
             probed,
-            Arc::clone(shared),
+            shared.clone(),
             Arc::clone(&heard),
         )));
     }
     tracing::info!(links = links.len(), "ARP watch started");
     tasks.push(tokio::spawn(scan_loop(
         links.to_vec(),
-        Arc::clone(shared),
+        shared.clone(),
         heard,
     )));
     tasks
@@ -355,7 +364,7 @@ fn targets(plan: &Plan, link: &str) -> Vec<Ipv4Addr> {
 
 async fn probe(
     links: Vec<(Watched, [u8; 6], Arc<ArpSocket>)>,
-    shared: Arc<SharedState>,
+    shared: ArpWatchView,
     heard: Arc<Heard>,
 ) {
     loop {
@@ -382,7 +391,7 @@ async fn probe(
     }
 }
 
-async fn scan_loop(links: Vec<Watched>, shared: Arc<SharedState>, heard: Arc<Heard>) {
+async fn scan_loop(links: Vec<Watched>, shared: ArpWatchView, heard: Arc<Heard>) {
     loop {
         let settings = shared.plan.load().config.arp_watch.clone();
         let every = Duration::from_secs(u64::from(settings.interval));
@@ -417,20 +426,16 @@ async fn scan_loop(links: Vec<Watched>, shared: Arc<SharedState>, heard: Arc<Hea
 }
 
 /// Judges the sightings, updates the shared findings and logs what appeared and cleared.
-fn scan_once(shared: &SharedState, sightings: Vec<Sighting>) {
+fn scan_once(shared: &ArpWatchView, sightings: Vec<Sighting>) {
     let plan = shared.plan.load();
-    let leases = shared.leases.load();
+    let leases = (shared.leases)();
     let now = unix_now();
     let scan: Vec<_> = sightings
         .into_iter()
         .filter_map(|s| judge(&plan, &leases, &s, Timestamp(now)).map(|v| (s, v)))
         .collect();
     let changes = {
-        let mut t = shared
-            .monitors
-            .arp
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut t = shared.findings.lock().unwrap_or_else(|p| p.into_inner());
         t.update(scan, now)
     };
     for c in changes {
