@@ -11,7 +11,8 @@
 //!   `SameSite=Strict` already keeps the cookie off cross-site requests; these checks hold
 //!   even for a browser that ignores it.
 //! - Every answer gets a strict Content-Security-Policy (no inline script or style, nothing
-//!   from elsewhere, no framing), `X-Frame-Options: DENY`, `nosniff`, no referrer, and
+//!   from elsewhere, no framing), `X-Frame-Options: DENY`, `nosniff`, no referrer to other
+//!   sites, and
 //!   `Cache-Control: no-store` unless the route chose its own (the static assets
 //!   revalidate).
 
@@ -144,7 +145,9 @@ pub async fn headers(req: Request, next: Next) -> Response {
         ("content-security-policy", CSP),
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        // Not `no-referrer`: under it a browser sends `Origin: null` on its own form posts
+        // and fetches, and the same-origin check above could not tell them from an attack.
+        ("referrer-policy", "same-origin"),
         ("cross-origin-opener-policy", "same-origin"),
         ("cross-origin-resource-policy", "same-origin"),
     ] {

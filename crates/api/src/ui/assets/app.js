@@ -249,12 +249,15 @@
   function cellAt(ev) {
     const canvas = $('grid');
     if (!gridData) return null;
+    // Pointer position in the canvas's own pixels (inside its border, whatever its CSS size).
     const r = canvas.getBoundingClientRect();
-    const scale = canvas.width / r.width;
+    const scale = canvas.width / (canvas.clientWidth || canvas.width);
     const cell = Number(canvas.dataset.cell);
     const perRow = Number(canvas.dataset.perRow);
-    const x = Math.floor(((ev.clientX - r.left) * scale) / cell);
-    const y = Math.floor(((ev.clientY - r.top) * scale) / cell);
+    const px = (ev.clientX - r.left - canvas.clientLeft) * scale;
+    const py = (ev.clientY - r.top - canvas.clientTop) * scale;
+    const x = Math.floor(px / cell);
+    const y = Math.floor(py / cell);
     if (x < 0 || x >= perRow || y < 0) return null;
     const i = y * perRow + x;
     if (i >= gridData.cells.length) return null;
