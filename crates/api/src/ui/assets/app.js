@@ -534,8 +534,11 @@
     liveDirty = false;
     const last = samples[samples.length - 1];
     const to = last ? last.t : Math.floor(Date.now() / 1000);
-    const from = to - HOUR;
-    const hour = samples.filter((s) => s.t > from);
+    const hour = samples.filter((s) => s.t > to - HOUR);
+    // The charts span the last hour, or less while the server has not run that long (at
+    // least five minutes), so a fresh server's first seconds are not a sliver.
+    const span = Math.min(HOUR, Math.max(300, hour.length ? to - hour[0].t + 1 : 0));
+    const from = to - span;
     const sum = (k) => hour.reduce((a, s) => a + (s[k] || 0), 0);
     const drops = {};
     for (const s of hour) for (const [r, n] of Object.entries(s.drops || {})) drops[r] = (drops[r] || 0) + n;
@@ -546,7 +549,7 @@
     now.append(card(last && last.latency_p99_ms != null ? '≤ ' + last.latency_p99_ms + ' ms' : '—', 'reply latency p99', 'live-p99'));
     const hourText = $('live-hour');
     clear(hourText).append(
-      'Last ' + Math.round(hour.length / 60) + ' min: ',
+      'Last ' + (hour.length < 120 ? hour.length + ' s' : Math.round(hour.length / 60) + ' min') + ': ',
       el('span', { id: 'live-hour-discover', text: num(sum('discover')) }), ' DISCOVER, ',
       el('span', { id: 'live-hour-ack', text: num(sum('ack')) }), ' ACK, ',
       el('span', { id: 'live-hour-nak', text: num(sum('nak')) }), ' NAK, ',

@@ -56,7 +56,7 @@ window.LeasedCharts = (function () {
     ctx.textBaseline = 'top';
     for (let i = 0; i <= 6; i++) {
       const ago = (span * i) / 6;
-      const label = i === 0 ? 'now' : '−' + Math.round(ago / 60) + ' min';
+      const label = i === 0 ? 'now' : '−' + (span < 600 ? Math.round(ago) + ' s' : Math.round(ago / 60) + ' min');
       ctx.fillText(label, x(opts.to - ago), H - bottom + 5);
     }
     for (const s of series) {
