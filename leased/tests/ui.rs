@@ -69,7 +69,11 @@ fn http(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16,
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, body.to_string())
 }
 
@@ -373,7 +377,14 @@ fn fixture(store: &std::path::Path, now: u64) -> usize {
     let base = u32::from(Ipv4Addr::new(198, 18, 1, 0));
     let leases: Vec<Lease> = (0..100_000u32)
         .map(|i| {
-            let hw = vec![2, 0xcc, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+            let hw = vec![
+                2,
+                0xcc,
+                (i >> 24) as u8,
+                (i >> 16) as u8,
+                (i >> 8) as u8,
+                i as u8,
+            ];
             let (state, expires) = match i % 50 {
                 0 => (LeaseState::Expired, now - 3600),
                 1 => (LeaseState::Released, now - 600),
@@ -490,7 +501,10 @@ fn first_render_of_100000_leases() {
             unix_now()
         ],
         Duration::from_secs(120),
-        &[("COLUMNS", "200".to_string()), ("NO_COLOR", "1".to_string())],
+        &[
+            ("COLUMNS", "200".to_string()),
+            ("NO_COLOR", "1".to_string()),
+        ],
     );
     assert!(o.ok(), "{}", o.all());
     let mut cli = String::new();
@@ -504,5 +518,8 @@ fn first_render_of_100000_leases() {
     }
     assert_eq!(cli.len(), cells.len(), "rows of the CLI grid");
     let first_diff = cli.chars().zip(cells.chars()).position(|(a, b)| a != b);
-    assert_eq!(first_diff, None, "the dashboard and leased stats --grid disagree");
+    assert_eq!(
+        first_diff, None,
+        "the dashboard and leased stats --grid disagree"
+    );
 }

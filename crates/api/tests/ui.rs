@@ -294,7 +294,11 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
         // An API key is not a session.
         let r = s.req(Method::GET, path, &[("X-Api-Key", KEY)], None).await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} with X-Api-Key");
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} with X-Api-Key"
+        );
     }
     let r = s.req(Method::GET, "/ui/login", &[], None).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -307,7 +311,12 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     assert!(header(r.headers(), "content-type").starts_with("text/javascript"));
     let etag = header(r.headers(), "etag").to_string();
     let r = s
-        .req(Method::GET, "/ui/static/app.js", &[("If-None-Match", &etag)], None)
+        .req(
+            Method::GET,
+            "/ui/static/app.js",
+            &[("If-None-Match", &etag)],
+            None,
+        )
         .await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
 
@@ -325,7 +334,12 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     let r = s.login("not-the-key-0123456789").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.headers().get("set-cookie").is_none());
-    assert!(r.text().await.unwrap().contains("That key was not accepted."));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("That key was not accepted.")
+    );
 
     // The right key: a session cookie that is HttpOnly, SameSite=Strict, scoped to /ui,
     // random, and not the key.
@@ -341,7 +355,9 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     assert_eq!(token.len(), 64);
     assert!(!line.contains(KEY));
     // The cookie is not a key either.
-    let r = s.req(Method::GET, "/subnets", &[("Cookie", &cookie)], None).await;
+    let r = s
+        .req(Method::GET, "/subnets", &[("Cookie", &cookie)], None)
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     let auth = [("Cookie", cookie.as_str())];
@@ -362,8 +378,13 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     let mut lease = Value::Null;
     for _ in 0..60 {
         lease = json(
-            s.req(Method::GET, "/ui/api/leases?mac=02:00:00:00:07:01", &auth, None)
-                .await,
+            s.req(
+                Method::GET,
+                "/ui/api/leases?mac=02:00:00:00:07:01",
+                &auth,
+                None,
+            )
+            .await,
         )
         .await;
         if lease["total"] == 1 {
@@ -385,7 +406,11 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     )
     .await;
     assert_eq!(api, lease);
-    let found = json(s.req(Method::GET, "/ui/api/leases?hostname=DASH", &auth, None).await).await;
+    let found = json(
+        s.req(Method::GET, "/ui/api/leases?hostname=DASH", &auth, None)
+            .await,
+    )
+    .await;
     assert_eq!(found["total"], 1);
     let found = json(
         s.req(Method::GET, "/ui/api/leases?ip=198.18.0.0/24", &auth, None)
@@ -393,7 +418,9 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     )
     .await;
     assert_eq!(found["total"], 1);
-    let r = s.req(Method::GET, "/ui/api/leases?mac=nonsense", &auth, None).await;
+    let r = s
+        .req(Method::GET, "/ui/api/leases?mac=nonsense", &auth, None)
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     let ov = json(s.req(Method::GET, "/ui/api/overview", &auth, None).await).await;
@@ -403,13 +430,21 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     assert_eq!(ov["subnets"][0]["pools"][0]["total"], 20);
     let g = json(s.req(Method::GET, "/ui/api/grid", &auth, None).await).await;
     let cells = g["cells"].as_str().unwrap();
-    assert_eq!((cells.len(), g["first"].as_str()), (256, Some("198.18.0.0")));
+    assert_eq!(
+        (cells.len(), g["first"].as_str()),
+        (256, Some("198.18.0.0"))
+    );
     let at = |n: u8| cells.chars().nth(usize::from(n)).unwrap();
     assert_eq!(at(ip.octets()[3]), 'L', "{cells:?}");
     assert_eq!((at(0), at(1), at(255), at(50)), ('X', 'X', 'X', ' '));
     assert_eq!(at(119), '.');
     let r = s
-        .req(Method::GET, "/ui/api/grid?subnet=198.19.0.0/24", &auth, None)
+        .req(
+            Method::GET,
+            "/ui/api/grid?subnet=198.19.0.0/24",
+            &auth,
+            None,
+        )
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
@@ -417,8 +452,13 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(10) {
         hist = json(
-            s.req(Method::GET, "/ui/api/history?mac=02-00-00-00-07-01", &auth, None)
-                .await,
+            s.req(
+                Method::GET,
+                "/ui/api/history?mac=02-00-00-00-07-01",
+                &auth,
+                None,
+            )
+            .await,
         )
         .await;
         if hist["records"].as_array().is_some_and(|r| !r.is_empty()) {
@@ -430,7 +470,11 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     assert_eq!(hist["records"][0]["event"], "ack_new", "{hist}");
     assert_eq!(hist["records"][0]["ip"], ip.to_string());
     let r = s.req(Method::GET, "/ui/api/history", &auth, None).await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "history needs a mac or an ip");
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "history needs a mac or an ip"
+    );
 
     // Writes: a same-origin Origin and the session's CSRF token, both, every time.
     let body = json!({"mac": "02:00:00:00:07:02", "ip": "198.18.0.20", "hostname": "dash-printer"});
@@ -438,21 +482,35 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     let token_h = ("X-CSRF-Token", csrf.as_str());
     for (what, headers) in [
         ("no CSRF token", vec![auth[0], origin]),
-        ("a wrong CSRF token", vec![auth[0], origin, ("X-CSRF-Token", token)]),
+        (
+            "a wrong CSRF token",
+            vec![auth[0], origin, ("X-CSRF-Token", token)],
+        ),
         ("no Origin", vec![auth[0], token_h]),
-        ("another Origin", vec![auth[0], token_h, ("Origin", "http://evil.example")]),
+        (
+            "another Origin",
+            vec![auth[0], token_h, ("Origin", "http://evil.example")],
+        ),
         (
             "a cross-site fetch",
             vec![auth[0], token_h, origin, ("Sec-Fetch-Site", "cross-site")],
         ),
     ] {
         let r = s
-            .req(Method::POST, "/ui/api/reservations", &headers, Some(body.clone()))
+            .req(
+                Method::POST,
+                "/ui/api/reservations",
+                &headers,
+                Some(body.clone()),
+            )
             .await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{what}");
     }
     let before = std::fs::read_to_string(&s.config).unwrap();
-    assert!(!before.contains("198.18.0.20"), "a refused write wrote nothing");
+    assert!(
+        !before.contains("198.18.0.20"),
+        "a refused write wrote nothing"
+    );
     let write = [auth[0], origin, token_h];
     let r = s
         .req(Method::POST, "/ui/api/reservations", &write, Some(body))
@@ -463,14 +521,21 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     assert_eq!(created["ip"], "198.18.0.20");
     // It is the API's reservation: GET /reservations with the key shows it, from the file.
     let listed = json(
-        s.req(Method::GET, "/reservations/198.18.0.20", &[("X-Api-Key", KEY)], None)
-            .await,
+        s.req(
+            Method::GET,
+            "/reservations/198.18.0.20",
+            &[("X-Api-Key", KEY)],
+            None,
+        )
+        .await,
     )
     .await;
     assert_eq!(listed["hostname"], "dash-printer");
-    assert!(std::fs::read_to_string(&s.config)
-        .unwrap()
-        .starts_with("# dashboard test config"));
+    assert!(
+        std::fs::read_to_string(&s.config)
+            .unwrap()
+            .starts_with("# dashboard test config")
+    );
     // The loader's own errors come back as they do from the API.
     let r = s
         .req(
@@ -491,14 +556,28 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(json(r).await["hostname"], "renamed");
-    let list = json(s.req(Method::GET, "/ui/api/reservations", &auth, None).await).await;
+    let list = json(
+        s.req(Method::GET, "/ui/api/reservations", &auth, None)
+            .await,
+    )
+    .await;
     assert_eq!(list[0]["note"], "edited in the UI", "{list}");
     let r = s
-        .req(Method::DELETE, "/ui/api/reservations/198.18.0.20", &write, None)
+        .req(
+            Method::DELETE,
+            "/ui/api/reservations/198.18.0.20",
+            &write,
+            None,
+        )
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = s
-        .req(Method::DELETE, "/ui/api/reservations/198.18.0.20", &write, None)
+        .req(
+            Method::DELETE,
+            "/ui/api/reservations/198.18.0.20",
+            &write,
+            None,
+        )
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
@@ -516,7 +595,10 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
     let mut text = String::new();
     let t0 = Instant::now();
     while !(text.contains("event: history") && text.contains("event: tick")) {
-        assert!(t0.elapsed() < Duration::from_secs(10), "stream so far: {text}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "stream so far: {text}"
+        );
         let chunk = tokio::time::timeout(Duration::from_secs(5), live.chunk())
             .await
             .unwrap()
@@ -530,7 +612,10 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
         .and_then(|t| t.lines().next())
         .unwrap();
     let tick: Value = serde_json::from_str(tick).unwrap();
-    assert!(tick["t"].as_u64().unwrap() > 0 && tick["discover"].is_u64(), "{tick}");
+    assert!(
+        tick["t"].as_u64().unwrap() > 0 && tick["discover"].is_u64(),
+        "{tick}"
+    );
 
     // Logout: the cookie, the CSRF token and the open stream all stop working.
     let r = s.req(Method::POST, "/ui/logout", &write, None).await;
@@ -545,7 +630,11 @@ async fn sessions_csrf_and_the_api_behind_the_dashboard() {
         .req(Method::POST, "/ui/api/reservations", &write, Some(replay))
         .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a replayed write");
-    assert!(!std::fs::read_to_string(&s.config).unwrap().contains("198.18.0.21"));
+    assert!(
+        !std::fs::read_to_string(&s.config)
+            .unwrap()
+            .contains("198.18.0.21")
+    );
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match live.chunk().await {
@@ -581,7 +670,11 @@ async fn wrong_keys_earn_a_back_off() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(header(r.headers(), "set-cookie").starts_with("leased_ui="));
     let r = s.login("wrong-key-again-0123456").await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the count starts afresh");
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the count starts afresh"
+    );
     s.shutdown().await;
 }
 

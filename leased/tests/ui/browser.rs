@@ -245,7 +245,9 @@ impl Browser {
             .find(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("no {css}: {e}"));
-        e.clear().await.unwrap_or_else(|e| panic!("clear {css}: {e}"));
+        e.clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
         e.send_keys(text)
             .await
             .unwrap_or_else(|e| panic!("type into {css}: {e}"));
