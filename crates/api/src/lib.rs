@@ -4,7 +4,8 @@
 //! `/subnets/{network}`, `/counts` (shapes in [`stats`]); leased's own `/leases`,
 //! `/leases/{ip}`, `/reservations` (GET/POST, and GET/PUT/DELETE `/reservations/{ip}`),
 //! `/health`, `/metrics` (Prometheus text), `/openapi.json`; the network monitors' findings
-//! `/rogue_servers` and `/arp_findings` ([`monitor`]).
+//! `/rogue_servers` and `/arp_findings` ([`monitor`]); and the operator's dashboard under
+//! `/ui` ([`ui`]: its own login and session cookie instead of `X-Api-Key`).
 //!
 //! Why it reads a snapshot: every answer is computed from io's [`SharedState`] (the live plan
 //! and the engine's published lease table), so an HTTP request never waits for, or slows, the
@@ -26,6 +27,7 @@ pub mod routes;
 pub mod source;
 pub mod stats;
 pub mod tls;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -138,6 +140,16 @@ pub(crate) async fn not_found() -> ApiError {
 
 /// The whole application: routes, `/openapi.json`, JSON 404s, and the key check in front.
 pub fn app(shared: Arc<SharedState>, auth: Auth) -> Router {
+    build(shared, auth, None)
+}
+
+/// [`app`] plus the dashboard under `/ui`, which checks its own sessions (the key check in
+/// front of the API's routes does not cover it).
+pub fn app_with_ui(shared: Arc<SharedState>, auth: Auth, ui: Arc<ui::Ui>) -> Router {
+    build(shared, auth, Some(ui))
+}
+
+fn build(shared: Arc<SharedState>, auth: Auth, ui: Option<Arc<ui::Ui>>) -> Router {
     let (router, _) = api_router();
     let doc = openapi();
     let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
@@ -146,7 +158,7 @@ pub fn app(shared: Arc<SharedState>, auth: Auth) -> Router {
         shared,
         writes: Arc::new(tokio::sync::Mutex::new(())),
     };
-    router
+    let api = router
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -159,7 +171,11 @@ pub fn app(shared: Arc<SharedState>, auth: Auth) -> Router {
             Arc::new(auth),
             auth::require_key,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    match ui {
+        Some(ui) => api.merge(ui::router(state, ui)),
+        None => api,
+    }
 }
 
 /// The configured keys plus those in `LEASED_API_KEYS` (as a client reads them: unchecked; a
@@ -289,9 +305,19 @@ pub fn start_with(
         ));
     }
     let auth = Auth::new(&keys, settings.public_health, settings.public_metrics);
-    let app = match extra {
-        Some(extra) => extra.merge(app(shared, auth)),
+    let dashboard = settings
+        .ui
+        .then(|| ui::Ui::new(auth.clone(), settings.tls.is_some()));
+    let sampler = dashboard
+        .as_ref()
+        .map(|d| Arc::clone(&d.live).run(Arc::clone(&shared), shutdown.clone()));
+    let routes = match &dashboard {
+        Some(d) => app_with_ui(shared, auth, Arc::clone(d)),
         None => app(shared, auth),
+    };
+    let app = match extra {
+        Some(extra) => extra.merge(routes),
+        None => routes,
     };
     let limits = ConnLimits::of(settings);
     let handle = axum_server::Handle::new();
@@ -326,10 +352,15 @@ pub fn start_with(
         request_timeout_s = limits.request_timeout.as_secs(),
         idle_timeout_s = limits.idle_timeout.as_secs(),
         max_connections = limits.max_connections,
-        "HTTP API listening on {}://{listen}",
-        if settings.tls.is_some() { "https" } else { "http" }
+        dashboard = settings.ui,
+        "HTTP API listening on {}://{listen}{}",
+        if settings.tls.is_some() { "https" } else { "http" },
+        if settings.ui { " (dashboard at /ui/)" } else { "" }
     );
     Ok(Box::pin(async move {
+        if let Some(sampler) = sampler {
+            tokio::spawn(sampler);
+        }
         let stopper = {
             let handle = handle.clone();
             async move {

@@ -62,6 +62,7 @@ pub(super) struct RawApi {
     pub request_timeout: Option<RawDuration>,
     pub idle_timeout: Option<RawDuration>,
     pub max_connections: Option<i64>,
+    pub ui: Option<bool>,
 }
 
 /// `[api.tls]` as written.
@@ -100,6 +101,8 @@ pub struct ApiSettings {
     pub idle_timeout: Duration,
     /// Connections served at once, per listener; one more is closed at once. Default 256.
     pub max_connections: usize,
+    /// Serve the operator's dashboard at `/ui` (login with an API key). Default true.
+    pub ui: bool,
 }
 
 /// PEM files for the API's HTTPS listener.
@@ -263,6 +266,7 @@ pub(super) fn api(ctx: &mut Ctx<'_>, raw: Option<&RawApi>) -> Option<ApiSettings
         request_timeout,
         idle_timeout,
         max_connections,
+        ui: raw.ui.unwrap_or(true),
     })
 }
 
@@ -297,6 +301,11 @@ mod tests {
         assert_eq!(a.request_timeout, super::DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(a.idle_timeout, super::DEFAULT_IDLE_TIMEOUT);
         assert_eq!(a.max_connections, super::DEFAULT_MAX_CONNECTIONS);
+        assert!(a.ui, "the dashboard is on by default");
+        let off = api_of("[api]\nlisten = \"127.0.0.1:8067\"\nui = false\n")
+            .unwrap()
+            .unwrap();
+        assert!(!off.ui);
     }
 
     #[test]
