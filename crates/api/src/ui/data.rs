@@ -19,9 +19,10 @@ use serde_json::Value;
 
 use super::guard::SessionCtx;
 use super::{Ctx, grid as cells, live};
+use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::monitor::{ArpFindingView, RogueServerView};
-use crate::routes::{self, LeaseQuery, unix_now};
+use crate::routes::{self, LeaseQuery};
 use crate::source::pick_network;
 use crate::stats::{self, Counts, Ips};
 
