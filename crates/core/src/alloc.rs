@@ -11,7 +11,8 @@
 
 use std::net::Ipv4Addr;
 
-use crate::config::{AllocationSlot, Reservation};
+use crate::model::Reservation;
+use crate::sql::AllocationSlot;
 use crate::decide::Decider;
 use crate::decision::NakReason;
 use crate::lease::{Lease, LeaseState, LeaseTable};
@@ -103,7 +104,7 @@ impl Decider<'_> {
             return Some(l.ip);
         }
         // 3. Its previous address, within the sticky window after that lease ended.
-        let window = self.plan.config.server.sticky_window;
+        let window = self.plan.network.server.sticky_window;
         if let Some(l) = own_here()
             .filter(|l| l.state != LeaseState::Declined && !l.is_active(now))
             .filter(|l| now <= l.expires.plus(window))

@@ -3,12 +3,12 @@
 
 use leased_wire::{Packet, code};
 
-use crate::config::{ClassMatch, ClientClass, Config};
+use crate::model::{ClassMatch, ClientClass, Network};
 use crate::relay::RelayKeys;
 
 /// The index of the client's class in `config.classes`, if any matches.
 pub(crate) fn class_of(
-    config: &Config,
+    config: &Network,
     pkt: &Packet,
     hostname: Option<&str>,
     relay: &RelayKeys,

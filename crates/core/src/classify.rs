@@ -125,11 +125,11 @@ pub(crate) fn select_subnet(
     }
     .ok_or(DropReason::NoSubnet)?;
     let server_id = plan
-        .config
+        .network
         .subnets
         .get(subnet)
         .and_then(|s| s.server_id)
-        .or(plan.config.server.server_id)
+        .or(plan.network.server.server_id)
         .or(req.local_addr)
         .ok_or(DropReason::NoSubnet)?;
     Ok(Selected {
@@ -148,7 +148,7 @@ fn by_link(req: &Request, plan: &Plan) -> Option<usize> {
         let on_if = plan.subnet_indexes_on(name);
         let with_addr = req.local_addr.and_then(|a| {
             on_if.iter().copied().find(|i| {
-                plan.config
+                plan.network
                     .subnets
                     .get(*i)
                     .is_some_and(|s| s.network.contains(&a))

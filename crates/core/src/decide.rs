@@ -10,7 +10,7 @@ use leased_wire::{MessageType, Packet};
 
 use crate::class::class_of;
 use crate::classify::{Classified, classify, nonzero, select_subnet};
-use crate::config::{ClientClass, Reservation, Subnet};
+use crate::model::{ClientClass, Reservation, Subnet};
 use crate::decision::{Decision, DropReason, Event, NakReason, Outcome};
 use crate::lease::{
     ClientId, Durability, HwAddr, Lease, LeaseChange, LeaseState, LeaseTable, Timestamp,
@@ -36,7 +36,7 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
         nak: None,
         drop: None,
     };
-    let relay_trusted = crate::trust::judge(req, &plan.config.relay_trust).is_ok();
+    let relay_trusted = crate::trust::judge(req, &plan.network.relay_trust).is_ok();
     let client = match classify(pkt, relay_trusted) {
         Ok(c) => c,
         Err(reason) => return dropped(event, reason, Vec::new()),
@@ -47,7 +47,7 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
     };
     let relay = effective_relay(&client, pkt, leases);
     let group = plan.link_group(sel.subnet);
-    let class = class_of(&plan.config, pkt, client.hostname.as_deref(), &relay);
+    let class = class_of(&plan.network, pkt, client.hostname.as_deref(), &relay);
     // An SQL assignment (io ran the chain before this packet reached us) comes first: it is
     // a fixed address for this client, placed exactly like a reservation so that every rule
     // for reservations (never a network/broadcast/router address, another client's active
@@ -61,12 +61,12 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
         .map(|(si, r)| (*si, r))
         .or_else(|| plan.reservation_among(group, &client.client_id, &client.hwaddr, &relay));
     let class_subnet = class
-        .and_then(|c| plan.config.classes.get(c)?.pool)
+        .and_then(|c| plan.network.classes.get(c)?.pool)
         .map(|(si, _)| si)
         .filter(|si| group.contains(si));
     let in_group = |ip: Ipv4Addr| {
         group.iter().copied().find(|i| {
-            plan.config
+            plan.network
                 .subnets
                 .get(*i)
                 .is_some_and(|s| s.network.contains(&ip))
@@ -98,7 +98,7 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
     }
     let mut last = None;
     for si in order {
-        let (Some(subnet_cfg), Some(base)) = (plan.config.subnets.get(si), plan.subnet_plan(si))
+        let (Some(subnet_cfg), Some(base)) = (plan.network.subnets.get(si), plan.subnet_plan(si))
         else {
             continue;
         };
@@ -117,7 +117,7 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
             server_id: sel.server_id,
             own_server_id: sel.own_server_id,
             reservation: reservation.filter(|(rs, _)| *rs == si).map(|(_, r)| r),
-            class: class.and_then(|c| plan.config.classes.get(c)),
+            class: class.and_then(|c| plan.network.classes.get(c)),
             relay: relay.clone(),
             event: event.clone(),
             c: client.clone(),
@@ -127,11 +127,7 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
                 .filter(|_| assigned.is_some())
                 .and_then(|a| a.lease_time),
             port_owned: match (&assigned, reservation) {
-                (Some(_), Some(_)) => plan
-                    .config
-                    .sql_assignment
-                    .as_ref()
-                    .is_some_and(|s| s.owner == crate::config::SqlOwner::Port),
+                (Some(_), Some(_)) => plan.network.sql_assignment_owner == Some(crate::sql::SqlOwner::Port),
                 (None, Some((_, r))) => r.key.is_relay(),
                 (_, None) => false,
             },
@@ -191,12 +187,12 @@ fn assignment_reservation(
     group: &[usize],
 ) -> Option<(usize, Reservation)> {
     let si = group.iter().copied().find(|i| {
-        plan.config
+        plan.network
             .subnets
             .get(*i)
             .is_some_and(|s| s.network.contains(&a.ip))
     })?;
-    let mut options = crate::config::OptionSet::default();
+    let mut options = crate::model::OptionSet::default();
     if let Some(m) = a.mask {
         options.values.insert(1, m.octets().to_vec());
     }
@@ -216,10 +212,10 @@ fn assignment_reservation(
     Some((
         si,
         Reservation {
-            key: crate::config::ReservationKey::ClientId(client_id.clone()),
+            key: crate::model::ReservationKey::ClientId(client_id.clone()),
             ip: a.ip,
             hostname: a.hostname.clone(),
-            metadata: crate::config::Metadata::default(),
+            metadata: crate::model::Metadata::default(),
             options,
         },
     ))
@@ -279,7 +275,7 @@ impl Decider<'_> {
     }
 
     fn banned(&self) -> bool {
-        self.plan.config.banned_macs.contains_key(&self.c.hwaddr)
+        self.plan.network.banned_macs.contains_key(&self.c.hwaddr)
     }
 
     /// True when option 54 names another server (a malformed 54 is not ours either).
@@ -292,7 +288,7 @@ impl Decider<'_> {
     fn on_link(&self, ip: Ipv4Addr) -> bool {
         self.group.iter().any(|i| {
             self.plan
-                .config
+                .network
                 .subnets
                 .get(*i)
                 .is_some_and(|s| s.network.contains(&ip))
@@ -307,7 +303,7 @@ impl Decider<'_> {
         if self.port_owned {
             return false;
         }
-        let server = &self.plan.config.server;
+        let server = &self.plan.network.server;
         let remote = self.relay.remote_id.as_deref();
         let cap_c = self
             .subnet
@@ -351,7 +347,7 @@ impl Decider<'_> {
     /// A NAK when authoritative, silence otherwise. Never changes a lease.
     fn nak(mut self, reason: NakReason, ip: Option<Ipv4Addr>) -> Decision {
         self.event.ip = ip.or(self.event.ip);
-        if !self.plan.config.server.authoritative {
+        if !self.plan.network.server.authoritative {
             return self.drop(DropReason::NotAuthoritative, Vec::new());
         }
         self.event.nak = Some(reason);
@@ -363,7 +359,7 @@ impl Decider<'_> {
     pub(crate) fn lease_time(&self) -> u32 {
         self.assigned_lease_time
             .or(self.subnet.lease_time)
-            .unwrap_or(self.plan.config.server.lease_time)
+            .unwrap_or(self.plan.network.server.lease_time)
     }
 
     /// The hostname to record: the client's, else its reservation's, else what we knew.
@@ -448,7 +444,7 @@ impl Decider<'_> {
             let lease = self.lease(
                 ip,
                 LeaseState::Offered,
-                self.now.plus(self.plan.config.server.offer_hold),
+                self.now.plus(self.plan.network.server.offer_hold),
             );
             let h = lease.hostname.clone();
             // Taking a port's address over from another device's binding: the store must
@@ -553,7 +549,7 @@ impl Decider<'_> {
 
     /// Banned client's REQUEST: NAK when authoritative (so it stops using the address).
     fn refuse_banned(self) -> Decision {
-        if self.plan.config.server.authoritative {
+        if self.plan.network.server.authoritative {
             self.nak(NakReason::BannedClient, None)
         } else {
             self.drop(DropReason::BannedClient, Vec::new())
@@ -597,7 +593,7 @@ impl Decider<'_> {
             lease: Lease {
                 state: LeaseState::Declined,
                 starts: self.now,
-                expires: self.now.plus(self.plan.config.server.decline_quarantine),
+                expires: self.now.plus(self.plan.network.server.decline_quarantine),
                 ..lease.clone()
             },
             durability: Durability::Lazy,

@@ -4,8 +4,8 @@
 //! the time now, what do we reply and which leases change? [`decide`] is that function. Sockets,
 //! disks, timers and logging live in other crates and call in with `now` as a parameter.
 //!
-//! Calling order for the io shell: load config ([`config::load_file`]), build a [`Plan`] from it and a [`LeaseTable`]
-//! from the store, then per packet: [`Request::new`] → [`decide`] → [`LeaseTable::apply`] on the
+//! Calling order for the io shell: build a [`Plan`] from the loaded [`model::Network`] (the
+//! config crate's loader makes one) and a [`LeaseTable`] from the store, then per packet: [`Request::new`] → [`decide`] → [`LeaseTable::apply`] on the
 //! changes → persist the changes whose [`Durability`] asks for it → send the reply. Periodically
 //! (at [`LeaseTable::next_deadline`]) call [`LeaseTable::expire`], which applies and returns the
 //! timed transitions so they can be persisted and logged. Decisions treat lapsed leases as free
@@ -16,10 +16,10 @@ mod alloc;
 pub mod binding;
 mod class;
 mod classify;
-pub mod config;
 mod decide;
 mod decision;
 mod lease;
+pub mod model;
 mod plan;
 pub mod relay;
 pub mod relay_agent;
@@ -35,6 +35,7 @@ pub use decision::{Decision, DropReason, Event, NakReason, Outcome, Reply, Route
 pub use lease::{
     ClientId, Durability, HwAddr, Lease, LeaseChange, LeaseState, LeaseTable, Timestamp,
 };
+pub use model::Network;
 pub use plan::Plan;
 pub use relay::{Extractor, RelayInfo, RelayKeys};
 pub use request::{Assignment, RelayAuthCheck, Request};

@@ -1,19 +1,20 @@
-//! The address plan: a validated [`Config`] plus the indexes decisions need to be fast
+//! The address plan: the validated [`Network`] plus the indexes decisions need to be fast
 //! (reservations by client and by address, subnet lookup). Built once per config load/reload.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::config::{AllocationSlot, Config, Reservation, ReservationKey, Subnet};
+use crate::model::{Network, Reservation, ReservationKey, Subnet};
+use crate::sql::AllocationSlot;
 use crate::lease::{ClientId, HwAddr};
 use crate::relay::{RelayKeys, as_number};
 
-/// Config plus lookup indexes. io builds one per (re)load and swaps it atomically.
+/// The network plus lookup indexes. io builds one per (re)load and swaps it atomically.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The validated configuration this plan was built from.
-    pub config: Config,
-    /// Per subnet, in `config.subnets` order.
+    /// The validated network this plan was built from.
+    pub network: Network,
+    /// Per subnet, in `network.subnets` order.
     subnets: Vec<SubnetPlan>,
     /// Subnet indexes by network address, for "which subnet contains this address".
     by_network: BTreeMap<u32, Vec<usize>>,
@@ -26,7 +27,7 @@ pub struct Plan {
     res_by_relay: BTreeMap<ReservationKey, ResRef>,
     /// Per subnet: the subnets sharing its link, itself first, then config order.
     groups: Vec<Vec<usize>>,
-    /// Per class (index into `config.classes`): the plan of its pool, when it has one.
+    /// Per class (index into `network.classes`): the plan of its pool, when it has one.
     class_plans: Vec<Option<SubnetPlan>>,
     /// Where this server's never-used search starts in each pool (servers sharing an SQL
     /// store); `None`: at the pool's start.
@@ -196,11 +197,11 @@ fn merge(mut ranges: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
 }
 
 impl Plan {
-    /// Builds the indexes for `config`. Infallible: the loader already validated it. Should an
+    /// Builds the indexes for `network`. Infallible: the loader already validated it. Should an
     /// invariant not hold anyway (e.g. a duplicate reservation address), the first entry wins.
-    pub fn new(config: Config) -> Self {
+    pub fn new(network: Network) -> Self {
         let mut plan = Self {
-            subnets: Vec::with_capacity(config.subnets.len()),
+            subnets: Vec::with_capacity(network.subnets.len()),
             by_network: BTreeMap::new(),
             by_interface: BTreeMap::new(),
             res_by_mac: BTreeMap::new(),
@@ -209,15 +210,12 @@ impl Plan {
             res_by_relay: BTreeMap::new(),
             groups: Vec::new(),
             class_plans: Vec::new(),
-            alloc_slot: config.store.sql.as_ref().and_then(|s| {
-                s.allocation_slot
-                    .or_else(|| s.server_name.as_deref().map(AllocationSlot::from_name))
-            }),
-            config,
+            alloc_slot: network.allocation_slot,
+            network,
         };
-        for (si, subnet) in plan.config.subnets.iter().enumerate() {
+        for (si, subnet) in plan.network.subnets.iter().enumerate() {
             plan.subnets
-                .push(SubnetPlan::build(subnet, plan.config.server.server_id));
+                .push(SubnetPlan::build(subnet, plan.network.server.server_id));
             plan.by_network
                 .entry(u32::from(subnet.network.network()))
                 .or_default()
@@ -242,7 +240,7 @@ impl Plan {
                 plan.res_by_ip.entry(u32::from(res.ip)).or_insert(r);
             }
         }
-        let subnets = &plan.config.subnets;
+        let subnets = &plan.network.subnets;
         plan.groups = subnets
             .iter()
             .enumerate()
@@ -259,7 +257,7 @@ impl Plan {
             })
             .collect();
         let mut ranges: Vec<Vec<(u32, u32)>> = vec![Vec::new(); plan.subnets.len()];
-        for class in &plan.config.classes {
+        for class in &plan.network.classes {
             if let Some((si, r)) = class.pool
                 && let Some(v) = ranges.get_mut(si)
             {
@@ -272,7 +270,7 @@ impl Plan {
             }
         }
         plan.class_plans = plan
-            .config
+            .network
             .classes
             .iter()
             .map(|c| {
@@ -343,7 +341,7 @@ impl Plan {
         if let Some(s) = &relay.subscriber_id {
             keys.push(ReservationKey::SubscriberId(s.clone()));
         }
-        let rk = &self.config.relay_keys;
+        let rk = &self.network.relay_keys;
         if let (Some(switch), Some(port)) = (
             rk.switch.extract(relay),
             rk.port.extract(relay).as_deref().and_then(as_number),
@@ -369,7 +367,7 @@ impl Plan {
     }
 
     /// The most specific subnet whose network contains `ip`, as an index into
-    /// `config.subnets`.
+    /// `network.subnets`.
     pub fn subnet_index_containing(&self, ip: Ipv4Addr) -> Option<usize> {
         let ipn = u32::from(ip);
         // Fast path: with non-overlapping subnets, the one starting last at or before `ip`.
@@ -379,11 +377,11 @@ impl Plan {
             return Some(i);
         }
         // Nested subnets (not produced by the loader today): most specific of all.
-        self.most_specific(0..self.config.subnets.len(), ip)
+        self.most_specific(0..self.network.subnets.len(), ip)
     }
 
     fn most_specific(&self, idxs: impl Iterator<Item = usize>, ip: Ipv4Addr) -> Option<usize> {
-        idxs.filter_map(|i| Some((i, self.config.subnets.get(i)?)))
+        idxs.filter_map(|i| Some((i, self.network.subnets.get(i)?)))
             .filter(|(_, s)| s.network.contains(&ip))
             .max_by_key(|(i, s)| (s.network.prefix_len(), std::cmp::Reverse(*i)))
             .map(|(i, _)| i)
@@ -418,7 +416,7 @@ impl Plan {
     }
 
     fn reservation(&self, r: ResRef) -> Option<&Reservation> {
-        self.config.subnets.get(r.subnet)?.reservations.get(r.index)
+        self.network.subnets.get(r.subnet)?.reservations.get(r.index)
     }
 }
 
@@ -461,7 +459,7 @@ mod tests {
             shared_network: shared.map(str::to_string),
             max_leases_per_circuit_id: None,
             max_leases_per_remote_id: None,
-            options: crate::config::OptionSet::default(),
+            options: crate::model::OptionSet::default(),
         }
     }
 

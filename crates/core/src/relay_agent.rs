@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use leased_wire::{BOOTREPLY, BOOTREQUEST, MessageType, Packet, code};
 
 use crate::binding::{BindingEvent, BindingKind};
-use crate::config::ExistingOption82;
+
 use crate::decision::Route;
 use crate::lease::{HwAddr, Timestamp};
 use crate::relay::{RelayInfo, sub};
@@ -534,6 +534,19 @@ pub fn requested_address(datagram: &[u8]) -> Option<Ipv4Addr> {
         .and_then(|v| <[u8; 4]>::try_from(v).ok())
         .map(Ipv4Addr::from)
         .or_else(|| (!p.ciaddr.is_unspecified()).then_some(p.ciaddr))
+}
+
+/// What to do with an Option 82 a client-side agent already put in a request (RFC 3046
+/// §2.1.1; the same choices as ISC dhcrelay's `-m forward|replace|discard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingOption82 {
+    /// Forward the request with the option as received and add none of ours (RFC 3046 §2.1.1:
+    /// an agent SHALL NOT add a second one).
+    Keep,
+    /// Remove the received option and insert ours.
+    Replace,
+    /// Discard the request (an untrusted circuit must not send Option 82, RFC 3046 §2.1).
+    Drop,
 }
 
 #[cfg(test)]

@@ -155,6 +155,24 @@ pub fn verify(datagram: &[u8], key: &[u8]) -> Result<u64, AuthFailure> {
     Ok(u64::from_be_bytes([c0, c1, c2, c3, c4, c5, c6, c7]))
 }
 
+/// The key of one relay agent, by the giaddr it writes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RelayAuthKey {
+    /// giaddr of the relay's requests.
+    pub relay: std::net::Ipv4Addr,
+    /// The shared secret (its bytes are the HMAC key).
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for RelayAuthKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayAuthKey")
+            .field("relay", &self.relay)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use leased_wire::{BOOTREPLY, MessageType, Options, Packet, code};
 
 use crate::classify::nonzero;
-use crate::config::OptionSet;
+use crate::model::OptionSet;
 use crate::decide::Decider;
 use crate::decision::{NakReason, Reply, Route};
 use crate::lease::HwAddr;
@@ -110,7 +110,7 @@ impl Decider<'_> {
         ciaddr: Ipv4Addr,
         with_lease: bool,
     ) -> Reply {
-        let cfg = &self.plan.config;
+        let cfg = &self.plan.network;
         let mut sets: Vec<&OptionSet> = Vec::with_capacity(4);
         sets.push(&self.subnet.options);
         if let Some(c) = self.class {
@@ -269,7 +269,7 @@ impl Decider<'_> {
                 .filter(|_| {
                     crate::trust::relay_port_allowed(
                         self.req,
-                        &self.plan.config.relay_trust,
+                        &self.plan.network.relay_trust,
                         giaddr,
                     )
                 });

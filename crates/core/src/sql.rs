@@ -372,6 +372,62 @@ impl Assignment {
     }
 }
 
+/// Segment `index` of `count` equal segments of each pool: the search for a never-used address
+/// starts there and wraps through the following segments. Part of the config (never random),
+/// so allocation stays deterministic for a given config and lease table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocationSlot {
+    /// This server's segment, `0..count`.
+    pub index: u32,
+    /// How many segments each pool is cut into (≥ 1).
+    pub count: u32,
+}
+
+/// Segments a pool is cut into when the slot is derived from `server_name`: enough that a
+/// handful of servers rarely share one (3 servers: ~95 % all distinct), few enough that each
+/// segment of a typical pool holds many addresses.
+pub const DERIVED_SLOTS: u32 = 64;
+
+impl AllocationSlot {
+    /// The slot for `server_name` when none is configured: FNV-1a of the name, so the same name
+    /// always gets the same slot (a restart does not move a server's allocations).
+    pub fn from_name(name: &str) -> Self {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in name.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        Self {
+            index: h % DERIVED_SLOTS,
+            count: DERIVED_SLOTS,
+        }
+    }
+
+    /// Parses `"k/N"` with `0 ≤ k < N`, `N ≥ 1`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: expected \"k/N\" with 0 <= k < N, e.g. \"1/3\"");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = k.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+/// Who keeps a row's address when another client holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqlOwner {
+    /// The client holding the lease keeps it; the row's client is served from the pools (with
+    /// the row's other options). The default: nothing changes hands behind anyone's back.
+    #[default]
+    Lease,
+    /// The row's address belongs to the port (pydhcpdb's intent): the device now on it takes
+    /// the address over at once, as with a relay-keyed reservation.
+    Port,
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 
 use leased_wire::code;
 
-use crate::config::RelayTrust;
+
 use crate::relay_auth::AuthFailure;
 use crate::request::{RelayAuthCheck, Request};
 
@@ -108,56 +108,36 @@ pub fn relay_port_allowed(req: &Request, trust: &RelayTrust, giaddr: Ipv4Addr) -
     req.src_addr == Some(giaddr)
 }
 
-/// What in `config` is keyed by relay data while every relay is believed (no
-/// `trusted_relays`): `leased check` and start-up say so, because then anyone who can reach the
-/// server with giaddr set can pick those reservations, caps and classes. Empty when a list is
-/// configured or nothing is relay-keyed.
-pub fn warnings(config: &crate::config::Config) -> Vec<String> {
-    use crate::config::ReservationKey;
-    if !config.relay_trust.trusted_relays.is_empty() {
-        return Vec::new();
-    }
-    let mut uses = Vec::new();
-    let reservations = config
-        .subnets
-        .iter()
-        .flat_map(|s| &s.reservations)
-        .filter(|r| !matches!(r.key, ReservationKey::Mac(_) | ReservationKey::ClientId(_)))
-        .count();
-    if reservations > 0 {
-        uses.push(format!("{reservations} relay-keyed reservations"));
-    }
-    let caps = config.server.max_leases_per_circuit_id.is_some()
-        || config.server.max_leases_per_remote_id.is_some()
-        || config
-            .subnets
-            .iter()
-            .any(|s| s.max_leases_per_circuit_id.is_some() || s.max_leases_per_remote_id.is_some());
-    if caps {
-        uses.push("per-circuit lease caps".to_owned());
-    }
-    let limits = &config.limits;
-    if limits.per_circuit_id.is_some() || limits.per_remote_id.is_some() {
-        uses.push("per-circuit rate limits".to_owned());
-    }
-    let classes: Vec<&str> = config
-        .classes
-        .iter()
-        .filter(|c| c.matcher.circuit_id.is_some() || c.matcher.remote_id.is_some())
-        .map(|c| c.name.as_str())
-        .collect();
-    if !classes.is_empty() {
-        uses.push(format!(
-            "classes matching relay data ({})",
-            classes.join(", ")
-        ));
-    }
-    if uses.is_empty() {
-        return Vec::new();
-    }
-    vec![format!(
-        "server.trusted_relays is not set, so every relay's Option 82 is believed, and {} \
-         can be chosen by anyone who sends a request with giaddr set; list your relays",
-        uses.join(", ")
-    )]
+
+/// Who may speak for a client in Option 82.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RelayTrust {
+    /// Relays whose Option 82 is honoured, matched against giaddr and the packet's source.
+    /// Empty: every relay (a request with giaddr set) is believed, as most networks run; then
+    /// `leased check` warns if relay data picks reservations, caps or classes.
+    pub trusted_relays: Vec<ipnet::Ipv4Net>,
+    /// Interfaces where an Option 82 with giaddr 0 is honoured: links behind a switch doing
+    /// DHCP snooping that inserts it (RFC 3046 §2.1 allows such an agent to leave giaddr 0).
+    /// Anywhere else a direct client's Option 82 is ignored.
+    pub trusted_option82_interfaces: Vec<String>,
+    /// Relays that sign their requests (RFC 4030, `[[relay_auth]]`): a relayed request whose
+    /// giaddr is one of them counts only with a valid signature and a fresh counter, wherever
+    /// it came from; `trusted_relays` is not consulted for them.
+    pub authenticated: Vec<crate::relay_auth::RelayAuthKey>,
 }
+
+impl RelayTrust {
+    /// True when `addr` is in [`RelayTrust::trusted_relays`].
+    pub fn relay_listed(&self, addr: std::net::Ipv4Addr) -> bool {
+        self.trusted_relays.iter().any(|n| n.contains(&addr))
+    }
+
+    /// The RFC 4030 key of the relay writing `giaddr`, if it signs its requests.
+    pub fn key_of(&self, giaddr: std::net::Ipv4Addr) -> Option<&[u8]> {
+        self.authenticated
+            .iter()
+            .find(|k| k.relay == giaddr)
+            .map(|k| k.key.as_slice())
+    }
+}
+

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leased_core::config::ConflictCheckMode;
+use crate::settings::{ConflictCheckMode, EngineSettings};
 use leased_core::{
     ClientId, Decision, Durability, Event, HwAddr, Lease, LeaseChange, LeaseState, LeaseTable,
     Outcome, Plan, RelayInfo, Reply, Request, Timestamp, decide,
@@ -94,6 +94,7 @@ struct Pending {
 /// The server's behaviour, without IO. See the crate documentation for the calling order.
 pub struct Engine {
     plan: Arc<Plan>,
+    settings: Arc<EngineSettings>,
     table: LeaseTable,
     /// The last wall-clock `now`: it never goes backwards for the table.
     last_now: Timestamp,
@@ -120,10 +121,12 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine serving `plan` over `table` (the leases loaded from the store).
-    pub fn new(plan: Arc<Plan>, table: LeaseTable) -> Self {
+    /// An engine serving `plan` with `settings` over `table` (the leases loaded from the
+    /// store).
+    pub fn new(plan: Arc<Plan>, settings: Arc<EngineSettings>, table: LeaseTable) -> Self {
         Self {
             plan,
+            settings,
             table,
             last_now: Timestamp(0),
             limits: Guard::default(),
@@ -163,9 +166,10 @@ impl Engine {
 
     // ----- mutators --------------------------------------------------------------------------
 
-    /// Serves `plan` from the next request on (a reload).
-    pub fn set_plan(&mut self, plan: Arc<Plan>) {
+    /// Serves `plan` with `settings` from the next request on (a reload).
+    pub fn set_plan(&mut self, plan: Arc<Plan>, settings: Arc<EngineSettings>) {
         self.plan = plan;
+        self.settings = settings;
     }
 
     // ----- handlers --------------------------------------------------------------------------
@@ -263,7 +267,7 @@ impl Engine {
             return;
         };
         let Some(answer) = answer else {
-            let secs = self.plan.config.conflict_check.cache_secs;
+            let secs = self.settings.conflict_check.cache_secs;
             self.probes.remember_free(ip, now.mono, secs);
             self.transmits.push_back(Transmit {
                 reply: held.reply,
@@ -273,7 +277,7 @@ impl Engine {
             });
             return;
         };
-        let quarantine = self.plan.config.server.decline_quarantine;
+        let quarantine = self.plan.network.server.decline_quarantine;
         self.effects.push_back(Effect::Conflict {
             ip,
             answered_by: answer.mac,
@@ -326,7 +330,7 @@ impl Engine {
             return;
         }
         self.changed = true;
-        let history_vars = self.history_vars_wanted();
+        let history_vars = self.settings.history_slices.is_some();
         let events = changes
             .iter()
             .filter(|c| c.durability != Durability::Volatile)
@@ -409,7 +413,8 @@ impl Engine {
         } = inbound;
         let wall = self.clock(now);
         let plan = Arc::clone(&self.plan);
-        let limits = &plan.config.limits;
+        let settings = Arc::clone(&self.settings);
+        let limits = &settings.limits;
         if !limits.is_empty() {
             let mono = now.mono.as_secs_f64();
             let iface = req.interface.as_deref();
@@ -458,7 +463,7 @@ impl Engine {
         }
         // Derived before the changes are applied: a binding the client already held is a
         // renewal.
-        let events = self.lease_events(&plan, &req, &changes, wall);
+        let events = self.lease_events(&req, &changes, wall);
         self.table.apply(&changes);
         self.changed |= !changes.is_empty();
         if limits.max_offers_in_flight.is_some() || limits.max_offers_in_flight_per_relay.is_some()
@@ -471,7 +476,7 @@ impl Engine {
             iface: req.interface.clone(),
         });
         if event.nak.is_some() {
-            let nak = self.nak_event(&plan, &req, &event, wall);
+            let nak = self.nak_event(&req, &event, wall);
             self.effects.push_back(Effect::Lease(nak));
         }
         let must_wait = changes
@@ -556,7 +561,7 @@ impl Engine {
         t: Transmit,
         attempt: u8,
     ) -> Option<Transmit> {
-        let settings = &self.plan.config.conflict_check;
+        let settings = &self.settings.conflict_check;
         let ip = t.reply.packet.yiaddr;
         if settings.mode == ConflictCheckMode::Off
             || t.reply.packet.message_type() != Some(MessageType::Offer)
@@ -593,31 +598,15 @@ impl Engine {
         None
     }
 
-    fn history_vars_wanted(&self) -> bool {
-        self.plan
-            .config
-            .sql_assignment
-            .as_ref()
-            .is_some_and(|s| s.history_sql.is_some())
-    }
-
     /// The request's variables for `history_sql`, when one is configured.
-    fn request_vars(&self, plan: &Plan, req: &Request) -> Option<BTreeMap<String, String>> {
-        self.history_vars_wanted().then(|| {
-            let empty = BTreeMap::new();
-            let slices = plan
-                .config
-                .sql_assignment
-                .as_ref()
-                .map_or(&empty, |s| &s.slices);
-            leased_core::sql::packet_variables(&req.packet, slices)
-        })
+    fn request_vars(&self, req: &Request) -> Option<BTreeMap<String, String>> {
+        let slices = self.settings.history_slices.as_ref()?;
+        Some(leased_core::sql::packet_variables(&req.packet, slices))
     }
 
     /// The lease events of one decision's stored changes, computed before they are applied.
     fn lease_events(
         &self,
-        plan: &Plan,
         req: &Request,
         changes: &[LeaseChange],
         now: Timestamp,
@@ -647,7 +636,7 @@ impl Engine {
                 LeaseState::Offered => continue,
             };
             if vars.is_none() {
-                vars = Some(self.request_vars(plan, req));
+                vars = Some(self.request_vars(req));
             }
             out.push(LeaseEvent {
                 kind,
@@ -661,7 +650,7 @@ impl Engine {
     }
 
     /// The history event of a NAK: what the client asked for, nothing changed.
-    fn nak_event(&self, plan: &Plan, req: &Request, event: &Event, now: Timestamp) -> LeaseEvent {
+    fn nak_event(&self, req: &Request, event: &Event, now: Timestamp) -> LeaseEvent {
         let pkt = &req.packet;
         let keys = pkt
             .options
@@ -688,7 +677,7 @@ impl Engine {
             remote_id: keys.remote_id,
             giaddr: Some(pkt.giaddr).filter(|g| !g.is_unspecified()),
             lease: None,
-            vars: self.request_vars(plan, req),
+            vars: self.request_vars(req),
         }
     }
 }
@@ -736,7 +725,7 @@ fn to_persist(changes: &[LeaseChange]) -> Vec<Lease> {
 /// The subnet a request was being served from, for messages (giaddr, then the interface, then
 /// our local address).
 fn subnet_hint(plan: &Plan, req: &Request) -> Option<String> {
-    let subnets = &plan.config.subnets;
+    let subnets = &plan.network.subnets;
     let giaddr = req.packet.giaddr;
     let found = if !giaddr.is_unspecified() {
         subnets.iter().find(|s| s.network.contains(&giaddr))

@@ -27,6 +27,7 @@ mod engine;
 mod limits;
 mod merge;
 mod probe;
+mod settings;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use effect::{DropReason, Effect, LeaseEvent, LeaseEventKind, ProbeVia};
 pub use engine::{Commit, CommitId, CommitOutcome, Engine, Inbound, Transmit};
 pub use limits::Limited;
 pub use probe::{MAX_ATTEMPTS, MAX_IN_FLIGHT, Probe, ProbeAnswer, ProbeId};
+pub use settings::{ConflictCheckMode, ConflictCheckSettings, EngineSettings, Limits, RateLimit};
 
 /// The time, as the driver read it once for a handler call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 
 use hashlink::LruCache;
 
-use leased_core::config::{Limits, RateLimit};
+use crate::settings::{Limits, RateLimit};
 use leased_core::{LeaseChange, LeaseState, RelayInfo, Timestamp};
 use leased_wire::{MessageType, Packet, code};
 

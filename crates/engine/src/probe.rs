@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use hashlink::LruCache;
-use leased_core::config::ConflictCheckMode;
+use crate::settings::ConflictCheckMode;
 use leased_core::{Event, Reply, Request};
 
 use crate::Origin;

@@ -7,17 +7,17 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use leased_wire::code;
 
-use super::OptionSet;
-use super::file::{RawDuration, RawExtra, RawOptions};
-use super::span::{join_index, join_key};
-use super::validate::Ctx;
+use leased_core::model::OptionSet;
+use crate::file::{RawDuration, RawExtra, RawOptions};
+use crate::span::{join_index, join_key};
+use crate::ctx::Ctx;
 
 /// Option codes the server sets itself; configuring them is an error.
-pub(super) const SERVER_OWNED: [u8; 13] = [0, 50, 51, 52, 53, 54, 55, 57, 58, 59, 61, 82, 255];
+pub(crate) const SERVER_OWNED: [u8; 13] = [0, 50, 51, 52, 53, 54, 55, 57, 58, 59, 61, 82, 255];
 
 /// Parses a duration: integer seconds, a string of digits, or `<n><unit>` groups with units
 /// `d`, `h`, `m`, `s` in that order, each at most once (`"7d"`, `"1h30m"`, `"90s"`).
-pub(super) fn parse_duration(raw: &RawDuration) -> Result<u32, String> {
+pub(crate) fn parse_duration(raw: &RawDuration) -> Result<u32, String> {
     match raw {
         RawDuration::Secs(n) => {
             u32::try_from(*n).map_err(|_| format!("{n} seconds is out of range (0..={})", u32::MAX))
@@ -74,7 +74,7 @@ fn parse_duration_str(s: &str) -> Result<u32, String> {
 
 /// Checks a DNS name (options 12, 15, 119): LDH labels of 1..=63 characters, at most 253 in
 /// all, one optional trailing dot.
-pub(super) fn check_domain(name: &str) -> Result<(), String> {
+pub(crate) fn check_domain(name: &str) -> Result<(), String> {
     let n = name.strip_suffix('.').unwrap_or(name);
     if n.is_empty() {
         return Err("empty domain name".into());
@@ -108,7 +108,7 @@ pub(super) fn check_domain(name: &str) -> Result<(), String> {
 }
 
 /// Parses an IPv4 network in CIDR form whose host bits are zero.
-pub(super) fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
+pub(crate) fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
     let net: Ipv4Net = s.trim().parse().map_err(|_| {
         format!("invalid IPv4 network {s:?}: expected CIDR such as \"198.18.0.0/24\"")
     })?;
@@ -123,7 +123,7 @@ pub(super) fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
 }
 
 /// Parses an IPv4 address.
-pub(super) fn parse_ip(s: &str) -> Result<Ipv4Addr, String> {
+pub(crate) fn parse_ip(s: &str) -> Result<Ipv4Addr, String> {
     s.trim()
         .parse()
         .map_err(|_| format!("invalid IPv4 address {s:?}"))
@@ -166,7 +166,7 @@ fn named_codes(raw: &RawOptions) -> Vec<(u8, &'static str)> {
 /// Compiles one options table at `path`. `sibling_codes` are codes that keys beside the table
 /// already set (a subnet's `routers` → 3, a reservation's `hostname` → 12); `extra` may not
 /// repeat them.
-pub(super) fn compile(
+pub(crate) fn compile(
     ctx: &mut Ctx<'_>,
     path: &str,
     raw: &RawOptions,

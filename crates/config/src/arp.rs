@@ -7,14 +7,14 @@
 
 use serde::Deserialize;
 
-use super::validate::Ctx;
+use crate::ctx::Ctx;
 
 /// `[arp_watch]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawArpWatch {
+pub(crate) struct RawArpWatch {
     pub enabled: Option<bool>,
-    pub interval: Option<super::file::RawDuration>,
+    pub interval: Option<crate::file::RawDuration>,
     pub probe: Option<bool>,
     pub probe_rate: Option<i64>,
 }
@@ -44,7 +44,7 @@ impl Default for ArpWatchSettings {
 }
 
 /// Checks `[arp_watch]`; absent means off.
-pub(super) fn arp_watch(ctx: &mut Ctx<'_>, raw: Option<&RawArpWatch>) -> ArpWatchSettings {
+pub(crate) fn arp_watch(ctx: &mut Ctx<'_>, raw: Option<&RawArpWatch>) -> ArpWatchSettings {
     let Some(raw) = raw else {
         return ArpWatchSettings::default();
     };
@@ -54,7 +54,7 @@ pub(super) fn arp_watch(ctx: &mut Ctx<'_>, raw: Option<&RawArpWatch>) -> ArpWatc
         ..ArpWatchSettings::default()
     };
     if let Some(raw_d) = &raw.interval {
-        match super::options::parse_duration(raw_d) {
+        match crate::options::parse_duration(raw_d) {
             Ok(d) if d >= 1 => s.interval = d,
             Ok(_) => ctx.err("arp_watch.interval", "must be at least 1 second"),
             Err(m) => ctx.err("arp_watch.interval", m),
@@ -76,7 +76,7 @@ pub(super) fn arp_watch(ctx: &mut Ctx<'_>, raw: Option<&RawArpWatch>) -> ArpWatc
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use crate::config::{Format, load_str};
+    use crate::{Format, load_str};
 
     const BASE: &str = "[store]\npath = \"x\"\n[[subnets]]\nnetwork = \"198.18.0.0/24\"\n\
                         pools = [\"198.18.0.10-198.18.0.20\"]\n";

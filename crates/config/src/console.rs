@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::api::{connections, timeout};
-use super::file::RawDuration;
-use super::validate::Ctx;
+use crate::api::{connections, timeout};
+use crate::file::RawDuration;
+use crate::ctx::Ctx;
 
 /// Lines a new viewer is shown from before it attached, unless configured.
 pub const DEFAULT_REPLAY: usize = 200;
@@ -30,7 +30,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 32;
 /// `[console]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawConsole {
+pub(crate) struct RawConsole {
     pub socket: Option<String>,
     pub replay: Option<i64>,
     pub tcp_listen: Option<String>,
@@ -65,7 +65,7 @@ pub struct ConsoleSettings {
 }
 
 /// Checks `[console]`; `None` when the section is absent (no console) or invalid.
-pub(super) fn console(ctx: &mut Ctx<'_>, raw: Option<&RawConsole>) -> Option<ConsoleSettings> {
+pub(crate) fn console(ctx: &mut Ctx<'_>, raw: Option<&RawConsole>) -> Option<ConsoleSettings> {
     let raw = raw?;
     let before = ctx.error_count();
     let socket = match raw.socket.as_deref() {
@@ -134,9 +134,9 @@ pub(super) fn console(ctx: &mut Ctx<'_>, raw: Option<&RawConsole>) -> Option<Con
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Format, load_str};
+    use crate::{Format, load_str};
 
-    fn load(text: &str) -> Result<super::super::Config, Vec<String>> {
+    fn load(text: &str) -> Result<crate::Config, Vec<String>> {
         let text = format!(
             "{text}\n[[subnets]]\nnetwork = \"198.18.0.0/24\"\npools = [\"198.18.0.10-198.18.0.20\"]\n"
         );

@@ -11,17 +11,17 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::file::RawStore;
-use super::options::parse_duration;
-use super::span::join_index;
-use super::validate::Ctx;
-use crate::relay::Extractor;
-use crate::sql::{BUILTIN_VARS, HISTORY_VARS, SqlTemplate};
+use crate::file::RawStore;
+use crate::options::parse_duration;
+use crate::span::join_index;
+use crate::ctx::Ctx;
+use leased_core::relay::Extractor;
+use leased_core::sql::{AllocationSlot, BUILTIN_VARS, HISTORY_VARS, SqlOwner, SqlTemplate};
 
 /// `[sql_assignment]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawSqlAssignment {
+pub(crate) struct RawSqlAssignment {
     pub url: Option<String>,
     pub url_env: Option<String>,
     pub fallback: Option<String>,
@@ -36,7 +36,7 @@ pub(super) struct RawSqlAssignment {
 /// `[[sql_assignment.queries]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawSqlQuery {
+pub(crate) struct RawSqlQuery {
     pub sql: String,
 }
 
@@ -83,50 +83,6 @@ pub struct SqlStoreSettings {
     pub allocation_slot: Option<AllocationSlot>,
 }
 
-/// Segment `index` of `count` equal segments of each pool: the search for a never-used address
-/// starts there and wraps through the following segments. Part of the config (never random),
-/// so allocation stays deterministic for a given config and lease table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AllocationSlot {
-    /// This server's segment, `0..count`.
-    pub index: u32,
-    /// How many segments each pool is cut into (≥ 1).
-    pub count: u32,
-}
-
-/// Segments a pool is cut into when the slot is derived from `server_name`: enough that a
-/// handful of servers rarely share one (3 servers: ~95 % all distinct), few enough that each
-/// segment of a typical pool holds many addresses.
-pub const DERIVED_SLOTS: u32 = 64;
-
-impl AllocationSlot {
-    /// The slot for `server_name` when none is configured: FNV-1a of the name, so the same name
-    /// always gets the same slot (a restart does not move a server's allocations).
-    pub fn from_name(name: &str) -> Self {
-        let mut h: u32 = 0x811c_9dc5;
-        for b in name.bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        Self {
-            index: h % DERIVED_SLOTS,
-            count: DERIVED_SLOTS,
-        }
-    }
-
-    /// Parses `"k/N"` with `0 ≤ k < N`, `N ≥ 1`.
-    fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected \"k/N\" with 0 <= k < N, e.g. \"1/3\"");
-        let (k, n) = s.split_once('/').ok_or_else(bad)?;
-        let index: u32 = k.trim().parse().map_err(|_| bad())?;
-        let count: u32 = n.trim().parse().map_err(|_| bad())?;
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Self { index, count })
-    }
-}
-
 /// What to do when every query of the chain failed or the database is down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SqlFallback {
@@ -134,18 +90,6 @@ pub enum SqlFallback {
     Pools,
     /// Answer nothing (the client retries later).
     Silent,
-}
-
-/// Who keeps a row's address when another client holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SqlOwner {
-    /// The client holding the lease keeps it; the row's client is served from the pools (with
-    /// the row's other options). The default: nothing changes hands behind anyone's back.
-    #[default]
-    Lease,
-    /// The row's address belongs to the port (pydhcpdb's intent): the device now on it takes
-    /// the address over at once, as with a relay-keyed reservation.
-    Port,
 }
 
 /// One query of the chain.
@@ -224,7 +168,7 @@ fn url_of(
 }
 
 /// Checks `[store]`'s SQL keys; `None` for the embedded store.
-pub(super) fn store(ctx: &mut Ctx<'_>, raw: &RawStore) -> Option<SqlStoreSettings> {
+pub(crate) fn store(ctx: &mut Ctx<'_>, raw: &RawStore) -> Option<SqlStoreSettings> {
     let backend = match raw.backend.as_deref() {
         None | Some("embedded") => None,
         Some("postgres" | "postgresql") => Some(SqlBackend::Postgres),
@@ -329,7 +273,7 @@ fn positive(ctx: &mut Ctx<'_>, path: &str, v: Option<i64>, dflt: u32, max: u32) 
 }
 
 /// Checks `[sql_assignment]`; `None` when absent.
-pub(super) fn assignment(
+pub(crate) fn assignment(
     ctx: &mut Ctx<'_>,
     raw: Option<&RawSqlAssignment>,
     store: Option<&SqlStoreSettings>,

@@ -5,9 +5,11 @@ use std::net::Ipv4Addr;
 
 use serde::Deserialize;
 
-use super::options::parse_ip;
-use super::span::{join_index, join_key};
-use super::validate::Ctx;
+use crate::options::parse_ip;
+use crate::span::{join_index, join_key};
+use leased_core::relay_auth::RelayAuthKey;
+
+use crate::ctx::Ctx;
 
 /// Shorter keys are refused: an HMAC is only as strong as its key.
 pub const MIN_AUTH_KEY_LEN: usize = 16;
@@ -15,31 +17,13 @@ pub const MIN_AUTH_KEY_LEN: usize = 16;
 /// `[[relay_auth]]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawRelayAuth {
+pub(crate) struct RawRelayAuth {
     pub relay: Option<String>,
     pub key: Option<String>,
 }
 
-/// The key of one relay agent, by the giaddr it writes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RelayAuthKey {
-    /// giaddr of the relay's requests.
-    pub relay: Ipv4Addr,
-    /// The shared secret (its bytes are the HMAC key).
-    pub key: Vec<u8>,
-}
-
-impl std::fmt::Debug for RelayAuthKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelayAuthKey")
-            .field("relay", &self.relay)
-            .field("key", &"<redacted>")
-            .finish()
-    }
-}
-
 /// Checks one key's text (for `[relay] auth_key` too).
-pub(super) fn check_key(ctx: &mut Ctx<'_>, path: &str, key: Option<&String>) -> Option<Vec<u8>> {
+pub(crate) fn check_key(ctx: &mut Ctx<'_>, path: &str, key: Option<&String>) -> Option<Vec<u8>> {
     match key {
         None => {
             ctx.err(path, "a key is required");
@@ -57,7 +41,7 @@ pub(super) fn check_key(ctx: &mut Ctx<'_>, path: &str, key: Option<&String>) -> 
 }
 
 /// Checks `[[relay_auth]]`: each entry a relay address and a key, no relay twice.
-pub(super) fn relay_auth(ctx: &mut Ctx<'_>, raw: Option<&Vec<RawRelayAuth>>) -> Vec<RelayAuthKey> {
+pub(crate) fn relay_auth(ctx: &mut Ctx<'_>, raw: Option<&Vec<RawRelayAuth>>) -> Vec<RelayAuthKey> {
     let mut out: Vec<RelayAuthKey> = Vec::new();
     let mut seen: Vec<Ipv4Addr> = Vec::new();
     for (i, r) in raw.into_iter().flatten().enumerate() {

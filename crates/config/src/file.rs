@@ -1,143 +1,20 @@
 //! The file stage: serde types mirroring the TOML/JSON schema, strict about keys and types.
 //!
 //! These types check only *shape* (which keys exist, string vs integer vs table); every value
-//! stays as written so that the model stage ([`super::validate`]) can check all of them and
+//! stays as written so that the model stage ([`crate::validate`]) can check all of them and
 //! report every bad one, each with its position, instead of stopping at the first.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::path::Path;
 
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
-use super::span::Positions;
-use super::{Config, ConfigError, ConfigErrors, Format, validate};
-
-pub(super) fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            origin: origin.clone(),
-            line: 0,
-            col: 0,
-            key: String::new(),
-            message: format!("cannot read config file: {e}"),
-        }])
-    })?;
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        || text.trim_start().starts_with('{');
-    let format = if is_json { Format::Json } else { Format::Toml };
-    load_str(&text, &origin, format)
-}
-
-pub(super) fn load_str(text: &str, origin: &str, format: Format) -> Result<Config, ConfigErrors> {
-    match format {
-        Format::Toml => load_toml(text, origin),
-        Format::Json => load_json(text, origin),
-    }
-}
-
-fn error_at(pos: &Positions<'_>, origin: &str, offset: usize, message: &str) -> ConfigError {
-    let (line, col) = pos.line_col(offset);
-    ConfigError {
-        origin: origin.to_string(),
-        line,
-        col,
-        key: pos.path_at(offset),
-        message: message.to_string(),
-    }
-}
-
-fn load_toml(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    let (doc, syntax) = toml::de::DeTable::parse_recoverable(text);
-    let pos = Positions::from_toml(text, &doc);
-    if !syntax.is_empty() {
-        let mut errors: Vec<ConfigError> = syntax
-            .iter()
-            .map(|e| {
-                let offset = e.span().map_or(0, |s| s.start);
-                error_at(&pos, origin, offset, e.message())
-            })
-            .collect();
-        errors.sort_by_key(|e| (e.line, e.col));
-        return Err(ConfigErrors(errors));
-    }
-    let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        ConfigErrors(vec![error_at(&pos, origin, offset, e.message())])
-    })?;
-    validate::validate(raw, &pos, origin)
-}
-
-fn load_json(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    let pos = Positions::from_json(text);
-    let raw: RawConfig = serde_json::from_str(text).map_err(|e| {
-        let (line, col) = (e.line(), e.column());
-        let full = e.to_string();
-        let suffix = format!(" at line {line} column {col}");
-        let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
-        ConfigErrors(vec![ConfigError {
-            origin: origin.to_string(),
-            line,
-            col,
-            key: pos.path_at(pos.offset_of(line, col)),
-            message,
-        }])
-    })?;
-    validate::validate(raw, &pos, origin)
-}
-
-/// The whole file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawConfig {
-    #[serde(default)]
-    pub server: RawServer,
-    #[serde(default)]
-    pub store: RawStore,
-    #[serde(default)]
-    pub logging: RawLogging,
-    #[serde(default)]
-    pub options: RawOptions,
-    /// `None`: no `[[subnets]]` at all; `Some([])`: `subnets = []`, serving nothing on purpose.
-    #[serde(default)]
-    pub subnets: Option<Vec<RawSubnet>>,
-    #[serde(default)]
-    pub reservations: Vec<RawReservation>,
-    #[serde(default)]
-    pub banned_macs: Entries<RawMetadata>,
-    #[serde(default)]
-    pub device_overrides: Entries<RawOptions>,
-    #[serde(default)]
-    pub relay_keys: RawRelayKeys,
-    #[serde(default)]
-    pub classes: Vec<RawClass>,
-    /// `[api]`: absent means no HTTP API.
-    pub api: Option<super::api::RawApi>,
-    /// `[relay]`: absent means no relay mode.
-    pub relay: Option<super::relay::RawRelay>,
-    pub relay_auth: Option<Vec<super::relay_auth::RawRelayAuth>>,
-    /// `[export]`: absent means no billing export.
-    pub export: Option<super::export::RawExport>,
-    /// `[limits]`: absent means no rate limits or offer caps.
-    pub limits: Option<super::limits::RawLimits>,
-    /// `[rogue_servers]`: absent means no rogue DHCP server detection.
-    pub rogue_servers: Option<super::rogue::RawRogue>,
-    /// `[arp_watch]`: absent means no ARP anomaly detection.
-    pub arp_watch: Option<super::arp::RawArpWatch>,
-    /// `[console]`: absent means no live log console.
-    pub console: Option<super::console::RawConsole>,
-    /// `[sql_assignment]`: absent means no SQL assignment chain.
-    pub sql_assignment: Option<super::sql::RawSqlAssignment>,
-}
 
 /// `[relay_keys]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawRelayKeys {
+pub(crate) struct RawRelayKeys {
     pub switch: Option<String>,
     pub port: Option<String>,
     pub extractors: Option<Vec<String>>,
@@ -146,7 +23,7 @@ pub(super) struct RawRelayKeys {
 /// `[[classes]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawClass {
+pub(crate) struct RawClass {
     pub name: String,
     #[serde(rename = "match")]
     pub matcher: Option<RawMatch>,
@@ -157,7 +34,7 @@ pub(super) struct RawClass {
 /// `[classes.match]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawMatch {
+pub(crate) struct RawMatch {
     pub vendor_class: Option<String>,
     pub user_class: Option<String>,
     pub mac_prefix: Option<String>,
@@ -169,7 +46,7 @@ pub(super) struct RawMatch {
 /// A reservation's `port_key`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawPortKey {
+pub(crate) struct RawPortKey {
     pub switch: String,
     pub port: i64,
 }
@@ -177,7 +54,7 @@ pub(super) struct RawPortKey {
 /// `[server]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawServer {
+pub(crate) struct RawServer {
     pub authoritative: Option<bool>,
     pub interfaces: Option<Vec<String>>,
     pub lease_time: Option<RawDuration>,
@@ -206,7 +83,7 @@ pub(super) struct RawServer {
 /// `[store]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawStore {
+pub(crate) struct RawStore {
     pub path: Option<String>,
     /// `embedded` (default), `postgres` or `mysql`: see `config/sql.rs`.
     pub backend: Option<String>,
@@ -222,7 +99,7 @@ pub(super) struct RawStore {
 /// `[logging]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawLogging {
+pub(crate) struct RawLogging {
     pub format: Option<String>,
     pub level: Option<String>,
     pub file: Option<String>,
@@ -231,7 +108,7 @@ pub(super) struct RawLogging {
 /// `[options]`, `[subnets.options]`, `[reservations.options]`, `[device_overrides.MAC]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawOptions {
+pub(crate) struct RawOptions {
     pub dns: Option<Vec<String>>,
     pub domain_name: Option<String>,
     pub domain_search: Option<Vec<String>>,
@@ -251,7 +128,7 @@ pub(super) struct RawOptions {
 /// One `static_routes` entry.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawRoute {
+pub(crate) struct RawRoute {
     pub destination: String,
     pub gateway: String,
 }
@@ -259,7 +136,7 @@ pub(super) struct RawRoute {
 /// One `extra` option.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawExtra {
+pub(crate) struct RawExtra {
     pub code: i64,
     #[serde(rename = "type")]
     pub kind: String,
@@ -269,7 +146,7 @@ pub(super) struct RawExtra {
 /// `[[subnets]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawSubnet {
+pub(crate) struct RawSubnet {
     pub network: String,
     pub interface: Option<String>,
     pub server_id: Option<String>,
@@ -286,7 +163,7 @@ pub(super) struct RawSubnet {
 /// `[[reservations]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawReservation {
+pub(crate) struct RawReservation {
     pub mac: Option<String>,
     pub client_id: Option<String>,
     pub circuit_id: Option<String>,
@@ -307,7 +184,7 @@ pub(super) struct RawReservation {
 /// A `banned_macs` value.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawMetadata {
+pub(crate) struct RawMetadata {
     pub note: Option<String>,
     pub equipment_type: Option<String>,
     pub manufacturer: Option<String>,
@@ -318,7 +195,7 @@ pub(super) struct RawMetadata {
 
 /// A table keyed by free-form strings (MACs), in the order the deserializer yields them.
 #[derive(Debug)]
-pub(super) struct Entries<T>(pub Vec<(String, T)>);
+pub(crate) struct Entries<T>(pub Vec<(String, T)>);
 
 impl<T> Default for Entries<T> {
     fn default() -> Self {
@@ -348,7 +225,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
 
 /// A duration as written: integer seconds or a string such as `"1h30m"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum RawDuration {
+pub(crate) enum RawDuration {
     Secs(i64),
     Text(String),
 }
@@ -377,7 +254,7 @@ impl<'de> Deserialize<'de> for RawDuration {
 
 /// An address range as written: `"a-b"`, a single `"a"`, or `{ start = "a", end = "b" }`.
 #[derive(Debug)]
-pub(super) enum RawRange {
+pub(crate) enum RawRange {
     Text(String),
     Bounds(RawBounds),
 }
@@ -385,7 +262,7 @@ pub(super) enum RawRange {
 /// The table spelling of a range.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawBounds {
+pub(crate) struct RawBounds {
     pub start: String,
     pub end: String,
     /// Pools only: a name that `[[classes]]` `pool` can refer to.

@@ -26,7 +26,7 @@ struct Entry {
 
 /// Position index over one document: key path → span, and span → key path.
 #[derive(Debug)]
-pub(super) struct Positions<'a> {
+pub(crate) struct Positions<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
     entries: Vec<Entry>,
@@ -51,7 +51,7 @@ impl<'a> Positions<'a> {
     }
 
     /// Index of a parsed TOML document.
-    pub(super) fn from_toml(text: &'a str, doc: &Spanned<DeTable<'_>>) -> Self {
+    pub(crate) fn from_toml(text: &'a str, doc: &Spanned<DeTable<'_>>) -> Self {
         let mut entries = vec![Entry {
             path: String::new(),
             key: None,
@@ -62,7 +62,7 @@ impl<'a> Positions<'a> {
     }
 
     /// Index of a JSON document; best effort on malformed text (indexes what precedes the fault).
-    pub(super) fn from_json(text: &'a str) -> Self {
+    pub(crate) fn from_json(text: &'a str) -> Self {
         let mut scanner = JsonScanner {
             text,
             bytes: text.as_bytes(),
@@ -75,7 +75,7 @@ impl<'a> Positions<'a> {
     }
 
     /// 1-based `(line, col)` of a byte offset; the column counts characters.
-    pub(super) fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|s| *s <= offset).max(1);
         let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
@@ -87,7 +87,7 @@ impl<'a> Positions<'a> {
     }
 
     /// Byte offset of a 1-based `(line, col)` whose column counts bytes (serde_json's).
-    pub(super) fn offset_of(&self, line: usize, col: usize) -> usize {
+    pub(crate) fn offset_of(&self, line: usize, col: usize) -> usize {
         let start = self
             .line_starts
             .get(line.saturating_sub(1))
@@ -99,20 +99,20 @@ impl<'a> Positions<'a> {
     }
 
     /// Position of the value at `path`, or of its nearest indexed ancestor.
-    pub(super) fn value_pos(&self, path: &str) -> (usize, usize) {
+    pub(crate) fn value_pos(&self, path: &str) -> (usize, usize) {
         self.find(path)
             .map_or((1, 1), |e| self.line_col(e.value.start))
     }
 
     /// Position of the key of `path` (falls back to the value, then the ancestors).
-    pub(super) fn key_pos(&self, path: &str) -> (usize, usize) {
+    pub(crate) fn key_pos(&self, path: &str) -> (usize, usize) {
         self.find(path).map_or((1, 1), |e| {
             self.line_col(e.key.as_ref().map_or(e.value.start, |k| k.start))
         })
     }
 
     /// Byte offset of the value at `path` (for ordering entries by position).
-    pub(super) fn value_offset(&self, path: &str) -> usize {
+    pub(crate) fn value_offset(&self, path: &str) -> usize {
         self.find(path).map_or(0, |e| e.value.start)
     }
 
@@ -130,7 +130,7 @@ impl<'a> Positions<'a> {
     }
 
     /// The most specific key path whose key or value covers `offset`; empty if none does.
-    pub(super) fn path_at(&self, offset: usize) -> String {
+    pub(crate) fn path_at(&self, offset: usize) -> String {
         let mut best: Option<(usize, &Entry)> = None;
         for e in &self.entries {
             if e.path.is_empty() {
@@ -179,7 +179,7 @@ fn parent(path: &str) -> &str {
 }
 
 /// Appends `key` to `path` as a dotted-key segment, quoting keys that are not bare TOML keys.
-pub(super) fn join_key(path: &str, key: &str) -> String {
+pub(crate) fn join_key(path: &str, key: &str) -> String {
     let bare = !key.is_empty()
         && key
             .chars()
@@ -207,7 +207,7 @@ pub(super) fn join_key(path: &str, key: &str) -> String {
 }
 
 /// Appends an array index to `path`.
-pub(super) fn join_index(path: &str, i: usize) -> String {
+pub(crate) fn join_index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 

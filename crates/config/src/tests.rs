@@ -5,9 +5,9 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use super::file::RawDuration;
-use super::options::parse_duration;
-use super::*;
+use crate::file::RawDuration;
+use crate::options::parse_duration;
+use crate::*;
 use crate::lease::{ClientId, HwAddr};
 
 const EXAMPLE: &str = include_str!("../../../../leased.example.toml");
@@ -1330,7 +1330,7 @@ extra = [
     find(&errs, "options.extra[12].value", "at least one");
     assert_eq!(errs.len(), 13, "{errs:#?}");
 
-    for owned in super::options::SERVER_OWNED {
+    for owned in crate::options::SERVER_OWNED {
         let errs = opt_errs(&format!(
             "extra = [{{ code = {owned}, type = \"u8\", value = 1 }}]"
         ));
@@ -1456,7 +1456,7 @@ fn read_errors_name_the_file() {
 }
 
 mod prop {
-    use super::*;
+    use crate::*;
     use proptest::prelude::*;
 
     proptest! {

@@ -1,56 +1,42 @@
-//! The validated configuration that decisions read. Built only by the loader, so every value
+//! The protocol model decisions read. Built only by the config crate's loader, so every value
 //! here has passed its checks: pools lie inside their subnet, reservation addresses are unique,
 //! options are already encoded to wire bytes.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 
 use crate::lease::{ClientId, HwAddr};
 
-/// The whole validated configuration.
+/// The network this server serves, as decisions see it: subnets, pools, reservations,
+/// classes, options and the protocol's timers. The config crate builds it from the file; it
+/// holds nothing a decision must not read (no API keys, export credentials or database URLs).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {
+pub struct Network {
     pub server: ServerSettings,
     /// Options for every subnet; a subnet's own options override these by code.
     pub options: OptionSet,
     pub subnets: Vec<Subnet>,
-    /// Banned clients: never offered, NAKed on REQUEST when authoritative. io merges the
-    /// `LEASED_BANNED_MACS` environment variable in before handing the config to core.
+    /// Banned clients: never offered, NAKed on REQUEST when authoritative. The loader merges
+    /// the `LEASED_BANNED_MACS` environment variable in.
     pub banned_macs: BTreeMap<HwAddr, Metadata>,
     /// Per-device option overrides (DNS, TFTP server, bootfile) for clients without a
     /// reservation; a reservation's own overrides take precedence.
     pub device_overrides: BTreeMap<HwAddr, OptionSet>,
-    pub store: StoreSettings,
-    pub logging: LogSettings,
     /// How `port_key` reservations read the switch and the port out of Option 82.
     pub relay_keys: RelayKeyConfig,
     /// Client classes in config order; the first that matches a client is its class.
     pub classes: Vec<ClientClass>,
-    /// The HTTP API (`[api]`); `None`: no API.
-    pub api: Option<super::api::ApiSettings>,
-    /// `leased relay` settings (`[relay]`); `None`: not configured.
-    pub relay: Option<super::relay::RelaySettings>,
-    /// Billing export (`[export]`); `None`: no export.
-    pub export: Option<super::export::ExportSettings>,
-    /// Starvation defence (`[limits]`): rate limits and offer caps io enforces before
-    /// `decide`; all off by default.
-    pub limits: super::limits::Limits,
-    /// Rogue DHCP server detection (`[rogue_servers]`); off by default.
-    pub rogue_servers: super::rogue::RogueSettings,
-    /// ARP anomaly detection (`[arp_watch]`); off by default.
-    pub arp_watch: super::arp::ArpWatchSettings,
-    /// Check an address is free before offering it (`[server] conflict_check`); off by default.
-    pub conflict_check: super::conflict::ConflictCheckSettings,
     /// Whose Option 82 is believed (`[server] trusted_relays`, `trusted_option82_interfaces`,
     /// `[[relay_auth]]`).
-    pub relay_trust: super::trust::RelayTrust,
-    /// The live log console (`[console]`); `None`: no console.
-    pub console: Option<super::console::ConsoleSettings>,
-    /// The SQL assignment chain (`[sql_assignment]`); `None`: none.
-    pub sql_assignment: Option<super::sql::SqlAssignment>,
+    pub relay_trust: crate::trust::RelayTrust,
+    /// Who owns an address the SQL assignment chain names while a relay-keyed reservation
+    /// also matches (`[sql_assignment] owner`); `None`: no SQL assignment.
+    pub sql_assignment_owner: Option<crate::sql::SqlOwner>,
+    /// Where this server's never-used search starts in each pool (servers sharing an SQL
+    /// store); `None`: at the pool's start.
+    pub allocation_slot: Option<crate::sql::AllocationSlot>,
 }
 
 /// Which extractors give the "switch" and the "port" of a `port_key` reservation, plus the
@@ -112,8 +98,6 @@ pub struct ClassMatch {
 pub struct ServerSettings {
     /// NAK requests for wrong addresses and banned clients (RFC 2131 §4.3.2). Default true.
     pub authoritative: bool,
-    /// Interfaces to serve; empty means every interface with an address in a subnet.
-    pub interfaces: Vec<String>,
     /// Default lease time in seconds (option 51). Default 86400.
     pub lease_time: u32,
     /// T1 (58) in seconds; default lease_time / 2.
@@ -128,20 +112,11 @@ pub struct ServerSettings {
     pub sticky_window: u32,
     /// Server identifier (54) when it should not be the address of the receiving interface.
     pub server_id: Option<Ipv4Addr>,
-    pub pid_file: Option<PathBuf>,
     /// At most this many active leases per circuit (same circuit-id from the same remote-id);
     /// a further client is not offered. `None`: no cap.
     pub max_leases_per_circuit_id: Option<u32>,
     /// At most this many active leases per remote-id (per relay agent / CPE). `None`: no cap.
     pub max_leases_per_remote_id: Option<u32>,
-    /// Reload when the config file changes (validated like SIGHUP). Default false.
-    pub auto_reload: bool,
-    /// Run as this user once sockets are bound and files are open (`[server] user`); `None`:
-    /// stay as started. io resolves the name and drops root to it.
-    pub user: Option<super::account::AccountName>,
-    /// Run as this group (`[server] group`); `None`: the user's primary group. With it set,
-    /// files leased creates are meant for that group to read (0640).
-    pub group: Option<super::account::AccountName>,
 }
 
 /// One IPv4 subnet and how to serve it.
@@ -280,30 +255,4 @@ impl OptionSet {
             mirror_routes_to_249: over.mirror_routes_to_249.or(self.mirror_routes_to_249),
         }
     }
-}
-
-/// Where leases are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreSettings {
-    /// Embedded store file. Default `leased.leases` in the working directory.
-    pub path: PathBuf,
-    /// A shared SQL lease store instead of the embedded one (`backend`, `url`, …).
-    pub sql: Option<super::sql::SqlStoreSettings>,
-}
-
-/// How events are logged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogSettings {
-    pub format: LogFormat,
-    /// tracing filter, e.g. `info` or `leased=debug`. Default `info`.
-    pub level: String,
-    /// Append the log to this file instead of stderr (reopened on SIGUSR1, for logrotate).
-    pub file: Option<PathBuf>,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
 }

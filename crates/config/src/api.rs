@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::file::RawDuration;
-use super::options::parse_duration;
-use super::validate::Ctx;
+use crate::file::RawDuration;
+use crate::options::parse_duration;
+use crate::ctx::Ctx;
 
 /// Shortest accepted API key, in characters: a key is the only thing between the network and
 /// every lease, MAC and reservation, so one short enough to guess is refused.
@@ -51,7 +51,7 @@ pub fn api_key_problem(key: &str) -> Option<String> {
 /// `[api]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawApi {
+pub(crate) struct RawApi {
     pub listen: Option<String>,
     pub keys: Option<Vec<String>>,
     pub public_health: Option<bool>,
@@ -68,7 +68,7 @@ pub(super) struct RawApi {
 /// `[api.tls]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawTls {
+pub(crate) struct RawTls {
     pub cert: Option<String>,
     pub key: Option<String>,
 }
@@ -142,7 +142,7 @@ fn file_path(ctx: &mut Ctx<'_>, path: &str, v: Option<&String>) -> Option<PathBu
 }
 
 /// A timeout key: whole seconds or a duration string, 1 s to a day; `default` when absent.
-pub(super) fn timeout(
+pub(crate) fn timeout(
     ctx: &mut Ctx<'_>,
     path: &str,
     raw: Option<&RawDuration>,
@@ -166,7 +166,7 @@ pub(super) fn timeout(
 }
 
 /// A connection limit: 1 to [`MAX_CONNECTIONS_LIMIT`]; `default` when absent.
-pub(super) fn connections(
+pub(crate) fn connections(
     ctx: &mut Ctx<'_>,
     path: &str,
     raw: Option<i64>,
@@ -188,7 +188,7 @@ pub(super) fn connections(
 }
 
 /// Checks `[api]`; `None` when the section is absent (no API) or invalid (errors recorded).
-pub(super) fn api(ctx: &mut Ctx<'_>, raw: Option<&RawApi>) -> Option<ApiSettings> {
+pub(crate) fn api(ctx: &mut Ctx<'_>, raw: Option<&RawApi>) -> Option<ApiSettings> {
     let raw = raw?;
     let listen = match raw.listen.as_deref() {
         Some(l) => socket_addr(ctx, "api.listen", l),
@@ -275,7 +275,7 @@ pub(super) fn api(ctx: &mut Ctx<'_>, raw: Option<&RawApi>) -> Option<ApiSettings
 mod tests {
     use std::time::Duration;
 
-    use super::super::{Format, load_str};
+    use crate::{Format, load_str};
 
     fn api_of(text: &str) -> Result<Option<super::ApiSettings>, Vec<String>> {
         // A minimal subnet after the text under test, so that its line numbers stay put.

@@ -9,12 +9,14 @@
 
 use serde::Deserialize;
 
-use super::validate::Ctx;
+use leased_engine::{Limits, RateLimit};
+
+use crate::ctx::Ctx;
 
 /// `[limits]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawLimits {
+pub(crate) struct RawLimits {
     pub per_mac: Option<RawBucket>,
     pub per_circuit_id: Option<RawBucket>,
     pub per_remote_id: Option<RawBucket>,
@@ -26,44 +28,9 @@ pub(super) struct RawLimits {
 /// `{ rate = …, burst = … }` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawBucket {
+pub(crate) struct RawBucket {
     pub rate: Option<f64>,
     pub burst: Option<i64>,
-}
-
-/// One token bucket's shape: `rate` requests per second on average, at most `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    /// Tokens added per second (> 0).
-    pub rate: f64,
-    /// Bucket size: requests accepted back to back from a full bucket (≥ 1).
-    pub burst: u32,
-}
-
-/// The validated `[limits]`; every limit is `None` (off) unless configured.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Limits {
-    /// Per client hardware address (chaddr).
-    pub per_mac: Option<RateLimit>,
-    /// Per Option 82 circuit-id (with its remote-id: one switch port).
-    pub per_circuit_id: Option<RateLimit>,
-    /// Per Option 82 remote-id (one relay agent / switch / CPE).
-    pub per_remote_id: Option<RateLimit>,
-    /// Per relay (giaddr); clients on a served link count against their receiving interface.
-    pub per_relay: Option<RateLimit>,
-    /// At most this many addresses offered and not yet requested or lapsed, server-wide; a
-    /// DISCOVER over the cap is dropped.
-    pub max_offers_in_flight: Option<u32>,
-    /// The same cap per relay (giaddr, or receiving interface), so one flooded access link
-    /// cannot use up the server-wide cap of every other link.
-    pub max_offers_in_flight_per_relay: Option<u32>,
-}
-
-impl Limits {
-    /// True when nothing is limited (io skips the guard entirely).
-    pub fn is_empty(&self) -> bool {
-        *self == Limits::default()
-    }
 }
 
 fn bucket(ctx: &mut Ctx<'_>, path: &str, raw: Option<&RawBucket>) -> Option<RateLimit> {
@@ -113,7 +80,7 @@ fn cap(ctx: &mut Ctx<'_>, path: &str, v: Option<i64>) -> Option<u32> {
 }
 
 /// Checks `[limits]`; absent means no limits.
-pub(super) fn limits(ctx: &mut Ctx<'_>, raw: Option<&RawLimits>) -> Limits {
+pub(crate) fn limits(ctx: &mut Ctx<'_>, raw: Option<&RawLimits>) -> Limits {
     let Some(raw) = raw else {
         return Limits::default();
     };
@@ -136,7 +103,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::config::{Format, load_str};
+    use crate::{Format, load_str};
 
     const BASE: &str = "[store]\npath = \"x\"\n[[subnets]]\nnetwork = \"198.18.0.0/24\"\n\
                         pools = [\"198.18.0.10-198.18.0.20\"]\n";

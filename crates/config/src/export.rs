@@ -9,15 +9,15 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::file::RawDuration;
-use super::options::parse_duration;
-use super::span::{join_index, join_key};
-use super::validate::Ctx;
+use crate::file::RawDuration;
+use crate::options::parse_duration;
+use crate::span::{join_index, join_key};
+use crate::ctx::Ctx;
 
 /// `[export]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawExport {
+pub(crate) struct RawExport {
     pub outbox: Option<String>,
     pub max_concurrent_auth: Option<i64>,
     pub sonar: Option<RawSonar>,
@@ -28,7 +28,7 @@ pub(super) struct RawExport {
 /// `[export.sonar]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawSonar {
+pub(crate) struct RawSonar {
     pub url: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -41,7 +41,7 @@ pub(super) struct RawSonar {
 /// `[export.webhook]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawWebhook {
+pub(crate) struct RawWebhook {
     pub url: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
     pub interval: Option<RawDuration>,
@@ -52,7 +52,7 @@ pub(super) struct RawWebhook {
 /// `[[export.routers]]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawRouter {
+pub(crate) struct RawRouter {
     pub username: Option<String>,
     pub password_hash: Option<String>,
 }
@@ -169,7 +169,7 @@ fn chunk(ctx: &mut Ctx<'_>, path: &str, v: Option<i64>) -> usize {
 }
 
 /// Checks `[export]`; `None` when absent or invalid (errors recorded).
-pub(super) fn export(ctx: &mut Ctx<'_>, raw: Option<&RawExport>) -> Option<ExportSettings> {
+pub(crate) fn export(ctx: &mut Ctx<'_>, raw: Option<&RawExport>) -> Option<ExportSettings> {
     let raw = raw?;
     let before = ctx.error_count();
     let outbox = match raw.outbox.as_deref() {
@@ -312,7 +312,7 @@ pub(super) fn export(ctx: &mut Ctx<'_>, raw: Option<&RawExport>) -> Option<Expor
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Format, load_str};
+    use crate::{Format, load_str};
     use super::*;
 
     fn export_of(text: &str) -> Result<Option<ExportSettings>, Vec<String>> {

@@ -5,44 +5,13 @@
 //! line like every other key. The keys live in `[server]`; the settings are their own struct so
 //! the many `ServerSettings` literals in tests stay as they are.
 
-use super::file::RawServer;
-use super::validate::Ctx;
+use crate::file::RawServer;
+use leased_engine::{ConflictCheckMode, ConflictCheckSettings};
 
-/// How an address is checked before it is offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ConflictCheckMode {
-    /// No check (default): the offer leaves at once.
-    #[default]
-    Off,
-    /// On-link clients: an ARP probe (RFC 5227); relayed clients: an ICMP echo.
-    Arp,
-    /// An ICMP echo for every client.
-    Ping,
-}
-
-/// Conflict-check settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConflictCheckSettings {
-    /// Which probe, if any (`off` keeps the OFFER path exactly as without the feature).
-    pub mode: ConflictCheckMode,
-    /// How long to wait for an answer, in milliseconds (10..=5000, default 500).
-    pub timeout_ms: u32,
-    /// Seconds an address that did not answer is not checked again (default 60; 0: always).
-    pub cache_secs: u32,
-}
-
-impl Default for ConflictCheckSettings {
-    fn default() -> Self {
-        Self {
-            mode: ConflictCheckMode::Off,
-            timeout_ms: 500,
-            cache_secs: 60,
-        }
-    }
-}
+use crate::ctx::Ctx;
 
 /// Checks the conflict-check keys of `[server]`.
-pub(super) fn conflict_check(ctx: &mut Ctx<'_>, raw: &RawServer) -> ConflictCheckSettings {
+pub(crate) fn conflict_check(ctx: &mut Ctx<'_>, raw: &RawServer) -> ConflictCheckSettings {
     let mut s = ConflictCheckSettings::default();
     if let Some(m) = &raw.conflict_check {
         match m.as_str() {
@@ -65,7 +34,7 @@ pub(super) fn conflict_check(ctx: &mut Ctx<'_>, raw: &RawServer) -> ConflictChec
         }
     }
     if let Some(raw_d) = &raw.conflict_check_cache {
-        match super::options::parse_duration(raw_d) {
+        match crate::options::parse_duration(raw_d) {
             Ok(d) => s.cache_secs = d,
             Err(m) => ctx.err("server.conflict_check_cache", m),
         }
@@ -78,7 +47,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::ConflictCheckMode;
-    use crate::config::{Format, load_str};
+    use crate::{Format, load_str};
 
     const NET: &str = "[store]\npath = \"x\"\n[[subnets]]\nnetwork = \"198.18.0.0/24\"\n\
                        pools = [\"198.18.0.10-198.18.0.20\"]\n";

@@ -6,8 +6,8 @@
 //! file (for `serve`, reload and `leased check` alike) and reports an unknown one at the line
 //! and column the operator wrote it, like every other config error.
 
-use super::file::RawServer;
-use super::validate::Ctx;
+use crate::file::RawServer;
+use crate::ctx::Ctx;
 
 /// A user or group as written in the config: a name, or a numeric id in decimal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ fn one(ctx: &mut Ctx<'_>, path: &str, value: Option<&String>) -> Option<AccountN
 
 /// Checks `[server] user` and `group`: `(user, group)`. A group alone is an error: dropping
 /// the group while staying root would change nothing that matters.
-pub(super) fn accounts(
+pub(crate) fn accounts(
     ctx: &mut Ctx<'_>,
     raw: &RawServer,
 ) -> (Option<AccountName>, Option<AccountName>) {

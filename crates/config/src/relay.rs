@@ -8,14 +8,16 @@ use std::net::Ipv4Addr;
 
 use serde::Deserialize;
 
-use super::options::parse_ip;
-use super::span::{join_index, join_key};
-use super::validate::Ctx;
+use crate::options::parse_ip;
+use crate::span::{join_index, join_key};
+use leased_core::relay_agent::ExistingOption82;
+
+use crate::ctx::Ctx;
 
 /// `[relay]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawRelay {
+pub(crate) struct RawRelay {
     pub upstreams: Option<Vec<String>>,
     pub max_hops: Option<i64>,
     pub option82: Option<bool>,
@@ -30,24 +32,11 @@ pub(super) struct RawRelay {
 /// `[[relay.interfaces]]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawRelayInterface {
+pub(crate) struct RawRelayInterface {
     pub name: Option<String>,
     pub address: Option<String>,
     pub circuit_id: Option<String>,
     pub remote_id: Option<String>,
-}
-
-/// What to do with an Option 82 a client-side agent already put in a request (RFC 3046
-/// §2.1.1; the same choices as ISC dhcrelay's `-m forward|replace|discard`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExistingOption82 {
-    /// Forward the request with the option as received and add none of ours (RFC 3046 §2.1.1:
-    /// an agent SHALL NOT add a second one).
-    Keep,
-    /// Remove the received option and insert ours.
-    Replace,
-    /// Discard the request (an untrusted circuit must not send Option 82, RFC 3046 §2.1).
-    Drop,
 }
 
 /// The relay agent run by `leased relay`.
@@ -107,7 +96,7 @@ pub struct RelayInterface {
 }
 
 /// Checks `[relay]`; `None` when absent (no relay mode) or invalid (errors recorded).
-pub(super) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySettings> {
+pub(crate) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySettings> {
     let raw = raw?;
     let mut ok = true;
     let mut upstreams = Vec::new();
@@ -252,7 +241,7 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySe
             None
         }
         k => {
-            let checked = super::relay_auth::check_key(ctx, "relay.auth_key", k.as_ref());
+            let checked = crate::relay_auth::check_key(ctx, "relay.auth_key", k.as_ref());
             ok &= checked.is_some();
             checked.map(AuthKey)
         }
@@ -273,7 +262,7 @@ pub(super) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySe
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Format, load_str};
+    use crate::{Format, load_str};
     use super::*;
 
     fn relay_of(text: &str) -> Result<Option<RelaySettings>, Vec<String>> {

@@ -4,7 +4,7 @@
 //! Why edit the file rather than keep such reservations elsewhere: the config file stays the
 //! one source of truth an operator reads and versions. TOML files are edited with `toml_edit`,
 //! which keeps comments, blank lines and key order; JSON files are rewritten pretty-printed
-//! (JSON has no comments to keep). A candidate text is validated with [`crate::load_config`],
+//! (JSON has no comments to keep). A candidate text is validated with [`crate::load`],
 //! the loader `serve`, reload and `leased check` use, before it atomically replaces the file.
 //!
 //! Several writers may edit one file at once (the HTTP API of a running server, any number of
@@ -23,7 +23,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use leased_core::config::Config;
+use crate::model::Config;
 
 use serde_json::{Map, Value};
 
@@ -112,7 +112,7 @@ pub fn apply_planned(
     plan: impl FnOnce(&Config) -> Result<Vec<Edit>, EditError>,
 ) -> Result<Vec<Edit>, EditError> {
     edit_locked(path, |target| {
-        let current = crate::load_config(target).map_err(|errors| {
+        let current = crate::load::load(target).map_err(|errors| {
             EditError::invalid(
                 format!("{} does not load as it is", path.display()),
                 errors.0.iter().map(ToString::to_string).collect(),
@@ -505,7 +505,7 @@ fn replace(target: &Path, shown: &Path, candidate: &str) -> Result<(), EditError
     tmp.write_all(candidate.as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| EditError::internal(format!("cannot write the new config: {e}")))?;
-    if let Err(errors) = crate::load_config(tmp.path()) {
+    if let Err(errors) = crate::load::load(tmp.path()) {
         let tmp_name = tmp.path().display().to_string();
         let real = shown.display().to_string();
         let errors = errors

@@ -9,17 +9,17 @@ use std::net::Ipv4Addr;
 
 use serde::Deserialize;
 
-use super::validate::Ctx;
-use crate::lease::HwAddr;
+use crate::ctx::Ctx;
+use leased_core::HwAddr;
 
 /// `[rogue_servers]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawRogue {
+pub(crate) struct RawRogue {
     pub enabled: Option<bool>,
     pub whitelist: Option<Vec<String>>,
     pub log_per_minute: Option<i64>,
-    pub probe_interval: Option<super::file::RawDuration>,
+    pub probe_interval: Option<crate::file::RawDuration>,
     pub probe_mac: Option<String>,
 }
 
@@ -59,7 +59,7 @@ impl Default for RogueSettings {
 }
 
 /// Checks `[rogue_servers]`; absent means off.
-pub(super) fn rogue(ctx: &mut Ctx<'_>, raw: Option<&RawRogue>) -> RogueSettings {
+pub(crate) fn rogue(ctx: &mut Ctx<'_>, raw: Option<&RawRogue>) -> RogueSettings {
     let Some(raw) = raw else {
         return RogueSettings::default();
     };
@@ -90,7 +90,7 @@ pub(super) fn rogue(ctx: &mut Ctx<'_>, raw: Option<&RawRogue>) -> RogueSettings 
         }
     }
     if let Some(raw_d) = &raw.probe_interval {
-        match super::options::parse_duration(raw_d) {
+        match crate::options::parse_duration(raw_d) {
             Ok(d) if d >= 1 => s.probe_interval = Some(d),
             Ok(_) => ctx.err("rogue_servers.probe_interval", "must be at least 1 second"),
             Err(m) => ctx.err("rogue_servers.probe_interval", m),
@@ -112,7 +112,7 @@ pub(super) fn rogue(ctx: &mut Ctx<'_>, raw: Option<&RawRogue>) -> RogueSettings 
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use crate::config::{Format, load_str};
+    use crate::{Format, load_str};
 
     const BASE: &str = "[store]\npath = \"x\"\n[[subnets]]\nnetwork = \"198.18.0.0/24\"\n\
                         pools = [\"198.18.0.10-198.18.0.20\"]\n";

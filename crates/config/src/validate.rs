@@ -10,90 +10,41 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use leased_wire::code;
 
-use super::file::{
-    RawClass, RawConfig, RawDuration, RawMetadata, RawOptions, RawRange, RawRelayKeys,
-    RawReservation, RawSubnet,
+use leased_core::{ClientId, HwAddr};
+use leased_core::model::{
+    AddrRange, ClassMatch, ClientClass, Metadata, Network, OptionSet, RelayKeyConfig,
+    Reservation, ReservationKey, ServerSettings, Subnet,
 };
-use super::options::{self, check_domain, parse_cidr, parse_duration, parse_ip};
-use super::span::{Positions, join_index, join_key};
-use super::{
-    AddrRange, ClassMatch, ClientClass, Config, ConfigError, ConfigErrors, LogFormat, LogSettings,
-    Metadata, OptionSet, RelayKeyConfig, Reservation, ReservationKey, ServerSettings,
-    StoreSettings, Subnet,
+use leased_core::relay::Extractor;
+use leased_core::sql::AllocationSlot;
+
+use crate::ctx::{Ctx, check_interface};
+use crate::error::ConfigErrors;
+use crate::file::{
+    RawClass, RawDuration, RawMetadata, RawOptions, RawRange, RawRelayKeys, RawReservation,
+    RawSubnet,
 };
-use crate::lease::{ClientId, HwAddr};
-use crate::relay::Extractor;
-
-/// Collects errors with their positions.
-pub(super) struct Ctx<'a> {
-    pos: &'a Positions<'a>,
-    origin: &'a str,
-    errors: Vec<ConfigError>,
-    /// No subnet is wanted: `[relay]` and no `[[subnets]]` (a relay agent's config), or
-    /// `subnets = []` written out.
-    relay_only: bool,
-}
-
-impl Ctx<'_> {
-    /// An error about the value at `path`.
-    pub(super) fn err(&mut self, path: &str, message: impl Into<String>) {
-        let (line, col) = self.pos.value_pos(path);
-        self.push(path, line, col, message.into());
-    }
-
-    /// An error about the key at `path` itself (e.g. a malformed MAC used as a key).
-    pub(super) fn err_key(&mut self, path: &str, message: impl Into<String>) {
-        let (line, col) = self.pos.key_pos(path);
-        self.push(path, line, col, message.into());
-    }
-
-    /// Line and column of the value at `path` (for settings io checks later).
-    pub(super) fn value_pos(&self, path: &str) -> (usize, usize) {
-        self.pos.value_pos(path)
-    }
-
-    /// Errors recorded so far (a section checker compares before and after).
-    pub(super) fn error_count(&self) -> usize {
-        self.errors.len()
-    }
-
-    fn push(&mut self, path: &str, line: usize, col: usize, message: String) {
-        self.errors.push(ConfigError {
-            origin: self.origin.to_string(),
-            line,
-            col,
-            key: path.to_string(),
-            message,
-        });
-    }
-}
+use crate::model::{Config, LogFormat, LogSettings, ProcessSettings, StoreSettings};
+use crate::options::{self, check_domain, parse_cidr, parse_duration, parse_ip};
+use crate::schema::RawConfig;
+use crate::span::{Positions, join_index, join_key};
 
 /// Checks `raw` and builds the model, or returns every error in file order.
-pub(super) fn validate(
+pub(crate) fn validate(
     raw: RawConfig,
     pos: &Positions<'_>,
     origin: &str,
 ) -> Result<Config, ConfigErrors> {
-    let mut ctx = Ctx {
-        pos,
-        origin,
-        errors: Vec::new(),
-        // A relay-only file, or `subnets = []` written out: no subnet is wanted.
-        relay_only: raw.subnets.as_ref().is_some_and(Vec::is_empty)
-            || (raw.relay.is_some() && raw.subnets.is_none()),
-    };
+    // A relay-only file, or `subnets = []` written out: no subnet is wanted.
+    let relay_only = raw.subnets.as_ref().is_some_and(Vec::is_empty)
+        || (raw.relay.is_some() && raw.subnets.is_none());
+    let mut ctx = Ctx::new(pos, origin, relay_only);
     let config = build(&mut ctx, raw);
-    if ctx.errors.is_empty() {
-        Ok(config)
-    } else {
-        let mut errors = ctx.errors;
-        errors.sort_by_key(|e| (e.line, e.col));
-        Err(ConfigErrors(errors))
-    }
+    ctx.finish().map(|()| config)
 }
 
 fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
-    let server = server(ctx, &raw);
+    let (server, process) = server(ctx, &raw);
     let store = StoreSettings {
         path: match &raw.store.path {
             Some(p) if p.is_empty() => {
@@ -103,7 +54,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
             Some(p) => PathBuf::from(p),
             None => PathBuf::from("leased.leases"),
         },
-        sql: super::sql::store(ctx, &raw.store),
+        sql: crate::sql::store(ctx, &raw.store),
     };
     let logging = LogSettings {
         format: match raw.logging.format.as_deref() {
@@ -157,41 +108,50 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let relay_keys = relay_keys(ctx, &raw.relay_keys);
     let pool_names = pool_names(ctx, raw_subnets, &subnets);
     let classes = classes(ctx, &raw.classes, &subnets, &pool_names);
-    let api = super::api::api(ctx, raw.api.as_ref());
-    let limits = super::limits::limits(ctx, raw.limits.as_ref());
-    let rogue_servers = super::rogue::rogue(ctx, raw.rogue_servers.as_ref());
-    let arp_watch = super::arp::arp_watch(ctx, raw.arp_watch.as_ref());
-    let conflict_check = super::conflict::conflict_check(ctx, &raw.server);
-    let mut relay_trust = super::trust::relay_trust(ctx, &raw.server);
-    relay_trust.authenticated = super::relay_auth::relay_auth(ctx, raw.relay_auth.as_ref());
-    let relay = super::relay::relay(ctx, raw.relay.as_ref());
-    let export = super::export::export(ctx, raw.export.as_ref());
-    let console = super::console::console(ctx, raw.console.as_ref());
-    let sql_assignment = super::sql::assignment(
+    let api = crate::api::api(ctx, raw.api.as_ref());
+    let limits = crate::limits::limits(ctx, raw.limits.as_ref());
+    let rogue_servers = crate::rogue::rogue(ctx, raw.rogue_servers.as_ref());
+    let arp_watch = crate::arp::arp_watch(ctx, raw.arp_watch.as_ref());
+    let conflict_check = crate::conflict::conflict_check(ctx, &raw.server);
+    let mut relay_trust = crate::trust::relay_trust(ctx, &raw.server);
+    relay_trust.authenticated = crate::relay_auth::relay_auth(ctx, raw.relay_auth.as_ref());
+    let relay = crate::relay::relay(ctx, raw.relay.as_ref());
+    let export = crate::export::export(ctx, raw.export.as_ref());
+    let console = crate::console::console(ctx, raw.console.as_ref());
+    let sql_assignment = crate::sql::assignment(
         ctx,
         raw.sql_assignment.as_ref(),
         store.sql.as_ref(),
         &relay_keys.named,
     );
 
+    let allocation_slot = store.sql.as_ref().and_then(|s| {
+        s.allocation_slot
+            .or_else(|| s.server_name.as_deref().map(AllocationSlot::from_name))
+    });
     Config {
-        relay_keys,
-        classes,
+        network: Network {
+            server,
+            options: global,
+            subnets: subnets.into_iter().map(|(s, _)| s).collect(),
+            banned_macs,
+            device_overrides,
+            relay_keys,
+            classes,
+            relay_trust,
+            sql_assignment_owner: sql_assignment.as_ref().map(|s| s.owner),
+            allocation_slot,
+        },
+        process,
         api,
         limits,
         rogue_servers,
         arp_watch,
         conflict_check,
-        relay_trust,
         relay,
         export,
         console,
         sql_assignment,
-        server,
-        options: global,
-        subnets: subnets.into_iter().map(|(s, _)| s).collect(),
-        banned_macs,
-        device_overrides,
         store,
         logging,
     }
@@ -208,23 +168,6 @@ fn duration(ctx: &mut Ctx<'_>, path: &str, raw: Option<&RawDuration>) -> Option<
     }
 }
 
-pub(super) fn check_interface(ctx: &mut Ctx<'_>, path: &str, name: &str) {
-    if name.is_empty() || name.len() > 15 {
-        ctx.err(
-            path,
-            format!("interface name {name:?} must be 1 to 15 bytes long"),
-        );
-    } else if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
-    {
-        ctx.err(
-            path,
-            format!("interface name {name:?} contains '/', ':' or whitespace"),
-        );
-    }
-}
-
 /// Server identifiers must be usable unicast source addresses.
 fn check_server_id(ctx: &mut Ctx<'_>, path: &str, ip: Ipv4Addr) -> bool {
     if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
@@ -237,7 +180,7 @@ fn check_server_id(ctx: &mut Ctx<'_>, path: &str, ip: Ipv4Addr) -> bool {
     true
 }
 
-fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> ServerSettings {
+fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> (ServerSettings, ProcessSettings) {
     let s = &raw.server;
     let interfaces = s.interfaces.clone().unwrap_or_default();
     for (i, name) in interfaces.iter().enumerate() {
@@ -323,11 +266,15 @@ fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> ServerSettings {
         }
         p => p.as_ref().map(PathBuf::from),
     };
-    let (user, group) = super::account::accounts(ctx, s);
-    ServerSettings {
+    let (user, group) = crate::account::accounts(ctx, s);
+    let process = ProcessSettings {
+        interfaces,
+        pid_file,
+        auto_reload: s.auto_reload.unwrap_or(false),
         user,
         group,
-        auto_reload: s.auto_reload.unwrap_or(false),
+    };
+    let server = ServerSettings {
         max_leases_per_circuit_id: cap(
             ctx,
             "server.max_leases_per_circuit_id",
@@ -339,7 +286,6 @@ fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> ServerSettings {
             s.max_leases_per_remote_id,
         ),
         authoritative: s.authoritative.unwrap_or(true),
-        interfaces,
         lease_time,
         renewal_time,
         rebinding_time,
@@ -347,8 +293,8 @@ fn server(ctx: &mut Ctx<'_>, raw: &RawConfig) -> ServerSettings {
         decline_quarantine,
         sticky_window,
         server_id,
-        pid_file,
-    }
+    };
+    (server, process)
 }
 
 /// The network and broadcast addresses of `net`, which may not be handed out or used as
@@ -758,7 +704,7 @@ fn reservation_key(ctx: &mut Ctx<'_>, path: &str, r: &RawReservation) -> Option<
 
 /// An Option 82 value as written: hex (`00:04:00:01:00:04`, `000400010004`, …) or text in
 /// double quotes inside the string (`'"Gi0/1/4"'` in TOML). Never empty.
-pub(super) fn relay_value(v: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn relay_value(v: &str) -> Result<Vec<u8>, String> {
     let bytes = match v.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         Some(text) => text.as_bytes().to_vec(),
         None => leased_wire::parse_hex(v).map_err(|e| {
@@ -996,7 +942,7 @@ fn classes(
     out
 }
 
-pub(super) fn bad_mac(m: &str) -> String {
+pub(crate) fn bad_mac(m: &str) -> String {
     format!(
         "invalid MAC address {m:?}: expected aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff"
     )
@@ -1153,7 +1099,7 @@ fn mac_table<R, T>(
         .iter()
         .map(|(k, v)| {
             let p = join_key(table, k);
-            (ctx.pos.value_offset(&p), p, k, v)
+            (ctx.value_offset(&p), p, k, v)
         })
         .collect();
     ordered.sort_by_key(|(off, ..)| *off);
