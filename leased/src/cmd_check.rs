@@ -3,18 +3,17 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use leased_core::config::Config;
+use leased_config::Config;
 
 use crate::cli::CheckArgs;
-use leased_io::load_config;
 
 /// Validates `-c FILE`. Config errors come back as `ConfigErrors` (exit 1, one per line); a
 /// file that cannot be read at all is a runtime failure (exit 2).
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     std::fs::metadata(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
-    let config = load_config(&args.config)?;
-    for w in leased_core::trust::warnings(&config) {
+    let config = leased_config::load(&args.config)?;
+    for w in leased_config::relay_trust_warnings(&config) {
         eprintln!("warning: {w}");
     }
     if let Some(sa) = &config.sql_assignment {
@@ -31,8 +30,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// The success line: `OK: FILE (N subnets, M reservations)`.
 pub fn ok_line(file: &str, config: &Config) -> String {
-    let subnets = config.subnets.len();
-    let reservations: usize = config.subnets.iter().map(|s| s.reservations.len()).sum();
+    let subnets = config.network.subnets.len();
+    let reservations: usize = config.network.subnets.iter().map(|s| s.reservations.len()).sum();
     // Always plural, so scripts can match one fixed pattern.
     format!("OK: {file} ({subnets} subnets, {reservations} reservations)")
 }

@@ -31,7 +31,7 @@ pub enum DbCommand {
 pub fn run(args: &DbArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         DbCommand::Init { config } => {
-            let cfg = leased_io::load_config(config)?;
+            let cfg = leased_config::load(config)?;
             let Some(sql) = cfg.store.sql else {
                 return Err(anyhow!(
                     "{}: [store] uses the embedded journal; `db init` is for backend = \

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use leased_core::config::{ApiSettings, ExportSettings};
+use leased_config::{ApiSettings, ExportSettings};
 use leased_export::{Exporter, router};
-use leased_io::{Sidecar, SidecarStart, load_config};
+use leased_io::{Sidecar, SidecarStart};
 use tokio::sync::mpsc;
 
 use crate::cli::{ExportAction, ExportArgs};
@@ -183,7 +183,7 @@ fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
 }
 
 fn export_settings(path: &std::path::Path) -> anyhow::Result<ExportSettings> {
-    let config = load_config(path)?;
+    let config = leased_config::load(path)?;
     config
         .export
         .with_context(|| format!("{} has no [export] section", path.display()))

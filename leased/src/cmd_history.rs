@@ -125,7 +125,7 @@ fn table(records: &[HistoryRecord]) -> String {
 
 /// Runs `leased history`.
 pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
-    let cfg = leased_io::load_config(&args.config)?;
+    let cfg = leased_config::load(&args.config)?;
     let filter = HistoryFilter {
         mac: args.mac.as_deref().map(norm_mac).transpose()?,
         ip: args.ip,

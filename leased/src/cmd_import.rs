@@ -194,7 +194,7 @@ fn refuse_overwrite(t: &ImportTarget) -> anyhow::Result<()> {
 fn render(imported: Imported, t: &ImportTarget, source: &str) -> anyhow::Result<Rendered> {
     let origin = t.out.display().to_string();
     match finish(imported, &t.store, source, &origin) {
-        Ok(r) if r.config.subnets.is_empty() => {
+        Ok(r) if r.config.network.subnets.is_empty() => {
             for u in &r.unmapped {
                 eprintln!("not mapped: {u}");
             }
@@ -220,9 +220,9 @@ struct Sink {
 
 impl Sink {
     fn open(store: &Path, rendered: &Rendered) -> anyhow::Result<Self> {
-        let nets: Vec<Ipv4Net> = rendered.config.subnets.iter().map(|s| s.network).collect();
+        let nets: Vec<Ipv4Net> = rendered.config.network.subnets.iter().map(|s| s.network).collect();
         let now = crate::cmd_manage::unix_now().0;
-        let converter = LeaseConverter::new(&nets, now, rendered.config.server.sticky_window);
+        let converter = LeaseConverter::new(&nets, now, rendered.config.network.server.sticky_window);
         let appender = EmbeddedStore::open(store)
             .and_then(EmbeddedStore::into_appender)
             .with_context(|| format!("cannot open lease store {}", store.display()))?;
@@ -286,15 +286,15 @@ impl Sink {
         }
         let c = &rendered.config;
         let s = self.converter.stats();
-        let reservations: usize = c.subnets.iter().map(|s| s.reservations.len()).sum();
+        let reservations: usize = c.network.subnets.iter().map(|s| s.reservations.len()).sum();
         let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         let mut out = format!(
             "imported from {source}: {} subnets, {reservations} reservations, {} classes, {} \
              banned MACs into {} ({} constructs not mapped, listed above and at the top of the \
              file)\n",
-            c.subnets.len(),
-            c.classes.len(),
-            c.banned_macs.len(),
+            c.network.subnets.len(),
+            c.network.classes.len(),
+            c.network.banned_macs.len(),
             t.out.display(),
             rendered.unmapped.len(),
         );

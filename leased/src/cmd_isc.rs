@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use leased_core::config::{Format, load_str};
+use leased_config::{Format, load_str};
 use leased_core::{ClientId, HwAddr, Lease, LeaseState, Timestamp};
 use leased_isc::{BindingState, IscConfig, IscLeases, IscTime, hex_colon};
 use leased_store::{EmbeddedStore, LeaseStore};
@@ -22,8 +22,8 @@ use crate::cli::{ImportIscArgs, IscServeArgs};
 /// Runs `leased isc serve` until SIGTERM/SIGINT.
 pub fn serve(args: &IscServeArgs) -> anyhow::Result<ExitCode> {
     let _log = crate::logging::init(
-        &leased_core::config::LogSettings {
-            format: leased_core::config::LogFormat::Text,
+        &leased_config::LogSettings {
+            format: leased_config::LogFormat::Text,
             level: "info".into(),
             file: None,
         },
@@ -32,7 +32,7 @@ pub fn serve(args: &IscServeArgs) -> anyhow::Result<ExitCode> {
     )?;
     crate::rlimit::raise_open_files();
     for (i, k) in args.keys.iter().enumerate() {
-        if let Some(problem) = leased_core::config::api_key_problem(k) {
+        if let Some(problem) = leased_config::api_key_problem(k) {
             bail!("--key (number {} on the command line): {problem}", i + 1);
         }
     }

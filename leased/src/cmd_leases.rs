@@ -11,13 +11,12 @@ use serde_json::{Value, json};
 
 use crate::cli::LeasesArgs;
 use crate::timefmt::iso8601;
-use leased_io::load_config;
 
 /// Prints the leases of `--store PATH`, or of the store named by the config's `[store] path`.
 pub fn run(args: &LeasesArgs) -> anyhow::Result<ExitCode> {
     let path: PathBuf = match (&args.store, &args.config) {
         (Some(store), _) => store.clone(),
-        (None, Some(config)) => load_config(config)?.store.path,
+        (None, Some(config)) => leased_config::load(config)?.store.path,
         (None, None) => anyhow::bail!("give -c FILE or --store PATH"),
     };
     let mut leases = EmbeddedStore::read_only(&path)

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use leased_core::config::{Config, ReservationKey};
+use leased_config::{Config, ReservationKey};
 use leased_core::{HwAddr, Timestamp};
-use leased_io::config_edit::{self, Edit, EditError, EditErrorKind};
+use leased_config::edit::{self as config_edit, Edit, EditError, EditErrorKind};
 use serde_json::{Map, Value};
 
 use crate::cli::{ManageArgs, ManageCommand};
@@ -29,7 +29,7 @@ pub fn unix_now() -> Timestamp {
 pub fn run(args: &ManageArgs) -> anyhow::Result<ExitCode> {
     std::fs::metadata(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
-    let config = leased_io::load_config(&args.config)?;
+    let config = leased_config::load(&args.config)?;
     match &args.command {
         ManageCommand::Add { mac, ip, note } => add(args, &config, mac, *ip, note),
         ManageCommand::Remove { mac } => remove(args, &config, mac),
@@ -45,6 +45,7 @@ fn parse_mac(text: &str) -> anyhow::Result<HwAddr> {
 /// Addresses reserved for `mac` (by MAC) in the running config.
 fn reserved_for(config: &Config, mac: &HwAddr) -> Vec<Ipv4Addr> {
     config
+        .network
         .subnets
         .iter()
         .flat_map(|s| &s.reservations)
@@ -77,7 +78,7 @@ fn add(
     note: &[String],
 ) -> anyhow::Result<ExitCode> {
     let hw = parse_mac(mac)?;
-    if !config.subnets.iter().any(|s| s.network.contains(&ip)) {
+    if !config.network.subnets.iter().any(|s| s.network.contains(&ip)) {
         eprintln!(
             "warning: {ip} lies outside every subnet of {}",
             args.config.display()
@@ -152,11 +153,11 @@ fn tell_server(args: &ManageArgs, config: &Config) -> anyhow::Result<()> {
     if args.no_reload {
         return Ok(());
     }
-    if config.server.auto_reload {
+    if config.process.auto_reload {
         eprintln!("the running server reloads the file by itself (auto_reload)");
         return Ok(());
     }
-    let Some(pid_file) = config.server.pid_file.as_deref() else {
+    let Some(pid_file) = config.process.pid_file.as_deref() else {
         return Ok(());
     };
     if !pid_file.exists() {

@@ -8,9 +8,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use leased_core::config::{Config, ConfigError, ConfigErrors, Format, load_str};
+use leased_config::{Config, ConfigError, ConfigErrors, Format, load_str};
 use leased_export::Exporter;
-use leased_io::{RelayHooks, load_config};
+use leased_io::{RelayHooks};
 use tokio::sync::mpsc;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, value};
 
@@ -24,7 +24,7 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
     let (config, origin) = match &args.config {
         Some(path) => {
             std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-            (load_config(path)?, path.display().to_string())
+            (leased_config::load(path)?, path.display().to_string())
         }
         None => {
             if args.flags.interfaces.is_empty() && args.flags.upstreams.is_empty() {
@@ -53,7 +53,7 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     log.reopen_on_sigusr1(&runtime)?;
-    let run_as = leased_io::privileges::resolve(&config.server, &origin)
+    let run_as = leased_config::resolve_accounts(&config.process, &origin)
         .map_err(|e| anyhow::anyhow!(ConfigErrors(e)))?;
     runtime.block_on(async move {
         let mut hooks = RelayHooks {
@@ -78,7 +78,7 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
                          when the server honours RFC 5107) so renewals pass through the relay"
                     );
                 }
-                let perms = leased_export::Perms::for_group(config.server.group.is_some());
+                let perms = leased_export::Perms::for_group(config.process.group.is_some());
                 let exporter = Exporter::open_with(ex, perms)?;
                 // Opened as root; the outbox keeps taking files after the drop.
                 hooks.writable_dirs.push(ex.outbox.clone());

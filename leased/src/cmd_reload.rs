@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use leased_core::config::Config;
+use leased_config::Config;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -17,7 +17,7 @@ use crate::cli::ReloadArgs;
 pub fn run(args: &ReloadArgs) -> anyhow::Result<ExitCode> {
     std::fs::metadata(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
-    let config = match leased_io::load_config(&args.config) {
+    let config = match leased_config::load(&args.config) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!(
@@ -44,7 +44,7 @@ pub fn run(args: &ReloadArgs) -> anyhow::Result<ExitCode> {
 
 /// The PID file to use: the one given, else the config's `[server] pid_file`.
 pub fn pid_file(config: &Config, given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    match given.or(config.server.pid_file.as_deref()) {
+    match given.or(config.process.pid_file.as_deref()) {
         Some(p) => Ok(p.to_path_buf()),
         None => bail!(
             "no PID file: set [server] pid_file in the config (the server writes it) or give \

@@ -8,12 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use ipnet::Ipv4Net;
-use leased_core::config::{Config, Format, load_str};
+use leased_config::{Config, Format, load_str};
 
 use crate::cli::ServeArgs;
 use crate::logging::Buffering;
 use crate::timefmt::parse_duration;
-use leased_io::{ConfigSource, ServeHooks, ServeParams, load_config, serve_with};
+use leased_io::{ConfigSource, ServeHooks, ServeParams, serve_with};
 
 /// Default store file of the quick start, in the working directory.
 const QUICK_STORE: &str = "./leased.leases";
@@ -24,7 +24,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         (Some(_), _, Some(_)) => bail!("-c/--config and --range exclude each other"),
         (Some(path), _, _) => {
             std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let config = load_config(path)?;
+            let config = leased_config::load(path)?;
             (ConfigSource::File(path.clone()), config)
         }
         (None, Some(iface), Some(range)) => {
@@ -61,7 +61,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             crate::cmd_export::sidecar(
                 config.api.clone(),
                 config.export.clone(),
-                leased_export::Perms::for_group(config.server.group.is_some()),
+                leased_export::Perms::for_group(config.process.group.is_some()),
             ),
             hub,
         ),

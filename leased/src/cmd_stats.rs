@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
-use leased_core::config::{Config, ReservationKey, Subnet};
+use leased_config::{Config, ReservationKey, Subnet};
 use leased_core::{Lease, LeaseState, Timestamp};
 
 use crate::cli::StatsArgs;
@@ -26,7 +26,7 @@ const WINDOWS: [(&str, u64); 5] = [
 
 /// Runs `leased stats`.
 pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
-    let config = leased_io::load_config(&args.config)?;
+    let config = leased_config::load(&args.config)?;
     let table = crate::view::load(&config, args.store.as_deref(), args.from)?;
     eprintln!("(leases from the {})", table.source);
     let now = args.now.map_or_else(crate::cmd_manage::unix_now, Timestamp);
@@ -211,7 +211,7 @@ fn classify<'a>(config: &Config, s: &Subnet, leases: &'a [Lease], now: Timestamp
             (Some(l), _) if l.state == LeaseState::Declined => {
                 (Kind::BannedIp, Some("declined".to_string()), None)
             }
-            (Some(l), _) if config.banned_macs.contains_key(&l.hwaddr) => (
+            (Some(l), _) if config.network.banned_macs.contains_key(&l.hwaddr) => (
                 Kind::BannedMac,
                 l.hostname.clone(),
                 Some(l.hwaddr.to_string()),
@@ -252,6 +252,7 @@ pub fn render_details(config: &Config, leases: &[Lease], now: Timestamp) -> Stri
         "Hostname",
     ];
     let mut all: Vec<Row<'_>> = config
+        .network
         .subnets
         .iter()
         .flat_map(|s| classify(config, s, leases, now))
@@ -342,7 +343,7 @@ pub fn render_grid(
         }
     };
     let mut out = String::new();
-    for s in &config.subnets {
+    for s in &config.network.subnets {
         let rows = classify(config, s, leases, now);
         out.push_str(&format!("{}\n", s.network));
         for chunk in rows.chunks(per_row) {
@@ -383,10 +384,10 @@ mod tests {
 
     #[test]
     fn colour_cells_are_ansi() {
-        let c = leased_core::config::load_str(
+        let c = leased_config::load_str(
             "[[subnets]]\nnetwork = \"198.18.0.0/29\"\npools = [\"198.18.0.2-198.18.0.5\"]\n",
             "t",
-            leased_core::config::Format::Toml,
+            leased_config::Format::Toml,
         )
         .unwrap();
         let g = render_grid(&c, &[], Timestamp(0), 80, true);

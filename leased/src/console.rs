@@ -27,7 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use leased_api::auth::Auth;
 use leased_api::conn::{Gate, Guarded, LogThrottle};
-use leased_core::config::{ConsoleSettings, TlsSettings};
+use leased_config::{ConsoleSettings, TlsSettings};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
@@ -484,7 +484,7 @@ pub fn attach(args: &ConsoleAttachArgs) -> anyhow::Result<std::process::ExitCode
         let path = match (&args.socket, &args.config) {
             (Some(p), _) => p.clone(),
             (None, Some(c)) => {
-                let config = leased_io::load_config(c)?;
+                let config = leased_config::load(c)?;
                 config
                     .console
                     .with_context(|| format!("{} has no [console] section", c.display()))?

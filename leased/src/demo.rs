@@ -617,7 +617,7 @@ fn wait_listening(lab: &Lab, log: &Path) -> anyhow::Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leased_core::config::{Format, load_str};
+    use leased_config::{Format, load_str};
 
     #[test]
     fn demo_config_is_valid() {

@@ -32,7 +32,7 @@ mod watch;
 use std::process::ExitCode;
 
 use clap::Parser;
-use leased_core::config::ConfigErrors;
+use leased_config::ConfigErrors;
 
 use cli::{Cli, Command};
 

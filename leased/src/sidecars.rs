@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use leased_core::config::Config;
+use leased_config::Config;
 use leased_io::{ConfigSource, SidecarStart};
 
 use crate::console::Hub;
@@ -24,7 +24,7 @@ pub fn compose(
 ) -> Option<SidecarStart> {
     let console = config.console.clone().zip(hub);
     let watch = match source {
-        ConfigSource::File(p) if config.server.auto_reload => Some(p.clone()),
+        ConfigSource::File(p) if config.process.auto_reload => Some(p.clone()),
         _ => None,
     };
     if console.is_none() && watch.is_none() {

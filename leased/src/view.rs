@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use leased_core::config::Config;
+use leased_config::Config;
 use leased_core::{ClientId, HwAddr, Lease, LeaseState, Timestamp};
 use leased_store::EmbeddedStore;
 use serde_json::Value;

@@ -447,7 +447,7 @@ fn import_isc_round_trip() {
         "{:?}",
         text(&o)
     );
-    let c = leased_core::config::load_file(&out).unwrap();
+    let c = leased_config::load_file(&out).unwrap();
     // A host without `option host-name` gets no made-up host name.
     let cam = &c.subnets[1].reservations[0];
     assert_eq!(cam.ip, Ipv4Addr::new(198, 18, 1, 5));

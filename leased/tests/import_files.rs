@@ -118,7 +118,7 @@ fn dhcplane_seed_configs_import_and_check() {
         );
         assert!(stderr.contains("not-a-mac"), "{stderr}");
         check_ok(&out);
-        let c = leased_core::config::load_file(&out).unwrap();
+        let c = leased_config::load_file(&out).unwrap();
         let s = &c.subnets[0];
         assert_eq!(s.network.to_string(), "192.168.178.0/24");
         assert_eq!(s.routers, [Ipv4Addr::new(192, 168, 178, 1)]);
@@ -203,7 +203,7 @@ fn dhcplane_reservations_file_beside_the_config() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("2 reservations, 1 classes"), "{stdout}");
     check_ok(&out);
-    let c = leased_core::config::load_file(&out).unwrap();
+    let c = leased_config::load_file(&out).unwrap();
     assert!(!c.server.authoritative);
     assert_eq!(c.server.lease_time, 86_400, "0 means dhcplane's default");
     assert_eq!(
@@ -305,7 +305,7 @@ fn kea_config_and_csv_import() {
         "the LFC files are read: {stdout}"
     );
     check_ok(&out);
-    let c = leased_core::config::load_file(&out).unwrap();
+    let c = leased_config::load_file(&out).unwrap();
     let nets: Vec<String> = c.subnets.iter().map(|s| s.network.to_string()).collect();
     assert_eq!(nets, KEA_SUBNETS);
     assert_eq!(c.subnets[1].shared_network.as_deref(), Some("campus"));
@@ -402,7 +402,7 @@ fn dnsmasq_config_and_leases_import() {
         "{stdout}"
     );
     check_ok(&out);
-    let c = leased_core::config::load_file(&out).unwrap();
+    let c = leased_config::load_file(&out).unwrap();
     assert!(c.server.authoritative);
     assert_eq!(c.server.interfaces, ["eth1"]);
     let s = &c.subnets[0];

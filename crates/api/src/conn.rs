@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use leased_core::config::ApiSettings;
+use leased_config::ApiSettings;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
@@ -48,10 +48,10 @@ pub struct ConnLimits {
 impl Default for ConnLimits {
     fn default() -> Self {
         ConnLimits {
-            header_timeout: leased_core::config::DEFAULT_HEADER_TIMEOUT,
-            request_timeout: leased_core::config::DEFAULT_REQUEST_TIMEOUT,
-            idle_timeout: leased_core::config::DEFAULT_IDLE_TIMEOUT,
-            max_connections: leased_core::config::DEFAULT_MAX_CONNECTIONS,
+            header_timeout: leased_config::DEFAULT_HEADER_TIMEOUT,
+            request_timeout: leased_config::DEFAULT_REQUEST_TIMEOUT,
+            idle_timeout: leased_config::DEFAULT_IDLE_TIMEOUT,
+            max_connections: leased_config::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -522,7 +522,7 @@ pub fn serve(
     // (Never quoted in the message: even a refused key is a secret.)
     if let Some(problem) = keys
         .iter()
-        .find_map(|k| leased_core::config::api_key_problem(k))
+        .find_map(|k| leased_config::api_key_problem(k))
     {
         anyhow::bail!("refusing an API key: {problem}");
     }

@@ -38,7 +38,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect};
-use leased_core::config::{ApiSettings, TlsSettings};
+use leased_config::{ApiSettings, TlsSettings};
 use leased_io::{SharedState, Shutdown, Sidecar};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
@@ -192,13 +192,13 @@ pub fn keys_with_env(settings: &ApiSettings) -> Vec<String> {
 
 /// The keys a server accepts: `configured` (already checked by the config loader or the
 /// command line) plus `LEASED_API_KEYS`, every one held to the same rule
-/// ([`leased_core::config::api_key_problem`]). A bad key is a start-up error naming where it
+/// ([`leased_config::api_key_problem`]). A bad key is a start-up error naming where it
 /// came from, never a key silently accepted or silently dropped.
 pub fn accepted_keys(configured: &[String]) -> anyhow::Result<Vec<String>> {
     let mut keys = configured.to_vec();
     if let Ok(v) = std::env::var(auth::KEYS_ENV) {
         for (i, k) in auth::split_keys(&v).into_iter().enumerate() {
-            if let Some(problem) = leased_core::config::api_key_problem(&k) {
+            if let Some(problem) = leased_config::api_key_problem(&k) {
                 return Err(anyhow!(
                     "{}: key {} (counting from 1): {problem}",
                     auth::KEYS_ENV,

@@ -94,7 +94,7 @@ pub fn render(shared: &SharedState, now: Timestamp) -> String {
 fn address_gauges(out: &mut Out, plan: &Plan, leases: &[leased_core::Lease], now: Timestamp) {
     let mut per_subnet = Vec::new();
     let mut per_pool = Vec::new();
-    for s in &plan.config.subnets {
+    for s in &plan.network.subnets {
         let cidr = s.network.to_string();
         let mut sum = PoolGauges::default();
         for p in &s.pools {
@@ -146,7 +146,7 @@ fn address_gauges(out: &mut Out, plan: &Plan, leases: &[leased_core::Lease], now
         "gauge",
         "Lease records per subnet and state (any address of the subnet, in or out of pools).",
     );
-    for s in &plan.config.subnets {
+    for s in &plan.network.subnets {
         let cidr = s.network.to_string();
         let mut counts = [0u64; STATES.len()];
         for l in leases_in(leases, s.network.network(), s.network.broadcast()) {
@@ -166,7 +166,7 @@ fn address_gauges(out: &mut Out, plan: &Plan, leases: &[leased_core::Lease], now
         "gauge",
         "Reservations configured per subnet.",
     );
-    for s in &plan.config.subnets {
+    for s in &plan.network.subnets {
         out.sample(
             "leased_reservations",
             &[("subnet", &s.network.to_string())],

@@ -12,7 +12,7 @@
 //! other reservation key the loader accepts), so the loader, not this module, decides what is
 //! valid, and its `file:line:col` errors come back in the 422 answer.
 
-pub use leased_io::config_edit::{
+pub use leased_config::edit::{
     Edit, EditError, EditErrorKind, apply, body_ip, edit_json, edit_toml, is_json,
 };
 

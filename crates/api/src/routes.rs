@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ipnet::Ipv4Net;
-use leased_core::config::{Reservation, Subnet};
+use leased_config::{Reservation, Subnet};
 use leased_core::{HwAddr, Lease, Plan, Timestamp};
 use leased_io::{ConfigSource, ReloadOutcome};
 use serde::{Deserialize, Serialize};
@@ -419,7 +419,7 @@ fn reservation_view(subnet: &Subnet, r: &Reservation) -> ReservationView {
 }
 
 fn find_reservation(plan: &Plan, ip: Ipv4Addr) -> Option<ReservationView> {
-    plan.config.subnets.iter().find_map(|s| {
+    plan.network.subnets.iter().find_map(|s| {
         s.reservations
             .iter()
             .find(|r| r.ip == ip)
@@ -434,7 +434,7 @@ fn find_reservation(plan: &Plan, ip: Ipv4Addr) -> Option<ReservationView> {
 pub async fn reservations_list(State(state): State<AppState>) -> Json<Vec<ReservationView>> {
     let plan = state.shared.plan();
     Json(
-        plan.config
+        plan.network
             .subnets
             .iter()
             .flat_map(|s| s.reservations.iter().map(move |r| reservation_view(s, r)))
@@ -602,7 +602,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.shared.uptime().as_secs(),
-        subnets: state.shared.plan().config.subnets.len(),
+        subnets: state.shared.plan().network.subnets.len(),
         leases: snap.leases.len(),
         snapshot_age_seconds: unix_now().0.saturating_sub(snap.taken_at.0),
     })

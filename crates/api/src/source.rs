@@ -77,7 +77,7 @@ impl StatsSource for LiveStats {
     fn subnet(&self, text: &str) -> Result<SubnetView, ApiError> {
         let plan = self.0.plan();
         let snap = self.0.leases();
-        let subnet = pick_network(&plan.config.subnets, |s| s.network, text)?;
+        let subnet = pick_network(&plan.network.subnets, |s| s.network, text)?;
         Ok(stats::subnet_view(subnet, &snap.leases, unix_now(), true))
     }
 

@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use leased_core::config::{AddrRange, Reservation, ReservationKey, Subnet};
+use leased_config::{AddrRange, Reservation, ReservationKey, Subnet};
 use leased_core::{Lease, LeaseState, Plan, Timestamp};
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -234,7 +234,7 @@ fn range_of(subnet: &Subnet) -> (Ipv4Addr, Ipv4Addr) {
 
 /// The first subnet of the plan containing `ip` (DHCPStats' rule for overlapping subnets).
 pub fn subnet_of(plan: &Plan, ip: Ipv4Addr) -> Option<&Subnet> {
-    plan.config.subnets.iter().find(|s| s.network.contains(&ip))
+    plan.network.subnets.iter().find(|s| s.network.contains(&ip))
 }
 
 fn ips_of(option: Option<&Vec<u8>>) -> Vec<String> {
@@ -486,7 +486,7 @@ pub fn subnet_view(subnet: &Subnet, leases: &[Lease], now: Timestamp, full: bool
 /// Every subnet, keyed by CIDR in config order.
 pub fn subnets(plan: &Plan, leases: &[Lease], now: Timestamp, full: bool) -> Keyed<SubnetView> {
     Keyed(
-        plan.config
+        plan.network
             .subnets
             .iter()
             .map(|s| (s.network.to_string(), subnet_view(s, leases, now, full)))
@@ -497,7 +497,7 @@ pub fn subnets(plan: &Plan, leases: &[Lease], now: Timestamp, full: bool) -> Key
 /// `/counts`.
 pub fn counts(plan: &Plan, leases: &[Lease], now: Timestamp) -> Counts {
     let mut ips = Ips::default();
-    for s in &plan.config.subnets {
+    for s in &plan.network.subnets {
         ips.add(&subnet_ips(s, leases, now));
     }
     Counts {

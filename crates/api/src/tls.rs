@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use leased_core::config::TlsSettings;
+use leased_config::TlsSettings;
 pub use rustls;
 pub use tokio_rustls::TlsAcceptor;
 

@@ -1167,7 +1167,7 @@ async fn start_fails_without_keys_or_with_a_bad_certificate() {
     let mut settings = leased_io::load_config(&path).unwrap().api.unwrap();
     settings.keys = vec!["k".into()];
     std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
-    settings.tls = Some(leased_core::config::TlsSettings {
+    settings.tls = Some(leased_config::TlsSettings {
         cert: dir.path().join("cert.pem"),
         key: dir.path().join("missing.pem"),
     });

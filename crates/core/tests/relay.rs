@@ -8,7 +8,7 @@ mod common;
 use std::net::Ipv4Addr;
 
 use common::*;
-use leased_core::config::{Format, load_str};
+use leased_config::{Format, load_str};
 use leased_core::{Decision, DropReason, LeaseState, Route};
 use leased_wire::{MessageType, code};
 

@@ -143,7 +143,7 @@ fn with_owner(owner: &str) -> Harness {
          [sql_assignment]\nurl = \"postgres://db/x\"\nowner = \"{owner}\"\n\
          [[sql_assignment.queries]]\nsql = \"SELECT ip FROM users WHERE mac = :ClientMacAddress\"\n"
     );
-    let loaded = leased_core::config::load_str(&text, "t.toml", leased_core::config::Format::Toml)
+    let loaded = leased_config::load_str(&text, "t.toml", leased_config::Format::Toml)
         .unwrap_or_else(|e| panic!("{e}"));
     let mut c = config();
     c.sql_assignment = loaded.sql_assignment;
@@ -173,12 +173,12 @@ fn owner_port_moves_the_rows_address_to_the_device_now_on_the_port() {
     let _ = go(&mut h, &Pkt::select(2, a(1), asg.ip), &asg);
     let d = go(&mut h, &Pkt::discover(1), &asg);
     assert_ne!(offered_ip(&d), asg.ip, "{d:?}");
-    let e = leased_core::config::load_str(
+    let e = leased_config::load_str(
         "[[subnets]]\nnetwork = \"198.18.0.0/24\"\npools = [\"198.18.0.10-198.18.0.20\"]\n\
          [sql_assignment]\nurl = \"postgres://db/x\"\nowner = \"switch\"\n\
          [[sql_assignment.queries]]\nsql = \"SELECT ip FROM users\"\n",
         "t.toml",
-        leased_core::config::Format::Toml,
+        leased_config::Format::Toml,
     )
     .unwrap_err()
     .to_string();

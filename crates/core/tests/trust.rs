@@ -9,7 +9,7 @@ mod common;
 use std::net::Ipv4Addr;
 
 use common::*;
-use leased_core::config::{Format, load_str};
+use leased_config::{Format, load_str};
 use leased_core::trust::{self, Untrusted};
 use leased_core::{LeaseState, Route};
 use leased_wire::{MessageType, Packet, code};
@@ -89,7 +89,7 @@ fn a_direct_client_forging_a_subscribers_option82_gets_a_pool_address() {
         .opt(code::SUBNET_SELECTION, &[198, 18, 9, 0]);
     let mut req = h.request(&attack);
     assert_eq!(
-        trust::judge(&req, &h.plan.config.relay_trust),
+        trust::judge(&req, &h.plan.network.relay_trust),
         Err(Untrusted::Direct)
     );
     // decide judges on its own: the reservation on eth0's subnet is not the attacker's.
@@ -115,11 +115,11 @@ fn a_direct_client_forging_a_subscribers_option82_gets_a_pool_address() {
 
     // screen() removes it for everything that reads the packet before decide (limits, SQL).
     assert_eq!(
-        trust::screen(&mut req, &h.plan.config.relay_trust),
+        trust::screen(&mut req, &h.plan.network.relay_trust),
         Some(Untrusted::Direct)
     );
     assert_eq!(req.packet.options.get(code::RELAY_AGENT_INFO), None);
-    assert_eq!(trust::screen(&mut req, &h.plan.config.relay_trust), None);
+    assert_eq!(trust::screen(&mut req, &h.plan.network.relay_trust), None);
 
     // The whole exchange: the attacker is bound to a pool address; the victim keeps its lease.
     let attack = Pkt::discover(2).opt(code::RELAY_AGENT_INFO, VICTIM_82);
@@ -154,13 +154,13 @@ fn a_direct_client_forging_a_subscribers_option82_gets_a_pool_address() {
 fn a_snooping_switch_on_a_trusted_interface_is_believed() {
     let mut h = harness(r#"trusted_option82_interfaces = ["eth0"]"#);
     let req = h.request(&Pkt::discover(1).opt(code::RELAY_AGENT_INFO, VICTIM_82));
-    assert_eq!(trust::judge(&req, &h.plan.config.relay_trust), Ok(()));
+    assert_eq!(trust::judge(&req, &h.plan.network.relay_trust), Ok(()));
     victim_binds(&mut h, Ipv4Addr::UNSPECIFIED, Ipv4Addr::new(198, 18, 0, 5));
     // The same packet on another interface is a client's own.
     h.interface = Some("eth1".into());
     let req = h.request(&Pkt::discover(3).opt(code::RELAY_AGENT_INFO, VICTIM_82));
     assert_eq!(
-        trust::judge(&req, &h.plan.config.relay_trust),
+        trust::judge(&req, &h.plan.network.relay_trust),
         Err(Untrusted::Direct)
     );
 }
@@ -178,7 +178,7 @@ fn only_listed_relays_are_believed_when_a_list_exists() {
             .opt(code::RELAY_AGENT_INFO, VICTIM_82),
     );
     assert_eq!(
-        trust::judge(&req, &h.plan.config.relay_trust),
+        trust::judge(&req, &h.plan.network.relay_trust),
         Err(Untrusted::UnlistedRelay)
     );
     let d = leased_core::decide(&req, &h.plan, &h.table, h.now);
@@ -188,11 +188,11 @@ fn only_listed_relays_are_believed_when_a_list_exists() {
     req.packet.giaddr = RELAY;
     req.src_addr = Some(Ipv4Addr::new(198, 18, 0, 77));
     assert_eq!(
-        trust::judge(&req, &h.plan.config.relay_trust),
+        trust::judge(&req, &h.plan.network.relay_trust),
         Err(Untrusted::UnlistedRelay)
     );
     req.src_addr = Some(Ipv4Addr::new(198, 18, 9, 1));
-    assert_eq!(trust::judge(&req, &h.plan.config.relay_trust), Ok(()));
+    assert_eq!(trust::judge(&req, &h.plan.network.relay_trust), Ok(()));
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn option82_hidden_in_file_and_sname_is_never_honoured() {
     p = decoded;
     let mut req = h.request(&Pkt(p));
     assert_eq!(
-        trust::screen(&mut req, &h.plan.config.relay_trust),
+        trust::screen(&mut req, &h.plan.network.relay_trust),
         Some(Untrusted::Overloaded)
     );
     assert_eq!(
@@ -324,7 +324,7 @@ fn a_signing_relay_is_believed_only_with_a_valid_fresh_signature() {
             .giaddr(RELAY)
             .opt(code::RELAY_AGENT_INFO, VICTIM_82),
     );
-    let trust = &h.plan.config.relay_trust;
+    let trust = &h.plan.network.relay_trust;
     assert_eq!(
         trust::judge(&req, trust),
         Err(Untrusted::Auth(AuthFailure::Missing)),

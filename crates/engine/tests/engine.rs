@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leased_core::config::{Format, load_str};
+use leased_config::{Format, load_str};
 use leased_core::{LeaseState, LeaseTable, Plan, Request, Timestamp};
 use leased_engine::{
     CommitOutcome, DropReason, Effect, Engine, Inbound, LeaseEventKind, Now, Origin, ProbeAnswer,

@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leased_core::config::{Format, load_str};
+use leased_config::{Format, load_str};
 use leased_core::{ClientId, HwAddr, Lease, LeaseState, LeaseTable, Plan, Request, Timestamp};
 use leased_engine::{
     CommitId, CommitOutcome, Effect, Engine, Inbound, Now, Origin, ProbeAnswer, ProbeId, ProbeVia,

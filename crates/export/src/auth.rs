@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
 use hashlink::LruCache;
-use leased_core::config::RouterCredential;
+use leased_config::RouterCredential;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leased_core::config::ExportSettings;
+use leased_config::ExportSettings;
 use leased_core::{BindingEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Extension, Router};
 use base64::Engine as _;
-use leased_core::config::RouterCredential;
+use leased_config::RouterCredential;
 use leased_core::{BindingEvent, BindingKind, HwAddr, Timestamp};
 use serde_json::{Value, json};
 

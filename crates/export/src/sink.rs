@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use leased_core::BindingEvent;
-use leased_core::config::{Secret, SonarSettings, WebhookSettings};
+use leased_config::{Secret, SonarSettings, WebhookSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::files::{self, Perms};

@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use base64::Engine as _;
-use leased_core::config::{ExportSettings, RouterCredential, Secret, SonarSettings};
+use leased_config::{ExportSettings, RouterCredential, Secret, SonarSettings};
 use leased_core::{BindingEvent, BindingKind, HwAddr, Timestamp};
 use leased_export::{Exporter, router, sink::SONAR_PATH};
 use serde_json::Value;
@@ -769,7 +769,7 @@ async fn router_endpoint_forms_auth_and_validation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_gets_full_events_with_its_headers_and_the_same_guarantees() {
-    use leased_core::config::WebhookSettings;
+    use leased_config::WebhookSettings;
     let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
     let fail = Arc::new(AtomicU16::new(503));
     let app = {

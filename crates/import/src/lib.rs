@@ -35,7 +35,7 @@ pub use model::*;
 use std::fmt;
 use std::path::Path;
 
-use leased_core::config::{Config, ConfigErrors, Format, load_str};
+use leased_config::{Config, ConfigErrors, Format, load_str};
 
 /// One construct of the source that leased's config does not carry (or carries only in part),
 /// with where it was and why.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use leased_core::config::ConfigErrors;
+use leased_config::ConfigErrors;
 
 use crate::{Imported, Opts, ServerPart, Unmapped};
 

@@ -77,7 +77,7 @@ fn kea_fixture() {
     // The header of the text lists them too, and the text is the config returned.
     assert!(r.text.contains("#   - Dhcp4.loggers: "));
     assert_eq!(
-        leased_core::config::load_str(&r.text, "x", leased_core::config::Format::Toml).unwrap(),
+        leased_config::load_str(&r.text, "x", leased_config::Format::Toml).unwrap(),
         r.config
     );
 }

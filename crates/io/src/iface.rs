@@ -7,7 +7,7 @@
 
 use std::net::Ipv4Addr;
 
-use leased_core::config::Config;
+use leased_config::Config;
 
 use crate::sock::SysAddr;
 
@@ -23,7 +23,7 @@ pub(crate) struct IfaceSpec {
 
 /// Picks the interfaces to serve from `config` and the system's addresses.
 pub(crate) fn resolve(config: &Config, system: &[SysAddr]) -> Result<Vec<IfaceSpec>, String> {
-    let in_any_subnet = |ip: Ipv4Addr| config.subnets.iter().any(|s| s.network.contains(&ip));
+    let in_any_subnet = |ip: Ipv4Addr| config.network.subnets.iter().any(|s| s.network.contains(&ip));
     let mut names: Vec<String> = Vec::new();
     let mut push = |n: &str| {
         if !names.iter().any(|x| x == n) {
@@ -31,12 +31,12 @@ pub(crate) fn resolve(config: &Config, system: &[SysAddr]) -> Result<Vec<IfaceSp
         }
     };
 
-    if !config.server.interfaces.is_empty() {
-        for n in &config.server.interfaces {
+    if !config.process.interfaces.is_empty() {
+        for n in &config.process.interfaces {
             push(n);
         }
     } else {
-        for subnet in &config.subnets {
+        for subnet in &config.network.subnets {
             match &subnet.interface {
                 Some(n) => push(n),
                 None => {
@@ -50,6 +50,7 @@ pub(crate) fn resolve(config: &Config, system: &[SysAddr]) -> Result<Vec<IfaceSp
 
     if names.is_empty() {
         let nets: Vec<String> = config
+            .network
             .subnets
             .iter()
             .map(|s| s.network.to_string())

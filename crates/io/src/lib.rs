@@ -23,10 +23,10 @@
 
 mod capture;
 mod commit;
-pub mod config_edit;
 mod events;
 mod frame;
 mod iface;
+mod loaded;
 mod metrics;
 mod monitor;
 mod notify;
@@ -44,6 +44,7 @@ mod sqlio;
 #[cfg(test)]
 mod testutil;
 
+pub use loaded::Loaded;
 pub use metrics::{LATENCY_BUCKETS, LatencySnapshot, Metrics};
 pub use monitor::arp::{ArpFinding, ArpKind};
 pub use monitor::rogue::ForeignServer;
@@ -66,7 +67,7 @@ pub enum ConfigSource {
     File(std::path::PathBuf),
     /// An already validated configuration (tests, embedding); SIGHUP cannot reload it, and
     /// `LEASED_BANNED_MACS` is not merged into it.
-    Inline(leased_core::config::Config),
+    Inline(leased_config::Config),
 }
 
 /// Everything `leased serve` needs.
@@ -78,15 +79,6 @@ pub struct ServeParams {
     pub server_port: u16,
     /// Port clients listen on: 68.
     pub client_port: u16,
-}
-
-/// Loads a config file exactly as serve and reload do (file → validate → merge
-/// LEASED_BANNED_MACS from the environment), so `leased check` accepts exactly what the server
-/// will run.
-pub fn load_config(
-    path: &std::path::Path,
-) -> Result<leased_core::config::Config, leased_core::config::ConfigErrors> {
-    reload::load_config(path)
 }
 
 /// Runs the server until SIGTERM/SIGINT (graceful: stops receiving, flushes pending commits,

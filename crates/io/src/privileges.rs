@@ -22,6 +22,7 @@ use std::sync::mpsc;
 use anyhow::{Context, anyhow, bail};
 use caps::{CapSet, Capability, CapsHashSet};
 use leased_config::RunAs;
+use nix::unistd::{Gid, Uid};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// The capabilities `leased serve` keeps: raw sockets opened while serving (ARP and ICMP

@@ -10,11 +10,11 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use leased_core::{Plan, Request};
+use leased_core::Request;
 use leased_wire::{MessageType, Packet};
 use tokio::sync::mpsc;
 
+use crate::loaded::Current;
 use crate::metrics::Metrics;
 use crate::send::Origin;
 use crate::sock;
@@ -165,8 +165,8 @@ pub(crate) async fn receive_loop(
         req.src_addr = rx.src.map(|a| *a.ip());
         // The trust boundary for relay data: limits, the SQL chain and decide never see an
         // Option 82 that a client could have written.
-        let plan = door.plan.load();
-        let trust = &plan.config.relay_trust;
+        let current = door.current.load();
+        let trust = &current.plan.network.relay_trust;
         if let Some(key) = trust.key_of(req.packet.giaddr) {
             req.relay_auth = door.check_signature(data, req.packet.giaddr, key);
         }
@@ -196,15 +196,15 @@ pub(crate) async fn receive_loop(
 /// keys) and the last RFC 4030 counter accepted from each signing relay.
 #[derive(Debug)]
 pub(crate) struct Door {
-    pub(crate) plan: Arc<ArcSwap<Plan>>,
+    pub(crate) current: Current,
     /// By giaddr; holds only relays with a configured key, so it is bounded by the config.
     counters: std::sync::Mutex<std::collections::HashMap<Ipv4Addr, u64>>,
 }
 
 impl Door {
-    pub(crate) fn new(plan: Arc<ArcSwap<Plan>>) -> Self {
+    pub(crate) fn new(current: Current) -> Self {
         Self {
-            plan,
+            current,
             counters: std::sync::Mutex::default(),
         }
     }
@@ -282,9 +282,9 @@ mod tests {
         assert_eq!(metrics.get("malformed.truncated"), 1);
     }
 
-    fn lo_plan() -> Arc<ArcSwap<Plan>> {
+    fn lo_plan() -> Current {
         let c = crate::testutil::config_with(&["198.18.0.0/24"], &["lo"], &[Some("lo")]);
-        Arc::new(ArcSwap::from_pointee(Plan::new(c)))
+        crate::loaded::current(c)
     }
 
     /// The receive loop is the trust boundary: a direct client's own Option 82 never reaches

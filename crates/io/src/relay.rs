@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hashlink::LruCache;
-use leased_core::config::RelaySettings;
+use leased_config::RelaySettings;
 use leased_core::relay_agent::{
     AgentLink, AgentPolicy, Delivery, binding_from_reply, expand_template, relay_reply,
     relay_request, requested_address, rewrite_server_id, server_id,
@@ -58,7 +58,7 @@ pub struct RelayHooks {
     pub stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// `[server] user` / `group`: become this account once every socket is bound, keeping no
     /// capability (the relay opens nothing later).
-    pub run_as: Option<crate::privileges::RunAs>,
+    pub run_as: Option<leased_config::RunAs>,
     /// Directories the relay (its exporter) still writes in after dropping root: handed over
     /// to the user when the user owns them, and start-up fails clearly when it cannot write.
     pub writable_dirs: Vec<std::path::PathBuf>,

@@ -1,46 +1,18 @@
 //! Loading the configuration, and reloading it on SIGHUP.
 //!
-//! One loader for `serve`, reload and `leased check` (file → validate → merge
-//! `LEASED_BANNED_MACS`), so what `check` accepts is exactly what the server runs. A reload that
+//! One loader for `serve`, reload and `leased check` ([`leased_config::load`]), so what `check`
+//! accepts is exactly what the server runs. A reload that
 //! fails keeps the old plan: a typo in a file must never take a running server down.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use leased_core::Plan;
-use leased_core::config::{Config, ConfigError, ConfigErrors};
+
+use crate::loaded::Loaded;
 
 use crate::ConfigSource;
 use crate::shared::ReloadOutcome;
-
-/// The environment variable with extra banned MACs (comma or whitespace separated).
-pub(crate) const BANNED_ENV: &str = "LEASED_BANNED_MACS";
-
-/// See [`crate::load_config`].
-pub(crate) fn load_config(path: &Path) -> Result<Config, ConfigErrors> {
-    let mut config = leased_core::config::load_file(path)?;
-    // `[server] user` / `group` must name accounts of this system: checked here, so `leased
-    // check` and a reload report a typo at its line, before a start would fail on it.
-    crate::privileges::resolve(&config.server, &path.display().to_string())
-        .map_err(ConfigErrors)?;
-    if let Ok(value) = std::env::var(BANNED_ENV) {
-        leased_core::config::merge_banned_env(&mut config, &value).map_err(|errs| {
-            ConfigErrors(
-                errs.into_iter()
-                    .map(|message| ConfigError {
-                        origin: format!("environment {BANNED_ENV}"),
-                        line: 0,
-                        col: 0,
-                        key: BANNED_ENV.to_string(),
-                        message,
-                    })
-                    .collect(),
-            )
-        })?;
-    }
-    Ok(config)
-}
 
 /// What a reload did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +30,7 @@ pub(crate) enum Reloaded {
 ///
 /// Interfaces, the store path, the PID file and ports are read only at start: a reload that
 /// changes them says that a restart is needed, and serves the rest of the new config.
-pub(crate) fn reload(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Reloaded {
+pub(crate) fn reload(source: &ConfigSource, plan: &ArcSwap<Loaded>) -> Reloaded {
     match reload_outcome(source, plan) {
         ReloadOutcome::Swapped => Reloaded::Swapped,
         ReloadOutcome::Kept(_) => Reloaded::Kept,
@@ -67,7 +39,7 @@ pub(crate) fn reload(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Reloaded {
 }
 
 /// [`reload`], returning the errors too (for a reload requested over the API).
-pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> ReloadOutcome {
+pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Loaded>) -> ReloadOutcome {
     let ConfigSource::File(path) = source else {
         tracing::warn!("reload: the configuration was given inline; nothing to reload");
         return ReloadOutcome::NotAFile;
@@ -85,36 +57,37 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Plan>) -> Rel
 }
 
 /// Loads `path` and swaps it in, or keeps the old plan and logs why.
-fn swap_or_keep(path: &Path, plan: &ArcSwap<Plan>) -> ReloadOutcome {
-    match load_config(path) {
+fn swap_or_keep(path: &Path, plan: &ArcSwap<Loaded>) -> ReloadOutcome {
+    match leased_config::load(path) {
         Ok(config) => {
             let old = plan.load();
             let old = &old.config;
-            if old.server.interfaces != config.server.interfaces
+            if old.process.interfaces != config.process.interfaces
                 || old.store != config.store
-                || old.server.pid_file != config.server.pid_file
-                || old.server.user.as_ref().map(|a| &a.name)
-                    != config.server.user.as_ref().map(|a| &a.name)
-                || old.server.group.as_ref().map(|a| &a.name)
-                    != config.server.group.as_ref().map(|a| &a.name)
+                || old.process.pid_file != config.process.pid_file
+                || old.process.user.as_ref().map(|a| &a.name)
+                    != config.process.user.as_ref().map(|a| &a.name)
+                || old.process.group.as_ref().map(|a| &a.name)
+                    != config.process.group.as_ref().map(|a| &a.name)
                 || old.api != config.api
                 || old.logging.file != config.logging.file
                 || old
+                    .network
                     .subnets
                     .iter()
                     .map(|s| &s.interface)
-                    .ne(config.subnets.iter().map(|s| &s.interface))
+                    .ne(config.network.subnets.iter().map(|s| &s.interface))
             {
                 tracing::warn!(
                     "config reloaded, but changes to interfaces, store.path, server.pid_file, \
                      server.user/group, [api] or logging.file take effect only after a restart"
                 );
             }
-            let subnets = config.subnets.len();
-            for w in leased_core::trust::warnings(&config) {
+            let subnets = config.network.subnets.len();
+            for w in leased_config::relay_trust_warnings(&config) {
                 tracing::warn!("{w}");
             }
-            plan.store(Arc::new(Plan::new(config)));
+            plan.store(Arc::new(Loaded::new(config)));
             tracing::info!(path = %path.display(), subnets, "config reloaded");
             ReloadOutcome::Swapped
         }
@@ -142,7 +115,7 @@ mod tests {
 
     #[test]
     fn invalid_file_keeps_the_old_plan() {
-        let old = Arc::new(Plan::new(crate::testutil::config_with(
+        let old = Arc::new(Loaded::new(crate::testutil::config_with(
             &["198.18.0.0/24"],
             &["lo"],
             &[None],
@@ -158,7 +131,7 @@ mod tests {
 
     #[test]
     fn missing_file_keeps_the_old_plan() {
-        let old = Arc::new(Plan::new(crate::testutil::config_with(
+        let old = Arc::new(Loaded::new(crate::testutil::config_with(
             &["198.18.0.0/24"],
             &[],
             &[None],
@@ -173,7 +146,7 @@ mod tests {
     #[test]
     fn inline_cannot_reload() {
         let cfg = crate::testutil::config_with(&["198.18.0.0/24"], &[], &[None]);
-        let swap = ArcSwap::new(Arc::new(Plan::new(cfg.clone())));
+        let swap = ArcSwap::new(Arc::new(Loaded::new(cfg.clone())));
         assert_eq!(
             reload(&ConfigSource::Inline(cfg), &swap),
             Reloaded::NotAFile

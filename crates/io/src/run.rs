@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use arc_swap::ArcSwap;
-use leased_core::config::{Config, ConfigErrors};
-use leased_core::{LeaseTable, Plan};
+use leased_config::{Config, ConfigErrors};
+use leased_core::LeaseTable;
 use leased_store::{EmbeddedStore, FileMode, LeaseStore, StoreError};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
@@ -40,7 +40,7 @@ const HISTORY_GRACE: Duration = Duration::from_secs(5);
 /// server's user only, or with `[server] group` its group may read them too (the files are
 /// handed over to that group when root is dropped).
 fn lease_file_mode(config: &Config) -> FileMode {
-    FileMode::for_group(config.server.group.is_some())
+    FileMode::for_group(config.process.group.is_some())
 }
 
 /// The PID file: written once the lease store is ours, removed at exit only while it still
@@ -133,18 +133,18 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
 
     let config: Config = match &params.source {
-        ConfigSource::File(path) => reload::load_config(path)
+        ConfigSource::File(path) => leased_config::load(path)
             .map_err(|e| anyhow!("invalid configuration {}:\n{e}", path.display()))?,
         ConfigSource::Inline(c) => c.clone(),
     };
-    for w in leased_core::trust::warnings(&config) {
+    for w in leased_config::relay_trust_warnings(&config) {
         tracing::warn!("{w}");
     }
     let origin = match &params.source {
         ConfigSource::File(path) => path.display().to_string(),
         ConfigSource::Inline(_) => "inline configuration".to_string(),
     };
-    let run_as = crate::privileges::resolve(&config.server, &origin)
+    let run_as = leased_config::resolve_accounts(&config.process, &origin)
         .map_err(|e| anyhow!("invalid configuration:\n{}", ConfigErrors(e)))?;
 
     let store_path = config.store.path.clone();
@@ -186,7 +186,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         };
     // Only now that the store is ours: a start that failed on the lock left the running
     // server's PID file alone.
-    let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
+    let pid_file = PidFile::create(config.process.pid_file.as_deref())?;
     let count = leases.len();
     let table = LeaseTable::from_leases(leases);
     tracing::info!(path = %store_path.display(), leases = count, "loaded {count} leases");
@@ -212,7 +212,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     }
 
     let committer = Committer::spawn(store);
-    let plan = Arc::new(ArcSwap::from_pointee(Plan::new(config)));
+    let plan = crate::loaded::current(config);
     let (tx, rx) = lanes();
     let tx = if sql_side.needs_front() {
         sql_side.start_front(tx, Arc::clone(&plan), Arc::clone(&metrics))
@@ -269,7 +269,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         (sidecar.is_some() || plan.load().config.arp_watch.enabled || crate::notify::enabled())
             .then(|| {
                 Arc::new(SharedState {
-                    plan: Arc::clone(&plan),
+                    current: Arc::clone(&plan),
                     leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
                     metrics: Arc::clone(&metrics),
                     source: params.source.clone(),
@@ -284,7 +284,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         engine = engine.with_shared(Arc::clone(shared));
         let reader = Arc::clone(shared);
         let view = crate::monitor::arp::ArpWatchView {
-            plan: Arc::clone(&shared.plan),
+            plan: Arc::clone(&shared.current),
             leases: Arc::new(move || reader.leases.load_full()),
             findings: Arc::clone(&shared.monitors.arp),
         };
@@ -397,7 +397,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
 
 /// Drops root to `run_as` (keeping [`crate::privileges::SERVE_CAPS`]), then checks that the
 /// directories leased still creates files in are the user's to write.
-fn drop_root(config: &Config, run_as: &crate::privileges::RunAs) -> anyhow::Result<()> {
+fn drop_root(config: &Config, run_as: &leased_config::RunAs) -> anyhow::Result<()> {
     // Still root: what leased made in the user's own directories becomes the user's.
     if config.store.sql.is_none() {
         let journal = &config.store.path;
@@ -419,7 +419,7 @@ fn drop_root(config: &Config, run_as: &crate::privileges::RunAs) -> anyhow::Resu
     if let Some(export) = &config.export {
         crate::privileges::require_writable_tree(&export.outbox, "the export outbox", run_as)?;
     }
-    if let Some(pid) = &config.server.pid_file {
+    if let Some(pid) = &config.process.pid_file {
         let dir = crate::privileges::parent_dir(pid);
         if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
             tracing::warn!(
@@ -457,6 +457,7 @@ fn bind_all(
         })?;
         let index = sock::if_index(&spec.name).unwrap_or(0);
         let subnets: Vec<String> = config
+            .network
             .subnets
             .iter()
             .filter(|s| {

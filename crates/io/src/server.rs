@@ -13,14 +13,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
-use leased_core::{Event, LeaseState, LeaseTable, Plan, Reply, Timestamp};
+use leased_core::{Event, LeaseState, LeaseTable, Reply, Timestamp};
 use leased_engine::{CommitId, CommitOutcome, Effect, Engine, Now, Transmit};
 use leased_store::StoreError;
 use tokio::sync::mpsc;
 
 use crate::commit::Committer;
 use crate::events;
+use crate::loaded::Current;
 use crate::metrics::Metrics;
 use crate::recv::{Inbound, LaneRx};
 use crate::send::{Origin, Outbound};
@@ -44,8 +44,8 @@ fn unix_now() -> Timestamp {
 /// The task that drives the engine.
 pub(crate) struct Driver {
     engine: Engine,
-    /// The current plan; handed to the engine when a reload swapped it.
-    plan: Arc<ArcSwap<Plan>>,
+    /// The current load; its plan and settings go to the engine when a reload swapped them.
+    current: Current,
     committer: Committer,
     /// Commit outcomes, from the commit thread back to the engine.
     commit_tx: mpsc::UnboundedSender<(CommitId, CommitOutcome)>,
@@ -75,9 +75,9 @@ const COMMIT_BATCH: usize = 256;
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 impl Driver {
-    /// A driver over `table`, reading the current plan from `plan`.
+    /// A driver over `table`, reading the current plan from `current`.
     pub(crate) fn new(
-        plan: Arc<ArcSwap<Plan>>,
+        current: Current,
         table: LeaseTable,
         committer: Committer,
         out: Arc<Outbound>,
@@ -86,8 +86,11 @@ impl Driver {
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         Self {
-            engine: Engine::new(plan.load_full(), table),
-            plan,
+            engine: {
+                let loaded = current.load();
+                Engine::new(Arc::clone(&loaded.plan), Arc::clone(&loaded.engine), table)
+            },
+            current,
             committer,
             commit_tx,
             commit_rx,
@@ -212,9 +215,10 @@ impl Driver {
 
     /// Hands one request to the engine (with the plan a reload may have swapped in).
     pub(crate) fn handle(&mut self, inbound: Inbound) {
-        let plan = self.plan.load();
-        if !Arc::ptr_eq(&plan, self.engine.plan()) {
-            self.engine.set_plan(Arc::clone(&plan));
+        let loaded = self.current.load();
+        if !Arc::ptr_eq(&loaded.plan, self.engine.plan()) {
+            self.engine
+                .set_plan(Arc::clone(&loaded.plan), Arc::clone(&loaded.engine));
         }
         let now = self.now();
         let received = inbound.received.saturating_duration_since(self.started);
@@ -451,7 +455,7 @@ mod tests {
 
     use std::net::Ipv4Addr;
 
-    use leased_core::config::{Format, load_str};
+    use leased_config::{Format, load_str};
     use leased_core::{Lease, Request};
     use leased_store::LeaseStore;
     use leased_wire::Packet;
@@ -530,8 +534,8 @@ pools = ["198.18.0.10-198.18.0.20"]
         let out = Arc::new(Outbound::new(vec![link], 10067, 10068));
         let metrics = Arc::new(Metrics::default());
         let plan = shared.as_ref().map_or_else(
-            || Arc::new(ArcSwap::from_pointee(Plan::new(config))),
-            |s| Arc::clone(&s.plan),
+            || crate::loaded::current(config),
+            |s| Arc::clone(&s.current),
         );
         let mut driver = Driver::new(
             plan,
@@ -655,14 +659,14 @@ pools = ["198.18.0.10-198.18.0.20"]
     fn binding_reported_only_after_a_durable_commit() {
         let config = crate::testutil::config_with(&["198.18.0.0/24"], &["lo"], &[Some("lo")]);
         let mut config = config;
-        config.subnets[0].server_id = Some(Ipv4Addr::new(198, 18, 0, 1));
-        config.subnets[0].pools = vec![leased_core::config::AddrRange {
+        config.network.subnets[0].server_id = Some(Ipv4Addr::new(198, 18, 0, 1));
+        config.network.subnets[0].pools = vec![leased_config::AddrRange {
             start: Ipv4Addr::new(198, 18, 0, 10),
             end: Ipv4Addr::new(198, 18, 0, 20),
         }];
         let (reload_tx, _reload_rx) = mpsc::channel(1);
         let shared = Arc::new(SharedState {
-            plan: Arc::new(ArcSwap::from_pointee(Plan::new(config.clone()))),
+            current: crate::loaded::current(config.clone()),
             leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
             metrics: Arc::default(),
             source: crate::ConfigSource::Inline(config),

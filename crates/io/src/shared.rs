@@ -17,6 +17,7 @@ use leased_core::Plan;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ConfigSource;
+use crate::loaded::{Current, Loaded};
 use crate::metrics::Metrics;
 pub use crate::snapshot::LeaseSnapshot;
 
@@ -60,7 +61,7 @@ pub type ExportMetricsSource = Box<dyn Fn() -> Vec<ExportSinkMetrics> + Send + S
 
 /// The server's state as seen from outside the engine. Shared as `Arc<SharedState>`.
 pub struct SharedState {
-    pub(crate) plan: Arc<ArcSwap<Plan>>,
+    pub(crate) current: Current,
     pub(crate) leases: ArcSwap<LeaseSnapshot>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) source: ConfigSource,
@@ -123,7 +124,12 @@ impl SharedState {
 
     /// The plan the engine decides with right now.
     pub fn plan(&self) -> Arc<Plan> {
-        self.plan.load_full()
+        Arc::clone(&self.current.load().plan)
+    }
+
+    /// The configuration in force right now (the rooms' settings; the plan is built from it).
+    pub fn loaded(&self) -> Arc<Loaded> {
+        self.current.load_full()
     }
 
     /// The latest published copy of the lease table (at most ~[`PUBLISH_EVERY`] old while the

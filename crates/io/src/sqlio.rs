@@ -29,9 +29,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use leased_core::config::{Config, SqlAssignment, SqlFallback};
-use leased_core::{ClientId, Lease, LeaseState, Plan};
+use leased_config::{Config, SqlAssignment, SqlFallback};
+use leased_core::{ClientId, Lease, LeaseState};
 use leased_engine::LeaseEvent;
 use leased_store::history::{
     HistoryCounters, HistoryFile, HistoryRecord, HistoryWriter, TrySubmitError, history_path,
@@ -43,6 +42,7 @@ use leased_store::{FileMode, LeaseStore, StoreError};
 use leased_wire::MessageType;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::loaded::Current;
 use crate::metrics::Metrics;
 use crate::recv::{Inbound, LaneRx, Lanes};
 
@@ -757,7 +757,7 @@ impl SqlSide {
     pub(crate) fn start_front(
         &self,
         engine_tx: Lanes,
-        plan: Arc<ArcSwap<Plan>>,
+        plan: Current,
         metrics: Arc<Metrics>,
     ) -> Lanes {
         let (tx, rx) = crate::recv::lanes();
@@ -804,7 +804,7 @@ impl HistoryJoin {
 /// [`front`]'s state.
 struct Front {
     engine_tx: Lanes,
-    plan: Arc<ArcSwap<Plan>>,
+    plan: Current,
     metrics: Arc<Metrics>,
     health: Arc<DbHealth>,
     gate_offers: bool,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use leased_core::config::{
+use leased_config::{
     Config, LogFormat, LogSettings, OptionSet, ServerSettings, StoreSettings, Subnet,
 };
 

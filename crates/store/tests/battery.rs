@@ -561,7 +561,7 @@ mod sql {
     use std::sync::Barrier;
     use std::time::{Duration, Instant};
 
-    use leased_core::config::SqlBackend;
+    use leased_config::SqlBackend;
     use leased_store::StoreError;
     use leased_store::sql::{Db, SqlStore, insert_history, query_history};
 
@@ -981,9 +981,9 @@ mod sql {
 use sql::{Sql, the_conflict_rule, two_servers_race_for_one_address};
 
 #[cfg(feature = "sql")]
-battery!(postgres: Sql = Sql::new(leased_core::config::SqlBackend::Postgres);
+battery!(postgres: Sql = Sql::new(leased_config::SqlBackend::Postgres);
     two_servers_race_for_one_address, the_conflict_rule);
 
 #[cfg(feature = "sql")]
-battery!(mariadb: Sql = Sql::new(leased_core::config::SqlBackend::Mysql);
+battery!(mariadb: Sql = Sql::new(leased_config::SqlBackend::Mysql);
     two_servers_race_for_one_address, the_conflict_rule);

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::sql::TempDb;
-use leased_core::config::{Format, SqlBackend, load_str};
+use leased_config::{Format, SqlBackend, load_str};
 use leased_core::sql::packet_variables;
 use leased_core::{ClientId, HwAddr, Lease, LeaseState, Timestamp};
 use leased_store::LeaseStore;

@@ -92,7 +92,7 @@ pub(crate) async fn overview(State(ctx): State<Ctx>) -> Json<Overview> {
     let snap = shared.leases();
     let now = unix_now();
     let subnets = plan
-        .config
+        .network
         .subnets
         .iter()
         .map(|s| SubnetSummary {
@@ -143,9 +143,9 @@ pub(crate) async fn grid(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let plan = ctx.app.shared.plan();
     let subnet = match q.subnet.as_deref() {
-        Some(text) => pick_network(&plan.config.subnets, |s| s.network, text)?,
+        Some(text) => pick_network(&plan.network.subnets, |s| s.network, text)?,
         None => plan
-            .config
+            .network
             .subnets
             .first()
             .ok_or_else(|| ApiError::not_found("no subnet is configured"))?,
@@ -159,7 +159,7 @@ pub(crate) async fn grid(
         };
     let snap = ctx.app.shared.leases();
     Ok(Json(cells::grid(
-        &plan.config,
+        &plan.network,
         subnet,
         &snap.leases,
         unix_now(),
@@ -241,7 +241,7 @@ pub(crate) async fn history(
         .acquire()
         .await
         .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
-    let store = ctx.app.shared.plan().config.store.clone();
+    let store = ctx.app.shared.loaded().config.store.clone();
     let (mut records, source) = match &store.sql {
         Some(sql) => {
             let url = leased_store::sql::expand_env(&sql.url).map_err(ApiError::internal)?;
@@ -341,15 +341,15 @@ pub(crate) struct NetworkView {
 
 pub(crate) async fn network(State(ctx): State<Ctx>) -> Json<NetworkView> {
     let shared = &ctx.app.shared;
-    let plan = shared.plan();
+    let loaded = shared.loaded();
     Json(NetworkView {
-        rogue_enabled: plan.config.rogue_servers.enabled,
+        rogue_enabled: loaded.config.rogue_servers.enabled,
         rogue_servers: shared
             .foreign_servers()
             .into_iter()
             .map(RogueServerView::from)
             .collect(),
-        arp_enabled: plan.config.arp_watch.enabled,
+        arp_enabled: loaded.config.arp_watch.enabled,
         arp_findings: shared
             .arp_findings()
             .into_iter()

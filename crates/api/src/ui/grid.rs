@@ -17,12 +17,12 @@
 //! | `.` | in a pool, free, never handed out | `.` unused |
 //! | ` ` | in the subnet, outside its pools | ` ` outside |
 //!
-//! A pure function of (config, subnet, leases, now); O(addresses + leases) with the leases in
+//! A pure function of (network, subnet, leases, now); O(addresses + leases) with the leases in
 //! address order (the engine's snapshot is).
 
 use std::net::Ipv4Addr;
 
-use leased_core::config::{Config, Subnet};
+use leased_core::model::{Network, Subnet};
 use leased_core::{Lease, LeaseState, Timestamp};
 use serde::Serialize;
 
@@ -92,7 +92,7 @@ pub struct Grid {
 
 /// The cell of one address (see the module docs); `lease` is the address's record, if any.
 fn cell(
-    config: &Config,
+    network: &Network,
     s: &Subnet,
     ip: Ipv4Addr,
     lease: Option<&Lease>,
@@ -102,7 +102,7 @@ fn cell(
     let live = lease.filter(|l| l.is_active(now));
     match live {
         Some(l) if l.state == LeaseState::Declined => 'D',
-        Some(l) if config.banned_macs.contains_key(&l.hwaddr) => 'M',
+        Some(l) if network.banned_macs.contains_key(&l.hwaddr) => 'M',
         Some(l) if l.state == LeaseState::Offered => 'O',
         Some(_) => 'L',
         None if reserved => 'R',
@@ -121,17 +121,17 @@ fn cell(
 /// The grid of `s` from `from` (its network address when `None` or outside it), at most
 /// [`MAX_CELLS`] cells. `leases` must be in address order.
 pub fn grid(
-    config: &Config,
+    network: &Network,
     s: &Subnet,
     leases: &[Lease],
     now: Timestamp,
     from: Option<Ipv4Addr>,
 ) -> Grid {
-    page(config, s, leases, now, from, MAX_CELLS)
+    page(network, s, leases, now, from, MAX_CELLS)
 }
 
 fn page(
-    config: &Config,
+    network: &Network,
     s: &Subnet,
     leases: &[Lease],
     now: Timestamp,
@@ -162,7 +162,7 @@ fn page(
             ri.next();
         }
         let is_reserved = ri.peek().is_some_and(|r| **r == n);
-        cells.push(cell(config, s, ip, lease, is_reserved, now));
+        cells.push(cell(network, s, ip, lease, is_reserved, now));
     }
     let counts = KINDS
         .iter()
@@ -219,7 +219,9 @@ ip = "198.18.0.9"
     #[test]
     fn every_kind_in_place() {
         let c =
-            leased_core::config::load_str(CONFIG, "t", leased_core::config::Format::Toml).unwrap();
+            leased_config::load_str(CONFIG, "t", leased_config::Format::Toml)
+                .unwrap()
+                .network;
         let now = Timestamp(1000);
         let leases = vec![
             lease(2, 4, LeaseState::Released, 500),
@@ -251,7 +253,9 @@ ip = "198.18.0.9"
         let text =
             "[[subnets]]\nnetwork = \"198.18.0.0/15\"\npools = [\"198.18.0.10-198.19.0.10\"]\n";
         let c =
-            leased_core::config::load_str(text, "t", leased_core::config::Format::Toml).unwrap();
+            leased_config::load_str(text, "t", leased_config::Format::Toml)
+                .unwrap()
+                .network;
         let s = &c.subnets[0];
         let g = grid(&c, s, &[], Timestamp(0), None);
         assert_eq!(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use leased_core::config::{
+use leased_config::{
     AddrRange, Config, LogFormat, LogSettings, Metadata, OptionSet, Reservation, ReservationKey,
     ServerSettings, StoreSettings, Subnet,
 };

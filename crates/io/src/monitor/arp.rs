@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hashlink::LruCache;
-use leased_core::config::ReservationKey;
+use leased_core::model::ReservationKey;
 use leased_core::{HwAddr, LeaseState, Plan, Timestamp};
 use leased_sock::neigh;
 
@@ -40,7 +40,7 @@ use crate::snapshot::LeaseSnapshot;
 #[derive(Clone)]
 pub(crate) struct ArpWatchView {
     /// The plan being served (reloads are seen at once).
-    pub(crate) plan: Arc<arc_swap::ArcSwap<Plan>>,
+    pub(crate) plan: crate::loaded::Current,
     /// The latest published lease snapshot.
     pub(crate) leases: Arc<dyn Fn() -> Arc<LeaseSnapshot> + Send + Sync>,
     /// The current findings.
@@ -119,11 +119,11 @@ pub(crate) fn judge(
     now: Timestamp,
 ) -> Option<Verdict> {
     let subnet = plan
-        .config
+        .network
         .subnets
         .get(plan.subnet_index_containing(s.ip)?)?;
     let mac = HwAddr(s.mac.to_vec());
-    if plan.config.banned_macs.contains_key(&mac) {
+    if plan.network.banned_macs.contains_key(&mac) {
         return Some((ArpKind::BannedMac, None, None));
     }
     let net = subnet.network;
@@ -131,7 +131,7 @@ pub(crate) fn judge(
         || s.ip == net.broadcast()
         || subnet.routers.contains(&s.ip)
         || subnet.server_id == Some(s.ip)
-        || plan.config.server.server_id == Some(s.ip)
+        || plan.network.server.server_id == Some(s.ip)
     {
         return None;
     }
@@ -347,7 +347,7 @@ async fn listen(sock: Arc<ArpSocket>, iface: String, heard: Arc<Heard>) {
 fn targets(plan: &Plan, link: &str) -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
     for &i in plan.subnet_indexes_on(link) {
-        let Some(s) = plan.config.subnets.get(i) else {
+        let Some(s) = plan.network.subnets.get(i) else {
             continue;
         };
         for p in &s.pools {
@@ -375,7 +375,7 @@ async fn probe(
         }
         let gap = Duration::from_secs(1) / settings.probe_rate.max(1);
         let started = Instant::now();
-        let plan = shared.plan.load_full();
+        let plan = Arc::clone(&shared.plan.load().plan);
         for (link, mac, sock) in &links {
             for ip in targets(&plan, &link.name) {
                 if let Err(e) = sock.send(&probe_payload(*mac, ip)) {
@@ -427,7 +427,7 @@ async fn scan_loop(links: Vec<Watched>, shared: ArpWatchView, heard: Arc<Heard>)
 
 /// Judges the sightings, updates the shared findings and logs what appeared and cleared.
 fn scan_once(shared: &ArpWatchView, sightings: Vec<Sighting>) {
-    let plan = shared.plan.load();
+    let plan = Arc::clone(&shared.plan.load().plan);
     let leases = (shared.leases)();
     let now = unix_now();
     let scan: Vec<_> = sightings
@@ -467,7 +467,7 @@ fn scan_once(shared: &ArpWatchView, sightings: Vec<Sighting>) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use leased_core::config::{Format, load_str};
+    use leased_config::{Format, load_str};
     use leased_core::{ClientId, Lease};
 
     const CONF: &str = r#"
@@ -514,7 +514,7 @@ ip = "198.18.0.51"
 
     #[test]
     fn judges_unknown_mismatch_banned_and_leaves_the_expected_alone() {
-        let plan = Plan::new(load_str(CONF, "t.toml", Format::Toml).unwrap());
+        let plan = Plan::new(load_str(CONF, "t.toml", Format::Toml).unwrap().network);
         let snap = LeaseSnapshot {
             leases: vec![
                 lease(11, 0x11, LeaseState::Bound),

@@ -18,10 +18,9 @@ pub mod rogue;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
-use leased_core::Plan;
 use tokio::task::JoinHandle;
 
+use crate::loaded::Current;
 use crate::metrics::Metrics;
 use packet_sock::{PacketSocket, TP_STATUS_CSUMNOTREADY};
 use rogue::{Tracker, Verdict, mac_string, parse_frame};
@@ -60,7 +59,7 @@ pub(crate) fn iface_mac(name: &str) -> Option<[u8; 6]> {
 /// Starts one rogue-server watch task per interface when `[rogue_servers]` is enabled.
 pub(crate) fn spawn_rogue(
     links: &[Watched],
-    plan: &Arc<ArcSwap<Plan>>,
+    plan: &Current,
     metrics: &Arc<Metrics>,
     tracker: &ForeignServers,
 ) -> Vec<JoinHandle<()>> {
@@ -140,7 +139,7 @@ fn probe_datagram(mac: &[u8], xid: u32) -> Option<Vec<u8>> {
 /// Sends the active probe on every link each `probe_interval` (re-read from the plan, so a
 /// reload can turn it on, off or change it). The frames leave through an AF_PACKET socket:
 /// our own UDP socket never sees them, so leased does not answer its own probe.
-async fn probe(links: Vec<Watched>, plan: Arc<ArcSwap<Plan>>) {
+async fn probe(links: Vec<Watched>, plan: Current) {
     let sender = match crate::sock::RawSender::open() {
         Ok(s) => s,
         Err(e) => {
@@ -170,7 +169,7 @@ async fn probe(links: Vec<Watched>, plan: Arc<ArcSwap<Plan>>) {
 async fn watch(
     sock: PacketSocket,
     iface: String,
-    plan: Arc<ArcSwap<Plan>>,
+    plan: Current,
     metrics: Arc<Metrics>,
     own: Arc<Vec<[u8; 6]>>,
     tracker: ForeignServers,

@@ -10,7 +10,7 @@
 use hashlink::LruCache;
 use std::net::Ipv4Addr;
 
-use leased_core::config::RogueSettings;
+use leased_config::RogueSettings;
 use leased_wire::{BOOTREPLY, MessageType, Packet, code};
 
 /// A DHCP reply seen on the wire.

@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use leased_core::config::ConflictCheckMode;
+use leased_config::ConflictCheckMode;
 use leased_engine::{Probe, ProbeAnswer, ProbeId, ProbeVia};
 use tokio::sync::mpsc;
 

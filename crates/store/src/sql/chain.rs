@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use leased_core::Assignment;
-use leased_core::config::SqlQuery;
+use leased_config::SqlQuery;
 use leased_core::sql::Placeholders;
 use sqlx::{Column, Row};
 

@@ -44,7 +44,7 @@ pub use history::{insert_history, query_history, run_user_statement};
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use leased_core::config::SqlBackend;
+use leased_config::SqlBackend;
 use leased_core::{ClientId, HwAddr, Lease, LeaseState, Timestamp};
 use sqlx::Row;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use leased_core::config::SqlBackend;
+use leased_config::SqlBackend;
 use leased_store::sql::Db;
 
 /// Admin URLs (trust auth on loopback); `LEASED_TEST_PG` / `LEASED_TEST_MYSQL` override them
