@@ -31,7 +31,12 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 /// The success line: `OK: FILE (N subnets, M reservations)`.
 pub fn ok_line(file: &str, config: &Config) -> String {
     let subnets = config.network.subnets.len();
-    let reservations: usize = config.network.subnets.iter().map(|s| s.reservations.len()).sum();
+    let reservations: usize = config
+        .network
+        .subnets
+        .iter()
+        .map(|s| s.reservations.len())
+        .sum();
     // Always plural, so scripts can match one fixed pattern.
     format!("OK: {file} ({subnets} subnets, {reservations} reservations)")
 }

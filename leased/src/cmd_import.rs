@@ -220,9 +220,16 @@ struct Sink {
 
 impl Sink {
     fn open(store: &Path, rendered: &Rendered) -> anyhow::Result<Self> {
-        let nets: Vec<Ipv4Net> = rendered.config.network.subnets.iter().map(|s| s.network).collect();
+        let nets: Vec<Ipv4Net> = rendered
+            .config
+            .network
+            .subnets
+            .iter()
+            .map(|s| s.network)
+            .collect();
         let now = crate::cmd_manage::unix_now().0;
-        let converter = LeaseConverter::new(&nets, now, rendered.config.network.server.sticky_window);
+        let converter =
+            LeaseConverter::new(&nets, now, rendered.config.network.server.sticky_window);
         let appender = EmbeddedStore::open(store)
             .and_then(EmbeddedStore::into_appender)
             .with_context(|| format!("cannot open lease store {}", store.display()))?;

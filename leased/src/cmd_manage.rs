@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use leased_config::edit::{self as config_edit, Edit, EditError, EditErrorKind};
 use leased_config::{Config, ReservationKey};
 use leased_core::{HwAddr, Timestamp};
-use leased_config::edit::{self as config_edit, Edit, EditError, EditErrorKind};
 use serde_json::{Map, Value};
 
 use crate::cli::{ManageArgs, ManageCommand};
@@ -78,7 +78,12 @@ fn add(
     note: &[String],
 ) -> anyhow::Result<ExitCode> {
     let hw = parse_mac(mac)?;
-    if !config.network.subnets.iter().any(|s| s.network.contains(&ip)) {
+    if !config
+        .network
+        .subnets
+        .iter()
+        .any(|s| s.network.contains(&ip))
+    {
         eprintln!(
             "warning: {ip} lies outside every subnet of {}",
             args.config.display()

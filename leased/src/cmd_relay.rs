@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use leased_config::{Config, ConfigError, ConfigErrors, Format, load_str};
 use leased_export::Exporter;
-use leased_io::{RelayHooks};
+use leased_io::RelayHooks;
 use tokio::sync::mpsc;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, value};
 
@@ -495,7 +495,7 @@ interval = "5m"
             c.relay.unwrap().interfaces[0].circuit_id,
             "x\"\n[server]\nuser = \"root"
         );
-        assert!(c.server.user.is_none());
+        assert!(c.process.user.is_none());
     }
 
     #[test]

@@ -328,15 +328,15 @@ mod tests {
             .config_text()
             .unwrap();
         let c = load_str(&t, "quick start", Format::Toml).unwrap();
-        assert_eq!(c.subnets.len(), 1);
-        let s = &c.subnets[0];
+        assert_eq!(c.network.subnets.len(), 1);
+        let s = &c.network.subnets[0];
         assert_eq!(s.network.to_string(), "198.18.0.0/24");
         assert_eq!(s.routers, vec![Ipv4Addr::new(198, 18, 0, 1)]);
         assert_eq!(s.server_id, Some(Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!(s.interface.as_deref(), Some("eth0"));
         assert_eq!(s.pools.len(), 1);
         assert_eq!(s.pools[0].len(), 51);
-        assert_eq!(c.server.lease_time, 3600);
+        assert_eq!(c.network.server.lease_time, 3600);
         assert_eq!(c.store.path, PathBuf::from("./leased.leases"));
         assert_eq!(
             s.options.values.get(&6),

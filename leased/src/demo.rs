@@ -623,9 +623,9 @@ mod tests {
     fn demo_config_is_valid() {
         let text = config_text(Path::new("/tmp/x/leased.leases"));
         let c = load_str(&text, "demo", Format::Toml).unwrap();
-        assert_eq!(c.subnets.len(), 1);
-        assert_eq!(c.subnets[0].reservations.len(), 1);
-        assert_eq!(c.banned_macs.len(), 1);
+        assert_eq!(c.network.subnets.len(), 1);
+        assert_eq!(c.network.subnets[0].reservations.len(), 1);
+        assert_eq!(c.network.banned_macs.len(), 1);
         assert_eq!(c.store.path, PathBuf::from("/tmp/x/leased.leases"));
     }
 

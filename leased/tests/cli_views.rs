@@ -449,15 +449,21 @@ fn import_isc_round_trip() {
     );
     let c = leased_config::load_file(&out).unwrap();
     // A host without `option host-name` gets no made-up host name.
-    let cam = &c.subnets[1].reservations[0];
+    let cam = &c.network.subnets[1].reservations[0];
     assert_eq!(cam.ip, Ipv4Addr::new(198, 18, 1, 5));
     assert_eq!(cam.hostname, None);
     assert_eq!(
-        c.subnets[0].reservations[0].hostname.as_deref(),
+        c.network.subnets[0].reservations[0].hostname.as_deref(),
         Some("printer")
     );
-    assert_eq!(c.subnets[0].routers, vec![Ipv4Addr::new(198, 18, 0, 1)]);
-    assert_eq!(c.subnets[1].shared_network.as_deref(), Some("campus"));
+    assert_eq!(
+        c.network.subnets[0].routers,
+        vec![Ipv4Addr::new(198, 18, 0, 1)]
+    );
+    assert_eq!(
+        c.network.subnets[1].shared_network.as_deref(),
+        Some("campus")
+    );
     assert_eq!(c.store.path, store);
     // The active leases are in the store, with their client ids and host names.
     let mut got = EmbeddedStore::read_only(&store).unwrap();

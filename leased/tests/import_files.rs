@@ -119,7 +119,7 @@ fn dhcplane_seed_configs_import_and_check() {
         assert!(stderr.contains("not-a-mac"), "{stderr}");
         check_ok(&out);
         let c = leased_config::load_file(&out).unwrap();
-        let s = &c.subnets[0];
+        let s = &c.network.subnets[0];
         assert_eq!(s.network.to_string(), "192.168.178.0/24");
         assert_eq!(s.routers, [Ipv4Addr::new(192, 168, 178, 1)]);
         assert_eq!(s.exclusions.len(), 1);
@@ -131,15 +131,15 @@ fn dhcplane_seed_configs_import_and_check() {
                 .as_deref()
                 .is_some_and(|n| n.contains("printer"))
         );
-        assert_eq!(c.server.lease_time, 86_400);
+        assert_eq!(c.network.server.lease_time, 86_400);
         if name == "dhcplane-full.json" {
             assert_eq!(r.metadata.manufacturer.as_deref(), Some("HP"));
             assert_eq!(r.metadata.first_seen, Some(1_725_550_000));
-            assert_eq!(c.banned_macs.len(), 1);
-            assert_eq!(c.device_overrides.len(), 1);
+            assert_eq!(c.network.banned_macs.len(), 1);
+            assert_eq!(c.network.device_overrides.len(), 1);
             assert!(c.rogue_servers.enabled);
-            assert!(c.options.values.contains_key(&121), "static routes");
-            assert!(c.options.values.contains_key(&43), "vendor option");
+            assert!(c.network.options.values.contains_key(&121), "static routes");
+            assert!(c.network.options.values.contains_key(&43), "vendor option");
         }
         let mut got = EmbeddedStore::read_only(&store).unwrap();
         got.sort_by_key(|l| l.ip);
@@ -204,10 +204,13 @@ fn dhcplane_reservations_file_beside_the_config() {
     assert!(stdout.contains("2 reservations, 1 classes"), "{stdout}");
     check_ok(&out);
     let c = leased_config::load_file(&out).unwrap();
-    assert!(!c.server.authoritative);
-    assert_eq!(c.server.lease_time, 86_400, "0 means dhcplane's default");
+    assert!(!c.network.server.authoritative);
     assert_eq!(
-        c.classes[0].matcher.vendor_class.as_deref(),
+        c.network.server.lease_time, 86_400,
+        "0 means dhcplane's default"
+    );
+    assert_eq!(
+        c.network.classes[0].matcher.vendor_class.as_deref(),
         Some("PXEClient")
     );
 }
@@ -306,22 +309,31 @@ fn kea_config_and_csv_import() {
     );
     check_ok(&out);
     let c = leased_config::load_file(&out).unwrap();
-    let nets: Vec<String> = c.subnets.iter().map(|s| s.network.to_string()).collect();
+    let nets: Vec<String> = c
+        .network
+        .subnets
+        .iter()
+        .map(|s| s.network.to_string())
+        .collect();
     assert_eq!(nets, KEA_SUBNETS);
-    assert_eq!(c.subnets[1].shared_network.as_deref(), Some("campus"));
-    assert_eq!(c.subnets[2].interface.as_deref(), Some("eth2"));
-    assert_eq!(c.subnets[0].lease_time, Some(3000));
     assert_eq!(
-        (c.server.lease_time, c.server.renewal_time),
+        c.network.subnets[1].shared_network.as_deref(),
+        Some("campus")
+    );
+    assert_eq!(c.network.subnets[2].interface.as_deref(), Some("eth2"));
+    assert_eq!(c.network.subnets[0].lease_time, Some(3000));
+    assert_eq!(
+        (c.network.server.lease_time, c.network.server.renewal_time),
         (4000, Some(1000))
     );
-    assert!(c.server.authoritative);
+    assert!(c.network.server.authoritative);
     assert_eq!(
-        c.classes[0].matcher.vendor_class.as_deref(),
+        c.network.classes[0].matcher.vendor_class.as_deref(),
         Some("PXEClient*")
     );
-    assert!(c.classes[0].pool.is_some());
+    assert!(c.network.classes[0].pool.is_some());
     let keys: Vec<String> = c
+        .network
         .subnets
         .iter()
         .flat_map(|s| &s.reservations)
@@ -403,18 +415,18 @@ fn dnsmasq_config_and_leases_import() {
     );
     check_ok(&out);
     let c = leased_config::load_file(&out).unwrap();
-    assert!(c.server.authoritative);
-    assert_eq!(c.server.interfaces, ["eth1"]);
-    let s = &c.subnets[0];
+    assert!(c.network.server.authoritative);
+    assert_eq!(c.process.interfaces, ["eth1"]);
+    let s = &c.network.subnets[0];
     assert_eq!(s.lease_time, Some(43_200));
     assert_eq!(s.routers, [Ipv4Addr::new(198, 18, 0, 1)]);
     assert_eq!(s.pools.len(), 3);
-    assert_eq!(c.subnets[1].lease_time, Some(21_600));
+    assert_eq!(c.network.subnets[1].lease_time, Some(21_600));
     assert_eq!(
-        c.classes[0].matcher.vendor_class.as_deref(),
+        c.network.classes[0].matcher.vendor_class.as_deref(),
         Some("*Polycom*")
     );
-    assert_eq!(c.banned_macs.len(), 1);
+    assert_eq!(c.network.banned_macs.len(), 1);
     let got = EmbeddedStore::read_only(&store).unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].hostname.as_deref(), Some("laptop"));

@@ -520,10 +520,7 @@ pub fn serve(
         );
     }
     // (Never quoted in the message: even a refused key is a secret.)
-    if let Some(problem) = keys
-        .iter()
-        .find_map(|k| leased_config::api_key_problem(k))
-    {
+    if let Some(problem) = keys.iter().find_map(|k| leased_config::api_key_problem(k)) {
         anyhow::bail!("refusing an API key: {problem}");
     }
     let app = app(source, Auth::new(keys, false, false));

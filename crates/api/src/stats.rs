@@ -234,7 +234,10 @@ fn range_of(subnet: &Subnet) -> (Ipv4Addr, Ipv4Addr) {
 
 /// The first subnet of the plan containing `ip` (DHCPStats' rule for overlapping subnets).
 pub fn subnet_of(plan: &Plan, ip: Ipv4Addr) -> Option<&Subnet> {
-    plan.network.subnets.iter().find(|s| s.network.contains(&ip))
+    plan.network
+        .subnets
+        .iter()
+        .find(|s| s.network.contains(&ip))
 }
 
 fn ips_of(option: Option<&Vec<u8>>) -> Vec<String> {

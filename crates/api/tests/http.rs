@@ -115,7 +115,7 @@ impl Server {
         let text = config_text(dir.path(), api_port, api_extra, reservations);
         let config = dir.path().join("leased.toml");
         std::fs::write(&config, text).unwrap();
-        let settings = leased_io::load_config(&config).unwrap().api.unwrap();
+        let settings = leased_config::load(&config).unwrap().api.unwrap();
         let port = free_udp_port();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let hooks = ServeHooks {
@@ -1144,7 +1144,7 @@ async fn start_fails_without_keys_or_with_a_bad_certificate() {
         .replace(&format!("keys = [\"{KEY}\", \"{KEY2}\"]"), "keys = []");
     let path = dir.path().join("leased.toml");
     std::fs::write(&path, &text).unwrap();
-    let settings = leased_io::load_config(&path).unwrap().api.unwrap();
+    let settings = leased_config::load(&path).unwrap().api.unwrap();
     let port = free_udp_port();
     let hooks = ServeHooks {
         sidecar: Some(Box::new(move |shared, shutdown| {
@@ -1164,7 +1164,7 @@ async fn start_fails_without_keys_or_with_a_bad_certificate() {
         .unwrap_err();
     assert!(err.to_string().contains("LEASED_API_KEYS"), "{err}");
 
-    let mut settings = leased_io::load_config(&path).unwrap().api.unwrap();
+    let mut settings = leased_config::load(&path).unwrap().api.unwrap();
     settings.keys = vec!["k".into()];
     std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
     settings.tls = Some(leased_config::TlsSettings {

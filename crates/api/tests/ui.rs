@@ -78,7 +78,7 @@ keys = ["{KEY}"]
         );
         let config = dir.path().join("leased.toml");
         std::fs::write(&config, text).unwrap();
-        let settings = leased_io::load_config(&config).unwrap().api.unwrap();
+        let settings = leased_config::load(&config).unwrap().api.unwrap();
         let port = free_udp_port();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let hooks = ServeHooks {

@@ -6,8 +6,8 @@
 //! file (for `serve`, reload and `leased check` alike) and reports an unknown one at the line
 //! and column the operator wrote it, like every other config error.
 
-use crate::file::RawServer;
 use crate::ctx::Ctx;
+use crate::file::RawServer;
 
 /// A user or group as written in the config: a name, or a numeric id in decimal.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::ctx::Ctx;
 use crate::file::RawDuration;
 use crate::options::parse_duration;
-use crate::ctx::Ctx;
 
 /// Shortest accepted API key, in characters: a key is the only thing between the network and
 /// every lease, MAC and reservation, so one short enough to guess is refused.

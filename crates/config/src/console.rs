@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::api::{connections, timeout};
-use crate::file::RawDuration;
 use crate::ctx::Ctx;
+use crate::file::RawDuration;
 
 /// Lines a new viewer is shown from before it attached, unless configured.
 pub const DEFAULT_REPLAY: usize = 200;
@@ -148,9 +148,9 @@ mod tests {
     fn absent_defaults_and_full() {
         let c = load("").unwrap();
         assert_eq!(c.console, None);
-        assert!(!c.server.auto_reload);
+        assert!(!c.process.auto_reload);
         let c = load("[server]\nauto_reload = true\n[console]\n").unwrap();
-        assert!(c.server.auto_reload);
+        assert!(c.process.auto_reload);
         let k = c.console.unwrap();
         assert_eq!(k.replay, super::DEFAULT_REPLAY);
         assert_eq!(k.socket.to_str(), Some("leased.console.sock"));

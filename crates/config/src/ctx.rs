@@ -90,4 +90,3 @@ pub(crate) fn check_interface(ctx: &mut Ctx<'_>, path: &str, name: &str) {
         );
     }
 }
-

@@ -658,6 +658,7 @@ ip = "198.18.0.51"
         // Planned edits see the file as it is under the lock.
         let edits = apply_planned(&link, |c| {
             let n = c
+                .network
                 .subnets
                 .iter()
                 .map(|s| s.reservations.len())

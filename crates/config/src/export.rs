@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::ctx::Ctx;
 use crate::file::RawDuration;
 use crate::options::parse_duration;
 use crate::span::{join_index, join_key};
-use crate::ctx::Ctx;
 
 /// `[export]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -312,8 +312,8 @@ pub(crate) fn export(ctx: &mut Ctx<'_>, raw: Option<&RawExport>) -> Option<Expor
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use crate::{Format, load_str};
     use super::*;
+    use crate::{Format, load_str};
 
     fn export_of(text: &str) -> Result<Option<ExportSettings>, Vec<String>> {
         let text = format!(

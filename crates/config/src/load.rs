@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
 use leased_core::HwAddr;
+use serde::Deserialize;
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::Config;

@@ -33,7 +33,10 @@ fn config_error(origin: &str, key: &str, at: &AccountName, message: String) -> C
 
 /// Looks `[server] user` and `group` up in the system's user database (`/etc/passwd`, NSS).
 /// `None` when no user is configured. Errors point at the value in the file (`origin`).
-pub fn resolve_accounts(server: &ProcessSettings, origin: &str) -> Result<Option<RunAs>, Vec<ConfigError>> {
+pub fn resolve_accounts(
+    server: &ProcessSettings,
+    origin: &str,
+) -> Result<Option<RunAs>, Vec<ConfigError>> {
     let Some(user) = &server.user else {
         return Ok(None);
     };
@@ -170,7 +173,8 @@ mod tests {
             root[0].to_string().starts_with("f:3:8: server.user: "),
             "{root:?}"
         );
-        let missing = resolve_accounts(&settings(Some("no-such-user-leased"), None), "f").unwrap_err();
+        let missing =
+            resolve_accounts(&settings(Some("no-such-user-leased"), None), "f").unwrap_err();
         assert!(missing[0].to_string().contains("no user"), "{missing:?}");
         let g = resolve_accounts(
             &settings(Some("4000000"), Some("no-such-group-leased")),

@@ -7,10 +7,10 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use leased_wire::code;
 
-use leased_core::model::OptionSet;
+use crate::ctx::Ctx;
 use crate::file::{RawDuration, RawExtra, RawOptions};
 use crate::span::{join_index, join_key};
-use crate::ctx::Ctx;
+use leased_core::model::OptionSet;
 
 /// Option codes the server sets itself; configuring them is an error.
 pub(crate) const SERVER_OWNED: [u8; 13] = [0, 50, 51, 52, 53, 54, 55, 57, 58, 59, 61, 82, 255];

@@ -262,8 +262,8 @@ pub(crate) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySe
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use crate::{Format, load_str};
     use super::*;
+    use crate::{Format, load_str};
 
     fn relay_of(text: &str) -> Result<Option<RelaySettings>, Vec<String>> {
         load_str(text, "t.toml", Format::Toml)

@@ -51,4 +51,3 @@ pub(crate) struct RawConfig {
     /// `[sql_assignment]`: absent means no SQL assignment chain.
     pub sql_assignment: Option<crate::sql::RawSqlAssignment>,
 }
-

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::ctx::Ctx;
 use crate::file::RawStore;
 use crate::options::parse_duration;
 use crate::span::join_index;
-use crate::ctx::Ctx;
 use leased_core::relay::Extractor;
 use leased_core::sql::{AllocationSlot, BUILTIN_VARS, HISTORY_VARS, SqlOwner, SqlTemplate};
 
@@ -397,7 +397,7 @@ mod slot_tests {
     fn derived_slot_is_stable_and_spreads_names() {
         let a = AllocationSlot::from_name("srv0");
         assert_eq!(a, AllocationSlot::from_name("srv0"));
-        assert_eq!(a.count, DERIVED_SLOTS);
+        assert_eq!(a.count, leased_core::sql::DERIVED_SLOTS);
         let idx: std::collections::BTreeSet<u32> = ["srv0", "srv1", "srv2"]
             .iter()
             .map(|n| AllocationSlot::from_name(n).index)

@@ -8,9 +8,9 @@ use std::path::Path;
 use crate::file::RawDuration;
 use crate::options::parse_duration;
 use crate::*;
-use crate::lease::{ClientId, HwAddr};
+use leased_core::{ClientId, HwAddr};
 
-const EXAMPLE: &str = include_str!("../../../../leased.example.toml");
+const EXAMPLE: &str = include_str!("../../../leased.example.toml");
 
 const BASE: &str = r#"[[subnets]]
 network = "198.18.0.0/24"
@@ -61,9 +61,9 @@ fn with(extra: &str) -> String {
 #[test]
 fn example_loads_with_every_value() {
     let c = toml_ok(EXAMPLE);
-    let s = &c.server;
+    let s = &c.network.server;
     assert!(s.authoritative);
-    assert_eq!(s.interfaces, ["eth0", "eth1"]);
+    assert_eq!(c.process.interfaces, ["eth0", "eth1"]);
     assert_eq!(s.lease_time, 86_400);
     assert_eq!(s.renewal_time, Some(14_400));
     assert_eq!(s.rebinding_time, Some(25_200));
@@ -71,12 +71,12 @@ fn example_loads_with_every_value() {
     assert_eq!(s.decline_quarantine, 86_400);
     assert_eq!(s.sticky_window, 86_400);
     assert_eq!(s.server_id, Some(Ipv4Addr::new(198, 18, 0, 1)));
-    assert_eq!(s.pid_file.as_deref(), Some(Path::new("leased.pid")));
+    assert_eq!(c.process.pid_file.as_deref(), Some(Path::new("leased.pid")));
     assert_eq!(c.store.path, Path::new("leased.leases"));
     assert_eq!(c.logging.format, LogFormat::Text);
     assert_eq!(c.logging.level, "info");
 
-    let g = &c.options;
+    let g = &c.network.options;
     assert_eq!(g.values[&6], [198, 18, 0, 53, 198, 18, 1, 53]);
     assert_eq!(g.values[&15], b"lan");
     assert_eq!(g.values[&119], b"\x03lan\x00\x04corp\xc0\x00");
@@ -96,10 +96,10 @@ fn example_loads_with_every_value() {
     assert_eq!(g.boot_file.as_deref(), Some("pxelinux.0"));
     assert_eq!(g.mirror_routes_to_249, Some(true));
 
-    assert_eq!(c.subnets.len(), 3);
+    assert_eq!(c.network.subnets.len(), 3);
     assert_eq!(s.max_leases_per_circuit_id, Some(1));
     assert_eq!(s.max_leases_per_remote_id, Some(48));
-    let a = &c.subnets[0];
+    let a = &c.network.subnets[0];
     assert_eq!(a.network.to_string(), "198.18.0.0/24");
     assert_eq!(a.interface.as_deref(), Some("eth0"));
     assert_eq!(a.server_id, Some(Ipv4Addr::new(198, 18, 0, 1)));
@@ -129,7 +129,7 @@ fn example_loads_with_every_value() {
     assert_eq!(a.options.values[&6], [198, 18, 0, 53], "subnet dns wins");
     assert_eq!(a.options.values[&19], [0]);
     assert_eq!(a.options.values[&15], b"lan", "global kept");
-    let b = &c.subnets[1];
+    let b = &c.network.subnets[1];
     assert_eq!(b.interface, None);
     assert_eq!(b.lease_time, None);
     assert_eq!(b.exclusions, []);
@@ -138,7 +138,10 @@ fn example_loads_with_every_value() {
     assert_eq!(b.options.values[&69], [198, 18, 1, 25]);
     assert_eq!(b.options.values[&125], [0, 0, 0x0d, 0xe9, 4, 3, 1, 2, 3]);
     assert_eq!(b.shared_network.as_deref(), Some("access"));
-    assert_eq!(c.subnets[2].shared_network.as_deref(), Some("access"));
+    assert_eq!(
+        c.network.subnets[2].shared_network.as_deref(),
+        Some("access")
+    );
     assert_eq!(b.max_leases_per_circuit_id, Some(2));
     assert_eq!(b.max_leases_per_remote_id, Some(96));
     let mac = vec![0xc8, 0xbe, 0x19, 0x93, 0x11, 0x48];
@@ -166,25 +169,28 @@ fn example_loads_with_every_value() {
         b.reservations[4].key,
         ReservationKey::SubscriberId(b"customer-1042".to_vec())
     );
-    assert_eq!(c.relay_keys.switch, crate::relay::Extractor::RemoteIdMac);
     assert_eq!(
-        c.relay_keys.port,
-        crate::relay::Extractor::CircuitIdLastBytePort
+        c.network.relay_keys.switch,
+        leased_core::relay::Extractor::RemoteIdMac
     );
-    assert!(c.relay_keys.named.contains_key("vlan"));
-    assert_eq!(c.classes.len(), 3);
     assert_eq!(
-        c.classes[1].pool,
+        c.network.relay_keys.port,
+        leased_core::relay::Extractor::CircuitIdLastBytePort
+    );
+    assert!(c.network.relay_keys.named.contains_key("vlan"));
+    assert_eq!(c.network.classes.len(), 3);
+    assert_eq!(
+        c.network.classes[1].pool,
         Some((0, r([198, 18, 0, 210], [198, 18, 0, 220]))),
         "named pool"
     );
-    let pxe = &c.classes[0];
+    let pxe = &c.network.classes[0];
     assert_eq!(pxe.name, "pxe");
     assert_eq!(pxe.matcher.vendor_class.as_deref(), Some("PXEClient*"));
     assert_eq!(pxe.matcher.user_class.as_deref(), Some("iPXE*"));
     assert_eq!(pxe.pool, Some((0, r([198, 18, 0, 230], [198, 18, 0, 239]))));
     assert_eq!(pxe.options.values[&66], b"198.18.0.2");
-    let cams = &c.classes[2].matcher;
+    let cams = &c.network.classes[2].matcher;
     assert_eq!(cams.mac_prefix.as_deref(), Some(&[0, 0x40, 0x8c][..]));
     assert_eq!(cams.hostname.as_deref(), Some("cam*"));
     assert_eq!(cams.circuit_id.as_deref(), Some(&b"Gi0/1/9"[..]));
@@ -219,15 +225,15 @@ fn example_loads_with_every_value() {
     );
 
     let banned = HwAddr::parse_mac("dc:ed:83:f3:68:5b").unwrap();
-    assert_eq!(c.banned_macs.len(), 2);
+    assert_eq!(c.network.banned_macs.len(), 2);
     assert_eq!(
-        c.banned_macs[&banned].note.as_deref(),
+        c.network.banned_macs[&banned].note.as_deref(),
         Some("guest device blocked")
     );
     let empty = HwAddr::parse_mac("00:11:22:33:44:66").unwrap();
-    assert_eq!(c.banned_macs[&empty], Metadata::default());
+    assert_eq!(c.network.banned_macs[&empty], Metadata::default());
     let dev = HwAddr::parse_mac("00:11:22:33:44:55").unwrap();
-    let o = &c.device_overrides[&dev];
+    let o = &c.network.device_overrides[&dev];
     assert_eq!(o.values[&6], [198, 18, 0, 53]);
     assert_eq!(o.values[&66], b"198.18.0.2");
     assert_eq!(o.next_server, Some(Ipv4Addr::new(198, 18, 0, 2)));
@@ -453,22 +459,22 @@ fn example_as_json_loads_to_the_same_config() {
 #[test]
 fn defaults() {
     let c = toml_ok(BASE);
-    assert!(c.server.authoritative);
-    assert!(c.server.interfaces.is_empty());
-    assert_eq!(c.server.lease_time, 86_400);
-    assert_eq!(c.server.renewal_time, None);
-    assert_eq!(c.server.rebinding_time, None);
-    assert_eq!(c.server.offer_hold, 60);
-    assert_eq!(c.server.decline_quarantine, 86_400);
-    assert_eq!(c.server.sticky_window, 86_400);
-    assert_eq!(c.server.server_id, None);
-    assert_eq!(c.server.pid_file, None);
+    assert!(c.network.server.authoritative);
+    assert!(c.process.interfaces.is_empty());
+    assert_eq!(c.network.server.lease_time, 86_400);
+    assert_eq!(c.network.server.renewal_time, None);
+    assert_eq!(c.network.server.rebinding_time, None);
+    assert_eq!(c.network.server.offer_hold, 60);
+    assert_eq!(c.network.server.decline_quarantine, 86_400);
+    assert_eq!(c.network.server.sticky_window, 86_400);
+    assert_eq!(c.network.server.server_id, None);
+    assert_eq!(c.process.pid_file, None);
     assert_eq!(c.store.path, Path::new("leased.leases"));
     assert_eq!(c.logging.format, LogFormat::Text);
     assert_eq!(c.logging.level, "info");
-    assert_eq!(c.options, OptionSet::default());
-    assert!(c.banned_macs.is_empty() && c.device_overrides.is_empty());
-    let s = &c.subnets[0];
+    assert_eq!(c.network.options, OptionSet::default());
+    assert!(c.network.banned_macs.is_empty() && c.network.device_overrides.is_empty());
+    let s = &c.network.subnets[0];
     assert_eq!(s.options.values.len(), 3, "{:?}", s.options);
     assert_eq!(s.options.values[&3], [198, 18, 0, 1]);
 }
@@ -477,7 +483,7 @@ fn defaults() {
 fn small_prefixes_have_no_broadcast_option() {
     let c =
         toml_ok("[[subnets]]\nnetwork = \"198.18.0.0/31\"\npools = [\"198.18.0.0-198.18.0.1\"]\n");
-    let s = &c.subnets[0];
+    let s = &c.network.subnets[0];
     assert_eq!(s.options.values[&1], [255, 255, 255, 254]);
     assert!(!s.options.values.contains_key(&28));
 }
@@ -699,7 +705,7 @@ fn at_least_one_subnet() {
     let errs = toml_errs("[server]\nlease_time = 60\n");
     at(&errs, "subnets", "at least one", 1, 1);
     // Written out empty, it says the server serves nothing yet (the packaged config).
-    assert!(toml_ok("subnets = []\n").subnets.is_empty());
+    assert!(toml_ok("subnets = []\n").network.subnets.is_empty());
 }
 
 #[test]
@@ -764,15 +770,15 @@ fn server_user_and_group() {
     let c = toml_ok(&format!(
         "[server]\nuser = \"leased\"\ngroup = \"65534\"\n{BASE}"
     ));
-    let user = c.server.user.expect("user");
+    let user = c.process.user.expect("user");
     assert_eq!((user.name.as_str(), user.line, user.col), ("leased", 2, 8));
-    let group = c.server.group.expect("group");
+    let group = c.process.group.expect("group");
     assert_eq!(
         (group.numeric(), group.line, group.col),
         (Some(65534), 3, 9)
     );
     let c = toml_ok(BASE);
-    assert_eq!((c.server.user, c.server.group), (None, None));
+    assert_eq!((c.process.user, c.process.group), (None, None));
 
     let errs = toml_errs(&format!("[server]\nuser = \"a b\"\ngroup = \"\"\n{BASE}"));
     at(&errs, "server.user", "not an account name", 2, 8);
@@ -976,14 +982,19 @@ fn reservations_go_to_their_subnet_in_file_order() {
          [[reservations]]\nmac = \"aa:bb:cc:dd:ee:02\"\nip = \"198.18.0.5\"\n\
          [[reservations]]\nmac = \"aa:bb:cc:dd:ee:03\"\nip = \"198.18.1.4\"\n"
     ));
-    let ips =
-        |i: usize| -> Vec<Ipv4Addr> { c.subnets[i].reservations.iter().map(|r| r.ip).collect() };
+    let ips = |i: usize| -> Vec<Ipv4Addr> {
+        c.network.subnets[i]
+            .reservations
+            .iter()
+            .map(|r| r.ip)
+            .collect()
+    };
     assert_eq!(ips(0), [Ipv4Addr::new(198, 18, 0, 5)]);
     assert_eq!(
         ips(1),
         [Ipv4Addr::new(198, 18, 1, 5), Ipv4Addr::new(198, 18, 1, 4)]
     );
-    assert_eq!(c.subnets[1].pools, []);
+    assert_eq!(c.network.subnets[1].pools, []);
 }
 
 // ---------------------------------------------------------------- MACs
@@ -1003,11 +1014,11 @@ fn mac_spellings() {
              [device_overrides.\"{spelling}\"]\nmtu = 1400\n"
         )));
         assert_eq!(
-            c.subnets[0].reservations[0].key,
+            c.network.subnets[0].reservations[0].key,
             ReservationKey::Mac(want.clone())
         );
-        assert!(c.banned_macs.contains_key(&want), "{spelling}");
-        assert!(c.device_overrides.contains_key(&want), "{spelling}");
+        assert!(c.network.banned_macs.contains_key(&want), "{spelling}");
+        assert!(c.network.device_overrides.contains_key(&want), "{spelling}");
     }
     for bad in [
         "aa:bb:cc:dd:ee",
@@ -1115,7 +1126,10 @@ fn durations() {
     assert!(parse_duration(&RawDuration::Secs(1 << 40)).is_err());
 
     let c = toml_ok(&with("[server]\nlease_time = 3600\noffer_hold = \"2m\"\n"));
-    assert_eq!((c.server.lease_time, c.server.offer_hold), (3_600, 120));
+    assert_eq!(
+        (c.network.server.lease_time, c.network.server.offer_hold),
+        (3_600, 120)
+    );
     let errs = toml_errs(&with(
         "[server]\nsticky_window = \"1w\"\ndecline_quarantine = -1\n",
     ));
@@ -1132,7 +1146,9 @@ fn durations() {
 // ---------------------------------------------------------------- option encodings
 
 fn opts(body: &str) -> OptionSet {
-    toml_ok(&format!("[options]\n{body}\n{BASE}")).options
+    toml_ok(&format!("[options]\n{body}\n{BASE}"))
+        .network
+        .options
 }
 
 fn opt_errs(body: &str) -> Vec<ConfigError> {
@@ -1361,8 +1377,8 @@ fn extra_clashes_with_sibling_keys() {
         "[[subnets]]\nnetwork = \"198.18.0.0/24\"\n[subnets.options]\nextra = [\
          { code = 3, type = \"ip\", value = \"198.18.0.9\" }, { code = 1, type = \"ip\", value = \"255.255.0.0\" }]\n",
     );
-    assert_eq!(c.subnets[0].options.values[&3], [198, 18, 0, 9]);
-    assert_eq!(c.subnets[0].options.values[&1], [255, 255, 0, 0]);
+    assert_eq!(c.network.subnets[0].options.values[&3], [198, 18, 0, 9]);
+    assert_eq!(c.network.subnets[0].options.values[&1], [255, 255, 0, 0]);
 }
 
 #[test]
@@ -1371,11 +1387,15 @@ fn option_layers_merge_by_code() {
         "[options]\ndns = [\"198.18.0.53\"]\nntp = [\"198.18.0.1\"]\nbootfile = \"g.efi\"\n{BASE}\
          [subnets.options]\ndns = [\"198.18.0.54\"]\n"
     ));
-    let s = &c.subnets[0].options;
+    let s = &c.network.subnets[0].options;
     assert_eq!(s.values[&6], [198, 18, 0, 54]);
     assert_eq!(s.values[&42], [198, 18, 0, 1]);
     assert_eq!(s.boot_file.as_deref(), Some("g.efi"));
-    assert_eq!(c.options.values[&6], [198, 18, 0, 53], "global unchanged");
+    assert_eq!(
+        c.network.options.values[&6],
+        [198, 18, 0, 53],
+        "global unchanged"
+    );
 }
 
 // ---------------------------------------------------------------- LEASED_BANNED_MACS
@@ -1390,18 +1410,18 @@ fn merge_banned_env_accepts_every_separator_and_spelling() {
         "aa:bb:cc:dd:ee:01, AA-BB-CC-DD-EE-02;aabbccddee03\n aa:bb:cc:dd:ee:04\t,,",
     )
     .unwrap();
-    assert_eq!(c.banned_macs.len(), 4);
+    assert_eq!(c.network.banned_macs.len(), 4);
     let m = |s: &str| HwAddr::parse_mac(s).unwrap();
     assert_eq!(
-        c.banned_macs[&m("aabbccddee01")].note.as_deref(),
+        c.network.banned_macs[&m("aabbccddee01")].note.as_deref(),
         Some("kept")
     );
     for s in ["aabbccddee02", "aabbccddee03", "aabbccddee04"] {
-        assert_eq!(c.banned_macs[&m(s)], Metadata::default());
+        assert_eq!(c.network.banned_macs[&m(s)], Metadata::default());
     }
     merge_banned_env(&mut c, "").unwrap();
     merge_banned_env(&mut c, " \n ").unwrap();
-    assert_eq!(c.banned_macs.len(), 4);
+    assert_eq!(c.network.banned_macs.len(), 4);
 }
 
 #[test]
@@ -1415,7 +1435,7 @@ fn merge_banned_env_reports_each_bad_token_and_changes_nothing() {
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs[0].contains("\"nope\""), "{errs:?}");
     assert!(errs[1].contains("\"aa:bb:cc:dd:ee\""), "{errs:?}");
-    assert!(c.banned_macs.is_empty());
+    assert!(c.network.banned_macs.is_empty());
 }
 
 // ---------------------------------------------------------------- robustness
@@ -1456,7 +1476,7 @@ fn read_errors_name_the_file() {
 }
 
 mod prop {
-    use crate::*;
+    use super::*;
     use proptest::prelude::*;
 
     proptest! {
@@ -1483,9 +1503,9 @@ mod prop {
 #[test]
 fn subnets_written_empty_serve_nothing_but_absent_subnets_are_an_error() {
     let c = toml_ok("subnets = []\n[server]\npid_file = \"/run/leased/leased.pid\"\n");
-    assert!(c.subnets.is_empty());
+    assert!(c.network.subnets.is_empty());
     let c = load_str(r#"{"subnets": []}"#, "t.json", Format::Json).unwrap();
-    assert!(c.subnets.is_empty());
+    assert!(c.network.subnets.is_empty());
     find(
         &toml_errs("[server]\n"),
         "subnets",

@@ -10,13 +10,13 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use leased_wire::code;
 
-use leased_core::{ClientId, HwAddr};
 use leased_core::model::{
-    AddrRange, ClassMatch, ClientClass, Metadata, Network, OptionSet, RelayKeyConfig,
-    Reservation, ReservationKey, ServerSettings, Subnet,
+    AddrRange, ClassMatch, ClientClass, Metadata, Network, OptionSet, RelayKeyConfig, Reservation,
+    ReservationKey, ServerSettings, Subnet,
 };
 use leased_core::relay::Extractor;
 use leased_core::sql::AllocationSlot;
+use leased_core::{ClientId, HwAddr};
 
 use crate::ctx::{Ctx, check_interface};
 use crate::error::ConfigErrors;

@@ -11,12 +11,12 @@
 
 use std::net::Ipv4Addr;
 
-use crate::model::Reservation;
-use crate::sql::AllocationSlot;
 use crate::decide::Decider;
 use crate::decision::NakReason;
 use crate::lease::{Lease, LeaseState, LeaseTable};
+use crate::model::Reservation;
 use crate::plan::SubnetPlan;
+use crate::sql::AllocationSlot;
 
 impl Decider<'_> {
     /// True when `ip` is unavailable to this client now: another client holds it, or it is

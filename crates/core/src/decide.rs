@@ -10,11 +10,11 @@ use leased_wire::{MessageType, Packet};
 
 use crate::class::class_of;
 use crate::classify::{Classified, classify, nonzero, select_subnet};
-use crate::model::{ClientClass, Reservation, Subnet};
 use crate::decision::{Decision, DropReason, Event, NakReason, Outcome};
 use crate::lease::{
     ClientId, Durability, HwAddr, Lease, LeaseChange, LeaseState, LeaseTable, Timestamp,
 };
+use crate::model::{ClientClass, Reservation, Subnet};
 use crate::plan::{Plan, SubnetPlan};
 use crate::relay::{RelayInfo, RelayKeys};
 use crate::request::Request;
@@ -127,7 +127,9 @@ pub fn decide(req: &Request, plan: &Plan, leases: &LeaseTable, now: Timestamp) -
                 .filter(|_| assigned.is_some())
                 .and_then(|a| a.lease_time),
             port_owned: match (&assigned, reservation) {
-                (Some(_), Some(_)) => plan.network.sql_assignment_owner == Some(crate::sql::SqlOwner::Port),
+                (Some(_), Some(_)) => {
+                    plan.network.sql_assignment_owner == Some(crate::sql::SqlOwner::Port)
+                }
                 (None, Some((_, r))) => r.key.is_relay(),
                 (_, None) => false,
             },

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::model::{Network, Reservation, ReservationKey, Subnet};
-use crate::sql::AllocationSlot;
 use crate::lease::{ClientId, HwAddr};
+use crate::model::{Network, Reservation, ReservationKey, Subnet};
 use crate::relay::{RelayKeys, as_number};
+use crate::sql::AllocationSlot;
 
 /// The network plus lookup indexes. io builds one per (re)load and swaps it atomically.
 #[derive(Debug, Clone)]
@@ -416,7 +416,11 @@ impl Plan {
     }
 
     fn reservation(&self, r: ResRef) -> Option<&Reservation> {
-        self.network.subnets.get(r.subnet)?.reservations.get(r.index)
+        self.network
+            .subnets
+            .get(r.subnet)?
+            .reservations
+            .get(r.index)
     }
 }
 

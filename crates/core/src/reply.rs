@@ -6,10 +6,10 @@ use std::net::Ipv4Addr;
 use leased_wire::{BOOTREPLY, MessageType, Options, Packet, code};
 
 use crate::classify::nonzero;
-use crate::model::OptionSet;
 use crate::decide::Decider;
 use crate::decision::{NakReason, Reply, Route};
 use crate::lease::HwAddr;
+use crate::model::OptionSet;
 
 /// The DHCP server port, where relays listen.
 const SERVER_PORT: u16 = 67;

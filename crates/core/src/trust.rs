@@ -18,7 +18,6 @@ use std::net::Ipv4Addr;
 
 use leased_wire::code;
 
-
 use crate::relay_auth::AuthFailure;
 use crate::request::{RelayAuthCheck, Request};
 
@@ -108,7 +107,6 @@ pub fn relay_port_allowed(req: &Request, trust: &RelayTrust, giaddr: Ipv4Addr) -
     req.src_addr == Some(giaddr)
 }
 
-
 /// Who may speak for a client in Option 82.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RelayTrust {
@@ -140,4 +138,3 @@ impl RelayTrust {
             .map(|k| k.key.as_slice())
     }
 }
-

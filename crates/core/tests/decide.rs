@@ -209,7 +209,7 @@ fn ciaddr_selects_subnet_for_direct_clients() {
 #[test]
 fn server_wide_server_id_used_when_subnet_has_none() {
     let mut cfg = config();
-    cfg.network.server.server_id = Some(ip("198.18.9.9"));
+    cfg.server.server_id = Some(ip("198.18.9.9"));
     let h = Harness::new(cfg);
     let d = h.peek(&Pkt::discover(1).giaddr(ip("198.18.1.1")));
     assert_eq!(option(&d, code::SERVER_ID), Some(&[198, 18, 9, 9][..]));
@@ -238,7 +238,7 @@ fn offer_is_volatile_and_held() {
 fn offer_expiry_frees_address() {
     let mut h = Harness::default_config();
     let mut cfg = config();
-    cfg.network.subnets[0].pools = vec![range(a(10), a(10))];
+    cfg.subnets[0].pools = vec![range(a(10), a(10))];
     h.plan = leased_core::Plan::new(cfg);
     assert_eq!(offered_ip(&h.send(&Pkt::discover(1))), a(10));
     assert_eq!(
@@ -277,7 +277,7 @@ fn requested_address_honoured_when_free() {
 #[test]
 fn never_used_before_oldest_expired_and_oldest_first() {
     let mut cfg = config();
-    cfg.network.subnets[0].pools = vec![range(a(10), a(14))];
+    cfg.subnets[0].pools = vec![range(a(10), a(14))];
     let mut h = Harness::new(cfg);
     h.table = LeaseTable::from_leases([
         lease(50, a(11), LeaseState::Expired, T0 - 9000, T0 - 5000),
@@ -321,7 +321,7 @@ fn gaps_below_highest_known_are_found() {
 #[test]
 fn exhaustion_drops_never_naks() {
     let mut cfg = config();
-    cfg.network.subnets[0].pools = vec![range(a(10), a(11))];
+    cfg.subnets[0].pools = vec![range(a(10), a(11))];
     let mut h = Harness::new(cfg);
     h.bind(1);
     h.bind(2);
@@ -336,12 +336,12 @@ fn exhaustion_drops_never_naks() {
 fn forbidden_addresses_never_offered() {
     let mut cfg = config();
     // Pool covering the whole subnet: network, broadcast, router/server .1, exclusion, reserved.
-    cfg.network.subnets[0].pools = vec![range(a(0), a(255))];
-    cfg.network.subnets[0].routers = vec![a(1), a(254)];
-    cfg.network.subnets[0].server_id = Some(a(2));
-    cfg.network.server.server_id = Some(a(3));
-    cfg.network.subnets[0].exclusions = vec![range(a(5), a(7))];
-    cfg.network.subnets[0].reservations = vec![res_mac(200, a(4))];
+    cfg.subnets[0].pools = vec![range(a(0), a(255))];
+    cfg.subnets[0].routers = vec![a(1), a(254)];
+    cfg.subnets[0].server_id = Some(a(2));
+    cfg.server.server_id = Some(a(3));
+    cfg.subnets[0].exclusions = vec![range(a(5), a(7))];
+    cfg.subnets[0].reservations = vec![res_mac(200, a(4))];
     let mut h = Harness::new(cfg);
     let mut got = Vec::new();
     for c in 1..=20 {
@@ -369,8 +369,8 @@ fn forbidden_addresses_never_offered() {
 #[test]
 fn never_hand_out_even_at_top_of_pool() {
     let mut cfg = config();
-    cfg.network.subnets[0].pools = vec![range(a(250), a(255))];
-    cfg.network.subnets[0].routers = vec![a(254)];
+    cfg.subnets[0].pools = vec![range(a(250), a(255))];
+    cfg.subnets[0].routers = vec![a(254)];
     let mut h = Harness::new(cfg);
     let got: Vec<_> = (1..=4)
         .map(|c| offered_ip(&h.send(&Pkt::discover(c))))
@@ -385,7 +385,7 @@ fn never_hand_out_even_at_top_of_pool() {
 #[test]
 fn reservation_offered_even_outside_pool() {
     let mut cfg = config();
-    cfg.network.subnets[0].reservations = vec![res_mac(7, a(100))];
+    cfg.subnets[0].reservations = vec![res_mac(7, a(100))];
     let mut h = Harness::new(cfg);
     assert_eq!(offered_ip(&h.send(&Pkt::discover(7))), a(100));
     let d = h.send(&Pkt::select(7, a(1), a(100)));
@@ -405,10 +405,10 @@ fn reservation_offered_even_outside_pool() {
 #[test]
 fn reservation_by_client_id_and_in_exclusion() {
     let mut cfg = config();
-    cfg.network.subnets[0].exclusions = vec![range(a(12), a(12))];
+    cfg.subnets[0].exclusions = vec![range(a(12), a(12))];
     let mut r = res_mac(0, a(12));
     r.key = ReservationKey::ClientId(ClientId(vec![0, 42]));
-    cfg.network.subnets[0].reservations = vec![r];
+    cfg.subnets[0].reservations = vec![r];
     let h = Harness::new(cfg);
     let d = h.peek(&Pkt::discover(3).opt(code::CLIENT_ID, &[0, 42]));
     assert_eq!(offered_ip(&d), a(12));
@@ -417,7 +417,7 @@ fn reservation_by_client_id_and_in_exclusion() {
 #[test]
 fn reservation_in_pool_not_given_to_others() {
     let mut cfg = config();
-    cfg.network.subnets[0].reservations = vec![res_mac(7, a(10))];
+    cfg.subnets[0].reservations = vec![res_mac(7, a(10))];
     let mut h = Harness::new(cfg);
     assert_eq!(offered_ip(&h.send(&Pkt::discover(1))), a(11));
     assert_eq!(offered_ip(&h.send(&Pkt::discover(2).want(a(10)))), a(12));
@@ -435,7 +435,7 @@ fn reservation_in_pool_not_given_to_others() {
 #[test]
 fn reservation_held_by_other_falls_back_to_pool() {
     let mut cfg = config();
-    cfg.network.subnets[0].reservations = vec![res_mac(7, a(15))];
+    cfg.subnets[0].reservations = vec![res_mac(7, a(15))];
     let mut h = Harness::new(cfg);
     // Client 1 was bound to .15 before the reservation existed.
     h.table = LeaseTable::from_leases([lease(1, a(15), LeaseState::Bound, T0, T0 + 3600)]);
@@ -503,7 +503,7 @@ fn sticky_after_release() {
 #[test]
 fn banned_client_dropped_on_discover_and_inform_naked_on_request() {
     let mut cfg = config();
-    cfg.network.banned_macs.insert(hw(1), Default::default());
+    cfg.banned_macs.insert(hw(1), Default::default());
     let h = Harness::new(cfg.clone());
     assert_eq!(
         h.peek(&Pkt::discover(1)).drop_reason(),
@@ -522,7 +522,7 @@ fn banned_client_dropped_on_discover_and_inform_naked_on_request() {
         nak_reason(&h.peek(&Pkt::select(1, a(1), a(10)))),
         Some(NakReason::BannedClient)
     );
-    cfg.network.server.authoritative = false;
+    cfg.server.authoritative = false;
     let h = Harness::new(cfg);
     assert_eq!(
         h.peek(&Pkt::renew(1, a(10))).drop_reason(),
@@ -645,7 +645,7 @@ fn init_reboot_branches() {
     assert_eq!(d.changes[0].lease.state, LeaseState::Bound);
     // Client with a reservation elsewhere is sent back to DISCOVER.
     let mut cfg = config();
-    cfg.network.subnets[0].reservations = vec![res_mac(4, a(19))];
+    cfg.subnets[0].reservations = vec![res_mac(4, a(19))];
     let h = Harness::new(cfg);
     assert_eq!(
         nak_reason(&h.peek(&Pkt::reboot(4, a(12)))),
@@ -723,7 +723,7 @@ fn nak_shape_and_routes() {
 #[test]
 fn non_authoritative_stays_silent() {
     let mut cfg = config();
-    cfg.network.server.authoritative = false;
+    cfg.server.authoritative = false;
     let mut h = Harness::new(cfg);
     let d = h.peek(&Pkt::reboot(1, ip("10.0.0.5")));
     assert_eq!(d.drop_reason(), Some(DropReason::NotAuthoritative));
@@ -750,7 +750,7 @@ fn ack_for_new_address_releases_old_binding_in_subnet() {
 #[test]
 fn decline_quarantines_then_frees() {
     let mut cfg = config();
-    cfg.network.subnets[0].pools = vec![range(a(10), a(10))];
+    cfg.subnets[0].pools = vec![range(a(10), a(10))];
     let mut h = Harness::new(cfg);
     let addr = h.bind(1);
     let d = h.send(&Pkt::decline(1, addr).sid(a(1)));
@@ -914,8 +914,8 @@ fn inform_gets_config_without_lease() {
 #[test]
 fn reply_header_and_lease_times() {
     let mut cfg = config();
-    cfg.network.subnets[0].options.next_server = Some(a(69));
-    cfg.network.subnets[0].options.boot_file = Some("pxelinux.0".into());
+    cfg.subnets[0].options.next_server = Some(a(69));
+    cfg.subnets[0].options.boot_file = Some("pxelinux.0".into());
     let h = Harness::new(cfg);
     let mut p = Pkt::discover(1);
     p.0.hops = 3;
@@ -963,8 +963,8 @@ fn reply_header_and_lease_times() {
 #[test]
 fn configured_t1_t2() {
     let mut cfg = config();
-    cfg.network.server.renewal_time = Some(100);
-    cfg.network.server.rebinding_time = Some(200);
+    cfg.server.renewal_time = Some(100);
+    cfg.server.rebinding_time = Some(200);
     let h = Harness::new(cfg);
     let d = h.peek(&Pkt::discover(1));
     assert_eq!(
@@ -1023,11 +1023,11 @@ fn echoes_61_and_82() {
 fn option_249_mirrors_121() {
     let routes: &[u8] = &[24, 10, 0, 0, 198, 18, 0, 1];
     let mut cfg = config();
-    cfg.network.subnets[0].options.values.insert(121, routes.to_vec());
+    cfg.subnets[0].options.values.insert(121, routes.to_vec());
     let h = Harness::new(cfg.clone());
     // Not enabled: 249 absent.
     assert!(option(&h.peek(&Pkt::discover(1).prl(&[121, 249])), 249).is_none());
-    cfg.network.subnets[0].options.mirror_routes_to_249 = Some(true);
+    cfg.subnets[0].options.mirror_routes_to_249 = Some(true);
     let h = Harness::new(cfg);
     let d = h.peek(&Pkt::discover(1).prl(&[249, 121]));
     assert_eq!(option(&d, 249), Some(routes));
@@ -1040,15 +1040,15 @@ fn option_249_mirrors_121() {
 #[test]
 fn device_override_and_reservation_precedence() {
     let mut cfg = config();
-    cfg.network.device_overrides
+    cfg.device_overrides
         .insert(hw(1), opts(&[(code::DNS, &[1, 1, 1, 1]), (66, b"tftp-o")]));
-    cfg.network.device_overrides
+    cfg.device_overrides
         .insert(hw(2), opts(&[(code::DNS, &[1, 1, 1, 1]), (66, b"tftp-o")]));
     let mut r = res_mac(2, a(30));
     r.options = opts(&[(code::DNS, &[9, 9, 9, 9])]);
     r.options.boot_file = Some("res.efi".into());
     r.hostname = Some("printer".into());
-    cfg.network.subnets[0].reservations = vec![r];
+    cfg.subnets[0].reservations = vec![r];
     let h = Harness::new(cfg);
     // Override beats subnet.
     let d = h.peek(&Pkt::discover(1));

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use common::*;
-use leased_config::Config;
+use leased_core::model::Network;
 use leased_core::{
     ClientId, Decision, DropReason, Lease, LeaseChange, LeaseState, LeaseTable, Plan, Request,
     Timestamp, decide,
@@ -20,19 +20,19 @@ const CLIENTS: u8 = 12;
 
 /// A crowded subnet: the pool spans the network address and the router, has an exclusion,
 /// a reservation inside it (client 4) and one outside it (client 3).
-fn crowded() -> Config {
+fn crowded() -> Network {
     let mut cfg = config();
-    let s = &mut cfg.network.subnets[0];
+    let s = &mut cfg.subnets[0];
     s.pools = vec![range(a(0), a(9)), range(a(250), a(255))];
     s.routers = vec![a(1), a(254)];
     s.exclusions = vec![range(a(5), a(5))];
     s.reservations = vec![res_mac(3, a(40)), res_mac(4, a(6))];
-    cfg.network.subnets[1].pools = vec![range(ip("198.18.1.100"), ip("198.18.1.102"))];
-    cfg.network.server.offer_hold = 30;
-    cfg.network.server.lease_time = 300;
-    cfg.network.subnets[1].lease_time = Some(300);
-    cfg.network.server.decline_quarantine = 200;
-    cfg.network.server.sticky_window = 400;
+    cfg.subnets[1].pools = vec![range(ip("198.18.1.100"), ip("198.18.1.102"))];
+    cfg.server.offer_hold = 30;
+    cfg.server.lease_time = 300;
+    cfg.subnets[1].lease_time = Some(300);
+    cfg.server.decline_quarantine = 200;
+    cfg.server.sticky_window = 400;
     cfg
 }
 
@@ -125,7 +125,7 @@ fn client_of(id: &ClientId) -> u8 {
 }
 
 impl World {
-    fn new(cfg: Config) -> Self {
+    fn new(cfg: Network) -> Self {
         Self {
             plan: Plan::new(cfg),
             table: LeaseTable::default(),
@@ -386,8 +386,8 @@ proptest! {
     #[test]
     fn tiny_pool_contention(steps in proptest::collection::vec(step(), 1..150)) {
         let mut cfg = crowded();
-        cfg.network.subnets[0].pools = vec![range(a(7), a(8))];
-        cfg.network.subnets[0].reservations.clear();
+        cfg.subnets[0].pools = vec![range(a(7), a(8))];
+        cfg.subnets[0].reservations.clear();
         let mut w = World::new(cfg);
         for (c, op, dt, relayed) in steps {
             w.now += dt;
@@ -500,8 +500,8 @@ proptest! {
         authoritative in any::<bool>(),
     ) {
         let mut cfg = crowded();
-        cfg.network.server.authoritative = authoritative;
-        cfg.network.banned_macs.insert(hw(9), Default::default());
+        cfg.server.authoritative = authoritative;
+        cfg.banned_macs.insert(hw(9), Default::default());
         let plan = Plan::new(cfg);
         let mut table = seeded_table();
         let req = Request::new(pkt.clone(), iface, local, true);
@@ -530,8 +530,8 @@ proptest! {
 fn large_pool_allocation_is_fast() {
     let mut cfg = config();
     let start = u32::from(ip("198.18.0.10"));
-    cfg.network.subnets[0].network = "198.18.0.0/16".parse().unwrap();
-    cfg.network.subnets[0].pools = vec![range(Ipv4Addr::from(start), Ipv4Addr::from(start + 59_999))];
+    cfg.subnets[0].network = "198.18.0.0/16".parse().unwrap();
+    cfg.subnets[0].pools = vec![range(Ipv4Addr::from(start), Ipv4Addr::from(start + 59_999))];
     let plan = Plan::new(cfg);
     let lease = |i: u32, state, expires: u64| Lease {
         ip: Ipv4Addr::from(start + i),

@@ -51,7 +51,7 @@ pools = ["198.18.1.100-198.18.1.110"]
 fn harness(extra: &str) -> Harness {
     let text = format!("{BASE}\n{extra}");
     let cfg = load_str(&text, "test.toml", Format::Toml).unwrap_or_else(|e| panic!("{e}"));
-    Harness::new(cfg)
+    Harness::new(cfg.network)
 }
 
 const PORTS: &str = r#"
@@ -291,7 +291,7 @@ fn per_circuit_cap_is_enforced_and_released_capacity_reused() {
         "lease_time = 3600",
         "lease_time = 3600\nmax_leases_per_circuit_id = 1",
     );
-    let mut h = Harness::new(load_str(&text, "t", Format::Toml).unwrap());
+    let mut h = Harness::new(load_str(&text, "t", Format::Toml).unwrap().network);
     let ip = bind(&mut h, 1, &SEED);
     let d = h.send(&discover(2, &SEED));
     assert_eq!(d.drop_reason(), Some(DropReason::CircuitLimit), "{d:?}");
@@ -323,7 +323,7 @@ fn per_remote_id_cap_and_subnet_override() {
             "pools = [\"198.18.1.100-198.18.1.110\"]",
             "pools = [\"198.18.1.100-198.18.1.110\"]\nmax_leases_per_remote_id = 1",
         );
-    let mut h = Harness::new(load_str(&text, "t", Format::Toml).unwrap());
+    let mut h = Harness::new(load_str(&text, "t", Format::Toml).unwrap().network);
     bind(&mut h, 1, &port(1));
     let d = h.send(&discover(2, &port(2)));
     assert_eq!(d.drop_reason(), Some(DropReason::CircuitLimit));
@@ -415,7 +415,7 @@ pools = ["198.18.2.100-198.18.2.101"]
 network = "198.18.3.0/24"
 pools = ["198.18.3.100-198.18.3.101"]
 "#;
-    let mut h = Harness::new(load_str(text, "t", Format::Toml).unwrap());
+    let mut h = Harness::new(load_str(text, "t", Format::Toml).unwrap().network);
     let o = [1u8, 1, 1];
     let ips: Vec<Ipv4Addr> = (1..=4).map(|c| bind(&mut h, c, &o)).collect();
     assert_eq!(ips[0], r(100));
@@ -452,7 +452,7 @@ network = "198.18.4.0/24"
 interface = "eth0"
 pools = ["198.18.4.10-198.18.4.10"]
 "#;
-    let mut h = Harness::new(load_str(text, "t", Format::Toml).unwrap());
+    let mut h = Harness::new(load_str(text, "t", Format::Toml).unwrap().network);
     assert_eq!(offered_ip(&h.send(&Pkt::discover(1))), a(10));
     assert_eq!(
         offered_ip(&h.send(&Pkt::discover(2))),
@@ -522,7 +522,7 @@ fn class_pool_by_name() {
         "pools = [\"198.18.1.100-198.18.1.110\", \
          { start = \"198.18.1.120\", end = \"198.18.1.121\", name = \"voip\" }]",
     ) + "\n[[classes]]\nname = \"phones\"\nmatch = { vendor_class = \"Polycom*\" }\npool = \"voip\"\n";
-    let mut h = Harness::new(load_str(&text, "t", Format::Toml).unwrap());
+    let mut h = Harness::new(load_str(&text, "t", Format::Toml).unwrap().network);
     let phone = discover(1, &SEED).opt(code::VENDOR_CLASS, b"Polycom-VVX");
     assert_eq!(offered_ip(&h.send(&phone)), r(120));
     for c in 2..=12 {

@@ -146,7 +146,7 @@ fn with_owner(owner: &str) -> Harness {
     let loaded = leased_config::load_str(&text, "t.toml", leased_config::Format::Toml)
         .unwrap_or_else(|e| panic!("{e}"));
     let mut c = config();
-    c.sql_assignment = loaded.sql_assignment;
+    c.sql_assignment_owner = loaded.network.sql_assignment_owner;
     Harness::new(c)
 }
 

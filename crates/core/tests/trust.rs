@@ -53,9 +53,13 @@ remote_id = '"r-victim"'
 ip = "198.18.1.5"
 "#;
 
-fn harness(extra: &str) -> Harness {
+fn loaded(extra: &str) -> leased_config::Config {
     let text = CONFIG.replace("EXTRA", extra);
-    Harness::new(load_str(&text, "t.toml", Format::Toml).unwrap_or_else(|e| panic!("{e}")))
+    load_str(&text, "t.toml", Format::Toml).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn harness(extra: &str) -> Harness {
+    Harness::new(loaded(extra).network)
 }
 
 /// The victim's DORA through `relay` (0.0.0.0: a snooping switch on eth0).
@@ -292,22 +296,21 @@ fn trust_keys_are_checked_and_an_open_relay_set_is_warned_about() {
 
     // Relay-keyed reservations and a circuit cap with every relay believed: one warning that
     // names them; listing the relays silences it.
-    let open = harness("");
-    let w = trust::warnings(&open.plan.config);
+    let w = leased_config::relay_trust_warnings(&loaded(""));
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(
         w[0].contains("2 relay-keyed reservations") && w[0].contains("lease caps"),
         "{w:?}"
     );
-    let listed = harness(r#"trusted_relays = ["198.18.1.1"]"#);
-    assert!(trust::warnings(&listed.plan.config).is_empty());
+    let listed = loaded(r#"trusted_relays = ["198.18.1.1"]"#);
+    assert!(leased_config::relay_trust_warnings(&listed).is_empty());
     let plain = load_str(
         "[[subnets]]\nnetwork = \"198.18.0.0/24\"\npools = [\"198.18.0.10-198.18.0.20\"]\n",
         "t.toml",
         Format::Toml,
     )
     .unwrap();
-    assert!(trust::warnings(&plain).is_empty());
+    assert!(leased_config::relay_trust_warnings(&plain).is_empty());
 }
 
 #[test]

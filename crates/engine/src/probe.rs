@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use hashlink::LruCache;
 use crate::settings::ConflictCheckMode;
+use hashlink::LruCache;
 use leased_core::{Event, Reply, Request};
 
 use crate::Origin;

@@ -22,8 +22,13 @@ fn engine(extra: &str) -> Engine {
          [[subnets]]\nnetwork = \"198.18.0.0/24\"\ninterface = \"eth0\"\n\
          pools = [\"198.18.0.10-198.18.0.20\"]\n"
     );
-    let plan = Plan::new(load_str(&text, "t.toml", Format::Toml).unwrap());
-    Engine::new(Arc::new(plan), LeaseTable::default())
+    let config = load_str(&text, "t.toml", Format::Toml).unwrap();
+    let plan = Plan::new(config.network.clone());
+    Engine::new(
+        Arc::new(plan),
+        Arc::new(config.engine_settings()),
+        LeaseTable::default(),
+    )
 }
 
 fn at(secs: u64) -> Now {

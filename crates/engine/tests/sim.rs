@@ -21,7 +21,8 @@ use std::time::Duration;
 use leased_config::{Format, load_str};
 use leased_core::{ClientId, HwAddr, Lease, LeaseState, LeaseTable, Plan, Request, Timestamp};
 use leased_engine::{
-    CommitId, CommitOutcome, Effect, Engine, Inbound, Now, Origin, ProbeAnswer, ProbeId, ProbeVia,
+    CommitId, CommitOutcome, Effect, Engine, EngineSettings, Inbound, Now, Origin, ProbeAnswer,
+    ProbeId, ProbeVia,
 };
 use leased_wire::{BOOTREQUEST, MessageType, Options, Packet, code};
 
@@ -127,7 +128,7 @@ struct Sim {
     trace: bool,
 }
 
-fn config(conflict_check: bool) -> Plan {
+fn config(conflict_check: bool) -> (Plan, EngineSettings) {
     let check = if conflict_check {
         "conflict_check = \"ping\""
     } else {
@@ -153,13 +154,15 @@ network = "198.18.1.0/24"
 pools = ["198.18.1.10-198.18.1.19"]
 "#
     );
-    Plan::new(load_str(&text, "sim.toml", Format::Toml).unwrap())
+    let config = load_str(&text, "sim.toml", Format::Toml).unwrap();
+    (Plan::new(config.network.clone()), config.engine_settings())
 }
 
 impl Sim {
     fn new(seed: u64) -> Self {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-        let plan = Arc::new(config(rng.chance(30)));
+        let (plan, settings) = config(rng.chance(30));
+        let (plan, settings) = (Arc::new(plan), Arc::new(settings));
         let n = 8 + rng.below(30) as usize;
         let clients = (0..n)
             .map(|i| Client {
@@ -172,7 +175,7 @@ impl Sim {
         Self {
             seed,
             rng,
-            engine: Engine::new(plan, LeaseTable::default()),
+            engine: Engine::new(plan, settings, LeaseTable::default()),
             now: Now {
                 wall: Timestamp(1_000_000),
                 mono: Duration::from_secs(1),

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use leased_core::BindingEvent;
 use leased_config::{Secret, SonarSettings, WebhookSettings};
+use leased_core::BindingEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::files::{self, Perms};

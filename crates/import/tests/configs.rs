@@ -40,29 +40,29 @@ fn kea_fixture() {
     );
     let r = render(k.imported, "Kea");
     let c = &r.config;
-    assert_eq!(c.subnets.len(), 3);
-    assert_eq!(c.subnets[0].pools.len(), 2);
+    assert_eq!(c.network.subnets.len(), 3);
+    assert_eq!(c.network.subnets[0].pools.len(), 2);
     // The shared network's option reaches both of its subnets; the global ones every subnet.
-    for s in &c.subnets[1..] {
+    for s in &c.network.subnets[1..] {
         assert_eq!(
             s.options.values.get(&15).map(Vec::as_slice),
             Some(&b"campus.test"[..])
         );
     }
     assert_eq!(
-        c.options.values.get(&224).map(Vec::as_slice),
+        c.network.options.values.get(&224).map(Vec::as_slice),
         Some(&b"north"[..])
     );
     assert_eq!(
-        c.options.values.get(&150).map(Vec::as_slice),
+        c.network.options.values.get(&150).map(Vec::as_slice),
         Some(&[198, 18, 0, 2][..])
     );
     assert_eq!(
-        c.options.values.get(&2).map(Vec::as_slice),
+        c.network.options.values.get(&2).map(Vec::as_slice),
         Some(&(-3600i32).to_be_bytes()[..])
     );
-    assert_eq!(c.server.decline_quarantine, 3600);
-    assert_eq!(c.classes.len(), 2);
+    assert_eq!(c.network.server.decline_quarantine, 3600);
+    assert_eq!(c.network.classes.len(), 2);
     for at in [
         "Dhcp6",
         "Dhcp4.loggers",
@@ -88,17 +88,17 @@ fn kea_without_flex_hook_lists_flex_id_reservations() {
         "pools": [ { "pool": "198.18.0.10-198.18.0.20" } ],
         "reservations": [ { "flex-id": "01:02", "ip-address": "198.18.0.5" } ] } ] } }"#;
     let r = render(kea::import_config(text).unwrap().imported, "Kea");
-    assert!(r.config.subnets[0].reservations.is_empty());
+    assert!(r.config.network.subnets[0].reservations.is_empty());
     assert!(listed(&r, "Dhcp4.subnet4[0].reservations[0]"));
     // Kea's default is not authoritative, and that is what the import says.
-    assert!(!r.config.server.authoritative);
+    assert!(!r.config.network.server.authoritative);
 }
 
 #[test]
 fn dnsmasq_fixture_and_local_addresses() {
     let d = dnsmasq::import_config(&fixture("dnsmasq.conf"), "dnsmasq.conf", &[]);
     let r = render(d.imported, "dnsmasq");
-    assert_eq!(r.config.subnets.len(), 3);
+    assert_eq!(r.config.network.subnets.len(), 3);
     assert!(listed(&r, "dnsmasq.conf:32"), "DNS server line");
     // Without a netmask the range takes this machine's address in it, as dnsmasq does; and
     // `0.0.0.0` in an option is that address.
@@ -109,14 +109,17 @@ fn dnsmasq_fixture_and_local_addresses() {
     let local = ["198.18.7.1/24".parse().unwrap()];
     let d = dnsmasq::import_config(text, "d.conf", &local);
     let r = render(d.imported, "dnsmasq");
-    let s = &r.config.subnets[0];
+    let s = &r.config.network.subnets[0];
     assert_eq!(s.network.to_string(), "198.18.7.0/24");
     assert_eq!(
         s.options.values.get(&6).map(Vec::as_slice),
         Some(&[198, 18, 7, 1][..])
     );
     assert_eq!(s.lease_time, Some(3600), "dnsmasq's default lease time");
-    assert!(!r.config.server.authoritative, "no dhcp-authoritative");
+    assert!(
+        !r.config.network.server.authoritative,
+        "no dhcp-authoritative"
+    );
 }
 
 #[test]
@@ -126,10 +129,10 @@ fn dhcplane_seed_examples() {
         let r = render(d.imported, "dhcplane");
         let c = &r.config;
         assert_eq!(
-            c.subnets[0].reservations[0].ip,
+            c.network.subnets[0].reservations[0].ip,
             Ipv4Addr::new(192, 168, 178, 10)
         );
-        assert_eq!(c.server.sticky_window, 86_400);
+        assert_eq!(c.network.server.sticky_window, 86_400);
         for at in ["logging", "equipment_types", "console_max_lines"] {
             assert!(listed(&r, at), "{f} {at}");
         }
@@ -144,7 +147,7 @@ fn dhcplane_seed_examples() {
     let r = render(d.imported, "dhcplane");
     assert!(listed(&r, "bogus"));
     // An exclusion outside every pool is refused by leased's loader: taken out, with why.
-    assert!(r.config.subnets[0].exclusions.is_empty());
+    assert!(r.config.network.subnets[0].exclusions.is_empty());
     assert!(
         r.unmapped
             .iter()

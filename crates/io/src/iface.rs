@@ -23,7 +23,13 @@ pub(crate) struct IfaceSpec {
 
 /// Picks the interfaces to serve from `config` and the system's addresses.
 pub(crate) fn resolve(config: &Config, system: &[SysAddr]) -> Result<Vec<IfaceSpec>, String> {
-    let in_any_subnet = |ip: Ipv4Addr| config.network.subnets.iter().any(|s| s.network.contains(&ip));
+    let in_any_subnet = |ip: Ipv4Addr| {
+        config
+            .network
+            .subnets
+            .iter()
+            .any(|s| s.network.contains(&ip))
+    };
     let mut names: Vec<String> = Vec::new();
     let mut push = |n: &str| {
         if !names.iter().any(|x| x == n) {

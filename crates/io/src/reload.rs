@@ -71,12 +71,11 @@ fn swap_or_keep(path: &Path, plan: &ArcSwap<Loaded>) -> ReloadOutcome {
                     != config.process.group.as_ref().map(|a| &a.name)
                 || old.api != config.api
                 || old.logging.file != config.logging.file
-                || old
+                || old.network.subnets.iter().map(|s| &s.interface).ne(config
                     .network
                     .subnets
                     .iter()
-                    .map(|s| &s.interface)
-                    .ne(config.network.subnets.iter().map(|s| &s.interface))
+                    .map(|s| &s.interface))
             {
                 tracing::warn!(
                     "config reloaded, but changes to interfaces, store.path, server.pid_file, \

@@ -667,7 +667,7 @@ pools = ["198.18.0.10-198.18.0.20"]
         let (reload_tx, _reload_rx) = mpsc::channel(1);
         let shared = Arc::new(SharedState {
             current: crate::loaded::current(config.clone()),
-            leases: ArcSwap::from_pointee(LeaseSnapshot::default()),
+            leases: arc_swap::ArcSwap::from_pointee(LeaseSnapshot::default()),
             metrics: Arc::default(),
             source: crate::ConfigSource::Inline(config),
             reload_tx,

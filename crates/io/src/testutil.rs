@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use leased_config::{
-    Config, LogFormat, LogSettings, OptionSet, ServerSettings, StoreSettings, Subnet,
+    Config, LogFormat, LogSettings, Network, OptionSet, ProcessSettings, ServerSettings,
+    StoreSettings, Subnet,
 };
 
 /// A config with one subnet per entry of `nets` (interface from `subnet_ifaces`, same index),
@@ -15,50 +16,55 @@ pub(crate) fn config_with(
     subnet_ifaces: &[Option<&str>],
 ) -> Config {
     Config {
-        server: ServerSettings {
-            user: None,
-            group: None,
-            auto_reload: false,
-            authoritative: true,
-            interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
-            lease_time: 3600,
-            renewal_time: None,
-            rebinding_time: None,
-            offer_hold: 60,
-            decline_quarantine: 86400,
-            sticky_window: 86400,
-            server_id: None,
-            pid_file: None,
-            max_leases_per_circuit_id: None,
-            max_leases_per_remote_id: None,
+        network: Network {
+            server: ServerSettings {
+                authoritative: true,
+                lease_time: 3600,
+                renewal_time: None,
+                rebinding_time: None,
+                offer_hold: 60,
+                decline_quarantine: 86400,
+                sticky_window: 86400,
+                server_id: None,
+                max_leases_per_circuit_id: None,
+                max_leases_per_remote_id: None,
+            },
+            options: OptionSet::default(),
+            relay_trust: Default::default(),
+            subnets: nets
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Subnet {
+                    network: n.parse().unwrap(),
+                    interface: subnet_ifaces.get(i).copied().flatten().map(str::to_string),
+                    server_id: None,
+                    routers: vec![],
+                    pools: vec![],
+                    exclusions: vec![],
+                    reservations: vec![],
+                    lease_time: None,
+                    shared_network: None,
+                    max_leases_per_circuit_id: None,
+                    max_leases_per_remote_id: None,
+                    options: OptionSet::default(),
+                })
+                .collect(),
+            banned_macs: BTreeMap::new(),
+            device_overrides: BTreeMap::new(),
+            relay_keys: Default::default(),
+            classes: Vec::new(),
+            sql_assignment_owner: None,
+            allocation_slot: None,
         },
-        options: OptionSet::default(),
+        process: ProcessSettings {
+            interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+            ..ProcessSettings::default()
+        },
         limits: Default::default(),
         rogue_servers: Default::default(),
         arp_watch: Default::default(),
         conflict_check: Default::default(),
-        relay_trust: Default::default(),
         console: None,
-        subnets: nets
-            .iter()
-            .enumerate()
-            .map(|(i, n)| Subnet {
-                network: n.parse().unwrap(),
-                interface: subnet_ifaces.get(i).copied().flatten().map(str::to_string),
-                server_id: None,
-                routers: vec![],
-                pools: vec![],
-                exclusions: vec![],
-                reservations: vec![],
-                lease_time: None,
-                shared_network: None,
-                max_leases_per_circuit_id: None,
-                max_leases_per_remote_id: None,
-                options: OptionSet::default(),
-            })
-            .collect(),
-        banned_macs: BTreeMap::new(),
-        device_overrides: BTreeMap::new(),
         store: StoreSettings {
             path: PathBuf::from("leased.leases"),
             sql: None,
@@ -68,8 +74,6 @@ pub(crate) fn config_with(
             level: "info".into(),
             file: None,
         },
-        relay_keys: Default::default(),
-        classes: Vec::new(),
         api: None,
         relay: None,
         export: None,

@@ -218,10 +218,9 @@ ip = "198.18.0.9"
 
     #[test]
     fn every_kind_in_place() {
-        let c =
-            leased_config::load_str(CONFIG, "t", leased_config::Format::Toml)
-                .unwrap()
-                .network;
+        let c = leased_config::load_str(CONFIG, "t", leased_config::Format::Toml)
+            .unwrap()
+            .network;
         let now = Timestamp(1000);
         let leases = vec![
             lease(2, 4, LeaseState::Released, 500),
@@ -252,10 +251,9 @@ ip = "198.18.0.9"
     fn pages_of_a_large_subnet() {
         let text =
             "[[subnets]]\nnetwork = \"198.18.0.0/15\"\npools = [\"198.18.0.10-198.19.0.10\"]\n";
-        let c =
-            leased_config::load_str(text, "t", leased_config::Format::Toml)
-                .unwrap()
-                .network;
+        let c = leased_config::load_str(text, "t", leased_config::Format::Toml)
+            .unwrap()
+            .network;
         let s = &c.subnets[0];
         let g = grid(&c, s, &[], Timestamp(0), None);
         assert_eq!(

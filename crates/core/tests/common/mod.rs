@@ -3,11 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
-use leased_config::{
-    AddrRange, Config, LogFormat, LogSettings, Metadata, OptionSet, Reservation, ReservationKey,
-    ServerSettings, StoreSettings, Subnet,
+use leased_core::model::{
+    AddrRange, Metadata, Network, OptionSet, Reservation, ReservationKey, ServerSettings, Subnet,
 };
 use leased_core::{Decision, HwAddr, LeaseTable, Plan, Request, Timestamp, decide};
 use leased_wire::{BOOTREQUEST, MessageType, Options, Packet, code};
@@ -54,7 +52,7 @@ pub fn res_mac(n: u8, addr: Ipv4Addr) -> Reservation {
 
 /// Subnet 198.18.0.0/24 on eth0, server id and router .1, pool .10–.20, and
 /// 198.18.1.0/24 for relayed clients, router .1, pool 198.18.1.100–.110.
-pub fn config() -> Config {
+pub fn config() -> Network {
     let base = opts(&[
         (code::SUBNET_MASK, &[255, 255, 255, 0]),
         (code::ROUTER, &[198, 18, 0, 1]),
@@ -67,13 +65,9 @@ pub fn config() -> Config {
         (code::SUBNET_MASK, &[255, 255, 255, 0]),
         (code::ROUTER, &[198, 18, 1, 1]),
     ]);
-    Config {
+    Network {
         server: ServerSettings {
-            user: None,
-            group: None,
-            auto_reload: false,
             authoritative: true,
-            interfaces: vec![],
             lease_time: 3600,
             renewal_time: None,
             rebinding_time: None,
@@ -81,17 +75,11 @@ pub fn config() -> Config {
             decline_quarantine: 600,
             sticky_window: 1000,
             server_id: None,
-            pid_file: None,
             max_leases_per_circuit_id: None,
             max_leases_per_remote_id: None,
         },
         options: OptionSet::default(),
-        limits: Default::default(),
-        rogue_servers: Default::default(),
-        arp_watch: Default::default(),
-        conflict_check: Default::default(),
         relay_trust: Default::default(),
-        console: None,
         subnets: vec![
             Subnet {
                 network: "198.18.0.0/24".parse().unwrap(),
@@ -124,21 +112,10 @@ pub fn config() -> Config {
         ],
         banned_macs: BTreeMap::new(),
         device_overrides: BTreeMap::new(),
-        store: StoreSettings {
-            path: PathBuf::from("test.leases"),
-            sql: None,
-        },
-        logging: LogSettings {
-            format: LogFormat::Text,
-            level: "info".into(),
-            file: None,
-        },
         relay_keys: Default::default(),
         classes: Vec::new(),
-        api: None,
-        relay: None,
-        export: None,
-        sql_assignment: None,
+        sql_assignment_owner: None,
+        allocation_slot: None,
     }
 }
 
@@ -229,9 +206,9 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn new(config: Config) -> Self {
+    pub fn new(network: Network) -> Self {
         Self {
-            plan: Plan::new(config),
+            plan: Plan::new(network),
             table: LeaseTable::default(),
             now: Timestamp(T0),
             interface: Some("eth0".into()),

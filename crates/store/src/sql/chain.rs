@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use leased_core::Assignment;
 use leased_config::SqlQuery;
+use leased_core::Assignment;
 use leased_core::sql::Placeholders;
 use sqlx::{Column, Row};
 
