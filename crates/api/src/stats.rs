@@ -14,7 +14,7 @@
 //! `ips.total` is the number of addresses in the subnet's pools (DHCPStats: the ranges);
 //! `ips.backup` is always 0 (no failover); `ips.static` is the number of reservations;
 //! `ips.unused` is the number of pool addresses that hold no lease record at all, never
-//! handed out, so it can never be negative (the seed subtracted counts that included leases
+//! handed out, so it can never be negative (DHCPStats subtracted counts that included leases
 //! outside the ranges and could go below zero).
 
 use std::collections::BTreeSet;

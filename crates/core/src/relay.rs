@@ -380,13 +380,13 @@ pub fn as_number(b: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// The pydhcpdb seed's Option 82: circuit-id 00 04 00 01 00 04, remote-id 00 06 + MAC.
+    /// pydhcpdb's own Option 82: circuit-id 00 04 00 01 00 04, remote-id 00 06 + MAC.
     const SEED: [u8; 18] = [
         0x01, 0x06, 0x00, 0x04, 0x00, 0x01, 0x00, 0x04, 0x02, 0x08, 0x00, 0x06, 0xc8, 0xbe, 0x19,
         0x93, 0x11, 0x48,
     ];
 
-    fn seed() -> RelayKeys {
+    fn pydhcpdb_sample() -> RelayKeys {
         RelayInfo::parse(&SEED).keys()
     }
 
@@ -437,8 +437,8 @@ mod tests {
     }
 
     #[test]
-    fn builtins_on_the_seed() {
-        let k = seed();
+    fn builtins_on_pydhcpdbs_sample() {
+        let k = pydhcpdb_sample();
         let x = |n: &str| Extractor::builtin(n).unwrap().extract(&k);
         assert_eq!(x("circuit_id"), Some(vec![0, 4, 0, 1, 0, 4]));
         assert_eq!(x("remote_id"), Some(SEED[10..].to_vec()));
@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn slices_pydhcpdb_compatible() {
-        let k = seed();
+        let k = pydhcpdb_sample();
         // option_82_hex = "12" + "0106000400010004" + "0208" + "0006c8be19931148"
         let (name, e) = Extractor::parse_slice("option_82_hex:sw_port1:20:22").unwrap();
         assert_eq!(name.as_deref(), Some("sw_port1"));

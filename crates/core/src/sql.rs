@@ -504,7 +504,7 @@ mod tests {
         p.chaddr[..6].copy_from_slice(&[0x00, 0x25, 0x22, 0x4a, 0xd7, 0x64]);
         p.options.set(code::MESSAGE_TYPE, vec![1]);
         p.options.set(code::HOSTNAME, b"host".to_vec());
-        // The seed's capture: circuit-id 00 04 00 01 00 06, remote-id 00 06 + switch MAC.
+        // pydhcpdb's own capture: circuit-id 00 04 00 01 00 06, remote-id 00 06 + switch MAC.
         p.options.set(
             code::RELAY_AGENT_INFO,
             vec![
@@ -570,7 +570,7 @@ mod tests {
 
     #[test]
     fn slices_are_cut_like_python_slices() {
-        // Each expected value is Python's `s[a:b]` of the seed's option_82_hex (38 digits).
+        // Each expected value is Python's `s[a:b]` of pydhcpdb's option_82_hex (38 digits).
         let keys = RelayInfo::parse(&[
             1, 6, 0, 4, 0, 1, 0, 6, 2, 8, 0, 6, 0, 0x1e, 0x58, 0x9e, 0xb2, 0xad,
         ])

@@ -1,6 +1,6 @@
 //! The durable outbox: an append-only file of CRC'd records plus an acknowledged offset.
 //!
-//! Why: the seed cleared its batch table before uploading, so a failed upload lost data, and
+//! Why: dhcp-batcher cleared its batch table before uploading, so a failed upload lost data, and
 //! the original re-sent nothing it had confirmed only because PostgreSQL rows were deleted
 //! after a 2xx. Here a record leaves only when the destination answered 2xx for it, survives
 //! restarts and power loss (fsync before an append returns), and is never sent again after

@@ -3,7 +3,7 @@
 //! `remote_id`, `expired`; HTTP Basic per router; 200 `{"success":true}`, 422 with Laravel's
 //! field messages, 401 `{"message":"Unauthenticated."}`.
 //!
-//! Unlike the dhcp-batcher seed, a failed check returns at once and queues nothing, and a 200
+//! Unlike dhcp-batcher, a failed check returns at once and queues nothing, and a 200
 //! is sent only once the entry is durable in the outbox.
 //!
 //! Anyone who reaches the API can ask for a credential check, so checks are bounded (see

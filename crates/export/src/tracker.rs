@@ -1,6 +1,6 @@
 //! Which bindings are live, so that each one's end is reported exactly once.
 //!
-//! Why: the seed kept every lease forever and re-sent long-expired ones each cycle. Here a
+//! Why: dhcp-batcher kept every lease forever and re-sent long-expired ones each cycle. Here a
 //! binding is live from its `Bound` event until a release, a NAK or its expiry; the first of
 //! those is reported and removes it, so later ones (the server's own expiry after the timer's,
 //! a RELEASE after a lapse) are not.

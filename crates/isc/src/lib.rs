@@ -6,9 +6,9 @@
 //!   listed in [`IscConfig::warnings`].
 //! - [`read_leases`] / [`parse_leases`]: `dhcpd.leases` → [`IscLeases`], the last entry per
 //!   address winning. Never fails on content: dhcpd may be appending while we read, and the
-//!   DHCPStats seed's crashes on blank lines or a missing binding state are what we replace.
+//!   DHCPStats' crashes on blank lines or a missing binding state are what we replace.
 //! - [`subnet_stats`]: the per-subnet `ips{total,active,released,free,backup,unused,static}`
-//!   counts, with the seed's counting bugs fixed (see [`stats`]).
+//!   counts, with DHCPStats' counting bugs fixed (see [`stats`]).
 //!
 //! The crate is pure: it reads files and nothing else (no sockets, no async runtime).
 #![forbid(unsafe_code)]

@@ -232,7 +232,7 @@ pub struct IscLease {
     /// `cltt`: client's last transaction time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cltt: Option<IscTime>,
-    /// `binding state`; `None` when the entry has none (old files; the seed crashed on those).
+    /// `binding state`; `None` when the entry has none (old files; DHCPStats crashed on those).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binding_state: Option<BindingState>,
     /// `next binding state`

@@ -2,17 +2,17 @@
 //!
 //! Definitions (per subnet; "lease" means the last entry in `dhcpd.leases` for an address):
 //! - `total`: distinct addresses covered by the subnet's ranges. Overlapping or repeated ranges
-//!   are counted once (the seed summed them).
+//!   are counted once (DHCPStats summed them).
 //! - `active`, `released`, `free`, `backup`: leases in that binding state whose address lies
 //!   in the subnet's network. A lease belongs to the most specific subnet containing it (the
-//!   seed took the first match). Leases in other states are in [`SubnetStats`]'s extra fields.
+//!   DHCPStats took the first match). Leases in other states are in [`SubnetStats`]'s extra fields.
 //! - `unused`: addresses in the ranges with **no** lease entry at all, i.e. never handed out
-//!   since dhcpd's database began — the seed's documented meaning. The seed computed
+//!   since dhcpd's database began — DHCPStats' documented meaning. DHCPStats computed
 //!   `total - (active + free + backup)`, which went negative when leases lay outside the ranges
 //!   and forgot `released`; counting range addresses directly can never go below zero.
 //! - `static`: distinct fixed addresses inside the subnet's network from its hosts (hosts
 //!   declared in the subnet or anywhere with a fixed address in it). Hosts without an IPv4
-//!   fixed address are not counted (the seed did the same but keyed by name, so two hosts with
+//!   fixed address are not counted (DHCPStats did the same but keyed by name, so two hosts with
 //!   the same name counted once).
 //!
 //! Counts depend on binding states, not on the clock: an `active` lease whose `ends` has
@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::model::{BindingState, IscConfig, IscLease, IscSubnet};
 
-/// The DHCPStats `ips` object. Field names and order are the seed's wire format.
+/// The DHCPStats `ips` object. Field names and order are DHCPStats' wire format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct IpCounts {
     /// Addresses in the ranges.

@@ -2,7 +2,7 @@
 //!
 //! Both files use the same surface syntax: statements end with `;`, or with a `{ … }` block;
 //! `#` starts a comment outside strings; strings are double-quoted with C-like escapes. Building
-//! a generic tree first (instead of a line-based state machine, as the DHCPStats seed did) is
+//! a generic tree first (instead of a line-based state machine, as DHCPStats did) is
 //! what makes the readers independent of layout, brace placement and unknown nested blocks.
 
 use std::fmt;
