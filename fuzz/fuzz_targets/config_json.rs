@@ -3,7 +3,7 @@
 #![no_main]
 
 use leased_core::Plan;
-use leased_core::config::{Format, load_str};
+use leased_config::{Format, load_str};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     };
     match load_str(text, "fuzz.json", Format::Json) {
         Ok(config) => {
-            let _ = Plan::new(config);
+            let _ = Plan::new(config.network);
         }
         Err(errors) => {
             let _ = errors.to_string();

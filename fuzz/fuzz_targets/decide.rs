@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
-use leased_core::config::{Format, ReservationKey, load_str};
+use leased_config::{Format, ReservationKey, load_str};
 use leased_core::{ClientId, LeaseState, LeaseTable, Outcome, Plan, Request, Timestamp, decide};
 use leased_wire::{BOOTREQUEST, Packet, code};
 use libfuzzer_sys::fuzz_target;
@@ -122,11 +122,11 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let config = load_str(CONFIG, "leased.example.toml", Format::Toml)
             .expect("the example config is valid");
-        let subnets = config.subnets.clone();
-        let class_pools: Vec<_> = config.classes.iter().filter_map(|c| c.pool).collect();
+        let subnets = config.network.subnets.clone();
+        let class_pools: Vec<_> = config.network.classes.iter().filter_map(|c| c.pool).collect();
         let mut reserved = Vec::new();
         let mut relay_reserved = Vec::new();
-        for s in &config.subnets {
+        for s in &config.network.subnets {
             for r in &s.reservations {
                 reserved.push(r.ip);
                 if !matches!(r.key, ReservationKey::Mac(_) | ReservationKey::ClientId(_)) {
@@ -143,7 +143,7 @@ fn fixture() -> &'static Fixture {
                 })
         };
         Fixture {
-            plan: Plan::new(config),
+            plan: Plan::new(config.network),
             allowed: Box::new(allowed),
             relay_reserved,
         }
