@@ -2,8 +2,8 @@
 //! and its files are open.
 //!
 //! Why the name keeps its position: whether the account exists is a question for the system's
-//! user database, which this pure crate does not ask. io resolves the name when it loads the
-//! file (for `serve`, reload and `leased check` alike) and reports an unknown one at the line
+//! user database, which the file stage does not ask. `lookup.rs` resolves the name when the
+//! loader reads the file (for `serve`, reload and `leased check` alike) and reports an unknown one at the line
 //! and column the operator wrote it, like every other config error.
 
 use crate::ctx::Ctx;

@@ -1,8 +1,8 @@
 //! `[api]`: the HTTP API's settings, shape and checks in one room so that the rest of the
 //! loader only gains a field and a call.
 //!
-//! Core only validates; reading `LEASED_API_KEYS` from the environment and binding sockets is
-//! the API crate's business (core reads no environment).
+//! This room only validates; reading `LEASED_API_KEYS` from the environment and binding sockets
+//! is the API crate's business.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,8 +1,8 @@
 //! `[export]`: billing export of bindings (Sonar V1, a generic webhook) and the router-script
 //! credentials of `/api/dhcp_assignments`; shape and checks in one room.
 //!
-//! Core only validates: reading `password_env` and verifying password hashes happen in the
-//! export and API crates (core reads no environment and has no crypto).
+//! This room only validates: reading `password_env` and verifying password hashes happen in the
+//! export and API crates.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! leased's configuration: the file stage, its positions, the checks of meaning, the
 //! environment merge, the reservation editor, and every room's settings.
 //!
-//! Two stages, as hickory and dora do it: a serde *file* stage ([`file`](crate::file) types,
+//! Two stages, as hickory and dora do it: a serde *file* stage (`file` types,
 //! assembled in `schema`) that is strict about keys and types (every error carries
 //! file:line:col and the key), then a *model* stage (`validate`) that checks meaning (pools
 //! inside subnets, unique reservations, …) and pre-encodes every option so that decisions only

@@ -1,7 +1,7 @@
 //! `[limits]`: starvation defence. Token-bucket request-rate limits per client MAC, per Option 82
 //! circuit-id and remote-id, and per relay (giaddr; the receiving interface for clients on a
 //! served link), plus caps on offers in flight. Shape and checks live here so the rest of the
-//! loader only gains a field and a call; io enforces them before a packet reaches `decide`.
+//! loader only gains a field and a call; the engine enforces them before a packet reaches `decide`.
 //!
 //! Why in config and not hard-coded: the right rates depend on the network (a campus link
 //! with a thousand laptops waking at 8:00 differs from one CPE per port), and every limit is off

@@ -1,8 +1,8 @@
 //! `[relay]`: settings of `leased relay` (RFC 1542 / RFC 3046 relay agent), shape and checks in
 //! one room so that the rest of the loader only gains a field and a call.
 //!
-//! Core only validates: which address an interface has, and its MAC, are io's business at
-//! start-up (core reads no system state), so `address` is optional here.
+//! This room only validates: which address an interface has, and its MAC, are io's business at
+//! start-up, so `address` is optional here.
 
 use std::net::Ipv4Addr;
 

@@ -1,8 +1,8 @@
 //! `[store]`'s SQL keys and `[sql_assignment]`: shapes and checks in one room, so the rest of
 //! the loader only gains a field and a call (like `[api]`).
 //!
-//! Core only validates. Expanding `${ENV}` in URLs, connecting and running queries is io's and
-//! store's business (core reads no environment and does no IO). What `check` can prove is
+//! This room only validates. Expanding `${ENV}` in URLs, connecting and running queries is io's
+//! and store's business. What `check` can prove is
 //! proven here: the backend name, the URL's scheme when it is literal, and every `:Name` in
 //! every query naming a variable that exists — a typo in a variable is a config error with
 //! file:line:col, never a query that silently binds ''.
