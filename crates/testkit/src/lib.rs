@@ -166,7 +166,8 @@ pub struct Binding {
     pub ip: Ipv4Addr,
     /// The server that granted it: the ACK's option 54, else the one the REQUEST went to.
     pub server: Ipv4Addr,
-    /// Option 51 (zero when the ACK had none: the lease ends at once).
+    /// Option 51. An ACK without one is taken as infinite (0xffffffff, RFC 2132 §9.2): a
+    /// test client should still be able to release what such a server handed out.
     pub lease: Duration,
     /// When its REQUEST was first sent: the lease counts from then (RFC 2131 §4.4.1), which
     /// is never later than the server's own start.
@@ -737,7 +738,7 @@ fn option_secs(p: &Packet, c: u8) -> Option<u64> {
 
 /// The lease an ACK grants, counted from `bound_at`.
 fn binding_of(ack: &Packet, server_fallback: Ipv4Addr, bound_at: Duration) -> Binding {
-    let lease = option_secs(ack, code::LEASE_TIME).unwrap_or(0);
+    let lease = option_secs(ack, code::LEASE_TIME).unwrap_or(u64::from(u32::MAX));
     let t1 = option_secs(ack, code::RENEWAL_TIME).unwrap_or(lease / 2);
     let t2 = option_secs(ack, code::REBINDING_TIME).unwrap_or(lease - lease / 8);
     Binding {

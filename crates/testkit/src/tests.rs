@@ -406,6 +406,14 @@ fn release_and_decline_are_sent_once_and_end_the_lease() {
     assert_eq!(ip_opt(p, code::REQUESTED_IP), Some(IP));
     assert_eq!(ip_opt(p, code::SERVER_ID), Some(SERVER));
     assert_eq!(c.binding(), None);
+
+    // An ACK without option 51 grants an infinite lease, which can still be released.
+    let mut c = Client::new(ClientConfig::new(MAC));
+    c.start_reboot(secs(0), 3, IP);
+    let r = c.poll_transmit(secs(0)).unwrap().packet;
+    assert!(c.handle_reply(secs(0), &reply(&r, MessageType::Ack, IP, &[sid()]), SERVER));
+    assert_eq!(c.binding().unwrap().lease, secs(u64::from(u32::MAX)));
+    c.release(secs(1_000_000), 13).unwrap();
 }
 
 #[test]
