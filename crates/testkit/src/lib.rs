@@ -541,6 +541,8 @@ impl Client {
                 self.exchange = None;
                 self.binding = Some(b);
                 self.state = State::Bound(b);
+                // An ACK so late that the lease, counted from the first REQUEST, is over.
+                self.expire(now);
             }
         }
         true

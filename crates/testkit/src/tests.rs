@@ -487,6 +487,21 @@ fn a_lease_that_runs_out_is_dropped_with_its_renewal() {
 }
 
 #[test]
+fn an_ack_after_its_lease_would_have_ended_binds_nothing() {
+    let mut c = Client::new(ClientConfig::new(MAC));
+    c.start_reboot(secs(0), 1, IP);
+    let r = c.poll_transmit(secs(0)).unwrap().packet;
+    let ack = reply(&r, MessageType::Ack, IP, &[sid(), lease(300)]);
+    assert!(
+        c.handle_reply(secs(300), &ack, SERVER),
+        "taken, and over at once"
+    );
+    assert_eq!((c.state(), c.binding()), (State::Init, None));
+    assert!(matches!(c.poll_event(), Some(Event::Ack(_))));
+    assert_eq!(c.poll_event(), Some(Event::Expired { ip: IP }));
+}
+
+#[test]
 fn a_renewal_without_answer_leaves_the_lease_bound() {
     let mut cfg = ClientConfig::new(MAC);
     cfg.retransmit = probe_retransmit(5);
