@@ -671,10 +671,10 @@ impl Client {
         p
     }
 
-    /// Starts an exchange for `p` (replacing any), queued for `poll_transmit`.
+    /// Starts an exchange for `p` (replacing any), queued for `poll_transmit` after a RELEASE
+    /// or DECLINE still waiting there.
     fn begin(&mut self, kind: Kind, p: Packet, to: Destination) {
         let packet = self.finish(p);
-        self.one_shot = None;
         self.state = kind.state();
         self.exchange = Some(Exchange {
             kind,

@@ -407,6 +407,15 @@ fn release_and_decline_are_sent_once_and_end_the_lease() {
     assert_eq!(ip_opt(p, code::SERVER_ID), Some(SERVER));
     assert_eq!(c.binding(), None);
 
+    // A RELEASE still waiting leaves before the exchange started after it.
+    let mut c = bound(0, 300);
+    c.release(secs(10), 14).unwrap();
+    c.start_dora(secs(10), 15);
+    let first = c.poll_transmit(secs(10)).unwrap().packet;
+    assert_eq!(first.message_type(), Some(MessageType::Release));
+    let then = c.poll_transmit(secs(10)).unwrap().packet;
+    assert_eq!(then.message_type(), Some(MessageType::Discover));
+
     // An ACK without option 51 grants an infinite lease, which can still be released.
     let mut c = Client::new(ClientConfig::new(MAC));
     c.start_reboot(secs(0), 3, IP);
