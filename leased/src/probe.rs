@@ -1,9 +1,12 @@
 //! `leased probe`: a DHCP test client for operators and tests.
 //!
 //! It runs one exchange (DISCOVER → OFFER → REQUEST → ACK/NAK, or INFORM → ACK) against a
-//! server and prints everything the server said, every option decoded. Packets are built and
-//! decoded with `leased_wire::Packet`, the server's own codec, so the probe sees exactly what a
-//! client would. Nothing is configured on the host: the probe never adds the address it got.
+//! server and prints everything the server said, every option decoded. The client itself (what
+//! it sends, which replies it takes, when it retransmits) is `leased_testkit::Client`, the
+//! sans-IO client the engine's simulation drives too; this module owns its sockets, its clock
+//! and its report. Packets are built and decoded with `leased_wire::Packet`, the server's own
+//! codec, so the probe sees exactly what a client would. Nothing is configured on the host: the
+//! probe never adds the address it got.
 //!
 //! Transports:
 //! - broadcast (default): UDP 0.0.0.0:68 bound to `--interface`, sends to 255.255.255.255:67
@@ -23,7 +26,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use ipnet::Ipv4Net;
-use leased_wire::{BOOTREPLY, BOOTREQUEST, MessageType, Options, Packet, code, parse_hex};
+use leased_testkit::{Client, ClientConfig, Event, Reply, Retransmit, State};
+use leased_wire::{MessageType, Packet, code, parse_hex};
 use serde_json::{Value, json};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -46,13 +50,21 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let setup = Setup::from_args(args)?;
     let transport = Transport::open(args)?;
     let mut report = Report::new(&setup);
-    let timeout = Duration::from_secs(args.timeout.max(1));
+    let mut client = Client::new(setup.client.clone());
     let outcome = if let Some(ip) = args.inform {
-        inform(&setup, &transport, ip, args.server, timeout, &mut report)?
+        inform(
+            &setup,
+            &transport,
+            &mut client,
+            ip,
+            args.server,
+            &mut report,
+        )?
     } else if let Some(ip) = args.renew {
-        renew(&setup, &transport, ip, timeout, &mut report)?
+        let server = args.server.context("--renew needs --server")?;
+        renew(&setup, &transport, &mut client, ip, server, &mut report)?
     } else {
-        dora(args, &setup, &transport, timeout, &mut report)?
+        dora(args, &setup, &transport, &mut client, &mut report)?
     };
     report.outcome = Some(outcome);
     if args.json {
@@ -82,15 +94,13 @@ enum Outcome {
 /// What the client sends, fixed for the whole exchange.
 #[derive(Debug, Clone)]
 struct Setup {
-    mac: [u8; 6],
-    client_id: Option<Vec<u8>>,
-    hostname: Option<String>,
-    request_ip: Option<Ipv4Addr>,
+    /// The client's identity and options (its Option 82 only when it goes in the options area).
+    client: ClientConfig,
+    /// `--option82`, wherever it goes.
     option82: Option<Vec<u8>>,
     option82_in: Option82Area,
-    extra: Vec<(u8, Vec<u8>)>,
-    broadcast_flag: bool,
-    giaddr: Option<Ipv4Addr>,
+    /// How long to wait for each reply.
+    timeout: Duration,
 }
 
 impl Setup {
@@ -123,75 +133,27 @@ impl Setup {
             .iter()
             .map(|o| parse_extra_option(o))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let timeout = Duration::from_secs(args.timeout.max(1));
+        let mut client = ClientConfig::new(mac);
+        client.client_id = client_id;
+        client.hostname = args.hostname.clone();
+        client.requested_ip = args.request_ip;
+        client.giaddr = args.giaddr;
+        client.option82 = option82
+            .clone()
+            .filter(|_| args.option82_in == Option82Area::Options);
+        client.broadcast_flag =
+            !args.no_broadcast_flag && args.inform.is_none() && args.renew.is_none();
+        client.param_request_list = PARAM_REQUEST.to_vec();
+        client.max_message_size = Some(u16::try_from(MAX_REPLY).unwrap_or(u16::MAX));
+        client.extra_options = extra;
+        client.retransmit = retransmit(timeout);
         Ok(Self {
-            mac,
-            client_id,
-            hostname: args.hostname.clone(),
-            request_ip: args.request_ip,
+            client,
             option82,
             option82_in: args.option82_in,
-            extra,
-            broadcast_flag: !args.no_broadcast_flag
-                && args.inform.is_none()
-                && args.renew.is_none(),
-            giaddr: args.giaddr,
+            timeout,
         })
-    }
-
-    /// A client message of type `kind` with the common options; callers add 50/54/ciaddr.
-    fn packet(&self, kind: MessageType, xid: u32) -> Packet {
-        let mut chaddr = [0u8; 16];
-        chaddr[..6].copy_from_slice(&self.mac);
-        let mut options = Options::new();
-        options.set(code::MESSAGE_TYPE, vec![kind.code()]);
-        if let Some(id) = &self.client_id {
-            options.set(code::CLIENT_ID, id.clone());
-        }
-        if let Some(h) = &self.hostname {
-            options.set(code::HOSTNAME, h.as_bytes().to_vec());
-        }
-        if matches!(
-            kind,
-            MessageType::Discover | MessageType::Request | MessageType::Inform
-        ) {
-            options.set(code::PARAM_REQUEST_LIST, PARAM_REQUEST.to_vec());
-            let max = u16::try_from(MAX_REPLY).unwrap_or(u16::MAX);
-            options.set(code::MAX_MESSAGE_SIZE, max.to_be_bytes().to_vec());
-        }
-        if let Some(v) = self
-            .option82
-            .as_ref()
-            .filter(|_| self.option82_in == Option82Area::Options)
-        {
-            options.set(code::RELAY_AGENT_INFO, v.clone());
-        }
-        Packet {
-            op: BOOTREQUEST,
-            htype: 1,
-            hlen: 6,
-            hops: u8::from(self.giaddr.is_some()),
-            xid,
-            secs: 0,
-            flags: if self.broadcast_flag { 0x8000 } else { 0 },
-            ciaddr: Ipv4Addr::UNSPECIFIED,
-            yiaddr: Ipv4Addr::UNSPECIFIED,
-            siaddr: Ipv4Addr::UNSPECIFIED,
-            giaddr: self.giaddr.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            chaddr,
-            sname: Vec::new(),
-            file: Vec::new(),
-            options,
-            option82_in_overload: false,
-        }
-    }
-
-    /// Applies the `--option` values last, so they override what the probe set itself (e.g.
-    /// `--option 50:…` to REQUEST an address other than the one offered and provoke a NAK).
-    fn finish(&self, mut p: Packet) -> Packet {
-        for (c, v) in &self.extra {
-            p.options.set(*c, v.clone());
-        }
-        p
     }
 
     /// `p` as sent: encoded, with Option 82 hidden in `file`/`sname` when asked for. The wire
@@ -222,10 +184,16 @@ impl Setup {
         buf.splice(cookie_end..cookie_end, [code::OVERLOAD, 1, overload]);
         buf
     }
+}
 
-    /// True when `p` is a reply to us for `xid`.
-    fn matches(&self, p: &Packet, xid: u32) -> bool {
-        p.op == BOOTREPLY && p.xid == xid && p.chaddr.get(..6) == Some(&self.mac[..])
+/// The probe's schedule: resent 1 s, 2 s, 4 s … apart, at most [`MAX_SENDS`] times, until a
+/// reply comes or `timeout` has passed since the first send.
+fn retransmit(timeout: Duration) -> Retransmit {
+    Retransmit {
+        first: Duration::from_secs(1),
+        max_wait: Duration::from_secs(64),
+        max_sends: MAX_SENDS,
+        give_up_after: Some(timeout),
     }
 }
 
@@ -346,14 +314,6 @@ impl Transport {
         Ok(())
     }
 
-    /// Where a message meant for the server alone (RELEASE) goes: the server through the
-    /// relay socket, else broadcast. A direct client would unicast from its new address, but
-    /// the probe never configures that address, and Linux drops unicast from 0.0.0.0 as a
-    /// martian; a broadcast from 0.0.0.0 is accepted and carries the same ciaddr and server id.
-    fn server_dest(&self) -> SocketAddrV4 {
-        self.dest
-    }
-
     /// The next datagram before `deadline`, with its sender, or `None` at the deadline.
     fn recv(&self, deadline: Instant) -> anyhow::Result<Option<(Vec<u8>, Ipv4Addr)>> {
         let now = Instant::now();
@@ -388,37 +348,63 @@ impl Transport {
         }
     }
 
-    /// Sends `p`, retransmitting (1 s, 2 s, 4 s … apart, at most [`MAX_SENDS`] times) until a
-    /// reply of one of the `want` types for this xid arrives or `timeout` passes.
-    fn exchange(
+    /// Runs `client` until nothing is under way: sends what it asks for (each message listed
+    /// once in the report, retransmissions not), reads replies until its next timer, and
+    /// records what it took. Every message goes to [`Transport::dest`], whatever an RFC client
+    /// would pick: the server through the relay socket, else broadcast. A direct client would
+    /// unicast its RELEASE from its new address, but the probe never configures that address,
+    /// and Linux drops unicast from 0.0.0.0 as a martian; a broadcast from 0.0.0.0 is accepted
+    /// and carries the same ciaddr and server id.
+    fn drive(
         &self,
         setup: &Setup,
-        p: &Packet,
-        want: &[MessageType],
-        timeout: Duration,
-    ) -> anyhow::Result<Option<(Packet, Ipv4Addr)>> {
-        let deadline = Instant::now() + timeout;
-        let mut interval = Duration::from_secs(1);
-        for _ in 0..MAX_SENDS {
-            self.send(&setup.encode(p), self.dest)?;
-            let resend_at = (Instant::now() + interval).min(deadline);
-            while let Some((buf, from)) = self.recv(resend_at)? {
-                let Ok(reply) = Packet::decode(&buf) else {
-                    continue;
-                };
-                if !setup.matches(&reply, p.xid) {
-                    continue;
-                }
-                if reply.message_type().is_some_and(|t| want.contains(&t)) {
-                    return Ok(Some((reply, from)));
+        client: &mut Client,
+        clock: &Clock,
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
+        loop {
+            while let Some(tx) = client.poll_transmit(clock.now()) {
+                self.send(&setup.encode(&tx.packet), self.dest)?;
+                if tx.attempt == 1 {
+                    report.sent(&tx.packet, self.dest);
                 }
             }
-            if Instant::now() >= deadline {
-                break;
+            let Some(at) = client.poll_timeout().filter(|_| client.busy()) else {
+                return Ok(());
+            };
+            match self.recv(clock.at(at))? {
+                Some((buf, from)) => {
+                    // Not a DHCP message, or not ours: the client ignores it and waits on.
+                    if let Ok(reply) = Packet::decode(&buf) {
+                        client.handle_reply(clock.now(), &reply, from);
+                    }
+                }
+                None => client.handle_timeout(clock.now()),
             }
-            interval = interval.saturating_mul(2);
+            while let Some(e) = client.poll_event() {
+                report.event(e, setup.timeout);
+            }
         }
-        Ok(None)
+    }
+}
+
+/// The client's time: a [`Duration`] since the run began.
+struct Clock(Instant);
+
+impl Clock {
+    fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    fn now(&self) -> Duration {
+        self.0.elapsed()
+    }
+
+    /// The instant `at` after the start (far ahead when that overflows).
+    fn at(&self, at: Duration) -> Instant {
+        self.0
+            .checked_add(at)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400))
     }
 }
 
@@ -497,138 +483,86 @@ fn dora(
     args: &ProbeArgs,
     setup: &Setup,
     t: &Transport,
-    timeout: Duration,
+    client: &mut Client,
     report: &mut Report,
 ) -> anyhow::Result<Outcome> {
+    let clock = Clock::start();
     let xid = random_xid();
     report.xid = xid;
-    let mut discover = setup.packet(MessageType::Discover, xid);
-    if let Some(ip) = setup.request_ip {
-        discover
-            .options
-            .set(code::REQUESTED_IP, ip.octets().to_vec());
-    }
-    let discover = setup.finish(discover);
-    report.sent(&discover, t.dest);
-    let Some((offer, from)) = t.exchange(setup, &discover, &[MessageType::Offer], timeout)? else {
-        report.waited_for = Some(("OFFER", timeout));
-        return Ok(Outcome::Timeout);
-    };
-    report.offer = report.got(offer.clone(), from);
     if args.discover_only {
-        return Ok(Outcome::Offered);
+        client.start_discover(clock.now(), xid);
+    } else {
+        client.start_dora(clock.now(), xid);
     }
-    let server_id = option_ip(&offer, code::SERVER_ID).unwrap_or(from);
-    let mut request = setup.packet(MessageType::Request, xid);
-    request
-        .options
-        .set(code::REQUESTED_IP, offer.yiaddr.octets().to_vec());
-    request
-        .options
-        .set(code::SERVER_ID, server_id.octets().to_vec());
-    let request = setup.finish(request);
-    report.sent(&request, t.dest);
-    let want = [MessageType::Ack, MessageType::Nak];
-    let Some((reply, from)) = t.exchange(setup, &request, &want, timeout)? else {
-        report.waited_for = Some(("ACK", timeout));
-        return Ok(Outcome::Timeout);
-    };
-    if reply.message_type() == Some(MessageType::Nak) {
-        report.nak = report.got(reply, from);
-        return Ok(Outcome::Naked);
+    t.drive(setup, client, &clock, report)?;
+    let outcome = outcome(client, report);
+    if outcome != Outcome::Acked {
+        return Ok(outcome);
     }
-    let addr = reply.yiaddr;
-    let server_id = option_ip(&reply, code::SERVER_ID).unwrap_or(server_id);
-    report.ack = report.got(reply, from);
-    report.address = Some(addr);
     if args.release {
-        let mut release = setup.packet(MessageType::Release, random_xid());
-        release.flags = 0;
-        release.ciaddr = addr;
-        release
-            .options
-            .set(code::SERVER_ID, server_id.octets().to_vec());
-        let release = setup.finish(release);
-        let to = t.server_dest();
-        t.send(&setup.encode(&release), to)?;
-        report.sent(&release, to);
+        client
+            .release(clock.now(), random_xid())
+            .context("--release: the ACK's lease has already ended")?;
+        t.drive(setup, client, &clock, report)?;
         report.released = true;
     } else if args.decline {
-        let mut decline = setup.packet(MessageType::Decline, random_xid());
-        decline
-            .options
-            .set(code::REQUESTED_IP, addr.octets().to_vec());
-        decline
-            .options
-            .set(code::SERVER_ID, server_id.octets().to_vec());
-        let decline = setup.finish(decline);
-        t.send(&setup.encode(&decline), t.dest)?;
-        report.sent(&decline, t.dest);
+        client
+            .decline(clock.now(), random_xid())
+            .context("--decline: the ACK's lease has already ended")?;
+        t.drive(setup, client, &clock, report)?;
         report.declined = true;
     }
-    Ok(Outcome::Acked)
+    Ok(outcome)
 }
 
 /// INFORM with ciaddr `ip` → ACK (options only, no lease).
 fn inform(
     setup: &Setup,
     t: &Transport,
+    client: &mut Client,
     ip: Ipv4Addr,
     server: Option<Ipv4Addr>,
-    timeout: Duration,
     report: &mut Report,
 ) -> anyhow::Result<Outcome> {
+    let clock = Clock::start();
     let xid = random_xid();
     report.xid = xid;
-    let mut p = setup.packet(MessageType::Inform, xid);
-    p.ciaddr = ip;
-    if let Some(s) = server {
-        p.options.set(code::SERVER_ID, s.octets().to_vec());
-    }
-    let p = setup.finish(p);
-    report.sent(&p, t.dest);
-    match t.exchange(setup, &p, &[MessageType::Ack], timeout)? {
-        Some((ack, from)) => {
-            report.ack = report.got(ack, from);
-            report.address = Some(ip);
-            Ok(Outcome::Acked)
-        }
-        None => {
-            report.waited_for = Some(("ACK", timeout));
-            Ok(Outcome::Timeout)
-        }
-    }
+    client.start_inform(clock.now(), xid, ip, server);
+    t.drive(setup, client, &clock, report)?;
+    Ok(outcome(client, report))
 }
 
 /// A RENEWING client's REQUEST for `ip` (ciaddr set, no 50 and no 54, unicast) → ACK/NAK.
 fn renew(
     setup: &Setup,
     t: &Transport,
+    client: &mut Client,
     ip: Ipv4Addr,
-    timeout: Duration,
+    server: Ipv4Addr,
     report: &mut Report,
 ) -> anyhow::Result<Outcome> {
+    let clock = Clock::start();
     let xid = random_xid();
     report.xid = xid;
-    let mut p = setup.packet(MessageType::Request, xid);
-    p.ciaddr = ip;
-    let p = setup.finish(p);
-    report.sent(&p, t.dest);
-    let want = [MessageType::Ack, MessageType::Nak];
-    match t.exchange(setup, &p, &want, timeout)? {
-        Some((reply, from)) if reply.message_type() == Some(MessageType::Nak) => {
-            report.nak = report.got(reply, from);
-            Ok(Outcome::Naked)
+    client.start_renew(clock.now(), xid, ip, server);
+    t.drive(setup, client, &clock, report)?;
+    Ok(outcome(client, report))
+}
+
+/// How the client's exchange ended; notes the address it got in the report.
+fn outcome(client: &Client, report: &mut Report) -> Outcome {
+    match client.state() {
+        State::Bound(b) => {
+            report.address = Some(b.ip);
+            Outcome::Acked
         }
-        Some((ack, from)) => {
-            report.address = Some(ack.yiaddr);
-            report.ack = report.got(ack, from);
-            Ok(Outcome::Acked)
+        State::Informed { ip } => {
+            report.address = Some(ip);
+            Outcome::Acked
         }
-        None => {
-            report.waited_for = Some(("ACK", timeout));
-            Ok(Outcome::Timeout)
-        }
+        State::Offered { .. } => Outcome::Offered,
+        State::Naked => Outcome::Naked,
+        _ => Outcome::Timeout,
     }
 }
 
@@ -636,19 +570,6 @@ fn renew(
 fn option_ip(p: &Packet, c: u8) -> Option<Ipv4Addr> {
     let b: [u8; 4] = p.options.get(c)?.try_into().ok()?;
     Some(Ipv4Addr::from(b))
-}
-
-/// A reply with the address it came from.
-#[derive(Debug, Clone)]
-struct Received {
-    packet: Packet,
-    from: Ipv4Addr,
-}
-
-impl Received {
-    fn new(packet: Packet, from: Ipv4Addr) -> Self {
-        Self { packet, from }
-    }
 }
 
 /// Everything that happened, for text or JSON output.
@@ -659,9 +580,9 @@ struct Report {
     sent: Vec<(String, SocketAddrV4)>,
     /// Text output, in the order things happened.
     lines: Vec<String>,
-    offer: Option<Received>,
-    ack: Option<Received>,
-    nak: Option<Received>,
+    offer: Option<Reply>,
+    ack: Option<Reply>,
+    nak: Option<Reply>,
     address: Option<Ipv4Addr>,
     released: bool,
     declined: bool,
@@ -672,7 +593,7 @@ struct Report {
 impl Report {
     fn new(setup: &Setup) -> Self {
         Self {
-            mac: setup.mac,
+            mac: setup.client.mac,
             xid: 0,
             sent: Vec::new(),
             lines: Vec::new(),
@@ -694,10 +615,22 @@ impl Report {
     }
 
     /// Records a reply for the text output and returns it for the typed slot.
-    fn got(&mut self, packet: Packet, from: Ipv4Addr) -> Option<Received> {
-        let r = Received::new(packet, from);
+    fn got(&mut self, r: Reply) -> Option<Reply> {
         self.lines.push(message_text(&r));
         Some(r)
+    }
+
+    /// Records what the client took, or what it gave up waiting for within `timeout`.
+    fn event(&mut self, e: Event, timeout: Duration) {
+        match e {
+            Event::Offer(r) => self.offer = self.got(r),
+            Event::Ack(r) => self.ack = self.got(r),
+            Event::Nak(r) => self.nak = self.got(r),
+            Event::TimedOut { waiting_for } => {
+                self.waited_for = Some((waiting_for.name(), timeout));
+            }
+            Event::Expired { .. } => {}
+        }
     }
 
     fn mac_text(&self) -> String {
@@ -769,7 +702,7 @@ impl Report {
 }
 
 /// One received message as text: header fields that matter, then every option.
-fn message_text(r: &Received) -> String {
+fn message_text(r: &Reply) -> String {
     let p = &r.packet;
     let name = p.message_type().map_or("?", MessageType::name);
     let mut out = format!("<- {name} from {}\n", r.from);
@@ -806,7 +739,7 @@ fn message_text(r: &Received) -> String {
 }
 
 /// One received message as JSON.
-fn message_json(r: &Received) -> Value {
+fn message_json(r: &Reply) -> Value {
     let p = &r.packet;
     let options: Vec<Value> = p
         .options
@@ -1217,32 +1150,91 @@ mod tests {
         assert_eq!(m[0], 0x02);
     }
 
+    /// The setup `leased probe ARGS` would run with.
+    fn setup(args: &[&str]) -> Setup {
+        use clap::Parser;
+        let argv = ["leased", "probe"].iter().chain(args);
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        let crate::cli::Command::Probe(a) = cli.command else {
+            panic!("not a probe")
+        };
+        Setup::from_args(&a).unwrap()
+    }
+
+    /// The first message a client with `setup` sends for a DORA, as bytes.
+    fn first_discover(setup: &Setup, xid: u32) -> (Client, Vec<u8>) {
+        let mut client = Client::new(setup.client.clone());
+        client.start_dora(Duration::ZERO, xid);
+        let tx = client.poll_transmit(Duration::ZERO).unwrap();
+        let buf = setup.encode(&tx.packet);
+        (client, buf)
+    }
+
     #[test]
     fn packets_round_trip_through_the_wire_codec() {
-        let setup = Setup {
-            mac: [2, 0, 0, 0, 0, 0x10],
-            client_id: Some(vec![1, 2, 0, 0, 0, 0, 0x10]),
-            hostname: Some("probe".into()),
-            request_ip: None,
-            option82: Some(vec![1, 1, 9]),
-            option82_in: Option82Area::Options,
-            extra: vec![(60, b"test".to_vec())],
-            broadcast_flag: true,
-            giaddr: None,
-        };
-        let p = setup.finish(setup.packet(MessageType::Discover, 0x1234_5678));
-        let d = Packet::decode(&setup.encode(&p)).unwrap();
+        let setup = setup(&[
+            "-i",
+            "veth0",
+            "--mac",
+            "02:00:00:00:00:10",
+            "--client-id",
+            "01:02:00:00:00:00:10",
+            "--hostname",
+            "probe",
+            "--option82",
+            "010109",
+            "--option",
+            "60:74657374",
+            "--timeout",
+            "7",
+        ]);
+        assert_eq!(setup.timeout, Duration::from_secs(7));
+        assert_eq!(setup.client.retransmit.give_up_after, Some(setup.timeout));
+        assert_eq!(setup.client.retransmit.max_sends, MAX_SENDS);
+        let (mut client, buf) = first_discover(&setup, 0x1234_5678);
+        let d = Packet::decode(&buf).unwrap();
         assert_eq!(d.message_type(), Some(MessageType::Discover));
         assert!(d.broadcast());
+        assert_eq!(d.xid, 0x1234_5678);
         assert_eq!(d.chaddr(), &[2, 0, 0, 0, 0, 0x10]);
         assert_eq!(d.options.get(code::HOSTNAME), Some(&b"probe"[..]));
+        assert_eq!(
+            d.options.get(code::CLIENT_ID),
+            Some(&[1, 2, 0, 0, 0, 0, 0x10][..])
+        );
+        assert_eq!(
+            d.options.get(code::PARAM_REQUEST_LIST),
+            Some(&PARAM_REQUEST[..])
+        );
+        assert_eq!(d.options.get(code::MAX_MESSAGE_SIZE), Some(&[5, 0xdc][..]));
         assert_eq!(d.options.get(60), Some(&b"test"[..]));
         assert_eq!(d.options.get(code::RELAY_AGENT_INFO), Some(&[1, 1, 9][..]));
         let mut reply = d.clone();
-        reply.op = BOOTREPLY;
-        assert!(setup.matches(&reply, 0x1234_5678));
-        assert!(!setup.matches(&reply, 1));
-        assert!(!setup.matches(&d, 0x1234_5678), "a request is not a reply");
+        reply.op = leased_wire::BOOTREPLY;
+        reply
+            .options
+            .set(code::MESSAGE_TYPE, vec![MessageType::Offer.code()]);
+        let mut other = reply.clone();
+        other.xid = 1;
+        let server = Ipv4Addr::new(198, 18, 0, 1);
+        assert!(!client.handle_reply(Duration::ZERO, &other, server));
+        assert!(
+            !client.handle_reply(Duration::ZERO, &d, server),
+            "a request is not a reply"
+        );
+        assert!(client.handle_reply(Duration::ZERO, &reply, server));
+    }
+
+    #[test]
+    fn renew_and_inform_clear_the_broadcast_flag() {
+        let renew = setup(&["--renew", "198.18.0.50", "--server", "198.18.0.1"]);
+        assert!(!renew.client.broadcast_flag);
+        let inform = setup(&["--inform", "198.18.0.50"]);
+        assert!(!inform.client.broadcast_flag);
+        let relay = setup(&["--giaddr", "198.18.1.1", "--server", "198.18.0.1"]);
+        assert_eq!(relay.client.giaddr, Some(Ipv4Addr::new(198, 18, 1, 1)));
+        let (_, buf) = first_discover(&relay, 1);
+        assert_eq!(Packet::decode(&buf).unwrap().hops, 1);
     }
 
     #[test]
@@ -1261,20 +1253,23 @@ mod tests {
 
     #[test]
     fn option82_hidden_in_file_or_sname() {
-        for (area, overload) in [(Option82Area::File, 1u8), (Option82Area::Sname, 2u8)] {
-            let setup = Setup {
-                mac: [2, 0, 0, 0, 0, 0x11],
-                client_id: None,
-                hostname: None,
-                request_ip: None,
-                option82: Some(vec![1, 1, 9]),
-                option82_in: area,
-                extra: vec![],
-                broadcast_flag: true,
-                giaddr: None,
-            };
-            let p = setup.finish(setup.packet(MessageType::Discover, 7));
-            let buf = setup.encode(&p);
+        for (area, name, overload) in [
+            (Option82Area::File, "file", 1u8),
+            (Option82Area::Sname, "sname", 2u8),
+        ] {
+            let setup = setup(&[
+                "-i",
+                "veth0",
+                "--mac",
+                "02:00:00:00:00:11",
+                "--option82",
+                "010109",
+                "--option82-in",
+                name,
+            ]);
+            assert_eq!(setup.option82_in, area);
+            assert_eq!(setup.client.option82, None, "not in the options area");
+            let (_, buf) = first_discover(&setup, 7);
             assert_eq!(buf[240..243], [code::OVERLOAD, 1, overload]);
             let d = Packet::decode(&buf).unwrap();
             assert!(d.option82_in_overload, "{area:?}");

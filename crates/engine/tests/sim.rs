@@ -1,7 +1,11 @@
 //! Deterministic simulation of a server, on a virtual clock: seeded clients (DORA, renew,
 //! rebind, release, decline, inform, reboot; direct and relayed) against the engine, a store
 //! that fails, stalls or reports conflicts, a second server writing the same shared store, and
-//! conflict probes that answer or time out. After every step the invariants are checked:
+//! conflict probes that answer or time out. Each client is `leased_testkit::Client`, the client
+//! `leased probe` runs: it builds the packets, takes only the replies meant for its exchange,
+//! retransmits on its timers and knows what it holds; the seeded generator decides what each
+//! client does next and when its queued message leaves. After every step the invariants are
+//! checked:
 //! - an ACK leaves only when its lease is durable in the store;
 //! - no address is held by two clients at once (ours or the other server's);
 //! - no ACK leaves for a commit that failed;
@@ -24,7 +28,8 @@ use leased_engine::{
     CommitId, CommitOutcome, Effect, Engine, EngineSettings, Inbound, Now, Origin, ProbeAnswer,
     ProbeId, ProbeVia,
 };
-use leased_wire::{BOOTREQUEST, MessageType, Options, Packet, code};
+use leased_testkit::{Client, ClientConfig, Destination, State, Transmit};
+use leased_wire::{MessageType, Packet, code};
 
 /// xorshift64*: enough randomness, no dependency, the same on every machine.
 struct Rng(u64);
@@ -49,23 +54,6 @@ const RELAY: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 const LEASE: u32 = 300;
 /// The other server's clients have ids with this first byte.
 const OTHER: u8 = 0xee;
-
-#[derive(Debug, Clone, PartialEq)]
-enum State {
-    Init,
-    Selecting { ip: Ipv4Addr, xid: u32 },
-    Requesting { xid: u32 },
-    Bound { ip: Ipv4Addr, t1: u64, expires: u64 },
-}
-
-#[derive(Debug)]
-struct Client {
-    mac: [u8; 6],
-    relayed: bool,
-    state: State,
-    /// The address this client believes it holds, until when (set by an ACK).
-    holds: Option<(Ipv4Addr, u64)>,
-}
 
 /// A shared lease store: our commits and the other server's writes.
 #[derive(Default)]
@@ -120,8 +108,6 @@ struct Sim {
     /// The other server's leases not yet synced to us.
     unsynced: Vec<Lease>,
     next_xid: u32,
-    /// When each REQUEST was sent: a client counts its lease from then (RFC 2131 §4.4.1).
-    sent_at: HashMap<u32, u64>,
     steps: u64,
     acks: u64,
     /// Print every message and commit (`SIM_TRACE=1` with `SIM_SEED`).
@@ -165,11 +151,13 @@ impl Sim {
         let (plan, settings) = (Arc::new(plan), Arc::new(settings));
         let n = 8 + rng.below(30) as usize;
         let clients = (0..n)
-            .map(|i| Client {
-                mac: [2, 0, 0, 0, (i >> 8) as u8, i as u8],
-                relayed: rng.chance(40),
-                state: State::Init,
-                holds: None,
+            .map(|i| {
+                let mut c = ClientConfig::new([2, 0, 0, 0, (i >> 8) as u8, i as u8]);
+                if rng.chance(40) {
+                    c.giaddr = Some(RELAY);
+                    c.option82 = Some(vec![1, 2, b'c', i as u8]);
+                }
+                Client::new(c)
             })
             .collect();
         Self {
@@ -186,7 +174,6 @@ impl Sim {
             clients,
             unsynced: Vec::new(),
             next_xid: 1,
-            sent_at: HashMap::new(),
             steps: 0,
             acks: 0,
             trace: std::env::var("SIM_TRACE").is_ok(),
@@ -200,58 +187,38 @@ impl Sim {
         )
     }
 
-    fn packet(&mut self, i: usize, t: MessageType, extra: &[(u8, Vec<u8>)]) -> Packet {
-        let c = &self.clients[i];
-        let mut chaddr = [0u8; 16];
-        chaddr[..6].copy_from_slice(&c.mac);
-        let mut options = Options::new();
-        options.set(code::MESSAGE_TYPE, vec![t.code()]);
-        for (k, v) in extra {
-            options.set(*k, v.clone());
-        }
-        if c.relayed {
-            options.set(code::RELAY_AGENT_INFO, vec![1, 2, b'c', i as u8]);
-        }
-        Packet {
-            op: BOOTREQUEST,
-            htype: 1,
-            hlen: 6,
-            hops: u8::from(c.relayed),
-            xid: 0,
-            secs: 0,
-            flags: 0,
-            ciaddr: Ipv4Addr::UNSPECIFIED,
-            yiaddr: Ipv4Addr::UNSPECIFIED,
-            siaddr: Ipv4Addr::UNSPECIFIED,
-            giaddr: if c.relayed {
-                RELAY
-            } else {
-                Ipv4Addr::UNSPECIFIED
-            },
-            chaddr,
-            sname: vec![],
-            file: vec![],
-            options,
-            option82_in_overload: false,
-        }
+    /// The clients' clock: the wall clock's seconds, so that what a client believes it holds
+    /// compares with the store's leases.
+    fn client_now(&self) -> Duration {
+        Duration::from_secs(self.now.wall.0)
     }
 
-    fn send(&mut self, i: usize, mut p: Packet) -> u32 {
+    fn xid(&mut self) -> u32 {
         self.next_xid += 1;
-        p.xid = self.next_xid;
-        self.sent_at.insert(p.xid, self.now.wall.0);
+        self.next_xid
+    }
+
+    fn relayed(&self, i: usize) -> bool {
+        self.clients[i].config().giaddr.is_some()
+    }
+
+    fn send(&mut self, i: usize, t: Transmit) {
+        let p = t.packet;
         if self.trace {
             println!(
-                "t={} step {} client {i} sends {:?} ciaddr={} opt50={:?}",
+                "t={} step {} client {i} sends {:?} xid={} attempt={} ciaddr={} opt50={:?}",
                 self.now.wall.0,
                 self.steps,
                 p.message_type(),
+                p.xid,
+                t.attempt,
                 p.ciaddr,
                 p.options.get(code::REQUESTED_IP)
             );
         }
-        let relayed = self.clients[i].relayed;
-        let mut req = Request::new(p, Some("eth0".into()), Some(SERVER), !relayed);
+        let relayed = self.relayed(i);
+        let broadcast = !relayed && t.to == Destination::Broadcast;
+        let mut req = Request::new(p, Some("eth0".into()), Some(SERVER), broadcast);
         if relayed {
             req.src_addr = Some(RELAY);
         }
@@ -267,89 +234,66 @@ impl Sim {
                 received: self.now.mono,
             },
         );
-        self.next_xid
     }
 
-    /// One client does what its state calls for.
+    /// One client acts: its queued message (a REQUEST after an OFFER, a retransmission)
+    /// leaves, or it does what its state and the generator call for.
     fn client_step(&mut self, i: usize) {
-        let now = self.now.wall.0;
-        match self.clients[i].state.clone() {
-            State::Init => {
-                let p = if self.rng.chance(10) && self.clients[i].holds.is_none() {
+        let now = self.client_now();
+        if let Some(t) = self.clients[i].poll_transmit(now) {
+            self.send(i, t);
+            return;
+        }
+        match self.clients[i].state() {
+            State::Bound(b) => {
+                let xid = self.xid();
+                let c = &mut self.clients[i];
+                if self.rng.chance(8) {
+                    c.release(now, xid).unwrap();
+                } else if self.rng.chance(3) {
+                    c.decline(now, xid).unwrap();
+                } else if self.rng.chance(3) {
+                    c.start_inform(now, xid, b.ip, None);
+                } else if now >= b.t2 {
+                    c.start_rebind(now, xid, b.ip);
+                } else if now >= b.t1 {
+                    // It still holds its address while it renews.
+                    c.start_renew(now, xid, b.ip, b.server);
+                }
+            }
+            State::Requesting { .. }
+            | State::Rebooting { .. }
+            | State::Renewing { .. }
+            | State::Rebinding { .. }
+            | State::Informing { .. } => {
+                // No answer (yet): start over now and then (a renewing client keeps its lease
+                // until it runs out).
+                if self.rng.chance(30) {
+                    self.clients[i].abandon(now);
+                }
+            }
+            // Init, Selecting without an OFFER yet (ask again), or an exchange that ended.
+            _ => {
+                let xid = self.xid();
+                if self.rng.chance(10) && self.clients[i].binding().is_none() {
                     // INIT-REBOOT for an address it never had.
                     let ip = Ipv4Addr::new(198, 18, 0, 10 + self.rng.below(20) as u8);
-                    self.packet(
-                        i,
-                        MessageType::Request,
-                        &[(code::REQUESTED_IP, ip.octets().to_vec())],
-                    )
+                    self.clients[i].start_reboot(now, xid, ip);
                 } else {
-                    self.packet(i, MessageType::Discover, &[])
-                };
-                let t = p.message_type();
-                let xid = self.send(i, p);
-                if t == Some(MessageType::Request) {
-                    self.clients[i].state = State::Requesting { xid };
+                    self.clients[i].start_dora(now, xid);
                 }
             }
-            State::Selecting { ip, xid } => {
-                let mut p = self.packet(
-                    i,
-                    MessageType::Request,
-                    &[
-                        (code::REQUESTED_IP, ip.octets().to_vec()),
-                        (code::SERVER_ID, SERVER.octets().to_vec()),
-                    ],
-                );
-                p.xid = xid;
-                let xid = self.send(i, p);
-                self.clients[i].state = State::Requesting { xid };
-            }
-            State::Requesting { .. } => {
-                // No answer (yet): retry from the start now and then.
-                if self.rng.chance(30) {
-                    self.clients[i].state = State::Init;
-                }
-            }
-            State::Bound { ip, t1, expires } => {
-                if now >= expires {
-                    self.clients[i].state = State::Init;
-                    self.clients[i].holds = None;
-                } else if self.rng.chance(8) {
-                    let mut p = self.packet(
-                        i,
-                        MessageType::Release,
-                        &[(code::SERVER_ID, SERVER.octets().to_vec())],
-                    );
-                    p.ciaddr = ip;
-                    self.clients[i].holds = None;
-                    self.clients[i].state = State::Init;
-                    self.send(i, p);
-                } else if self.rng.chance(3) {
-                    let p = self.packet(
-                        i,
-                        MessageType::Decline,
-                        &[
-                            (code::REQUESTED_IP, ip.octets().to_vec()),
-                            (code::SERVER_ID, SERVER.octets().to_vec()),
-                        ],
-                    );
-                    self.clients[i].holds = None;
-                    self.clients[i].state = State::Init;
-                    self.send(i, p);
-                } else if self.rng.chance(3) {
-                    let mut p = self.packet(i, MessageType::Inform, &[]);
-                    p.ciaddr = ip;
-                    self.send(i, p);
-                } else if now >= t1 {
-                    // RENEWING (unicast, ciaddr) or, when late, REBINDING: the same on the wire.
-                    let mut p = self.packet(i, MessageType::Request, &[]);
-                    p.ciaddr = ip;
-                    let xid = self.send(i, p);
-                    self.clients[i].state = State::Requesting { xid };
-                    // It still holds its address while it renews.
-                    self.clients[i].holds = Some((ip, expires));
-                }
+        }
+        if let Some(t) = self.clients[i].poll_transmit(now) {
+            self.send(i, t);
+        }
+    }
+
+    /// Reads client `i`'s events (only to trace them: its state says the rest).
+    fn client_events(&mut self, i: usize) {
+        while let Some(e) = self.clients[i].poll_event() {
+            if self.trace {
+                println!("t={} client {i}: {e:?}", self.now.wall.0);
             }
         }
     }
@@ -357,7 +301,7 @@ impl Sim {
     fn client_of(&self, p: &Packet) -> Option<usize> {
         self.clients
             .iter()
-            .position(|c| p.chaddr.get(..6) == Some(&c.mac[..]))
+            .position(|c| p.chaddr.get(..6) == Some(&c.config().mac[..]))
     }
 
     /// Carries out everything the engine asked, checking the invariants as replies leave.
@@ -417,37 +361,25 @@ impl Sim {
                 let held = self.engine.table().by_ip(p.yiaddr).is_some_and(|l| {
                     matches!(l.state, LeaseState::Offered | LeaseState::Bound)
                         && l.is_active(now)
-                        && l.hwaddr.0 == self.clients[i].mac
+                        && l.hwaddr.0 == self.clients[i].config().mac
                 });
                 if !held {
                     self.fail(&format!("OFFER of {} not held for its client", p.yiaddr));
-                }
-                if matches!(self.clients[i].state, State::Init) {
-                    self.clients[i].state = State::Selecting {
-                        ip: p.yiaddr,
-                        xid: p.xid,
-                    };
                 }
             }
             Some(MessageType::Ack) if !p.yiaddr.is_unspecified() => {
                 let ip = p.yiaddr;
                 let durable = self.store.rows.get(&ip).is_some_and(|r| {
-                    r.hwaddr.0 == self.clients[i].mac && r.state == LeaseState::Bound
+                    r.hwaddr.0 == self.clients[i].config().mac && r.state == LeaseState::Bound
                 });
                 if !durable {
                     self.fail(&format!("ACK of {ip} before its lease was durable"));
                 }
-                let lease = p
-                    .options
-                    .get(code::LEASE_TIME)
-                    .and_then(|v| <[u8; 4]>::try_from(v).ok())
-                    .map(u32::from_be_bytes)
-                    .unwrap_or(LEASE);
-                let since = self.sent_at.get(&p.xid).copied().unwrap_or(now.0);
-                let expires = since + u64::from(lease);
-                // Nobody else may hold it now: not our other clients, not the other server's.
+                // Nobody else may hold it now: not our other clients (each counts its lease
+                // from its REQUEST, never later than the server does), not the other server's.
+                let at = self.client_now();
                 for (j, c) in self.clients.iter().enumerate() {
-                    if j != i && c.holds.is_some_and(|(h, until)| h == ip && until > now.0) {
+                    if j != i && c.binding().is_some_and(|b| b.ip == ip && b.expires() > at) {
                         self.fail(&format!(
                             "{ip} ACKed to client {i} while client {j} holds it"
                         ));
@@ -462,20 +394,21 @@ impl Sim {
                     ));
                 }
                 self.acks += 1;
-                self.clients[i].holds = Some((ip, expires));
-                self.clients[i].state = State::Bound {
-                    ip,
-                    t1: since + u64::from(lease) / 2,
-                    expires,
-                };
             }
-            Some(MessageType::Ack) => {} // an INFORM's answer
-            Some(MessageType::Nak) => {
-                self.clients[i].holds = None;
-                self.clients[i].state = State::Init;
-            }
+            Some(MessageType::Ack | MessageType::Nak) => {} // an INFORM's answer, a refusal
             other => self.fail(&format!("unexpected reply {other:?}")),
         }
+        // The client takes the reply if it answers its exchange (a late one, for an xid it
+        // has given up, it ignores).
+        let at = self.client_now();
+        let took = self.clients[i].handle_reply(at, p, SERVER);
+        if self.trace {
+            println!(
+                "  client {i} took it: {took}, now {:?}",
+                self.clients[i].state()
+            );
+        }
+        self.client_events(i);
     }
 
     /// The store completes some commits, in order (all of them unless it stalls).
@@ -573,6 +506,13 @@ impl Sim {
                 self.now.wall = Timestamp(self.now.wall.0 + secs);
                 self.now.mono += Duration::from_secs(secs);
                 self.engine.handle_timeout(self.now);
+                // The clients' timers: leases that ran out, retransmissions (they leave at the
+                // client's next step), exchanges given up.
+                let at = self.client_now();
+                for i in 0..self.clients.len() {
+                    self.clients[i].handle_timeout(at);
+                    self.client_events(i);
+                }
                 if self
                     .engine
                     .poll_timeout()
@@ -626,7 +566,7 @@ fn a_day_of_a_busy_network_in_seconds() {
     while sim.now.wall.0 < start + 86_400 {
         sim.step();
         for (i, c) in sim.clients.iter().enumerate() {
-            if c.holds.is_some() {
+            if c.binding().is_some() {
                 *served.entry(i).or_default() += 1;
             }
         }
