@@ -546,10 +546,22 @@ fn invariants_hold_for_every_seed() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if ci { 10_000 } else { 500 });
-    let mut acks = 0;
-    for seed in 0..seeds {
-        acks += run_seed(seed, 400).acks;
-    }
+    // Seeds are independent: spread them over the cores (a failing one still panics with its
+    // replay line).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let acks: u64 = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..seeds)
+                        .step_by(threads as usize)
+                        .map(|seed| run_seed(seed, 400).acks)
+                        .sum::<u64>()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
     println!("{seeds} seeds × 400 steps: {acks} ACKs, every invariant held");
     assert!(
         acks > seeds,
