@@ -13,11 +13,15 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use leased_config::{Format, load_str};
 use leased_core::{ClientId, HwAddr, Lease, LeaseState, Timestamp};
-use leased_isc::{BindingState, IscConfig, IscLeases, IscTime, hex_colon};
-use leased_store::{EmbeddedStore, LeaseStore};
+use leased_isc::{BindingState, IscConfig, IscLease, IscTime, LeaseEntry, LeaseReader, hex_colon};
+use leased_store::EmbeddedStore;
 use toml_edit::{Array, DocumentMut, Item, Table, value};
 
 use crate::cli::{ImportIscArgs, IscServeArgs};
+
+mod latest;
+
+use latest::LatestLeases;
 
 /// Runs `leased isc serve` until SIGTERM/SIGINT.
 pub fn serve(args: &IscServeArgs) -> anyhow::Result<ExitCode> {
@@ -211,58 +215,95 @@ pub fn config_text(conf: &IscConfig, store: &Path, notes: &mut Vec<String>) -> S
     )
 }
 
-/// The active leases of `leases` inside `conf`'s subnets, as leased lease records.
-pub fn active_leases(conf: &IscConfig, leases: &IscLeases, now: Timestamp) -> Vec<Lease> {
+/// Leases per store commit while importing: one write and one fdatasync each.
+const BATCH: usize = 4096;
+
+/// `l` as the leased lease record the import writes, if it is an active lease (at `now`)
+/// inside one of `conf`'s subnets with an Ethernet address and an end in the future.
+pub fn imported_lease(conf: &IscConfig, l: &IscLease, now: Timestamp) -> Option<Lease> {
     const TEN_YEARS: u64 = 10 * 365 * 86_400;
     let secs = |t: Option<IscTime>| {
         t.and_then(IscTime::unix)
             .and_then(|s| u64::try_from(s).ok())
     };
-    leases
-        .leases
-        .iter()
-        .filter(|l| {
-            l.binding_state_at(i64::try_from(now.0).unwrap_or(i64::MAX)) == BindingState::Active
-        })
-        .filter(|l| conf.subnets.iter().any(|s| s.network.contains(&l.ip)))
-        .filter_map(|l| {
-            let mac = HwAddr::parse_mac(&l.hardware.as_ref()?.address)?;
-            let expires = match l.ends {
-                Some(IscTime::Never) => now.0 + TEN_YEARS,
-                e => secs(e)?,
-            };
-            if expires <= now.0 {
-                return None;
+    if l.binding_state_at(i64::try_from(now.0).unwrap_or(i64::MAX)) != BindingState::Active {
+        return None;
+    }
+    if !conf.subnets.iter().any(|s| s.network.contains(&l.ip)) {
+        return None;
+    }
+    let mac = HwAddr::parse_mac(&l.hardware.as_ref()?.address)?;
+    let expires = match l.ends {
+        Some(IscTime::Never) => now.0 + TEN_YEARS,
+        e => secs(e)?,
+    };
+    if expires <= now.0 {
+        return None;
+    }
+    let starts = secs(l.starts).unwrap_or(now.0);
+    let client_id = match &l.uid {
+        Some(u) if !u.is_empty() => u.clone(),
+        _ => std::iter::once(1u8).chain(mac.0.iter().copied()).collect(),
+    };
+    Some(Lease {
+        ip: l.ip,
+        client_id: ClientId(client_id),
+        hwaddr: mac,
+        hostname: l.client_hostname.clone(),
+        state: LeaseState::Bound,
+        starts: Timestamp(starts),
+        expires: Timestamp(expires),
+        first_seen: Timestamp(starts),
+        circuit_id: l.circuit_id.clone(),
+        remote_id: l.remote_id.clone(),
+        subscriber_id: None,
+    })
+}
+
+/// Reads the leases file one entry at a time into the current entry per address, printing
+/// its warnings as they come (and those about entries without a binding state at the end, by
+/// address, as the whole-file reader orders them).
+fn latest_leases(
+    conf: &IscConfig,
+    leases: LeaseReader<impl std::io::BufRead>,
+    now: Timestamp,
+) -> anyhow::Result<LatestLeases> {
+    let origin = leases.origin().to_string();
+    let mut latest = LatestLeases::default();
+    for entry in leases {
+        match entry? {
+            LeaseEntry::Lease { lease, col } => {
+                let rec = imported_lease(conf, &lease, now);
+                let no_state = lease.binding_state.is_none().then_some((lease.line, col));
+                latest.set(lease.ip, rec.as_ref(), no_state);
             }
-            let starts = secs(l.starts).unwrap_or(now.0);
-            let client_id = match &l.uid {
-                Some(u) if !u.is_empty() => u.clone(),
-                _ => std::iter::once(1u8).chain(mac.0.iter().copied()).collect(),
-            };
-            Some(Lease {
-                ip: l.ip,
-                client_id: ClientId(client_id),
-                hwaddr: mac,
-                hostname: l.client_hostname.clone(),
-                state: LeaseState::Bound,
-                starts: Timestamp(starts),
-                expires: Timestamp(expires),
-                first_seen: Timestamp(starts),
-                circuit_id: l.circuit_id.clone(),
-                remote_id: l.remote_id.clone(),
-                subscriber_id: None,
-            })
-        })
-        .collect()
+            LeaseEntry::Warning(w) => eprintln!("note: {w}"),
+            // The import takes neither OMAPI hosts nor failover state from the leases file.
+            LeaseEntry::ServerDuid(_) | LeaseEntry::FailoverPeer(_) | LeaseEntry::Host { .. } => {}
+        }
+    }
+    for (ip, line, col) in latest.without_state() {
+        eprintln!(
+            "note: {}",
+            leased_isc::no_binding_state_warning(&origin, ip, line, col)
+        );
+    }
+    Ok(latest)
 }
 
 /// Runs `leased import isc`.
+///
+/// The leases file is streamed (one statement in memory at a time) into a compact table of
+/// the current entry per address, and the store is written from it in commits of [`BATCH`]
+/// leases, so a million leases need a few hundred bytes each, not the file and its tree.
 pub fn import(args: &ImportIscArgs) -> anyhow::Result<ExitCode> {
     let conf = leased_isc::read_conf(&args.conf)?;
-    let leases = leased_isc::read_leases(&args.leases)?;
-    for w in conf.warnings.iter().chain(&leases.warnings) {
+    let reader = LeaseReader::open(&args.leases)?;
+    for w in &conf.warnings {
         eprintln!("note: {w}");
     }
+    let now = crate::cmd_manage::unix_now();
+    let latest = latest_leases(&conf, reader, now)?;
     if conf.subnets.is_empty() {
         bail!("{} declares no subnet", args.conf.display());
     }
@@ -288,13 +329,23 @@ pub fn import(args: &ImportIscArgs) -> anyhow::Result<ExitCode> {
         eprintln!("the imported configuration does not validate; nothing was written:");
         return Err(errors.into());
     }
-    let now = crate::cmd_manage::unix_now();
-    let records = active_leases(&conf, &leases, now);
+    // Appends keep no lease in memory; the journal's last record per address wins, and
+    // `latest` holds one per address.
     let mut store = EmbeddedStore::open(&args.store)
+        .and_then(EmbeddedStore::into_appender)
         .with_context(|| format!("cannot open lease store {}", args.store.display()))?;
-    store.load().context("loading the lease store")?;
+    let mut batch = Vec::with_capacity(BATCH);
+    for lease in latest.leases() {
+        batch.push(lease);
+        if batch.len() >= BATCH {
+            store
+                .append(&batch)
+                .context("writing the leases to the store")?;
+            batch.clear();
+        }
+    }
     store
-        .commit(&records)
+        .append(&batch)
         .context("writing the leases to the store")?;
     drop(store);
     let dir = match args.out.parent() {
@@ -312,7 +363,7 @@ pub fn import(args: &ImportIscArgs) -> anyhow::Result<ExitCode> {
         "imported {} subnets, {reservations} reservations into {} and {} active leases into {}\n",
         conf.subnets.len(),
         args.out.display(),
-        records.len(),
+        latest.len(),
         args.store.display()
     ))?;
     Ok(ExitCode::SUCCESS)

@@ -32,27 +32,136 @@ pub fn parse_leases(text: &[u8], origin: &str) -> IscLeases {
     for p in &tree.problems {
         r.warn(p.pos, p.message.clone());
     }
-    let mut by_ip: BTreeMap<Ipv4Addr, IscLease> = BTreeMap::new();
-    // Where each address's winning entry starts, for the warnings about it.
-    let mut at: BTreeMap<Ipv4Addr, Pos> = BTreeMap::new();
-    let mut peers: Vec<FailoverPeerState> = Vec::new();
-    let mut hosts: Vec<IscHost> = Vec::new();
-    let mut server_duid = None;
-    let mut entries_read = 0;
+    let mut acc = Latest::default();
     for s in &tree.stmts {
+        if let Some(top) = r.top(s) {
+            acc.apply(top);
+        }
+    }
+    acc.finish(origin, r.warnings)
+}
+
+/// What one top-level statement of a leases file contributes.
+pub(crate) enum Top {
+    /// A complete `lease` entry, and where its `lease` keyword is.
+    Lease(IscLease, Pos),
+    /// `server-duid` (its value, if it could be read).
+    ServerDuid(Option<Vec<u8>>),
+    /// A `failover peer … state` record.
+    Failover(FailoverPeerState),
+    /// A `host` entry, and whether it is a `deleted;` one.
+    Host(IscHost, bool),
+}
+
+/// "Last entry wins" over a file's top-level statements, in file order: what both the
+/// whole-text reader and [`crate::LeaseReader::into_leases`] build.
+#[derive(Default)]
+pub(crate) struct Latest {
+    by_ip: BTreeMap<Ipv4Addr, IscLease>,
+    /// Where each address's winning entry starts, for the warnings about it.
+    at: BTreeMap<Ipv4Addr, Pos>,
+    peers: Vec<FailoverPeerState>,
+    hosts: Vec<IscHost>,
+    server_duid: Option<Vec<u8>>,
+    entries_read: usize,
+}
+
+impl Latest {
+    pub(crate) fn apply(&mut self, top: Top) {
+        match top {
+            Top::Lease(lease, pos) => {
+                self.entries_read += 1;
+                self.at.insert(lease.ip, pos);
+                self.by_ip.insert(lease.ip, lease);
+            }
+            Top::ServerDuid(d) => self.server_duid = d,
+            Top::Failover(p) => match self.peers.iter_mut().find(|q| q.name == p.name) {
+                Some(q) => *q = p,
+                None => self.peers.push(p),
+            },
+            Top::Host(h, deleted) => {
+                self.hosts.retain(|x| x.name != h.name);
+                if !deleted {
+                    self.hosts.push(h);
+                }
+            }
+        }
+    }
+
+    /// The model, with one warning per current entry without a binding state appended to
+    /// `warnings`.
+    pub(crate) fn finish(self, origin: &str, mut warnings: Vec<Warning>) -> IscLeases {
+        // One warning per current entry without a binding state (dhcpd 2.x/3.0 files, or a
+        // file edited by hand): counted the way dhcpd counts it, and said once, with its place.
+        for (ip, l) in &self.by_ip {
+            if l.binding_state.is_none() {
+                let pos = self.at.get(ip).copied().unwrap_or_default();
+                warnings.push(no_binding_state_warning(origin, *ip, pos.line, pos.col));
+            }
+        }
+        IscLeases {
+            leases: self.by_ip.into_values().collect(),
+            server_duid: self.server_duid,
+            failover_peers: self.peers,
+            hosts: self.hosts,
+            entries_read: self.entries_read,
+            warnings,
+        }
+    }
+}
+
+/// The warning for a current entry (the last for its address) that has no `binding state`,
+/// at the place of its `lease` keyword: the same words from every reader, since an operator
+/// compares them.
+pub fn no_binding_state_warning(file: &str, ip: Ipv4Addr, line: u32, col: u32) -> Warning {
+    Warning {
+        file: file.to_string(),
+        line,
+        col,
+        message: format!(
+            "lease {ip} has no 'binding state': taken as active while its 'ends' is in the \
+             future and free after, as dhcpd does"
+        ),
+    }
+}
+
+pub(crate) struct Reader<'a> {
+    file: &'a str,
+    /// The file's bytes, to give values back as written.
+    src: &'a [u8],
+    warnings: Vec<Warning>,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of the statements of `src`, a piece of the file `file`.
+    pub(crate) fn new(file: &'a str, src: &'a [u8]) -> Self {
+        Reader {
+            file,
+            src,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The warnings so far, taken out.
+    pub(crate) fn take_warnings(&mut self) -> Vec<Warning> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// What the top-level statement `s` contributes (warnings go to `self`).
+    pub(crate) fn top(&mut self, s: &Stmt) -> Option<Top> {
         let kw = s.keyword();
         match kw.as_deref() {
             Some("lease") => {
                 if s.truncated {
-                    r.warn(
+                    self.warn(
                         s.pos,
                         "incomplete lease entry at end of file (still being written?) ignored",
                     );
-                    continue;
+                    return None;
                 }
                 let Some(body) = &s.block else {
-                    r.warn(s.pos, "'lease' without a { … } block skipped");
-                    continue;
+                    self.warn(s.pos, "'lease' without a { … } block skipped");
+                    return None;
                 };
                 let ip = s
                     .words
@@ -60,43 +169,31 @@ pub fn parse_leases(text: &[u8], origin: &str) -> IscLeases {
                     .and_then(Token::word)
                     .and_then(|w| w.parse().ok());
                 let Some(ip) = ip else {
-                    r.warn(s.pos, "lease without a valid IPv4 address skipped");
-                    continue;
+                    self.warn(s.pos, "lease without a valid IPv4 address skipped");
+                    return None;
                 };
-                entries_read += 1;
-                let lease = r.lease(ip, s.pos.line, body);
-                by_ip.insert(ip, lease);
-                at.insert(ip, s.pos);
+                let lease = self.lease(ip, s.pos.line, body);
+                Some(Top::Lease(lease, s.pos))
             }
-            Some("server-duid") => {
-                server_duid = s.words.get(1).and_then(binary_value);
-            }
+            Some("server-duid") => Some(Top::ServerDuid(s.words.get(1).and_then(binary_value))),
             Some("failover") => {
                 if s.truncated {
-                    continue;
+                    return None;
                 }
-                if let Some(p) = failover(s) {
-                    match peers.iter_mut().find(|q| q.name == p.name) {
-                        Some(q) => *q = p,
-                        None => peers.push(p),
-                    }
-                }
+                failover(s).map(Top::Failover)
             }
             Some("host") => {
                 if s.truncated {
-                    r.warn(s.pos, "incomplete host entry at end of file ignored");
-                    continue;
+                    self.warn(s.pos, "incomplete host entry at end of file ignored");
+                    return None;
                 }
                 let (Some(name), Some(body)) = (s.words.get(1).and_then(Token::text), &s.block)
                 else {
-                    r.warn(s.pos, "malformed 'host' entry skipped");
-                    continue;
+                    self.warn(s.pos, "malformed 'host' entry skipped");
+                    return None;
                 };
-                let (h, deleted) = host_from_block(name, body, origin, s.pos.line, None);
-                hosts.retain(|x| x.name != h.name);
-                if !deleted {
-                    hosts.push(h);
-                }
+                let (h, deleted) = host_from_block(name, body, self.file, s.pos.line, None);
+                Some(Top::Host(h, deleted))
             }
             // Known, not modelled: byte order, v6 records, classes, the time format.
             Some(
@@ -108,47 +205,20 @@ pub fn parse_leases(text: &[u8], origin: &str) -> IscLeases {
                 | "class"
                 | "subclass"
                 | "db-time-format",
-            ) => {}
+            ) => None,
             Some(k) => {
                 let k = k.to_string();
-                r.warn(s.pos, format!("unknown statement '{k}' skipped"));
+                self.warn(s.pos, format!("unknown statement '{k}' skipped"));
+                None
             }
-            None => r.warn(s.pos, "statement without a keyword skipped"),
+            None => {
+                self.warn(s.pos, "statement without a keyword skipped");
+                None
+            }
         }
     }
-    // One warning per current entry without a binding state (dhcpd 2.x/3.0 files, or a file
-    // edited by hand): counted the way dhcpd counts it, and said once, with its place.
-    for (ip, l) in &by_ip {
-        if l.binding_state.is_none() {
-            let pos = at.get(ip).copied().unwrap_or_default();
-            r.warn(
-                pos,
-                format!(
-                    "lease {ip} has no 'binding state': taken as active while its 'ends' is in \
-                     the future and free after, as dhcpd does"
-                ),
-            );
-        }
-    }
-    IscLeases {
-        leases: by_ip.into_values().collect(),
-        server_duid,
-        failover_peers: peers,
-        hosts,
-        entries_read,
-        warnings: r.warnings,
-    }
-}
 
-struct Reader<'a> {
-    file: &'a str,
-    /// The file's bytes, to give values back as written.
-    src: &'a [u8],
-    warnings: Vec<Warning>,
-}
-
-impl Reader<'_> {
-    fn warn(&mut self, pos: Pos, message: impl Into<String>) {
+    pub(crate) fn warn(&mut self, pos: Pos, message: impl Into<String>) {
         self.warnings.push(Warning {
             file: self.file.to_string(),
             line: pos.line,

@@ -7,6 +7,8 @@
 //! - [`read_leases`] / [`parse_leases`]: `dhcpd.leases` → [`IscLeases`], the last entry per
 //!   address winning. Never fails on content: dhcpd may be appending while we read, and the
 //!   DHCPStats' crashes on blank lines or a missing binding state are what we replace.
+//! - [`LeaseReader`]: the same reading one statement at a time, for files too large to hold
+//!   whole (a million leases); the caller keeps what it needs of each entry.
 //! - [`subnet_stats`]: the per-subnet `ips{total,active,released,free,backup,unused,static}`
 //!   counts, with DHCPStats' counting bugs fixed (see [`stats`]).
 //!
@@ -18,18 +20,20 @@ mod conf;
 mod leases;
 mod model;
 pub mod stats;
+mod stream;
 mod syntax;
 mod time;
 
 use std::path::{Path, PathBuf};
 
 pub use conf::{FileLoader, FsLoader, MAX_INCLUDE_DEPTH, parse_conf, read_conf, read_conf_with};
-pub use leases::{parse_leases, read_leases};
+pub use leases::{no_binding_state_warning, parse_leases, read_leases};
 pub use model::{
     BindingState, FailoverPeerState, Hardware, IscConfig, IscHost, IscLease, IscLeases, IscSubnet,
     Warning,
 };
 pub use stats::{IpCounts, SubnetStats, subnet_index_of, subnet_stats, total_counts};
+pub use stream::{LeaseEntry, LeaseReader, MAX_STATEMENT_BYTES};
 pub use time::IscTime;
 
 /// A syntax or semantic error in a configuration file, with its place.

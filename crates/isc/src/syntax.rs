@@ -145,12 +145,14 @@ fn is_special(b: u8) -> bool {
 }
 
 impl<'a> Lexer<'a> {
-    fn new(src: &'a [u8]) -> Self {
+    /// A lexer whose first byte is at `start` in its file (a piece cut out of a longer file
+    /// keeps the file's own line and column numbers).
+    fn new(src: &'a [u8], start: Pos) -> Self {
         Lexer {
             src,
             i: 0,
-            line: 1,
-            col: 1,
+            line: start.line,
+            col: start.col,
             annotations: Vec::new(),
         }
     }
@@ -334,7 +336,13 @@ struct Frame {
 
 /// Builds the statement tree of `src` without recursion (so depth only matters for the walkers).
 pub(crate) fn parse_tree(src: &[u8], mode: Mode) -> Result<Tree, SyntaxError> {
-    let mut lx = Lexer::new(src);
+    parse_tree_at(src, mode, Pos { line: 1, col: 1 })
+}
+
+/// [`parse_tree`] of a piece of a file whose first byte is at `start`, so positions in the tree
+/// and its problems are the file's. Token spans stay offsets into `src`.
+pub(crate) fn parse_tree_at(src: &[u8], mode: Mode, start: Pos) -> Result<Tree, SyntaxError> {
+    let mut lx = Lexer::new(src, start);
     let mut problems = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut top: Vec<Stmt> = Vec::new();
