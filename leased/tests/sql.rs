@@ -543,12 +543,13 @@ fn chain_in_serve(kind: Kind, third: u8) {
         Some(port_ip),
         "{kind:?}: owner = lease gave the address away"
     );
+    // Stopped first: the log is written behind the replies, and is complete once it exits.
+    srv.term();
     assert!(
         srv.log().contains("SQL assignment row not served"),
         "{kind:?}: the skipped row was not logged:\n{}",
         srv.log()
     );
-    srv.term();
     assert!(
         // Its DISCOVER and its REQUEST each met the row.
         srv.log().contains("sql_assignment_skipped.held=2"),
