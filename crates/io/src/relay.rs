@@ -1,5 +1,7 @@
-//! `leased relay`: the relay agent's sockets and tasks around the pure rewrite in
-//! [`leased_core::relay_agent`].
+//! `leased relay`: the driver of the sans-IO [`RelayAgent`] in [`leased_core::relay_agent`].
+//! The agent decides (what is forwarded, which reply is believed, which binding billing sees);
+//! this file owns the sockets, the clock, the tasks and the hooks, and carries out what the
+//! agent polls.
 //!
 //! Sockets: one UDP socket on port 67 per client-facing interface (SO_BINDTODEVICE, so each
 //! sees only its link's broadcasts and knows the link implicitly), and one unbound socket on
@@ -17,18 +19,16 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use anyhow::Context;
-use hashlink::LruCache;
 use leased_config::RelaySettings;
 use leased_core::relay_agent::{
-    AgentLink, AgentPolicy, Delivery, binding_from_reply, expand_template, relay_reply,
-    relay_request, requested_address, rewrite_server_id, server_id,
+    AgentConfig, AgentPolicy, DEFAULT_CAPACITY, LinkConfig, Now, Received, RelayAgent, RelayDrop,
+    RelayEvent, Transmit, expand_template,
 };
-use leased_core::{BindingEvent, BindingKind, HwAddr, RelayInfo, Timestamp};
-use leased_wire::{BOOTREPLY, BOOTREQUEST, MessageType, Packet};
+use leased_core::{BindingEvent, HwAddr};
 use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::sync::mpsc;
@@ -40,14 +40,6 @@ use crate::sock::{self, recv_pktinfo};
 const SERVER_PORT: u16 = 67;
 /// The client port replies go to.
 const CLIENT_PORT: u16 = 68;
-/// Clients (and requests in flight) remembered between request and reply. The least recently
-/// used entry makes room for a new one, so a flood of new clients costs O(1) per packet and
-/// evicts the oldest memories, never the whole table.
-const MEMO_CAP: usize = 100_000;
-/// How long after a request a reply to it (same xid and chaddr) is accepted. Servers answer in
-/// milliseconds; several upstreams may answer one request, so the entry is not removed on the
-/// first reply.
-const REPLY_WINDOW: Duration = Duration::from_secs(30);
 
 /// What `leased relay` needs besides its settings.
 #[derive(Default)]
@@ -98,46 +90,20 @@ pub struct RelayCounters {
     pub unsigned: AtomicU64,
 }
 
-/// One client-facing link, resolved at start.
-struct ClientLink {
-    name: String,
-    address: Ipv4Addr,
-    circuit_id: Vec<u8>,
-    remote_id: Vec<u8>,
-}
-
-/// What the relay remembers of a client between its request and the server's reply.
-#[derive(Default, Clone)]
-struct Memo {
-    hostname: Option<String>,
-    requested: Option<Ipv4Addr>,
-}
-
+/// The driver's state: the sockets it sends on, the agent it carries out, the hooks.
 struct Relay {
-    links: Vec<ClientLink>,
-    policy: AgentPolicy,
-    upstreams: Vec<Ipv4Addr>,
+    /// Interface names, by link index: for logs.
+    names: Vec<String>,
+    /// Our address on each link, by link index: the local address of deliveries.
+    addresses: Vec<Ipv4Addr>,
+    /// Every decision; locked only around a handler and its polls, never across a send.
+    agent: Mutex<RelayAgent>,
+    /// The origin of the agent's monotonic clock.
+    started: Instant,
     upstream_sock: std::net::UdpSocket,
     out: Outbound,
-    memo: Mutex<LruCache<Vec<u8>, Memo>>,
-    /// Requests forwarded, by (xid, chaddr): when each was last seen.
-    in_flight: Mutex<LruCache<(u32, [u8; 16]), Instant>>,
-    /// `rewrite_server_id`: the real server behind each (chaddr, address) we answered for.
-    rewrite_sid: bool,
-    /// RFC 4030: the key our requests are signed with, and the last replay counter used.
-    auth_key: Option<Vec<u8>>,
-    auth_counter: AtomicU64,
-    server_ids: Mutex<LruCache<(Vec<u8>, Ipv4Addr), Ipv4Addr>>,
     bindings: Option<mpsc::UnboundedSender<BindingEvent>>,
     counters: Arc<RelayCounters>,
-}
-
-fn unix_now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
 }
 
 /// The interface's MAC from sysfs (`{mac}` in remote-id templates); `None` if it has none.
@@ -164,6 +130,7 @@ fn bind_upstream() -> io::Result<(tokio::net::UdpSocket, std::net::UdpSocket)> {
 pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Result<()> {
     let addrs = sock::system_addrs().context("cannot list interface addresses")?;
     let mut links = Vec::new();
+    let mut names = Vec::new();
     let mut out_links = Vec::new();
     let mut receivers = Vec::new();
     for iface in &settings.interfaces {
@@ -185,8 +152,8 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         let mac = iface_mac(&iface.name);
         let (recv, send) = sock::bind_udp(&iface.name, SERVER_PORT)
             .with_context(|| format!("cannot listen on {} port {SERVER_PORT}", iface.name))?;
-        links.push(ClientLink {
-            name: iface.name.clone(),
+        names.push(iface.name.clone());
+        links.push(LinkConfig {
             address,
             circuit_id: expand_template(&iface.circuit_id, &iface.name, index, mac),
             remote_id: expand_template(&iface.remote_id, &iface.name, index, mac),
@@ -212,8 +179,10 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
             crate::privileges::require_writable_tree(dir, "the export outbox", run_as)?;
         }
     }
-    let relay = Arc::new(Relay {
+    let addresses = links.iter().map(|l| l.address).collect();
+    let agent = RelayAgent::new(AgentConfig {
         links,
+        upstreams: settings.upstreams.clone(),
         policy: AgentPolicy {
             max_hops: settings.max_hops,
             option82: settings.option82,
@@ -221,15 +190,17 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
             link_selection: settings.link_selection,
             server_id_override: settings.server_id_override,
         },
-        upstreams: settings.upstreams.clone(),
+        rewrite_server_id: settings.rewrite_server_id,
+        auth_key: settings.auth_key.as_ref().map(|k| k.0.clone()),
+        capacity: DEFAULT_CAPACITY,
+    });
+    let relay = Arc::new(Relay {
+        names,
+        addresses,
+        agent: Mutex::new(agent),
+        started: Instant::now(),
         upstream_sock: up_send,
         out,
-        memo: Mutex::new(LruCache::new(MEMO_CAP)),
-        in_flight: Mutex::new(LruCache::new(MEMO_CAP)),
-        rewrite_sid: settings.rewrite_server_id,
-        auth_key: settings.auth_key.as_ref().map(|k| k.0.clone()),
-        auth_counter: AtomicU64::new(0),
-        server_ids: Mutex::new(LruCache::new(MEMO_CAP)),
         bindings: hooks.bindings,
         counters: Arc::default(),
     });
@@ -255,7 +226,7 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // The relay reads its config only at start. Without a handler SIGHUP would end it.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let names: Vec<&str> = relay.links.iter().map(|l| l.name.as_str()).collect();
+    let names: Vec<&str> = relay.names.iter().map(String::as_str).collect();
     crate::notify::ready(&format!(
         "relaying on {} to {}",
         names.join(", "),
@@ -322,16 +293,129 @@ fn relay_status(c: Arc<RelayCounters>) -> impl FnMut(f64) -> String + Send + 'st
 }
 
 impl Relay {
-    fn emit(&self, ev: BindingEvent) {
-        tracing::info!(kind = ?ev.kind, mac = %ev.mac, ip = %ev.ip, "binding");
-        if let Some(tx) = &self.bindings {
-            let _ = tx.send(ev);
+    /// The time for the agent: the only clock reads of `leased relay`.
+    fn now(&self) -> Now {
+        Now {
+            wall: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+            mono: self.started.elapsed(),
         }
     }
 
-    fn drop_count(&self, what: &str, link: &str) {
-        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(iface = %link, reason = %what, "relay: datagram dropped");
+    /// Runs one handler on the agent, then carries out everything it polls: events first
+    /// (billing, counters, logs), then sends, with the lock released.
+    fn drive(&self, handle: impl FnOnce(&mut RelayAgent, Now)) {
+        let now = self.now();
+        let (events, transmits) = {
+            let mut agent = self.agent.lock().unwrap_or_else(PoisonError::into_inner);
+            handle(&mut agent, now);
+            let events: Vec<RelayEvent> = std::iter::from_fn(|| agent.poll_event()).collect();
+            let transmits: Vec<Transmit> = std::iter::from_fn(|| agent.poll_transmit()).collect();
+            (events, transmits)
+        };
+        for ev in events {
+            self.event(ev);
+        }
+        for t in transmits {
+            self.transmit(t);
+        }
+    }
+
+    fn name(&self, link: usize) -> &str {
+        self.names.get(link).map_or("?", String::as_str)
+    }
+
+    fn event(&self, ev: RelayEvent) {
+        let c = &self.counters;
+        match ev {
+            RelayEvent::Binding(ev) => {
+                tracing::info!(kind = ?ev.kind, mac = %ev.mac, ip = %ev.ip, "binding");
+                if let Some(tx) = &self.bindings {
+                    let _ = tx.send(ev);
+                }
+            }
+            RelayEvent::Dropped {
+                reason: reason @ (RelayDrop::NotFromUpstream | RelayDrop::Unsolicited),
+                src,
+                xid,
+                ..
+            } => {
+                c.unsolicited_replies.fetch_add(1, Ordering::Relaxed);
+                c.dropped.fetch_add(1, Ordering::Relaxed);
+                let xid = xid.map(|x| format!("{x:08x}"));
+                tracing::debug!(src = ?src, xid = ?xid, reason = reason.label(), "relay: reply dropped");
+            }
+            RelayEvent::Dropped { reason, link, .. } => {
+                c.dropped.fetch_add(1, Ordering::Relaxed);
+                let iface = link.map_or("upstream", |l| self.name(l));
+                tracing::debug!(iface = %iface, reason = %reason.label(), "relay: datagram dropped");
+            }
+            RelayEvent::HiddenOption82Blanked { link } => {
+                c.hidden_option82.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(iface = %self.name(link), "relay: Option 82 hidden in file/sname blanked");
+            }
+            RelayEvent::Option82DidNotFit { link } => {
+                c.option82_did_not_fit.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(iface = %self.name(link), "Option 82 did not fit; forwarded without it");
+            }
+            RelayEvent::Unsigned { link } => {
+                c.unsigned.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(iface = %self.name(link), "relay: request forwarded unsigned (no Option 82 of ours in it)");
+            }
+        }
+    }
+
+    fn transmit(&self, t: Transmit) {
+        let c = &self.counters;
+        match t {
+            Transmit::Upstream {
+                link,
+                to,
+                bytes,
+                message_type,
+            } => {
+                let mut sent = false;
+                for up in to.iter() {
+                    match self
+                        .upstream_sock
+                        .send_to(&bytes, SocketAddrV4::new(*up, SERVER_PORT))
+                    {
+                        Ok(_) => sent = true,
+                        Err(e) => {
+                            c.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(upstream = %up, error = %e, "relay: cannot forward to upstream");
+                        }
+                    }
+                }
+                if sent {
+                    c.forwarded.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(iface = %self.name(link), msg = ?message_type, "relay: forwarded");
+                }
+            }
+            Transmit::Client {
+                link,
+                route,
+                bytes,
+                message_type,
+            } => {
+                let origin = Origin {
+                    link,
+                    src: None,
+                    local: self.addresses.get(link).copied(),
+                };
+                match self.out.send_encoded(&bytes, &route, &origin) {
+                    Ok(()) => {
+                        c.delivered.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(iface = %self.name(link), msg = ?message_type, route = ?route, "relay: delivered");
+                    }
+                    Err(e) => {
+                        c.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(iface = %self.name(link), error = %e, "relay: cannot deliver reply");
+                    }
+                }
+            }
+        }
     }
 
     async fn client_loop(
@@ -358,19 +442,15 @@ impl Relay {
                     continue;
                 }
             };
-            let Some(data) = buf.get(..rx.len) else {
+            let Some(bytes) = buf.get(..rx.len) else {
                 continue;
             };
-            match data.first() {
-                Some(&BOOTREQUEST) => self.on_request(i, data),
-                // A server on a client link: only the configured upstreams are believed, so
-                // a client cannot forge replies to its neighbours through us.
-                Some(&BOOTREPLY) if rx.src.is_some_and(|s| self.upstreams.contains(s.ip())) => {
-                    self.on_reply(data);
-                }
-                Some(&BOOTREPLY) => self.unsolicited(data, rx.src, "not from an upstream"),
-                _ => {}
-            }
+            let rx = Received {
+                src: rx.src,
+                dst: rx.dst,
+                bytes,
+            };
+            self.drive(|agent, now| agent.handle_client(now, i, rx));
         }
     }
 
@@ -398,246 +478,15 @@ impl Relay {
                     continue;
                 }
             };
-            // Client broadcasts reach this unbound socket too; the link's own socket handles
-            // them. Only replies count here, and only unicast ones (to our giaddr).
-            let Some(data) = buf.get(..rx.len) else {
+            let Some(bytes) = buf.get(..rx.len) else {
                 continue;
             };
-            if data.first() != Some(&BOOTREPLY) || rx.dst == Some(Ipv4Addr::BROADCAST) {
-                continue;
-            }
-            // Anyone can send to port 67: only the servers we forward to are believed.
-            if rx.src.is_some_and(|s| self.upstreams.contains(s.ip())) {
-                self.on_reply(data);
-            } else {
-                self.unsolicited(data, rx.src, "not from an upstream");
-            }
-        }
-    }
-
-    /// Counts and logs a reply that is not delivered because nobody we trust sent it, or it
-    /// answers no request of ours.
-    fn unsolicited(&self, data: &[u8], src: Option<SocketAddrV4>, why: &str) {
-        self.counters
-            .unsolicited_replies
-            .fetch_add(1, Ordering::Relaxed);
-        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        let xid = data
-            .get(4..8)
-            .and_then(|x| <[u8; 4]>::try_from(x).ok())
-            .map(|x| format!("{:08x}", u32::from_be_bytes(x)));
-        tracing::debug!(src = ?src, xid = ?xid, reason = why, "relay: reply dropped");
-    }
-
-    /// The next RFC 4030 replay counter: the wall clock in nanoseconds, and always above the
-    /// previous one, so that it keeps rising across restarts (the server remembers the last
-    /// one it accepted) as long as the clock does not go back.
-    fn next_counter(&self) -> u64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        let prev = self
-            .auth_counter
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
-                Some(now.max(p.saturating_add(1)))
-            })
-            .unwrap_or(0);
-        now.max(prev.saturating_add(1))
-    }
-
-    /// Remembers a forwarded request so that its replies are recognised.
-    fn note_in_flight(&self, p: &Packet) {
-        if let Ok(mut m) = self.in_flight.lock() {
-            m.insert((p.xid, p.chaddr), Instant::now());
-        }
-    }
-
-    /// True when `p` answers a request forwarded within [`REPLY_WINDOW`].
-    fn answers_in_flight(&self, p: &Packet) -> bool {
-        self.in_flight
-            .lock()
-            .ok()
-            .and_then(|mut m| m.get(&(p.xid, p.chaddr)).copied())
-            .is_some_and(|at| at.elapsed() <= REPLY_WINDOW)
-    }
-
-    fn on_request(&self, i: usize, data: &[u8]) {
-        let Some(link) = self.links.get(i) else {
-            return;
-        };
-        let agent = AgentLink {
-            address: link.address,
-            circuit_id: &link.circuit_id,
-            remote_id: &link.remote_id,
-            signature: self.auth_key.as_ref().map(|_| self.next_counter()),
-        };
-        let mut fwd = match relay_request(data, &agent, &self.policy) {
-            Ok(f) => f,
-            Err(why) => return self.drop_count(why.label(), &link.name),
-        };
-        if fwd.scrubbed_overload {
-            self.counters
-                .hidden_option82
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(iface = %link.name, "relay: Option 82 hidden in file/sname blanked");
-        }
-        if fwd.did_not_fit {
-            self.counters
-                .option82_did_not_fit
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(iface = %link.name, "Option 82 did not fit; forwarded without it");
-        }
-        if let Ok(p) = Packet::decode(data) {
-            self.note_in_flight(&p);
-            let key = p.chaddr().to_vec();
-            if let Ok(mut memo) = self.memo.lock() {
-                let mut m = memo.remove(&key).unwrap_or_default();
-                if fwd.hostname.is_some() {
-                    m.hostname.clone_from(&fwd.hostname);
-                }
-                if let Some(r) = requested_address(data) {
-                    m.requested = Some(r);
-                }
-                memo.insert(key, m);
-            }
-            if fwd.message_type == Some(MessageType::Release) && !p.ciaddr.is_unspecified() {
-                self.emit(BindingEvent {
-                    kind: BindingKind::Released,
-                    mac: HwAddr(p.chaddr().to_vec()),
-                    ip: p.ciaddr,
-                    at: unix_now(),
-                    lease_time: None,
-                    expires: None,
-                    remote_id: None,
-                    circuit_id: None,
-                    hostname: None,
-                    giaddr: Some(link.address),
-                });
-            }
-        }
-        // A request naming us as its server (we rewrote option 54) gets the real one back.
-        if self.rewrite_sid && server_id(&fwd.bytes) == Some(link.address) {
-            let chaddr = Packet::decode(data)
-                .map(|p| p.chaddr().to_vec())
-                .unwrap_or_default();
-            let key = (
-                chaddr,
-                requested_address(data).unwrap_or(Ipv4Addr::UNSPECIFIED),
-            );
-            let real = self
-                .server_ids
-                .lock()
-                .ok()
-                .and_then(|m| m.peek(&key).copied());
-            if let Some(real) = real {
-                rewrite_server_id(&mut fwd.bytes, Some(link.address), real);
-            }
-        }
-        // Signed last: nothing may change the bytes after the MAC (option 54 above did).
-        if let Some(key) = &self.auth_key
-            && !(fwd.inserted && leased_core::relay_auth::sign(&mut fwd.bytes, key))
-        {
-            self.counters.unsigned.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(iface = %link.name, "relay: request forwarded unsigned (no Option 82 of ours in it)");
-        }
-        let mut sent = false;
-        for up in &self.upstreams {
-            match self
-                .upstream_sock
-                .send_to(&fwd.bytes, SocketAddrV4::new(*up, SERVER_PORT))
-            {
-                Ok(_) => sent = true,
-                Err(e) => {
-                    self.counters
-                        .upstream_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(upstream = %up, error = %e, "relay: cannot forward to upstream");
-                }
-            }
-        }
-        if sent {
-            self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(iface = %link.name, msg = ?fwd.message_type, "relay: forwarded");
-        }
-    }
-
-    fn on_reply(&self, data: &[u8]) {
-        match Packet::decode(data) {
-            Ok(p) if self.answers_in_flight(&p) => {}
-            Ok(_) => return self.unsolicited(data, None, "answers no request we forwarded"),
-            Err(_) => return self.drop_count("malformed", "upstream"),
-        }
-        let ours = |g: Ipv4Addr| self.links.iter().any(|l| l.address == g);
-        let mut d: Delivery = match relay_reply(data, ours) {
-            Ok(d) => d,
-            Err(why) => return self.drop_count(why.label(), "upstream"),
-        };
-        let Some(i) = self.links.iter().position(|l| l.address == d.giaddr) else {
-            return;
-        };
-        let Some(link) = self.links.get(i) else {
-            return;
-        };
-        if matches!(d.message_type, Some(MessageType::Ack | MessageType::Nak)) {
-            let chaddr = Packet::decode(data)
-                .map(|p| p.chaddr().to_vec())
-                .unwrap_or_default();
-            let memo = self
-                .memo
-                .lock()
-                .ok()
-                .and_then(|m| m.peek(&chaddr).cloned())
-                .unwrap_or_default();
-            let ours = self.policy.option82.then(|| {
-                let agent = AgentLink {
-                    address: link.address,
-                    circuit_id: &link.circuit_id,
-                    remote_id: &link.remote_id,
-                    signature: None,
-                };
-                RelayInfo::parse(&leased_core::relay_agent::option82_value(
-                    &agent,
-                    &self.policy,
-                ))
-            });
-            if let Some(ev) = binding_from_reply(
-                data,
-                unix_now(),
-                memo.hostname,
-                memo.requested,
-                ours.as_ref(),
-            ) {
-                self.emit(ev);
-            }
-        }
-        if self.rewrite_sid
-            && let Some(real) = rewrite_server_id(&mut d.bytes, None, link.address)
-            && real != link.address
-            && let Ok(p) = Packet::decode(data)
-        {
-            let ip = if p.yiaddr.is_unspecified() {
-                p.ciaddr
-            } else {
-                p.yiaddr
+            let rx = Received {
+                src: rx.src,
+                dst: rx.dst,
+                bytes,
             };
-            if let Ok(mut m) = self.server_ids.lock() {
-                m.insert((p.chaddr().to_vec(), ip), real);
-            }
-        }
-        let origin = Origin {
-            link: i,
-            src: None,
-            local: Some(link.address),
-        };
-        match self.out.send_encoded(&d.bytes, &d.route, &origin) {
-            Ok(()) => {
-                self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(iface = %link.name, msg = ?d.message_type, route = ?d.route, "relay: delivered");
-            }
-            Err(e) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(iface = %link.name, error = %e, "relay: cannot deliver reply");
-            }
+            self.drive(|agent, now| agent.handle_upstream(now, rx));
         }
     }
 }

@@ -6,8 +6,8 @@
 //! patched in place, and the main option area is walked once to remove or insert Option 82
 //! just before END. Option 54 is never touched (a second one would confuse clients).
 //!
-//! io calls [`relay_request`] for every datagram from a client-facing link and
-//! [`relay_reply`] for every BOOTREPLY from an upstream server.
+//! The agent ([`super::RelayAgent`]) calls [`relay_request`] for every request from a
+//! client-facing link and [`relay_reply`] for every reply it accepts from an upstream server.
 
 use std::net::Ipv4Addr;
 
@@ -74,6 +74,15 @@ pub enum RelayDrop {
     ExistingOption82,
     /// A reply whose giaddr is not ours.
     NotOurs,
+    /// A reply from an address that is not a listed upstream: a client (or anyone who can
+    /// reach port 67) must not forge replies to its neighbours through us.
+    NotFromUpstream,
+    /// A reply (from a listed upstream) that answers no request forwarded within the reply
+    /// window: it must neither reach a client nor become a billing binding.
+    Unsolicited,
+    /// A datagram on a link index the agent was not configured with (a driver's mistake,
+    /// counted rather than trusted).
+    UnknownLink,
 }
 
 impl RelayDrop {
@@ -85,6 +94,9 @@ impl RelayDrop {
             Self::HopLimit => "hop_limit",
             Self::ExistingOption82 => "existing_option82",
             Self::NotOurs => "not_ours",
+            Self::NotFromUpstream => "not_from_upstream",
+            Self::Unsolicited => "unsolicited",
+            Self::UnknownLink => "unknown_link",
         }
     }
 }
