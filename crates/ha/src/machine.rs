@@ -1,0 +1,828 @@
+//! [`Ha`]: one server's side of an HA pair, as a sans-IO state machine.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use leased_core::{Lease, LeaseTable, Request, Timestamp};
+use leased_engine::{CommitId, Now};
+
+use crate::hash::{client_key, primary_bucket, request_bucket};
+use crate::message::{DecodeError, PartnerMessage};
+use crate::settings::{HaConfig, HaMode, Role};
+
+/// Batches of lease updates sent and not yet acknowledged at once: while they are in flight
+/// the next batch fills, so batch size follows the partner's commit latency (as group commit
+/// follows fsync latency) with no knob to tune.
+pub const MAX_BATCHES_IN_FLIGHT: usize = 2;
+/// Most leases in one update batch (a frame stays far below [`crate::MAX_FRAME`]).
+pub const MAX_BATCH_LEASES: usize = 4_096;
+/// Wall clocks further apart than this (seconds) end the pair's cooperation (Kea's limit):
+/// lease times written by one server would be wrong on the other.
+pub const MAX_CLOCK_SKEW: u64 = 60;
+
+/// Where a server is in its life as half of a pair (Kea's HA states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HaState {
+    /// Started, or lost its partner before it was in step: serves nothing, waits for the
+    /// partner (or for clients' evidence that the partner is gone).
+    Waiting,
+    /// Fetching the partner's lease table page by page; serves nothing.
+    Syncing,
+    /// In step with the partner and waiting for it to take up its role; serves nothing.
+    Ready,
+    /// Normal operation in hot-standby: the primary serves all, the standby none.
+    HotStandby,
+    /// Normal operation in load-balancing: each serves its own buckets.
+    LoadBalancing,
+    /// The partner is gone: this server serves every client.
+    PartnerDown,
+    /// An operator took this server out of service: it serves nothing.
+    InMaintenance,
+    /// The partner is in maintenance: this server serves every client, with no delay.
+    PartnerInMaintenance,
+    /// The clocks are too far apart: each serves its normal scope, nothing is replicated,
+    /// until an operator restarts it.
+    Terminated,
+}
+
+impl HaState {
+    const ALL: [Self; 9] = [
+        Self::Waiting,
+        Self::Syncing,
+        Self::Ready,
+        Self::HotStandby,
+        Self::LoadBalancing,
+        Self::PartnerDown,
+        Self::InMaintenance,
+        Self::PartnerInMaintenance,
+        Self::Terminated,
+    ];
+
+    /// The state's name in logs, metrics and status output (Kea's names).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Syncing => "syncing",
+            Self::Ready => "ready",
+            Self::HotStandby => "hot-standby",
+            Self::LoadBalancing => "load-balancing",
+            Self::PartnerDown => "partner-down",
+            Self::InMaintenance => "in-maintenance",
+            Self::PartnerInMaintenance => "partner-in-maintenance",
+            Self::Terminated => "terminated",
+        }
+    }
+
+    /// Its byte on the wire.
+    pub(crate) fn code(self) -> u8 {
+        Self::ALL.iter().position(|s| *s == self).unwrap_or(0) as u8
+    }
+
+    /// The state of a wire byte.
+    pub(crate) fn from_code(c: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(c)).copied()
+    }
+
+    fn is_normal(self) -> bool {
+        matches!(self, Self::HotStandby | Self::LoadBalancing)
+    }
+}
+
+/// What happened, for the log line and the metrics of every state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HaEvent {
+    /// This server changed state.
+    StateChanged {
+        /// Before.
+        from: HaState,
+        /// After.
+        to: HaState,
+    },
+    /// The partner stopped answering (link down, silent, or an update unacknowledged): ACKs
+    /// no longer wait for it, and failure detection watches clients.
+    CommunicationInterrupted,
+    /// The partner answers again.
+    CommunicationRestored,
+    /// The partner was refused (another pair config, another name, another protocol): the
+    /// driver should close the link; this server behaves as for a lost partner.
+    PartnerRefused {
+        /// Why, for the operator.
+        reason: String,
+    },
+    /// Updates for the partner were dropped (the queue was full): the partner must sync.
+    UpdatesDropped {
+        /// How many lease changes.
+        leases: usize,
+    },
+    /// The clocks are too far apart (seconds).
+    ClockSkew {
+        /// The difference seen.
+        secs: u64,
+    },
+    /// A bulk sync from the partner ended.
+    SyncDone {
+        /// Leases received.
+        leases: u64,
+    },
+}
+
+/// What the driver must do with the engine and the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "every HA action must be carried out"]
+pub enum HaAction {
+    /// Merge these partner leases into the table (`Engine::handle_external(now, leases,
+    /// false)`, which returns those taken), make those durable, then call
+    /// [`Ha::handle_stored`] with `ack` when it is set.
+    Store {
+        /// The partner's batch to acknowledge once durable (`None`: a sync page).
+        ack: Option<u64>,
+        /// The leases.
+        leases: Vec<Lease>,
+    },
+    /// The partner holds these commits durably: `Engine::handle_partner_ack` for each.
+    PartnerAcked(Vec<CommitId>),
+    /// The partner will never acknowledge these commits (its queue was dropped):
+    /// `Engine::handle_partner_lost` for each, so their replies never leave.
+    PartnerLost(Vec<CommitId>),
+    /// Whether ACKs must wait for the partner from now on: `Engine::set_partner_gate`.
+    Gate(bool),
+}
+
+/// Why an operator's command was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HaError {
+    /// `this_server` names no peer, or there is no partner.
+    BadConfig(&'static str),
+    /// The command does not fit the current state.
+    NotNow(&'static str),
+}
+
+impl std::fmt::Display for HaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadConfig(m) => write!(f, "HA config: {m}"),
+            Self::NotNow(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for HaError {}
+
+/// One batch of lease updates on its way to the partner.
+#[derive(Debug)]
+struct Batch {
+    id: u64,
+    commits: Vec<CommitId>,
+    leases: Vec<Lease>,
+    sent: Duration,
+}
+
+/// One server's side of an HA pair, sans IO, as quinn-proto's `Connection`:
+/// - getters ([`Ha::state`], [`Ha::partner_state`], [`Ha::serves`], …);
+/// - handlers, named `handle_*`: what the transport saw ([`Ha::handle_link_up`],
+///   [`Ha::handle_link_down`], [`Ha::handle_message`], [`Ha::handle_decode_error`]), what the
+///   server saw ([`Ha::handle_client_request`], [`Ha::lease_changed`], [`Ha::handle_stored`]),
+///   and time ([`Ha::handle_timeout`]);
+/// - operator mutators ([`Ha::start_maintenance`], [`Ha::resume`]);
+/// - polls, named `poll_*`: [`Ha::poll_message`] (frames for the partner link),
+///   [`Ha::poll_action`] (work for the engine and store), [`Ha::poll_event`] (log lines and
+///   metrics), [`Ha::poll_timeout`] (when to call `handle_timeout`, monotonic).
+///
+/// After every handler, drain every poll. Time is a parameter ([`Now`]): its monotonic part
+/// drives the timers, its wall part the clock-skew check.
+#[derive(Debug)]
+pub struct Ha {
+    cfg: Arc<HaConfig>,
+    role: Role,
+    partner_name: String,
+    state: HaState,
+    partner_state: Option<HaState>,
+    mono: Duration,
+    wall: Timestamp,
+    link_up: bool,
+    hello_ok: bool,
+    last_heard: Option<Duration>,
+    last_sent: Duration,
+    reachable: bool,
+    /// This server must fetch the partner's table before it serves (true at start).
+    must_sync: bool,
+    /// The partner must fetch ours (we served alone or dropped its updates); said in the hello.
+    partner_behind: bool,
+    sync_leases: u64,
+    queue: VecDeque<(CommitId, Vec<Lease>)>,
+    queued_leases: usize,
+    in_flight: VecDeque<Batch>,
+    in_flight_leases: usize,
+    next_batch: u64,
+    /// Distinct clients seen waiting too long while the partner is silent; bounded by
+    /// `max_unacked_clients + 1` (reaching that ends the count in partner-down).
+    unacked: HashSet<Vec<u8>>,
+    gate: bool,
+    out: VecDeque<PartnerMessage>,
+    actions: VecDeque<HaAction>,
+    events: VecDeque<HaEvent>,
+}
+
+impl Ha {
+    /// This server's side of the pair `cfg` describes, in `waiting`, with no link yet.
+    pub fn new(cfg: Arc<HaConfig>, now: Now) -> Result<Self, HaError> {
+        let role = cfg
+            .me()
+            .ok_or(HaError::BadConfig("this_server names no peer"))?
+            .role;
+        let partner_name = cfg
+            .partner()
+            .ok_or(HaError::BadConfig("there is no partner"))?
+            .name
+            .clone();
+        Ok(Self {
+            cfg,
+            role,
+            partner_name,
+            state: HaState::Waiting,
+            partner_state: None,
+            mono: now.mono,
+            wall: now.wall,
+            link_up: false,
+            hello_ok: false,
+            last_heard: None,
+            last_sent: now.mono,
+            reachable: false,
+            must_sync: true,
+            partner_behind: false,
+            sync_leases: 0,
+            queue: VecDeque::new(),
+            queued_leases: 0,
+            in_flight: VecDeque::new(),
+            in_flight_leases: 0,
+            next_batch: 0,
+            unacked: HashSet::new(),
+            gate: false,
+            out: VecDeque::new(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    // ----- getters ---------------------------------------------------------------------------
+
+    /// This server's state.
+    pub fn state(&self) -> HaState {
+        self.state
+    }
+
+    /// The partner's state as it last said, when it said one on the current or a past link.
+    pub fn partner_state(&self) -> Option<HaState> {
+        self.partner_state
+    }
+
+    /// True while the partner answers (link up, hello accepted, heard recently, updates
+    /// acknowledged in time): then ACKs wait for its copy.
+    pub fn partner_reachable(&self) -> bool {
+        self.reachable
+    }
+
+    /// Whether ACKs must wait for the partner's acknowledgement now (the last
+    /// [`HaAction::Gate`]).
+    pub fn partner_gate(&self) -> bool {
+        self.gate
+    }
+
+    /// Lease changes queued or in flight for the partner (the status output's "unsent").
+    pub fn unacked_updates(&self) -> usize {
+        self.queued_leases + self.in_flight_leases
+    }
+
+    /// When the partner was last heard from (monotonic).
+    pub fn last_contact(&self) -> Option<Duration> {
+        self.last_heard
+    }
+
+    /// The settings this machine runs on.
+    pub fn config(&self) -> &HaConfig {
+        &self.cfg
+    }
+
+    /// May this server answer `req` now? Hot-standby: the primary all, the standby none;
+    /// load-balancing: the clients of its RFC 3074 buckets; partner-down and
+    /// partner-in-maintenance: all; waiting, syncing, ready and in-maintenance: none.
+    pub fn serves(&self, req: &Request) -> bool {
+        match self.state {
+            HaState::PartnerDown | HaState::PartnerInMaintenance => true,
+            HaState::HotStandby | HaState::LoadBalancing | HaState::Terminated => {
+                self.normal_scope(req)
+            }
+            HaState::Waiting | HaState::Syncing | HaState::Ready | HaState::InMaintenance => false,
+        }
+    }
+
+    /// The clients this server serves in normal operation.
+    fn normal_scope(&self, req: &Request) -> bool {
+        match (self.cfg.mode, self.role) {
+            (HaMode::HotStandby, role) => role == Role::Primary,
+            (HaMode::LoadBalancing, role) => request_bucket(req)
+                .is_some_and(|b| primary_bucket(b) == (role == Role::Primary)),
+        }
+    }
+
+    /// The clients whose unanswered retries show the partner is gone: those it serves in
+    /// normal operation, or every client when that is none (a standby partner, which would
+    /// answer them all had it taken over).
+    fn partner_scope(&self, req: &Request) -> bool {
+        match self.cfg.mode {
+            HaMode::HotStandby => true,
+            HaMode::LoadBalancing => request_bucket(req)
+                .is_some_and(|b| primary_bucket(b) == (self.role != Role::Primary)),
+        }
+    }
+
+    // ----- handlers --------------------------------------------------------------------------
+
+    /// The transport connected (or accepted) the partner link: the hello goes first.
+    pub fn handle_link_up(&mut self, now: Now) {
+        self.clock(now);
+        self.link_up = true;
+        self.hello_ok = false;
+        self.out.clear();
+        let behind = self.partner_behind
+            || matches!(
+                self.state,
+                HaState::PartnerDown | HaState::PartnerInMaintenance
+            );
+        self.out.push_back(PartnerMessage::Hello {
+            server: self.cfg.this_server.clone(),
+            config_version: self.cfg.config_version(),
+            state: self.state,
+            behind,
+        });
+        self.refresh();
+    }
+
+    /// The partner link is gone (closed, reset, refused by the transport).
+    pub fn handle_link_down(&mut self, now: Now) {
+        self.clock(now);
+        self.link_up = false;
+        self.hello_ok = false;
+        self.out.clear();
+        self.refresh();
+    }
+
+    /// The partner sent bytes that are no message (another protocol version, garbage): it is
+    /// refused and the link counts as down; the driver should close it.
+    pub fn handle_decode_error(&mut self, now: Now, error: &DecodeError) {
+        self.events.push_back(HaEvent::PartnerRefused {
+            reason: error.to_string(),
+        });
+        self.handle_link_down(now);
+    }
+
+    /// A message from the partner. `table` is this server's lease table
+    /// (`Engine::table`), read to answer a sync request: the machine keeps no copy of it.
+    pub fn handle_message(&mut self, now: Now, msg: PartnerMessage, table: &LeaseTable) {
+        self.clock(now);
+        if !self.link_up {
+            return;
+        }
+        match msg {
+            PartnerMessage::Hello {
+                server,
+                config_version,
+                state,
+                behind,
+            } => {
+                if server != self.partner_name {
+                    self.refuse(format!(
+                        "the partner calls itself {server:?}; this server's partner is {:?}",
+                        self.partner_name
+                    ));
+                    return;
+                }
+                let ours = self.cfg.config_version();
+                if config_version != ours {
+                    self.refuse(format!(
+                        "the partner runs another [ha] pair config (version {config_version:08x}, \
+                         this server {ours:08x}): mode and peers must match on both servers"
+                    ));
+                    return;
+                }
+                self.hello_ok = true;
+                self.partner_behind = false;
+                self.last_heard = Some(self.mono);
+                self.partner_state = Some(state);
+                // Batches sent on the old link may be lost: send them again, same names.
+                for b in &mut self.in_flight {
+                    b.sent = self.mono;
+                    self.out.push_back(PartnerMessage::LeaseUpdates {
+                        batch: b.id,
+                        leases: b.leases.clone(),
+                    });
+                }
+                if behind {
+                    self.mark_behind();
+                }
+            }
+            _ if !self.hello_ok => {}
+            PartnerMessage::Heartbeat { state, wall } => {
+                self.last_heard = Some(self.mono);
+                self.partner_state = Some(state);
+                let skew = wall.0.abs_diff(self.wall.0);
+                if skew > MAX_CLOCK_SKEW && self.state != HaState::Terminated {
+                    self.events.push_back(HaEvent::ClockSkew { secs: skew });
+                    self.set_state(HaState::Terminated);
+                }
+            }
+            PartnerMessage::LeaseUpdates { batch, leases } => {
+                self.last_heard = Some(self.mono);
+                if self.state != HaState::Terminated {
+                    self.actions.push_back(HaAction::Store {
+                        ack: Some(batch),
+                        leases,
+                    });
+                }
+            }
+            PartnerMessage::LeaseAck { batch } => {
+                self.last_heard = Some(self.mono);
+                if let Some(pos) = self.in_flight.iter().position(|b| b.id == batch)
+                    && let Some(b) = self.in_flight.remove(pos)
+                {
+                    self.in_flight_leases = self.in_flight_leases.saturating_sub(b.leases.len());
+                    self.actions.push_back(HaAction::PartnerAcked(b.commits));
+                }
+            }
+            PartnerMessage::SyncRequest { after, limit } => {
+                self.last_heard = Some(self.mono);
+                let limit = limit.clamp(1, self.cfg.sync_page_limit.max(1)) as usize;
+                let floor = after.map_or(0, |ip| u64::from(u32::from(ip)) + 1);
+                let mut leases = Vec::new();
+                let mut more = false;
+                for l in table
+                    .iter()
+                    .skip_while(|l| u64::from(u32::from(l.ip)) < floor)
+                {
+                    if leases.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    leases.push(l.clone());
+                }
+                self.out
+                    .push_back(PartnerMessage::SyncPage { leases, more });
+            }
+            PartnerMessage::SyncPage { leases, more } => {
+                self.last_heard = Some(self.mono);
+                if self.state != HaState::Syncing {
+                    return self.refresh();
+                }
+                let last = leases.last().map(|l| l.ip);
+                self.sync_leases += leases.len() as u64;
+                if !leases.is_empty() {
+                    self.actions.push_back(HaAction::Store { ack: None, leases });
+                }
+                match (more, last) {
+                    (true, Some(after)) => self.request_page(Some(after)),
+                    _ => {
+                        self.must_sync = false;
+                        self.events.push_back(HaEvent::SyncDone {
+                            leases: self.sync_leases,
+                        });
+                        self.set_state(HaState::Ready);
+                    }
+                }
+            }
+            PartnerMessage::Maintenance { start } => {
+                self.last_heard = Some(self.mono);
+                if start
+                    && matches!(
+                        self.state,
+                        HaState::HotStandby | HaState::LoadBalancing | HaState::PartnerDown
+                    )
+                {
+                    self.set_state(HaState::PartnerInMaintenance);
+                }
+            }
+            PartnerMessage::Resync => {
+                self.last_heard = Some(self.mono);
+                self.mark_behind();
+            }
+        }
+        self.refresh();
+    }
+
+    /// A client request reached this server (call it for every request, served or not, before
+    /// [`Ha::serves`]): while the partner is silent, clients of the partner's scope that have
+    /// waited longer than `max_ack_delay` (their `secs`) are counted; more than
+    /// `max_unacked_clients` of them, distinct, mean the partner is gone.
+    pub fn handle_client_request(&mut self, now: Now, req: &Request) {
+        self.clock(now);
+        if self.reachable {
+            return;
+        }
+        let watching = match self.state {
+            HaState::Waiting | HaState::LoadBalancing => true,
+            HaState::HotStandby => self.role != Role::Primary,
+            _ => false,
+        };
+        if !watching
+            || !self.partner_scope(req)
+            || Duration::from_secs(u64::from(req.packet.secs)) <= self.cfg.max_ack_delay
+        {
+            return;
+        }
+        let Some(key) = client_key(req) else {
+            return;
+        };
+        let limit = self.cfg.max_unacked_clients as usize;
+        if self.unacked.len() <= limit {
+            self.unacked.insert(key.to_vec());
+        }
+        if self.unacked.len() > limit {
+            self.unacked.clear();
+            self.set_state(HaState::PartnerDown);
+            self.refresh();
+        }
+    }
+
+    /// The engine queued `leases` as commit `commit` (from `Engine::poll_commit`): they go to
+    /// the partner, and the commit's reply waits for the partner's ack while the gate is on.
+    pub fn lease_changed(&mut self, commit: CommitId, leases: Vec<Lease>) {
+        if leases.is_empty() {
+            self.actions.push_back(HaAction::PartnerAcked(vec![commit]));
+            return;
+        }
+        if self.state == HaState::Terminated
+            || (!self.reachable
+                && matches!(
+                    self.state,
+                    HaState::PartnerDown | HaState::PartnerInMaintenance
+                ))
+        {
+            // Serving alone: the partner will fetch the whole table when it is back.
+            self.partner_behind = true;
+            return;
+        }
+        self.queued_leases += leases.len();
+        self.queue.push_back((commit, leases));
+        if self.unacked_updates() > self.cfg.update_queue_limit as usize {
+            self.drop_updates();
+        }
+    }
+
+    /// The partner's batch `batch` (from [`HaAction::Store`]) is durable here: acknowledge it.
+    pub fn handle_stored(&mut self, batch: u64) {
+        if self.link_up && self.hello_ok {
+            self.out.push_back(PartnerMessage::LeaseAck { batch });
+        }
+    }
+
+    /// Time passed: heartbeats leave, a silent partner is noticed.
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.clock(now);
+        if self.link_up
+            && self.hello_ok
+            && self.mono >= self.last_sent.saturating_add(self.cfg.heartbeat_delay)
+            && self.out.is_empty()
+        {
+            self.out.push_back(self.heartbeat());
+        }
+        self.refresh();
+    }
+
+    // ----- operator mutators -----------------------------------------------------------------
+
+    /// Takes this server out of service on purpose: it stops serving at once and tells the
+    /// partner, which serves every client from then on with no takeover delay.
+    pub fn start_maintenance(&mut self, now: Now) -> Result<(), HaError> {
+        self.clock(now);
+        if !self.reachable || !self.state.is_normal() {
+            return Err(HaError::NotNow(
+                "maintenance needs a reachable partner and this server in its normal state",
+            ));
+        }
+        self.set_state(HaState::InMaintenance);
+        self.out
+            .push_back(PartnerMessage::Maintenance { start: true });
+        self.refresh();
+        Ok(())
+    }
+
+    /// Ends a maintenance: the server waits for its partner, syncs when it must, then takes up
+    /// its role again.
+    pub fn resume(&mut self, now: Now) -> Result<(), HaError> {
+        self.clock(now);
+        if self.state != HaState::InMaintenance {
+            return Err(HaError::NotNow("this server is not in maintenance"));
+        }
+        if self.link_up && self.hello_ok {
+            self.out
+                .push_back(PartnerMessage::Maintenance { start: false });
+        }
+        self.set_state(HaState::Waiting);
+        self.refresh();
+        Ok(())
+    }
+
+    // ----- polls -----------------------------------------------------------------------------
+
+    /// The next frame for the partner link (encode it with [`PartnerMessage::encode`]). Lease
+    /// updates are cut into batches here, as late as possible, so one batch carries every
+    /// change queued since the last one.
+    pub fn poll_message(&mut self) -> Option<PartnerMessage> {
+        if !self.link_up {
+            return None;
+        }
+        if let Some(m) = self.out.pop_front() {
+            self.last_sent = self.mono;
+            return Some(m);
+        }
+        if !self.hello_ok || self.in_flight.len() >= MAX_BATCHES_IN_FLIGHT || self.queue.is_empty()
+        {
+            return None;
+        }
+        let mut commits = Vec::new();
+        let mut leases = Vec::new();
+        while let Some((_, l)) = self.queue.front() {
+            if !leases.is_empty() && leases.len() + l.len() > MAX_BATCH_LEASES {
+                break;
+            }
+            let Some((c, l)) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued_leases = self.queued_leases.saturating_sub(l.len());
+            commits.push(c);
+            leases.extend(l);
+        }
+        self.next_batch += 1;
+        let id = self.next_batch;
+        self.in_flight_leases += leases.len();
+        self.in_flight.push_back(Batch {
+            id,
+            commits,
+            leases: leases.clone(),
+            sent: self.mono,
+        });
+        self.last_sent = self.mono;
+        Some(PartnerMessage::LeaseUpdates { batch: id, leases })
+    }
+
+    /// The next piece of work for the engine or the store.
+    pub fn poll_action(&mut self) -> Option<HaAction> {
+        self.actions.pop_front()
+    }
+
+    /// The next log line or metric.
+    pub fn poll_event(&mut self) -> Option<HaEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Ha::handle_timeout`] next has work (monotonic).
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let mut next: Option<Duration> = None;
+        let mut at = |t: Duration| next = Some(next.map_or(t, |n| n.min(t)));
+        if self.link_up && self.hello_ok {
+            at(self.last_sent.saturating_add(self.cfg.heartbeat_delay));
+        }
+        if self.reachable {
+            if let Some(h) = self.last_heard {
+                at(h.saturating_add(self.cfg.max_response_delay));
+            }
+            if let Some(b) = self.in_flight.front() {
+                at(b.sent.saturating_add(self.cfg.max_response_delay));
+            }
+        }
+        next
+    }
+
+    // ----- the work --------------------------------------------------------------------------
+
+    fn clock(&mut self, now: Now) {
+        self.mono = self.mono.max(now.mono);
+        self.wall = self.wall.max(now.wall);
+    }
+
+    fn heartbeat(&self) -> PartnerMessage {
+        PartnerMessage::Heartbeat {
+            state: self.state,
+            wall: self.wall,
+        }
+    }
+
+    fn refuse(&mut self, reason: String) {
+        self.events.push_back(HaEvent::PartnerRefused { reason });
+        self.hello_ok = false;
+        self.out.clear();
+        self.refresh();
+    }
+
+    /// The partner is ahead of us: fetch its table before serving again.
+    fn mark_behind(&mut self) {
+        self.must_sync = true;
+        if !matches!(
+            self.state,
+            HaState::InMaintenance | HaState::Terminated | HaState::Syncing
+        ) {
+            self.set_state(HaState::Waiting);
+        }
+    }
+
+    /// The queue outgrew its cap: drop it, the replies waiting on it never leave, and the
+    /// partner is told to sync from us.
+    fn drop_updates(&mut self) {
+        let leases = self.unacked_updates();
+        let mut lost: Vec<CommitId> = self.queue.drain(..).map(|(c, _)| c).collect();
+        lost.extend(self.in_flight.drain(..).flat_map(|b| b.commits));
+        self.queued_leases = 0;
+        self.in_flight_leases = 0;
+        self.actions.push_back(HaAction::PartnerLost(lost));
+        self.events.push_back(HaEvent::UpdatesDropped { leases });
+        if self.link_up && self.hello_ok {
+            self.out.push_back(PartnerMessage::Resync);
+        } else {
+            self.partner_behind = true;
+        }
+    }
+
+    fn request_page(&mut self, after: Option<Ipv4Addr>) {
+        self.out.push_back(PartnerMessage::SyncRequest {
+            after,
+            limit: self.cfg.sync_page_limit,
+        });
+    }
+
+    fn set_state(&mut self, to: HaState) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        self.state = to;
+        self.events.push_back(HaEvent::StateChanged { from, to });
+        if self.link_up && self.hello_ok {
+            self.out.push_back(self.heartbeat());
+        }
+        self.update_gate();
+    }
+
+    fn normal_state(&self) -> HaState {
+        match self.cfg.mode {
+            HaMode::HotStandby => HaState::HotStandby,
+            HaMode::LoadBalancing => HaState::LoadBalancing,
+        }
+    }
+
+    fn partner_is(&self, states: &[HaState]) -> bool {
+        self.partner_state.is_some_and(|s| states.contains(&s))
+    }
+
+    /// Recomputes reachability, takes the transitions it and the partner's state allow, and
+    /// the gate. Runs at the end of every handler.
+    fn refresh(&mut self) {
+        let silent = |since: Duration| self.mono.saturating_sub(since) >= self.cfg.max_response_delay;
+        let reachable = self.link_up
+            && self.hello_ok
+            && self.last_heard.is_some_and(|h| !silent(h))
+            && self.in_flight.front().is_none_or(|b| !silent(b.sent));
+        if reachable != self.reachable {
+            self.reachable = reachable;
+            self.unacked.clear();
+            self.events.push_back(if reachable {
+                HaEvent::CommunicationRestored
+            } else {
+                HaEvent::CommunicationInterrupted
+            });
+        }
+        match self.state {
+            HaState::Waiting if reachable => {
+                if self.must_sync {
+                    self.sync_leases = 0;
+                    self.set_state(HaState::Syncing);
+                    self.request_page(None);
+                } else {
+                    self.set_state(HaState::Ready);
+                }
+            }
+            HaState::Syncing | HaState::Ready if !reachable => self.set_state(HaState::Waiting),
+            HaState::Ready
+                if self.partner_is(&[HaState::Ready, HaState::HotStandby, HaState::LoadBalancing]) =>
+            {
+                self.set_state(self.normal_state());
+            }
+            HaState::PartnerInMaintenance if !reachable => self.set_state(HaState::PartnerDown),
+            HaState::PartnerDown | HaState::PartnerInMaintenance
+                if reachable && self.partner_is(&[HaState::Ready]) =>
+            {
+                self.set_state(self.normal_state());
+            }
+            _ => {}
+        }
+        self.update_gate();
+    }
+
+    fn update_gate(&mut self) {
+        let gate = self.reachable && self.state.is_normal();
+        if gate != self.gate {
+            self.gate = gate;
+            self.actions.push_back(HaAction::Gate(gate));
+        }
+    }
+}
