@@ -5,6 +5,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hashlink::LinkedHashMap;
+
 use crate::settings::{ConflictCheckMode, EngineSettings};
 use leased_core::{
     ClientId, Decision, Durability, Event, HwAddr, Lease, LeaseChange, LeaseState, LeaseTable,
@@ -89,7 +91,27 @@ impl CommitOutcome {
 struct Pending {
     reply: Option<Transmit>,
     events: Vec<LeaseEvent>,
+    /// The reply also waits for the HA partner's acknowledgement (the gate was on when the
+    /// commit was made).
+    partner: bool,
+    /// The partner acknowledged before the local store did.
+    partner_acked: bool,
 }
+
+impl Pending {
+    fn new(reply: Option<Transmit>, events: Vec<LeaseEvent>) -> Self {
+        Self {
+            reply,
+            events,
+            partner: false,
+            partner_acked: false,
+        }
+    }
+}
+
+/// Most replies kept durable here and waiting for the HA partner's acknowledgement; beyond it
+/// the oldest is dropped unsent (its client retries), never sent without the partner's copy.
+pub const MAX_AWAITING_PARTNER: usize = 65_536;
 
 /// The server's behaviour, without IO. See the crate documentation for the calling order.
 pub struct Engine {
@@ -104,6 +126,10 @@ pub struct Engine {
     pending: HashMap<CommitId, Pending>,
     next_commit: u64,
     transmits: VecDeque<Transmit>,
+    /// With HA: replies durable here, waiting for the partner's acknowledgement, oldest first.
+    awaiting_partner: LinkedHashMap<CommitId, Transmit>,
+    /// With HA, while the partner is up: a reply waits for the partner's copy too.
+    partner_gate: bool,
     commits: VecDeque<Commit>,
     probe_out: VecDeque<Probe>,
     effects: VecDeque<Effect>,
@@ -135,6 +161,8 @@ impl Engine {
             pending: HashMap::new(),
             next_commit: 0,
             transmits: VecDeque::new(),
+            awaiting_partner: LinkedHashMap::new(),
+            partner_gate: false,
             commits: VecDeque::new(),
             probe_out: VecDeque::new(),
             effects: VecDeque::new(),
@@ -204,10 +232,14 @@ impl Engine {
             _ => "another server's client holds the address".to_owned(),
         };
         match pending.reply {
-            Some(t) if outcome.durable(t.reply.packet.yiaddr) && !self.still_holds(&t) => {
-                self.effects.push_back(Effect::Stale { event: t.event });
+            Some(t)
+                if outcome.durable(t.reply.packet.yiaddr)
+                    && pending.partner
+                    && !pending.partner_acked =>
+            {
+                self.await_partner(id, t);
             }
-            Some(t) if outcome.durable(t.reply.packet.yiaddr) => self.transmits.push_back(t),
+            Some(t) if outcome.durable(t.reply.packet.yiaddr) => self.release(t),
             Some(t) => self.effects.push_back(Effect::CommitFailed {
                 sent: t.reply.packet.message_type(),
                 event: t.event,
@@ -233,15 +265,98 @@ impl Engine {
         })
     }
 
-    /// Leases learned from a shared store (the sync loop), or that just beat one of our
-    /// commits (`force`), merged where they are news.
-    pub fn handle_external(&mut self, now: Now, leases: Vec<Lease>, force: bool) {
+    /// Leases learned from a shared store (the sync loop), that just beat one of our commits
+    /// (`force`), or that the HA partner sent, merged where they are news. Returns the leases
+    /// taken: an HA server makes exactly those durable in its own store before acknowledging
+    /// them (a shared store already holds them).
+    pub fn handle_external(&mut self, now: Now, leases: Vec<Lease>, force: bool) -> Vec<Lease> {
         let now = self.clock(now);
         let changes = crate::merge::external_changes(&self.table, leases, now, force);
         if !changes.is_empty() {
             self.table.apply(&changes);
             self.changed = true;
         }
+        changes.into_iter().map(|c| c.lease).collect()
+    }
+
+    /// With HA: the partner holds the leases of commit `id` durably. Its reply leaves once the
+    /// local commit is durable too (at once when it already is).
+    pub fn handle_partner_ack(&mut self, id: CommitId) {
+        if let Some(p) = self.pending.get_mut(&id) {
+            p.partner_acked = true;
+        } else if let Some(t) = self.awaiting_partner.remove(&id) {
+            self.release(t);
+        }
+    }
+
+    /// With HA: the partner will never hold commit `id` (its update queue was dropped). Its
+    /// reply never leaves; the client retries and its next commit is replicated.
+    pub fn handle_partner_lost(&mut self, id: CommitId) {
+        let t = match self.pending.get_mut(&id) {
+            Some(p) if p.partner && !p.partner_acked => p.reply.take(),
+            Some(_) => None,
+            None => self.awaiting_partner.remove(&id),
+        };
+        if let Some(t) = t {
+            self.partner_failed(t, "the HA partner's copy of the lease was dropped");
+        }
+    }
+
+    // ----- mutators (HA) ---------------------------------------------------------------------
+
+    /// With HA: whether replies must wait for the partner's acknowledgement from now on (on
+    /// while the partner is up in a normal state). Turning it off releases every reply that is
+    /// durable here and frees the commits in flight from waiting: the partner is gone, and this
+    /// server serves alone.
+    pub fn set_partner_gate(&mut self, on: bool) {
+        self.partner_gate = on;
+        if on {
+            return;
+        }
+        for p in self.pending.values_mut() {
+            p.partner = false;
+        }
+        while let Some((_, t)) = self.awaiting_partner.pop_front() {
+            self.release(t);
+        }
+    }
+
+    /// True while replies wait for the HA partner's acknowledgement.
+    pub fn partner_gate(&self) -> bool {
+        self.partner_gate
+    }
+
+    /// Replies durable here and waiting for the HA partner.
+    pub fn awaiting_partner(&self) -> usize {
+        self.awaiting_partner.len()
+    }
+
+    /// A durable reply leaves, unless its lease is no longer the client's.
+    fn release(&mut self, t: Transmit) {
+        if self.still_holds(&t) {
+            self.transmits.push_back(t);
+        } else {
+            self.effects.push_back(Effect::Stale { event: t.event });
+        }
+    }
+
+    /// Parks a durable reply until the partner acknowledges its commit (bounded: the oldest
+    /// is dropped unsent beyond [`MAX_AWAITING_PARTNER`]).
+    fn await_partner(&mut self, id: CommitId, t: Transmit) {
+        if self.awaiting_partner.len() >= MAX_AWAITING_PARTNER
+            && let Some((_, old)) = self.awaiting_partner.pop_front()
+        {
+            self.partner_failed(old, "too many replies waiting for the HA partner");
+        }
+        self.awaiting_partner.insert(id, t);
+    }
+
+    fn partner_failed(&mut self, t: Transmit, error: &str) {
+        self.effects.push_back(Effect::CommitFailed {
+            sent: t.reply.packet.message_type(),
+            event: t.event,
+            error: error.to_owned(),
+        });
     }
 
     /// A conflict check from [`Engine::poll_probe`] ended: `None` when nobody answered (the
@@ -299,10 +414,7 @@ impl Engine {
         self.changed = true;
         self.commit(
             vec![change.lease],
-            Pending {
-                reply: None,
-                events: Vec::new(),
-            },
+            Pending::new(None, Vec::new()),
         );
         if held.attempt + 1 >= MAX_ATTEMPTS {
             self.effects.push_back(Effect::ConflictGaveUp {
@@ -362,10 +474,7 @@ impl Engine {
         if !persist.is_empty() {
             self.commit(
                 persist,
-                Pending {
-                    reply: None,
-                    events,
-                },
+                Pending::new(None, events),
             );
         }
     }
@@ -494,20 +603,14 @@ impl Engine {
                 if must_wait {
                     self.commit(
                         persist,
-                        Pending {
-                            reply: Some(t),
-                            events,
-                        },
+                        Pending::new(Some(t), events),
                     );
                     return;
                 }
                 if !persist.is_empty() {
                     self.commit(
                         persist,
-                        Pending {
-                            reply: None,
-                            events,
-                        },
+                        Pending::new(None, events),
                     );
                 }
                 if let Some(t) = self.hold_for_probe(now, &req, t, attempt) {
@@ -535,10 +638,7 @@ impl Engine {
                 if !persist.is_empty() {
                     self.commit(
                         persist,
-                        Pending {
-                            reply: None,
-                            events,
-                        },
+                        Pending::new(None, events),
                     );
                 }
             }
@@ -546,7 +646,8 @@ impl Engine {
     }
 
     /// Queues `leases` for the store, with what waits for them.
-    fn commit(&mut self, leases: Vec<Lease>, pending: Pending) {
+    fn commit(&mut self, leases: Vec<Lease>, mut pending: Pending) {
+        pending.partner = self.partner_gate && pending.reply.is_some();
         self.next_commit += 1;
         let id = CommitId(self.next_commit);
         self.pending.insert(id, pending);

@@ -10,7 +10,9 @@
 //! - getters ([`Engine::table`], [`Engine::plan`]);
 //! - handlers of what happened, named `handle_*`: [`Engine::handle_packet`],
 //!   [`Engine::handle_commit`], [`Engine::handle_external`], [`Engine::handle_probe`],
-//!   [`Engine::handle_timeout`];
+//!   [`Engine::handle_timeout`], and with HA [`Engine::handle_partner_ack`] and
+//!   [`Engine::handle_partner_lost`] (an ACK then waits for both the local store and the
+//!   partner while [`Engine::set_partner_gate`] is on);
 //! - polls of what to do, named `poll_*`: [`Engine::poll_transmit`] (replies that may leave now),
 //!   [`Engine::poll_commit`] (leases to make durable), [`Engine::poll_probe`] (addresses to
 //!   check), [`Engine::poll_effect`] (lease events and log facts), [`Engine::poll_timeout`] (when
@@ -35,7 +37,9 @@ use std::time::Duration;
 use leased_core::Timestamp;
 
 pub use effect::{DropReason, Effect, LeaseEvent, LeaseEventKind, ProbeVia};
-pub use engine::{Commit, CommitId, CommitOutcome, Engine, Inbound, Transmit};
+pub use engine::{
+    Commit, CommitId, CommitOutcome, Engine, Inbound, MAX_AWAITING_PARTNER, Transmit,
+};
 pub use limits::Limited;
 pub use probe::{MAX_ATTEMPTS, MAX_IN_FLIGHT, Probe, ProbeAnswer, ProbeId};
 pub use settings::{ConflictCheckMode, ConflictCheckSettings, EngineSettings, Limits, RateLimit};
