@@ -34,6 +34,8 @@ pub struct Config {
     pub console: Option<crate::console::ConsoleSettings>,
     /// The SQL assignment chain (`[sql_assignment]`); `None`: none.
     pub sql_assignment: Option<crate::sql::SqlAssignment>,
+    /// High availability with a partner server (`[ha]`); `None`: standalone.
+    pub ha: Option<crate::ha::HaSettings>,
 }
 
 impl Config {

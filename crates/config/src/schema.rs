@@ -48,6 +48,8 @@ pub(crate) struct RawConfig {
     pub arp_watch: Option<crate::arp::RawArpWatch>,
     /// `[console]`: absent means no live log console.
     pub console: Option<crate::console::RawConsole>,
+    /// `[ha]`: absent means a standalone server.
+    pub ha: Option<crate::ha::RawHa>,
     /// `[sql_assignment]`: absent means no SQL assignment chain.
     pub sql_assignment: Option<crate::sql::RawSqlAssignment>,
 }

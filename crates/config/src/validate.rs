@@ -118,6 +118,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let relay = crate::relay::relay(ctx, raw.relay.as_ref());
     let export = crate::export::export(ctx, raw.export.as_ref());
     let console = crate::console::console(ctx, raw.console.as_ref());
+    let ha = crate::ha::ha(ctx, raw.ha.as_ref());
     let sql_assignment = crate::sql::assignment(
         ctx,
         raw.sql_assignment.as_ref(),
@@ -152,6 +153,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         export,
         console,
         sql_assignment,
+        ha,
         store,
         logging,
     }
