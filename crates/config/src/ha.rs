@@ -154,6 +154,17 @@ fn non_empty_path(ctx: &mut Ctx<'_>, path: &str, v: Option<&String>) -> PathBuf 
     }
 }
 
+/// In load-balancing, where each server searches first for a never-used address: the primary
+/// from the start of each pool, the secondary from its middle, so that the two rarely pick the
+/// same fresh address at once (the partner's update would then be refused and one ACK lost).
+pub(crate) fn allocation_slot(ha: &HaSettings) -> Option<leased_core::sql::AllocationSlot> {
+    let m = &ha.machine;
+    (m.mode == HaMode::LoadBalancing).then(|| leased_core::sql::AllocationSlot {
+        index: u32::from(m.me().is_some_and(|p| p.role != Role::Primary)),
+        count: 2,
+    })
+}
+
 /// Checks `[ha]`; absent means a standalone server.
 pub(crate) fn ha(ctx: &mut Ctx<'_>, raw: Option<&RawHa>) -> Option<HaSettings> {
     let raw = raw?;
@@ -422,6 +433,22 @@ mod tests {
         assert_eq!(h.machine.sync_page_limit, 500);
         assert_eq!(h.machine.update_queue_limit, 100);
         assert_eq!(h.tls.unwrap().ca, PathBuf::from("ca.pem"));
+    }
+
+    #[test]
+    fn load_balancing_servers_search_fresh_addresses_from_different_ends() {
+        let text = |me: &str| {
+            format!(
+                "{BASE}[ha]\nmode = \"load-balancing\"\nthis_server = \"{me}\"\n\
+                 shared_key = \"0123456789abcdef\"\n\
+                 [[ha.peers]]\nname = \"a\"\nurl = \"198.18.0.1:8647\"\nrole = \"primary\"\n\
+                 [[ha.peers]]\nname = \"b\"\nurl = \"198.18.0.2:8647\"\nrole = \"secondary\"\n"
+            )
+        };
+        let a = load_str(&text("a"), "t.toml", Format::Toml).unwrap();
+        let b = load_str(&text("b"), "t.toml", Format::Toml).unwrap();
+        assert_eq!(a.network.allocation_slot.unwrap().index, 0);
+        assert_eq!(b.network.allocation_slot.unwrap().index, 1);
     }
 
     #[test]

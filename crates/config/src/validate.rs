@@ -126,10 +126,14 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         &relay_keys.named,
     );
 
-    let allocation_slot = store.sql.as_ref().and_then(|s| {
-        s.allocation_slot
-            .or_else(|| s.server_name.as_deref().map(AllocationSlot::from_name))
-    });
+    let allocation_slot = store
+        .sql
+        .as_ref()
+        .and_then(|s| {
+            s.allocation_slot
+                .or_else(|| s.server_name.as_deref().map(AllocationSlot::from_name))
+        })
+        .or_else(|| ha.as_ref().and_then(crate::ha::allocation_slot));
     Config {
         network: Network {
             server,

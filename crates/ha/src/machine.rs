@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hashlink::LruCache;
 use leased_core::{Lease, LeaseTable, Request, Timestamp};
 use leased_engine::{CommitId, Now};
 
@@ -18,6 +19,8 @@ use crate::settings::{HaConfig, HaMode, Role};
 pub const MAX_BATCHES_IN_FLIGHT: usize = 2;
 /// Most leases in one update batch (a frame stays far below [`crate::MAX_FRAME`]).
 pub const MAX_BATCH_LEASES: usize = 4_096;
+/// Clients of the partner's scope watched at once for unanswered retries.
+pub const MAX_WATCHED_CLIENTS: usize = 4_096;
 /// Wall clocks further apart than this (seconds) end the pair's cooperation (Kea's limit):
 /// lease times written by one server would be wrong on the other.
 pub const MAX_CLOCK_SKEW: u64 = 60;
@@ -111,6 +114,12 @@ pub enum HaEvent {
         /// Why, for the operator.
         reason: String,
     },
+    /// The partner refused our updates of these addresses (it is the primary and holds them
+    /// bound to other clients): their replies never leave.
+    UpdatesRejected {
+        /// The addresses.
+        ips: Vec<Ipv4Addr>,
+    },
     /// Updates for the partner were dropped (the queue was full): the partner must sync.
     UpdatesDropped {
         /// How many lease changes.
@@ -133,13 +142,17 @@ pub enum HaEvent {
 #[must_use = "every HA action must be carried out"]
 pub enum HaAction {
     /// Merge these partner leases into the table (`Engine::handle_external(now, leases,
-    /// false)`, which returns those taken), make those durable, then call
-    /// [`Ha::handle_stored`] with `ack` when it is set.
+    /// false)` and `Engine::handle_external(now, forced, true)`, which return those taken),
+    /// make those durable, then call [`Ha::handle_stored`] with `ack` when it is set.
     Store {
-        /// The partner's batch to acknowledge once durable (`None`: a sync page).
-        ack: Option<u64>,
-        /// The leases.
+        /// What to acknowledge once durable (`None`: a sync page).
+        ack: Option<StoreAck>,
+        /// The leases, merged where they are news.
         leases: Vec<Lease>,
+        /// Leases that replace one of our own clients' bindings: the partner is the primary
+        /// and wins the tie (our reply for that address then never leaves: the engine finds
+        /// the lease no longer its client's).
+        forced: Vec<Lease>,
     },
     /// The partner holds these commits durably: `Engine::handle_partner_ack` for each.
     PartnerAcked(Vec<CommitId>),
@@ -148,6 +161,16 @@ pub enum HaAction {
     PartnerLost(Vec<CommitId>),
     /// Whether ACKs must wait for the partner from now on: `Engine::set_partner_gate`.
     Gate(bool),
+}
+
+/// The acknowledgement owed for one partner batch, handed back through
+/// [`Ha::handle_stored`] once the batch is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreAck {
+    /// The partner's batch.
+    pub batch: u64,
+    /// Addresses refused: this server (the primary) holds them bound to another client.
+    pub rejected: Vec<Ipv4Addr>,
 }
 
 /// Why an operator's command was refused.
@@ -174,7 +197,7 @@ impl std::error::Error for HaError {}
 #[derive(Debug)]
 struct Batch {
     id: u64,
-    commits: Vec<CommitId>,
+    commits: Vec<(CommitId, Vec<Ipv4Addr>)>,
     leases: Vec<Lease>,
     sent: Duration,
 }
@@ -216,7 +239,10 @@ pub struct Ha {
     in_flight: VecDeque<Batch>,
     in_flight_leases: usize,
     next_batch: u64,
-    /// Distinct clients seen waiting too long while the partner is silent; bounded by
+    /// Clients of the partner's scope first seen waiting too long while the partner is silent,
+    /// and when (bounded, least recently seen evicted in O(1)).
+    waiting: LruCache<Vec<u8>, Duration>,
+    /// Of those, the ones seen still retrying `max_ack_delay` later; bounded by
     /// `max_unacked_clients + 1` (reaching that ends the count in partner-down).
     unacked: HashSet<Vec<u8>>,
     gate: bool,
@@ -258,6 +284,7 @@ impl Ha {
             in_flight: VecDeque::new(),
             in_flight_leases: 0,
             next_batch: 0,
+            waiting: LruCache::new(MAX_WATCHED_CLIENTS),
             unacked: HashSet::new(),
             gate: false,
             out: VecDeque::new(),
@@ -436,19 +463,29 @@ impl Ha {
             PartnerMessage::LeaseUpdates { batch, leases } => {
                 self.last_heard = Some(self.mono);
                 if self.state != HaState::Terminated {
-                    self.actions.push_back(HaAction::Store {
-                        ack: Some(batch),
-                        leases,
-                    });
+                    self.receive_updates(batch, leases, table);
                 }
             }
-            PartnerMessage::LeaseAck { batch } => {
+            PartnerMessage::LeaseAck { batch, rejected } => {
                 self.last_heard = Some(self.mono);
                 if let Some(pos) = self.in_flight.iter().position(|b| b.id == batch)
                     && let Some(b) = self.in_flight.remove(pos)
                 {
                     self.in_flight_leases = self.in_flight_leases.saturating_sub(b.leases.len());
-                    self.actions.push_back(HaAction::PartnerAcked(b.commits));
+                    let (lost, acked): (Vec<_>, Vec<_>) = b
+                        .commits
+                        .into_iter()
+                        .partition(|(_, ips)| ips.iter().any(|ip| rejected.contains(ip)));
+                    if !lost.is_empty() {
+                        self.actions.push_back(HaAction::PartnerLost(
+                            lost.into_iter().map(|(c, _)| c).collect(),
+                        ));
+                        self.events
+                            .push_back(HaEvent::UpdatesRejected { ips: rejected });
+                    }
+                    self.actions.push_back(HaAction::PartnerAcked(
+                        acked.into_iter().map(|(c, _)| c).collect(),
+                    ));
                 }
             }
             PartnerMessage::SyncRequest { after, limit } => {
@@ -478,7 +515,11 @@ impl Ha {
                 let last = leases.last().map(|l| l.ip);
                 self.sync_leases += leases.len() as u64;
                 if !leases.is_empty() {
-                    self.actions.push_back(HaAction::Store { ack: None, leases });
+                    self.actions.push_back(HaAction::Store {
+                        ack: None,
+                        leases,
+                        forced: Vec::new(),
+                    });
                 }
                 match (more, last) {
                     (true, Some(after)) => self.request_page(Some(after)),
@@ -511,9 +552,12 @@ impl Ha {
     }
 
     /// A client request reached this server (call it for every request, served or not, before
-    /// [`Ha::serves`]): while the partner is silent, clients of the partner's scope that have
-    /// waited longer than `max_ack_delay` (their `secs`) are counted; more than
-    /// `max_unacked_clients` of them, distinct, mean the partner is gone.
+    /// [`Ha::serves`]). While the partner is silent, a client of the partner's scope whose `secs`
+    /// exceeds `max_ack_delay` is watched; seen still retrying `max_ack_delay` later, it is
+    /// unanswered. More than `max_unacked_clients` distinct unanswered clients mean the partner
+    /// is gone. The second sighting is what keeps a live partner from being taken over: clients
+    /// it delayed while it noticed the same silence (its ACKs waited for us) are answered right
+    /// after and never retry again.
     pub fn handle_client_request(&mut self, now: Now, req: &Request) {
         self.clock(now);
         if self.reachable {
@@ -533,12 +577,23 @@ impl Ha {
         let Some(key) = client_key(req) else {
             return;
         };
+        let first = match self.waiting.get(key) {
+            Some(t) => *t,
+            None => {
+                self.waiting.insert(key.to_vec(), self.mono);
+                return;
+            }
+        };
+        if self.mono.saturating_sub(first) < self.cfg.max_ack_delay {
+            return;
+        }
         let limit = self.cfg.max_unacked_clients as usize;
         if self.unacked.len() <= limit {
             self.unacked.insert(key.to_vec());
         }
         if self.unacked.len() > limit {
             self.unacked.clear();
+            self.waiting.clear();
             self.set_state(HaState::PartnerDown);
             self.refresh();
         }
@@ -569,10 +624,13 @@ impl Ha {
         }
     }
 
-    /// The partner's batch `batch` (from [`HaAction::Store`]) is durable here: acknowledge it.
-    pub fn handle_stored(&mut self, batch: u64) {
+    /// The partner's batch (from [`HaAction::Store`]) is durable here: acknowledge it.
+    pub fn handle_stored(&mut self, ack: StoreAck) {
         if self.link_up && self.hello_ok {
-            self.out.push_back(PartnerMessage::LeaseAck { batch });
+            self.out.push_back(PartnerMessage::LeaseAck {
+                batch: ack.batch,
+                rejected: ack.rejected,
+            });
         }
     }
 
@@ -650,7 +708,7 @@ impl Ha {
                 break;
             };
             self.queued_leases = self.queued_leases.saturating_sub(l.len());
-            commits.push(c);
+            commits.push((c, l.iter().map(|x| x.ip).collect()));
             leases.extend(l);
         }
         self.next_batch += 1;
@@ -696,6 +754,34 @@ impl Ha {
 
     // ----- the work --------------------------------------------------------------------------
 
+    /// Splits a partner batch: a lease at an address our table holds bound and active for
+    /// another client is a conflict (both servers allocated it). The primary wins: as the
+    /// primary we refuse it, else we take it over our own client's binding.
+    fn receive_updates(&mut self, batch: u64, leases: Vec<Lease>, table: &LeaseTable) {
+        let primary = self.role == Role::Primary;
+        let mut rejected = Vec::new();
+        let mut forced = Vec::new();
+        let mut merged = Vec::with_capacity(leases.len());
+        for l in leases {
+            let conflict = l.is_active(self.wall)
+                && table.by_ip(l.ip).is_some_and(|t| {
+                    t.client_id != l.client_id
+                        && t.state == leased_core::LeaseState::Bound
+                        && t.is_active(self.wall)
+                });
+            match (conflict, primary) {
+                (false, _) => merged.push(l),
+                (true, true) => rejected.push(l.ip),
+                (true, false) => forced.push(l),
+            }
+        }
+        self.actions.push_back(HaAction::Store {
+            ack: Some(StoreAck { batch, rejected }),
+            leases: merged,
+            forced,
+        });
+    }
+
     fn clock(&mut self, now: Now) {
         self.mono = self.mono.max(now.mono);
         self.wall = self.wall.max(now.wall);
@@ -731,7 +817,11 @@ impl Ha {
     fn drop_updates(&mut self) {
         let leases = self.unacked_updates();
         let mut lost: Vec<CommitId> = self.queue.drain(..).map(|(c, _)| c).collect();
-        lost.extend(self.in_flight.drain(..).flat_map(|b| b.commits));
+        lost.extend(
+            self.in_flight
+                .drain(..)
+                .flat_map(|b| b.commits.into_iter().map(|(c, _)| c)),
+        );
         self.queued_leases = 0;
         self.in_flight_leases = 0;
         self.actions.push_back(HaAction::PartnerLost(lost));
@@ -785,6 +875,7 @@ impl Ha {
         if reachable != self.reachable {
             self.reachable = reachable;
             self.unacked.clear();
+            self.waiting.clear();
             self.events.push_back(if reachable {
                 HaEvent::CommunicationRestored
             } else {

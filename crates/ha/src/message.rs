@@ -49,10 +49,13 @@ pub enum PartnerMessage {
         /// The leases as they now are.
         leases: Vec<Lease>,
     },
-    /// Every lease of this batch is durable on the sender.
+    /// Every lease of this batch is durable on the sender, except those at `rejected`: the
+    /// sender (the primary, which wins ties) holds them bound to another client.
     LeaseAck {
         /// The batch acknowledged.
         batch: u64,
+        /// Addresses refused; their replies must never leave.
+        rejected: Vec<Ipv4Addr>,
     },
     /// Asks for the next page of the partner's table: leases at addresses above `after`.
     SyncRequest {
@@ -163,9 +166,15 @@ impl PartnerMessage {
                 w.extend_from_slice(&batch.to_be_bytes());
                 put_leases(&mut w, leases);
             }
-            Self::LeaseAck { batch } => {
+            Self::LeaseAck { batch, rejected } => {
                 w.push(K_ACK);
                 w.extend_from_slice(&batch.to_be_bytes());
+                let n = rejected.len().min(u16::MAX as usize);
+                // Cut at u16::MAX just above.
+                w.extend_from_slice(&(n as u16).to_be_bytes());
+                for ip in rejected.iter().take(n) {
+                    w.extend_from_slice(&ip.octets());
+                }
             }
             Self::SyncRequest { after, limit } => {
                 w.push(K_SYNC_REQ);
@@ -223,7 +232,12 @@ impl PartnerMessage {
                 batch: r.u64()?,
                 leases: r.leases()?,
             },
-            K_ACK => Self::LeaseAck { batch: r.u64()? },
+            K_ACK => {
+                let batch = r.u64()?;
+                let n = usize::from(r.u16()?);
+                let rejected = (0..n).map(|_| r.ip()).collect::<Result<_, _>>()?;
+                Self::LeaseAck { batch, rejected }
+            }
             K_SYNC_REQ => {
                 let after = match r.u8()? {
                     0 => None,
@@ -473,7 +487,12 @@ mod tests {
             }),
             (any::<u64>(), proptest::collection::vec(lease_strategy(), 0..5))
                 .prop_map(|(batch, leases)| PartnerMessage::LeaseUpdates { batch, leases }),
-            any::<u64>().prop_map(|batch| PartnerMessage::LeaseAck { batch }),
+            (any::<u64>(), proptest::collection::vec(any::<u32>(), 0..4)).prop_map(
+                |(batch, r)| PartnerMessage::LeaseAck {
+                    batch,
+                    rejected: r.into_iter().map(Ipv4Addr::from).collect()
+                }
+            ),
             (proptest::option::of(any::<u32>()), any::<u32>()).prop_map(|(a, limit)| {
                 PartnerMessage::SyncRequest {
                     after: a.map(Ipv4Addr::from),
