@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hashlink::LruCache;
-use leased_core::{Lease, LeaseTable, Request, Timestamp};
+use leased_core::{Lease, LeaseState, LeaseTable, Request, Timestamp};
 use leased_engine::{CommitId, Now};
 
 use crate::hash::{client_key, primary_bucket, request_bucket};
@@ -754,25 +754,27 @@ impl Ha {
 
     // ----- the work --------------------------------------------------------------------------
 
-    /// Splits a partner batch: a lease at an address our table holds bound and active for
+    /// Splits a partner batch: a binding at an address our table holds bound and active for
     /// another client is a conflict (both servers allocated it). The primary wins: as the
-    /// primary we refuse it, else we take it over our own client's binding.
+    /// primary we refuse it, else we take it over our own client's binding. A binding over one
+    /// of our offers is always taken (the offer's client will be refused when it requests).
     fn receive_updates(&mut self, batch: u64, leases: Vec<Lease>, table: &LeaseTable) {
         let primary = self.role == Role::Primary;
         let mut rejected = Vec::new();
         let mut forced = Vec::new();
         let mut merged = Vec::with_capacity(leases.len());
         for l in leases {
-            let conflict = l.is_active(self.wall)
-                && table.by_ip(l.ip).is_some_and(|t| {
-                    t.client_id != l.client_id
-                        && t.state == leased_core::LeaseState::Bound
-                        && t.is_active(self.wall)
-                });
-            match (conflict, primary) {
-                (false, _) => merged.push(l),
-                (true, true) => rejected.push(l.ip),
-                (true, false) => forced.push(l),
+            let bound = l.state == LeaseState::Bound && l.is_active(self.wall);
+            let ours = table
+                .by_ip(l.ip)
+                .filter(|t| t.client_id != l.client_id && t.is_active(self.wall));
+            match ours.map(|t| t.state) {
+                // Both servers bound the address: the primary wins the tie.
+                Some(LeaseState::Bound) if bound && primary => rejected.push(l.ip),
+                Some(LeaseState::Bound) if bound => forced.push(l),
+                // The partner's binding beats our offer, whatever their ages.
+                Some(LeaseState::Offered) if bound => forced.push(l),
+                _ => merged.push(l),
             }
         }
         self.actions.push_back(HaAction::Store {
