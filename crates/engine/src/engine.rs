@@ -305,19 +305,28 @@ impl Engine {
     // ----- mutators (HA) ---------------------------------------------------------------------
 
     /// With HA: whether replies must wait for the partner's acknowledgement from now on (on
-    /// while the partner is up in a normal state). Turning it off releases every reply that is
-    /// durable here and frees the commits in flight from waiting: the partner is gone, and this
-    /// server serves alone.
+    /// while the partner is up in a normal state). Turning it off drops every reply still
+    /// waiting for the partner, unsent, whether durable here yet or not: it was decided while
+    /// the partner could have been binding the same address, and its client's retry is decided
+    /// again under the new state (at once, without waiting). Replies of commits made with the
+    /// gate off never wait.
     pub fn set_partner_gate(&mut self, on: bool) {
         self.partner_gate = on;
         if on {
             return;
         }
+        let mut dropped = Vec::new();
         for p in self.pending.values_mut() {
+            if p.partner && !p.partner_acked {
+                dropped.extend(p.reply.take());
+            }
             p.partner = false;
         }
         while let Some((_, t)) = self.awaiting_partner.pop_front() {
-            self.release(t);
+            dropped.push(t);
+        }
+        for t in dropped {
+            self.partner_failed(t, "the HA partner became unreachable before it acknowledged");
         }
     }
 

@@ -1,11 +1,13 @@
 //! Leases another server wrote to a shared store (the sync loop), or that beat one of our
 //! commits (a conflict), merged into the table where they are news.
 
-use leased_core::{Durability, Lease, LeaseChange, LeaseTable, Timestamp};
+use leased_core::{Durability, Lease, LeaseChange, LeaseState, LeaseTable, Timestamp};
 
 /// The changes that apply `leases` to `table`:
 /// - an address we know nothing of is taken as reported;
-/// - the same client's lease is taken when it is newer (`starts`, then `expires`);
+/// - the same client's lease is taken when it is newer (`starts`, then `expires`), or when it
+///   ends the same binding (released, expired or declined with the same `starts`: a release
+///   moves `expires` back, an expiry keeps it);
 /// - another client's *active* lease is taken unless ours is active and newer (a stale read
 ///   racing our own newer binding); another client's lapsed lease changes nothing;
 /// - `force` (the row that just beat our commit): another client's lease is always taken.
@@ -22,7 +24,10 @@ pub(crate) fn external_changes(
         .filter(|l| match table.by_ip(l.ip) {
             None => true,
             Some(t) if t.client_id == l.client_id => {
-                (l.starts, l.expires) > (t.starts, t.expires) && t != l
+                let ended = |x: &Lease| !matches!(x.state, LeaseState::Bound | LeaseState::Offered);
+                t != l
+                    && ((l.starts, l.expires) > (t.starts, t.expires)
+                        || (l.starts == t.starts && ended(l) && !ended(t)))
             }
             Some(t) => force || (l.is_active(now) && !(t.is_active(now) && t.starts > l.starts)),
         })
@@ -38,7 +43,7 @@ pub(crate) fn external_changes(
 mod tests {
     use std::net::Ipv4Addr;
 
-    use leased_core::{ClientId, HwAddr, LeaseState};
+    use leased_core::{ClientId, HwAddr};
 
     use super::*;
 
@@ -125,6 +130,29 @@ mod tests {
         let c = external_changes(
             &table,
             vec![lease(10, 1, LeaseState::Bound, 900, 2000)],
+            now,
+            false,
+        );
+        assert!(c.is_empty());
+        // Same client, same binding, given back (expires moved back) or lapsed: taken.
+        let c = external_changes(
+            &table,
+            vec![lease(10, 1, LeaseState::Released, 900, 995)],
+            now,
+            false,
+        );
+        assert_eq!(c.len(), 1);
+        let c = external_changes(
+            &table,
+            vec![lease(10, 1, LeaseState::Expired, 900, 2000)],
+            now,
+            false,
+        );
+        assert_eq!(c.len(), 1);
+        // ... but not an end of an older binding.
+        let c = external_changes(
+            &table,
+            vec![lease(10, 1, LeaseState::Released, 800, 995)],
             now,
             false,
         );

@@ -147,7 +147,7 @@ fn a_failed_local_commit_sends_nothing_whatever_the_partner_says() {
 }
 
 #[test]
-fn in_partner_down_an_ack_leaves_at_once_and_waiting_ones_are_released() {
+fn in_partner_down_an_ack_leaves_at_once_and_waiting_ones_are_decided_again() {
     let mut e = engine();
     // Gate off from the start (no HA, or partner down): as without HA.
     let ip = offer(&mut e, 4, at(0));
@@ -155,7 +155,7 @@ fn in_partner_down_an_ack_leaves_at_once_and_waiting_ones_are_released() {
     e.handle_commit(c.id, CommitOutcome::Durable);
     assert!(e.poll_transmit().is_some(), "partner-down: at once");
 
-    // Gate on, two ACKs wait (one durable here, one not yet); the partner goes down.
+    // Gate on, two ACKs wait (one durable here, one not yet); the partner becomes unreachable.
     e.set_partner_gate(true);
     let ip5 = offer(&mut e, 5, at(2));
     let c5 = request(&mut e, 5, ip5, at(3));
@@ -163,12 +163,23 @@ fn in_partner_down_an_ack_leaves_at_once_and_waiting_ones_are_released() {
     let c6 = request(&mut e, 6, ip6, at(3));
     e.handle_commit(c5.id, CommitOutcome::Durable);
     assert!(e.poll_transmit().is_none());
+    effects(&mut e);
     e.set_partner_gate(false);
-    let t = e.poll_transmit().expect("the durable one leaves when the partner is down");
-    assert_eq!(t.reply.packet.yiaddr, ip5);
     e.handle_commit(c6.id, CommitOutcome::Durable);
-    let t = e.poll_transmit().expect("the other once durable here");
-    assert_eq!(t.reply.packet.yiaddr, ip6);
+    e.handle_partner_ack(c6.id);
+    assert!(
+        e.poll_transmit().is_none(),
+        "decided while the partner could bind the same address: never sent"
+    );
+    let failed = effects(&mut e)
+        .iter()
+        .filter(|x| matches!(x, Effect::CommitFailed { .. }))
+        .count();
+    assert_eq!(failed, 2);
+    // Their clients retry: decided again, ACKed as soon as durable here.
+    let c = request(&mut e, 5, ip5, at(4));
+    e.handle_commit(c.id, CommitOutcome::Durable);
+    assert_eq!(e.poll_transmit().unwrap().reply.packet.yiaddr, ip5);
 }
 
 #[test]
@@ -181,8 +192,8 @@ fn a_lost_partner_copy_means_the_ack_never_leaves() {
     effects(&mut e);
     e.handle_partner_lost(c.id);
     e.handle_partner_ack(c.id);
-    e.set_partner_gate(false);
     assert!(e.poll_transmit().is_none());
+    e.set_partner_gate(false);
     assert!(
         effects(&mut e)
             .iter()

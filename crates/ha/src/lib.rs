@@ -20,6 +20,7 @@
 mod hash;
 mod machine;
 mod message;
+mod scope;
 mod settings;
 
 pub use hash::{bucket_of, client_key, primary_bucket, request_bucket};
@@ -28,4 +29,5 @@ pub use machine::{
     MAX_CLOCK_SKEW, MAX_WATCHED_CLIENTS, StoreAck,
 };
 pub use message::{DecodeError, MAX_FRAME, PROTOCOL_VERSION, PartnerMessage};
+pub use scope::{PoolScope, own_half};
 pub use settings::{HaConfig, HaMode, Peer, Role};

@@ -11,6 +11,7 @@ use leased_engine::{CommitId, Now};
 
 use crate::hash::{client_key, primary_bucket, request_bucket};
 use crate::message::{DecodeError, PartnerMessage};
+use crate::scope::PoolScope;
 use crate::settings::{HaConfig, HaMode, Role};
 
 /// Batches of lease updates sent and not yet acknowledged at once: while they are in flight
@@ -161,6 +162,9 @@ pub enum HaAction {
     PartnerLost(Vec<CommitId>),
     /// Whether ACKs must wait for the partner from now on: `Engine::set_partner_gate`.
     Gate(bool),
+    /// Which part of the pools to allocate from from now on: serve the plan built from
+    /// [`crate::own_half`] of the network, or the whole one (`Engine::set_plan`).
+    Scope(PoolScope),
 }
 
 /// The acknowledgement owed for one partner batch, handed back through
@@ -246,6 +250,7 @@ pub struct Ha {
     /// `max_unacked_clients + 1` (reaching that ends the count in partner-down).
     unacked: HashSet<Vec<u8>>,
     gate: bool,
+    scope: PoolScope,
     out: VecDeque<PartnerMessage>,
     actions: VecDeque<HaAction>,
     events: VecDeque<HaEvent>,
@@ -287,6 +292,7 @@ impl Ha {
             waiting: LruCache::new(MAX_WATCHED_CLIENTS),
             unacked: HashSet::new(),
             gate: false,
+            scope: PoolScope::Whole,
             out: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -315,6 +321,11 @@ impl Ha {
     /// [`HaAction::Gate`]).
     pub fn partner_gate(&self) -> bool {
         self.gate
+    }
+
+    /// The part of the pools this server allocates from now (the last [`HaAction::Scope`]).
+    pub fn pool_scope(&self) -> PoolScope {
+        self.scope
     }
 
     /// Lease changes queued or in flight for the partner (the status output's "unsent").
@@ -435,7 +446,6 @@ impl Ha {
                     return;
                 }
                 self.hello_ok = true;
-                self.partner_behind = false;
                 self.last_heard = Some(self.mono);
                 self.partner_state = Some(state);
                 // Batches sent on the old link may be lost: send them again, same names.
@@ -490,6 +500,10 @@ impl Ha {
             }
             PartnerMessage::SyncRequest { after, limit } => {
                 self.last_heard = Some(self.mono);
+                if after.is_none() {
+                    // The partner fetches everything from here on.
+                    self.partner_behind = false;
+                }
                 let limit = limit.clamp(1, self.cfg.sync_page_limit.max(1)) as usize;
                 let floor = after.map_or(0, |ip| u64::from(u32::from(ip)) + 1);
                 let mut leases = Vec::new();
@@ -828,10 +842,11 @@ impl Ha {
         self.in_flight_leases = 0;
         self.actions.push_back(HaAction::PartnerLost(lost));
         self.events.push_back(HaEvent::UpdatesDropped { leases });
-        if self.link_up && self.hello_ok {
+        // Said now if the partner can hear it, and again in every hello until the partner
+        // starts its sync (the link may be cut without either side knowing yet).
+        self.partner_behind = true;
+        if self.reachable {
             self.out.push_back(PartnerMessage::Resync);
-        } else {
-            self.partner_behind = true;
         }
     }
 
@@ -916,6 +931,18 @@ impl Ha {
         if gate != self.gate {
             self.gate = gate;
             self.actions.push_back(HaAction::Gate(gate));
+        }
+        let scope = if self.cfg.mode == HaMode::LoadBalancing
+            && !self.reachable
+            && matches!(self.state, HaState::LoadBalancing | HaState::Terminated)
+        {
+            PoolScope::OwnHalf
+        } else {
+            PoolScope::Whole
+        };
+        if scope != self.scope {
+            self.scope = scope;
+            self.actions.push_back(HaAction::Scope(scope));
         }
     }
 }

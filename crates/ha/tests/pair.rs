@@ -30,7 +30,7 @@ use leased_core::sql::AllocationSlot;
 use leased_core::{ClientId, Lease, LeaseState, LeaseTable, Plan, Request, Timestamp};
 use leased_engine::{CommitOutcome, Engine, EngineSettings, Inbound, Now, Origin};
 use leased_ha::{
-    Ha, HaAction, HaConfig, HaMode, HaState, PartnerMessage, Peer, Role, StoreAck,
+    Ha, HaAction, HaConfig, HaMode, HaState, PartnerMessage, Peer, PoolScope, Role, StoreAck, own_half,
 };
 use leased_wire::{BOOTREQUEST, MessageType, Options, Packet, code};
 
@@ -76,6 +76,8 @@ struct Server {
     idx: usize,
     alive: bool,
     plan: Arc<Plan>,
+    /// The plan of this server's half of the pools (load-balancing with the partner cut off).
+    half: Arc<Plan>,
     settings: Arc<EngineSettings>,
     cfg: Arc<HaConfig>,
     engine: Engine,
@@ -92,13 +94,22 @@ struct Server {
 }
 
 impl Server {
-    fn start(idx: usize, plan: Arc<Plan>, settings: Arc<EngineSettings>, cfg: Arc<HaConfig>, t: u64) -> Self {
+    fn start(
+        idx: usize,
+        plan: Arc<Plan>,
+        settings: Arc<EngineSettings>,
+        cfg: Arc<HaConfig>,
+        t: u64,
+    ) -> Self {
+        let role = cfg.me().unwrap().role;
+        let half = Arc::new(Plan::new(own_half(&plan.network, role)));
         let engine = Engine::new(Arc::clone(&plan), Arc::clone(&settings), LeaseTable::default());
         let ha = Ha::new(Arc::clone(&cfg), now_of(t)).unwrap();
         Self {
             idx,
             alive: true,
             plan,
+            half,
             settings,
             cfg,
             engine,
@@ -177,13 +188,14 @@ struct Sim {
     trace: VecDeque<String>,
     acks: usize,
     gated_acks: usize,
+    next_mac: u16,
 }
 
 fn config(mode: HaMode, me: usize, rng: &mut Rng) -> (Arc<Plan>, Arc<EngineSettings>, Arc<HaConfig>) {
     let text = format!(
         "[server]\nlease_time = {LEASE}\nserver_id = \"{}\"\n\
          [[subnets]]\nnetwork = \"198.18.0.0/24\"\ninterface = \"eth0\"\n\
-         pools = [\"198.18.0.10-198.18.0.250\"]\n",
+         pools = [\"198.18.0.10-198.18.0.45\"]\n",
         server_ip(me)
     );
     let config = load_str(&text, "t.toml", Format::Toml).unwrap();
@@ -235,10 +247,10 @@ impl Sim {
             Server::start(i, p, s, c, 0)
         };
         let servers = [mk(0, &mut rng), mk(1, &mut rng)];
-        let n = rng.range(6, 20) as usize;
+        let n = rng.range(6, 16) as usize;
         let clients = (0..n)
             .map(|i| Client {
-                mac: [2, 0, 0, 0, 1, i as u8],
+                mac: [2, 0, 0, 0, 0, i as u8],
                 state: CState::Init,
                 start: 0,
                 next: rng.range(0, 20_000),
@@ -264,6 +276,7 @@ impl Sim {
             trace: VecDeque::new(),
             acks: 0,
             gated_acks: 0,
+            next_mac: 0x100,
         };
         sim.log(format!("seed {seed}: {} with {n} clients", mode.label()));
         sim.connect();
@@ -365,6 +378,13 @@ impl Sim {
                         for id in ids {
                             s.engine.handle_partner_lost(id);
                         }
+                    }
+                    HaAction::Scope(scope) => {
+                        let plan = match scope {
+                            PoolScope::Whole => Arc::clone(&s.plan),
+                            PoolScope::OwnHalf => Arc::clone(&s.half),
+                        };
+                        s.engine.set_plan(plan, Arc::clone(&s.settings));
                     }
                     HaAction::Gate(on) => {
                         s.engine.set_partner_gate(on);
@@ -520,6 +540,33 @@ impl Sim {
                 self.broadcast(p);
             }
             CState::Bound => {
+                if self.rng.chance(20) {
+                    // The device leaves (releasing its address half the time) and a new one
+                    // arrives: addresses are reused, fresh ones allocated.
+                    let release = cl.held.filter(|_| self.rng.chance(50)).zip(cl.offer);
+                    self.next_mac += 1;
+                    let [hi, lo] = self.next_mac.to_be_bytes();
+                    let next = t + self.rng.range(0, 5_000);
+                    let cl = &mut self.clients[c];
+                    cl.held = None;
+                    if let Some(((ip, _), (_, sid))) = release {
+                        let mut p = self.packet(
+                            c,
+                            MessageType::Release,
+                            &[(code::SERVER_ID, sid.octets().to_vec())],
+                        );
+                        p.ciaddr = ip;
+                        self.broadcast(p);
+                    }
+                    self.log(format!("client {c} leaves (released: {})", release.is_some()));
+                    let cl = &mut self.clients[c];
+                    cl.mac = [2, 0, 0, 0, hi, lo];
+                    cl.state = CState::Init;
+                    cl.start = next;
+                    cl.next = next;
+                    cl.offer = None;
+                    return;
+                }
                 // Renew by a new exchange (the address stays sticky); keep using the old one
                 // until it ends or another is ACKed.
                 cl.state = CState::Init;
@@ -555,6 +602,8 @@ impl Sim {
                 cl.held = Some((p.yiaddr, t + LEASE * 1000 - 1_000));
                 cl.state = CState::Bound;
                 cl.next = t + LEASE * 500;
+                let line = format!("client {c} {:02x?} ACKed {}", cl.mac, p.yiaddr);
+                self.log(line);
                 self.check_clients();
             }
             (CState::Requesting, Some(MessageType::Nak)) => {
