@@ -197,6 +197,17 @@ impl std::fmt::Display for HaError {
 
 impl std::error::Error for HaError {}
 
+/// A client of the partner's scope seen retrying while the partner is silent.
+#[derive(Debug, Clone, Copy)]
+struct Sighting {
+    /// When first seen (monotonic).
+    first: Duration,
+    /// Its `secs` when last counted: a retry has a larger one (a duplicate does not count).
+    last_secs: u16,
+    /// Retries seen after the first sighting.
+    count: u8,
+}
+
 /// One batch of lease updates on its way to the partner.
 #[derive(Debug)]
 struct Batch {
@@ -245,7 +256,7 @@ pub struct Ha {
     next_batch: u64,
     /// Clients of the partner's scope first seen waiting too long while the partner is silent,
     /// and when (bounded, least recently seen evicted in O(1)).
-    waiting: LruCache<Vec<u8>, Duration>,
+    waiting: LruCache<Vec<u8>, Sighting>,
     /// Of those, the ones seen still retrying `max_ack_delay` later; bounded by
     /// `max_unacked_clients + 1` (reaching that ends the count in partner-down).
     unacked: HashSet<Vec<u8>>,
@@ -566,15 +577,22 @@ impl Ha {
     }
 
     /// A client request reached this server (call it for every request, served or not, before
-    /// [`Ha::serves`]). While the partner is silent, a client of the partner's scope whose `secs`
-    /// exceeds `max_ack_delay` is watched; seen still retrying `max_ack_delay` later, it is
-    /// unanswered. More than `max_unacked_clients` distinct unanswered clients mean the partner
-    /// is gone. The second sighting is what keeps a live partner from being taken over: clients
-    /// it delayed while it noticed the same silence (its ACKs waited for us) are answered right
-    /// after and never retry again.
+    /// [`Ha::serves`]). While the partner is silent, a DHCPDISCOVER of a client of the partner's
+    /// scope whose `secs` exceeds `max_ack_delay` is a sighting; a client seen retrying (its
+    /// `secs` grown) two more times, the last at least `max_ack_delay` after the first, is
+    /// unanswered (the primary waits for one retry more). More than `max_unacked_clients`
+    /// distinct unanswered clients mean the partner is gone.
+    ///
+    /// Why DISCOVERs only: a REQUEST follows an OFFER, so some server answers. Why repeated
+    /// sightings: clients that a live partner delayed while it noticed the same silence (its
+    /// ACKs waited for us) are answered right after and never retry again. Why one more for the
+    /// primary: when both servers are waiting for evidence (a restarted primary, a standby whose
+    /// partner was down), the other one takes over first and answers the retry the primary
+    /// would have needed, so the two never take over together.
     pub fn handle_client_request(&mut self, now: Now, req: &Request) {
         self.clock(now);
-        if self.reachable {
+        if self.reachable || req.packet.message_type() != Some(leased_wire::MessageType::Discover)
+        {
             return;
         }
         let watching = match self.state {
@@ -582,23 +600,37 @@ impl Ha {
             HaState::HotStandby => self.role != Role::Primary,
             _ => false,
         };
+        let secs = req.packet.secs;
         if !watching
             || !self.partner_scope(req)
-            || Duration::from_secs(u64::from(req.packet.secs)) <= self.cfg.max_ack_delay
+            || Duration::from_secs(u64::from(secs)) <= self.cfg.max_ack_delay
         {
             return;
         }
         let Some(key) = client_key(req) else {
             return;
         };
-        let first = match self.waiting.get(key) {
-            Some(t) => *t,
+        let needed = if self.role == Role::Primary { 3 } else { 2 };
+        let (first, count) = match self.waiting.get_mut(key) {
+            Some(w) if secs > w.last_secs => {
+                w.last_secs = secs;
+                w.count = w.count.saturating_add(1);
+                (w.first, w.count)
+            }
+            Some(_) => return,
             None => {
-                self.waiting.insert(key.to_vec(), self.mono);
+                self.waiting.insert(
+                    key.to_vec(),
+                    Sighting {
+                        first: self.mono,
+                        last_secs: secs,
+                        count: 0,
+                    },
+                );
                 return;
             }
         };
-        if self.mono.saturating_sub(first) < self.cfg.max_ack_delay {
+        if count < needed || self.mono.saturating_sub(first) < self.cfg.max_ack_delay {
             return;
         }
         let limit = self.cfg.max_unacked_clients as usize;
