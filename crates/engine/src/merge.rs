@@ -23,12 +23,7 @@ pub(crate) fn external_changes(
         .into_iter()
         .filter(|l| match table.by_ip(l.ip) {
             None => true,
-            Some(t) if t.client_id == l.client_id => {
-                let ended = |x: &Lease| !matches!(x.state, LeaseState::Bound | LeaseState::Offered);
-                t != l
-                    && ((l.starts, l.expires) > (t.starts, t.expires)
-                        || (l.starts == t.starts && ended(l) && !ended(t)))
-            }
+            Some(t) if t.client_id == l.client_id => t != l && newer_same_client(l, t),
             Some(t) => force || (l.is_active(now) && !(t.is_active(now) && t.starts > l.starts)),
         })
         .map(|lease| LeaseChange {
@@ -36,6 +31,23 @@ pub(crate) fn external_changes(
             durability: Durability::Volatile,
         })
         .collect()
+}
+
+/// The same client's lease `l` is news over ours `t`: a later binding (`starts`), or the same
+/// binding later in its life: its end (released, expired, declined) beats it bound whatever
+/// `expires` says (a release moves `expires` back), else the later `expires` (a renewal in the
+/// same second).
+fn newer_same_client(l: &Lease, t: &Lease) -> bool {
+    let ended = |x: &Lease| !matches!(x.state, LeaseState::Bound | LeaseState::Offered);
+    match l.starts.cmp(&t.starts) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => match (ended(l), ended(t)) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => l.expires > t.expires,
+        },
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +161,15 @@ mod tests {
             false,
         );
         assert_eq!(c.len(), 1);
+        // ... and the binding does not come back over its own end.
+        let released = LeaseTable::from_leases([lease(10, 1, LeaseState::Released, 900, 995)]);
+        let c = external_changes(
+            &released,
+            vec![lease(10, 1, LeaseState::Bound, 900, 2000)],
+            now,
+            false,
+        );
+        assert!(c.is_empty());
         // ... but not an end of an older binding.
         let c = external_changes(
             &table,
