@@ -115,8 +115,8 @@ pub enum HaEvent {
         /// Why, for the operator.
         reason: String,
     },
-    /// The partner refused our updates of these addresses (it is the primary and holds them
-    /// bound to other clients): their replies never leave.
+    /// The partner refused our updates of these addresses (it holds them bound to other
+    /// clients, more recently): their replies never leave.
     UpdatesRejected {
         /// The addresses.
         ips: Vec<Ipv4Addr>,
@@ -150,9 +150,8 @@ pub enum HaAction {
         ack: Option<StoreAck>,
         /// The leases, merged where they are news.
         leases: Vec<Lease>,
-        /// Leases that replace one of our own clients' bindings: the partner is the primary
-        /// and wins the tie (our reply for that address then never leaves: the engine finds
-        /// the lease no longer its client's).
+        /// Leases that replace one of our own clients' older bindings (our reply for that
+        /// address then never leaves: the engine finds the lease no longer its client's).
         forced: Vec<Lease>,
     },
     /// The partner holds these commits durably: `Engine::handle_partner_ack` for each.
@@ -173,7 +172,7 @@ pub enum HaAction {
 pub struct StoreAck {
     /// The partner's batch.
     pub batch: u64,
-    /// Addresses refused: this server (the primary) holds them bound to another client.
+    /// Addresses refused: this server holds them bound to another client, more recently.
     pub rejected: Vec<Ipv4Addr>,
 }
 
@@ -800,12 +799,18 @@ impl Ha {
 
     // ----- the work --------------------------------------------------------------------------
 
-    /// Splits a partner batch: a binding at an address our table holds bound and active for
-    /// another client is a conflict (both servers allocated it). The primary wins: as the
-    /// primary we refuse it, else we take it over our own client's binding. A binding over one
-    /// of our offers is always taken (the offer's client will be refused when it requests).
+    /// Splits a partner batch. A binding at an address our table holds bound and active for
+    /// another client is a conflict: both servers bound it, and at most one of the two
+    /// bindings was ACKed (an ACK waits for the partner, which then knows the address is
+    /// taken). The newer binding wins (`starts`, then `expires`, then the primary's), the same
+    /// way on both servers: an older one is either a race both saw (neither ACKed yet) or a
+    /// binding whose reply was dropped when the partner became unreachable, while the newer
+    /// one was made by a server that could not know it. We refuse a losing binding (its
+    /// sender's reply never leaves) and take a winning one over our own client's (whose reply,
+    /// if still waiting, then never leaves: the engine finds the lease no longer its client's).
+    /// A binding over one of our offers is always taken.
     fn receive_updates(&mut self, batch: u64, leases: Vec<Lease>, table: &LeaseTable) {
-        let primary = self.role == Role::Primary;
+        let partner_primary = self.role != Role::Primary;
         let mut rejected = Vec::new();
         let mut forced = Vec::new();
         let mut merged = Vec::with_capacity(leases.len());
@@ -814,12 +819,17 @@ impl Ha {
             let ours = table
                 .by_ip(l.ip)
                 .filter(|t| t.client_id != l.client_id && t.is_active(self.wall));
-            match ours.map(|t| t.state) {
-                // Both servers bound the address: the primary wins the tie.
-                Some(LeaseState::Bound) if bound && primary => rejected.push(l.ip),
-                Some(LeaseState::Bound) if bound => forced.push(l),
-                // The partner's binding beats our offer, whatever their ages.
-                Some(LeaseState::Offered) if bound => forced.push(l),
+            match ours {
+                Some(t) if t.state == LeaseState::Bound && bound => {
+                    let theirs_newer = (l.starts, l.expires) > (t.starts, t.expires)
+                        || ((l.starts, l.expires) == (t.starts, t.expires) && partner_primary);
+                    if theirs_newer {
+                        forced.push(l);
+                    } else {
+                        rejected.push(l.ip);
+                    }
+                }
+                Some(t) if t.state == LeaseState::Offered && bound => forced.push(l),
                 _ => merged.push(l),
             }
         }

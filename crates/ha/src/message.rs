@@ -50,7 +50,7 @@ pub enum PartnerMessage {
         leases: Vec<Lease>,
     },
     /// Every lease of this batch is durable on the sender, except those at `rejected`: the
-    /// sender (the primary, which wins ties) holds them bound to another client.
+    /// sender holds them bound to another client, more recently.
     LeaseAck {
         /// The batch acknowledged.
         batch: u64,
