@@ -211,7 +211,7 @@ struct Sighting {
 #[derive(Debug)]
 struct Batch {
     id: u64,
-    commits: Vec<(CommitId, Vec<Ipv4Addr>)>,
+    commits: Vec<(Option<CommitId>, Vec<Ipv4Addr>)>,
     leases: Vec<Lease>,
     sent: Duration,
 }
@@ -248,7 +248,11 @@ pub struct Ha {
     /// The partner must fetch ours (we served alone or dropped its updates); said in the hello.
     partner_behind: bool,
     sync_leases: u64,
-    queue: VecDeque<(CommitId, Vec<Lease>)>,
+    /// The last address of the previous sync page.
+    sync_after: Option<Ipv4Addr>,
+    /// Lease changes waiting for a batch: the engine's commit (none for our table pushed back
+    /// after a sync), and its leases.
+    queue: VecDeque<(Option<CommitId>, Vec<Lease>)>,
     queued_leases: usize,
     in_flight: VecDeque<Batch>,
     in_flight_leases: usize,
@@ -294,6 +298,7 @@ impl Ha {
             must_sync: true,
             partner_behind: false,
             sync_leases: 0,
+            sync_after: None,
             queue: VecDeque::new(),
             queued_leases: 0,
             in_flight: VecDeque::new(),
@@ -498,13 +503,13 @@ impl Ha {
                         .partition(|(_, ips)| ips.iter().any(|ip| rejected.contains(ip)));
                     if !lost.is_empty() {
                         self.actions.push_back(HaAction::PartnerLost(
-                            lost.into_iter().map(|(c, _)| c).collect(),
+                            lost.into_iter().filter_map(|(c, _)| c).collect(),
                         ));
                         self.events
                             .push_back(HaEvent::UpdatesRejected { ips: rejected });
                     }
                     self.actions.push_back(HaAction::PartnerAcked(
-                        acked.into_iter().map(|(c, _)| c).collect(),
+                        acked.into_iter().filter_map(|(c, _)| c).collect(),
                     ));
                 }
             }
@@ -538,6 +543,7 @@ impl Ha {
                 }
                 let last = leases.last().map(|l| l.ip);
                 self.sync_leases += leases.len() as u64;
+                self.push_back_news(table, &leases, more.then_some(last).flatten());
                 if !leases.is_empty() {
                     self.actions.push_back(HaAction::Store {
                         ack: None,
@@ -546,7 +552,10 @@ impl Ha {
                     });
                 }
                 match (more, last) {
-                    (true, Some(after)) => self.request_page(Some(after)),
+                    (true, Some(after)) => {
+                        self.sync_after = Some(after);
+                        self.request_page(Some(after));
+                    }
                     _ => {
                         self.must_sync = false;
                         self.events.push_back(HaEvent::SyncDone {
@@ -662,6 +671,10 @@ impl Ha {
             self.partner_behind = true;
             return;
         }
+        self.enqueue(Some(commit), leases);
+    }
+
+    fn enqueue(&mut self, commit: Option<CommitId>, leases: Vec<Lease>) {
         self.queued_leases += leases.len();
         self.queue.push_back((commit, leases));
         if self.unacked_updates() > self.cfg.update_queue_limit as usize {
@@ -840,6 +853,32 @@ impl Ha {
         });
     }
 
+    /// Ours go back the other way, for the address range one sync page covers: what we bound
+    /// alone (before a crash, in partner-down) the partner may never have heard of. Only
+    /// leases missing from the page or later than its are queued; the partner takes what is
+    /// news to it and refuses what it bound more recently.
+    fn push_back_news(&mut self, table: &LeaseTable, page: &[Lease], until: Option<Ipv4Addr>) {
+        let floor = self.sync_after.map_or(0, |ip| u64::from(u32::from(ip)) + 1);
+        let ceiling = until.map_or(u64::from(u32::MAX), |ip| u64::from(u32::from(ip)));
+        let theirs: std::collections::HashMap<Ipv4Addr, &Lease> =
+            page.iter().map(|l| (l.ip, l)).collect();
+        let news: Vec<Lease> = table
+            .iter()
+            .skip_while(|l| u64::from(u32::from(l.ip)) < floor)
+            .take_while(|l| u64::from(u32::from(l.ip)) <= ceiling)
+            .filter(|l| l.state != LeaseState::Offered)
+            .filter(|l| {
+                theirs.get(&l.ip).is_none_or(|p| {
+                    *l != *p && (l.starts > p.starts || (l.starts == p.starts && l.expires != p.expires))
+                })
+            })
+            .cloned()
+            .collect();
+        for chunk in news.chunks(MAX_BATCH_LEASES) {
+            self.enqueue(None, chunk.to_vec());
+        }
+    }
+
     fn clock(&mut self, now: Now) {
         self.mono = self.mono.max(now.mono);
         self.wall = self.wall.max(now.wall);
@@ -874,11 +913,11 @@ impl Ha {
     /// partner is told to sync from us.
     fn drop_updates(&mut self) {
         let leases = self.unacked_updates();
-        let mut lost: Vec<CommitId> = self.queue.drain(..).map(|(c, _)| c).collect();
+        let mut lost: Vec<CommitId> = self.queue.drain(..).filter_map(|(c, _)| c).collect();
         lost.extend(
             self.in_flight
                 .drain(..)
-                .flat_map(|b| b.commits.into_iter().map(|(c, _)| c)),
+                .flat_map(|b| b.commits.into_iter().filter_map(|(c, _)| c)),
         );
         self.queued_leases = 0;
         self.in_flight_leases = 0;
@@ -945,6 +984,7 @@ impl Ha {
             HaState::Waiting if reachable => {
                 if self.must_sync {
                     self.sync_leases = 0;
+                    self.sync_after = None;
                     self.set_state(HaState::Syncing);
                     self.request_page(None);
                 } else {

@@ -37,8 +37,8 @@ use leased_wire::{BOOTREQUEST, MessageType, Options, Packet, code};
 
 const BASE_WALL: u64 = 2_000_000_000;
 const LEASE: u64 = 120;
-const RUN_MS: u64 = 420_000;
-const SETTLE_MS: u64 = 90_000;
+const RUN_MS: u64 = 330_000;
+const SETTLE_MS: u64 = 60_000;
 const LINK_MS: u64 = 2;
 const CLIENT_MS: u64 = 1;
 const RETRY_MS: u64 = 2_000;
