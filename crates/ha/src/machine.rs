@@ -979,6 +979,9 @@ impl Ha {
             } else {
                 HaEvent::CommunicationInterrupted
             });
+            if reachable && self.partner_behind {
+                self.out.push_back(PartnerMessage::Resync);
+            }
         }
         match self.state {
             HaState::Waiting if reachable => {
