@@ -711,9 +711,12 @@ impl Ha {
     /// partner, which serves every client from then on with no takeover delay.
     pub fn start_maintenance(&mut self, now: Now) -> Result<(), HaError> {
         self.clock(now);
-        if !self.reachable || !self.state.is_normal() {
+        if !self.reachable
+            || !self.state.is_normal()
+            || !self.partner_state.is_some_and(HaState::is_normal)
+        {
             return Err(HaError::NotNow(
-                "maintenance needs a reachable partner and this server in its normal state",
+                "maintenance needs both servers in their normal state and able to talk",
             ));
         }
         self.set_state(HaState::InMaintenance);
