@@ -116,7 +116,11 @@ fn delay(
         Ok(_) => {
             ctx.err(
                 path,
-                format!("must be between {} ms and {} s", min.as_millis(), max.as_secs()),
+                format!(
+                    "must be between {} ms and {} s",
+                    min.as_millis(),
+                    max.as_secs()
+                ),
             );
             default
         }
@@ -180,7 +184,10 @@ pub(crate) fn ha(ctx: &mut Ctx<'_>, raw: Option<&RawHa>) -> Option<HaSettings> {
             HaMode::HotStandby
         }
         None => {
-            ctx.err("ha", "mode is required: \"hot-standby\" or \"load-balancing\"");
+            ctx.err(
+                "ha",
+                "mode is required: \"hot-standby\" or \"load-balancing\"",
+            );
             HaMode::HotStandby
         }
     };
@@ -223,7 +230,10 @@ pub(crate) fn ha(ctx: &mut Ctx<'_>, raw: Option<&RawHa>) -> Option<HaSettings> {
                 };
                 ctx.err(
                     &format!("{at}.role"),
-                    format!("role {other:?} does not fit {}; expected {want}", mode.label()),
+                    format!(
+                        "role {other:?} does not fit {}; expected {want}",
+                        mode.label()
+                    ),
                 );
                 continue;
             }
@@ -233,7 +243,10 @@ pub(crate) fn ha(ctx: &mut Ctx<'_>, raw: Option<&RawHa>) -> Option<HaSettings> {
             }
         };
         if peers.iter().any(|q: &Peer| q.name == name) {
-            ctx.err(&format!("{at}.name"), format!("peer {name:?} is named twice"));
+            ctx.err(
+                &format!("{at}.name"),
+                format!("peer {name:?} is named twice"),
+            );
             continue;
         }
         peers.push(Peer {
@@ -264,7 +277,10 @@ pub(crate) fn ha(ctx: &mut Ctx<'_>, raw: Option<&RawHa>) -> Option<HaSettings> {
             n.to_owned()
         }
         None => {
-            ctx.err("ha", "this_server is required: the name of this server in [[ha.peers]]");
+            ctx.err(
+                "ha",
+                "this_server is required: the name of this server in [[ha.peers]]",
+            );
             String::new()
         }
     };
@@ -294,7 +310,10 @@ pub(crate) fn ha(ctx: &mut Ctx<'_>, raw: Option<&RawHa>) -> Option<HaSettings> {
         raw.max_ack_delay.as_ref(),
         defaults.max_ack_delay,
         // Clients' `secs` is 16 bits of seconds.
-        (Duration::from_millis(1), Duration::from_secs(u64::from(u16::MAX) - 1)),
+        (
+            Duration::from_millis(1),
+            Duration::from_secs(u64::from(u16::MAX) - 1),
+        ),
     );
     let max_unacked_clients = count(
         ctx,
@@ -404,7 +423,10 @@ mod tests {
         assert_eq!(m.max_response_delay, Duration::from_secs(60));
         assert_eq!(m.max_unacked_clients, 10);
         assert_eq!(h.shared_key, Some(HaKey("0123456789abcdef".into())));
-        assert!(!format!("{h:?}").contains("0123456789abcdef"), "key in Debug");
+        assert!(
+            !format!("{h:?}").contains("0123456789abcdef"),
+            "key in Debug"
+        );
         // The other server's view of the same pair has the same config version.
         let a = load(&format!(
             "[ha]\nmode = \"hot-standby\"\nthis_server = \"a\"\nheartbeat_delay = \"500ms\"\n\
@@ -472,10 +494,16 @@ mod tests {
              [[ha.peers]]\nname = \"b\"\nurl = \"198.18.0.2:8647\"\nrole = \"standby\"\n",
         )
         .unwrap_err();
-        assert!(e.contains("ha.tls.cert") && e.contains("must not be empty"), "{e}");
+        assert!(
+            e.contains("ha.tls.cert") && e.contains("must not be empty"),
+            "{e}"
+        );
         assert!(e.contains("ha.tls.ca"), "{e}");
         assert!(e.contains("ha.peers[0].url"), "{e}");
-        assert!(e.contains("ha.peers[1].role") && e.contains("load-balancing"), "{e}");
+        assert!(
+            e.contains("ha.peers[1].role") && e.contains("load-balancing"),
+            "{e}"
+        );
         let e = load(&format!(
             "[ha]\nmode = \"hot-standby\"\nthis_server = \"a\"\nshared_key = \"0123456789abcdef\"\n\
              partner_url = \"x\"\n{PEERS}"

@@ -326,7 +326,10 @@ impl Engine {
             dropped.push(t);
         }
         for t in dropped {
-            self.partner_failed(t, "the HA partner became unreachable before it acknowledged");
+            self.partner_failed(
+                t,
+                "the HA partner became unreachable before it acknowledged",
+            );
         }
     }
 
@@ -421,10 +424,7 @@ impl Engine {
         };
         self.table.apply(std::slice::from_ref(&change));
         self.changed = true;
-        self.commit(
-            vec![change.lease],
-            Pending::new(None, Vec::new()),
-        );
+        self.commit(vec![change.lease], Pending::new(None, Vec::new()));
         if held.attempt + 1 >= MAX_ATTEMPTS {
             self.effects.push_back(Effect::ConflictGaveUp {
                 client: held.event.hwaddr,
@@ -481,10 +481,7 @@ impl Engine {
         let persist = to_persist(&changes);
         self.effects.push_back(Effect::Expired(changes));
         if !persist.is_empty() {
-            self.commit(
-                persist,
-                Pending::new(None, events),
-            );
+            self.commit(persist, Pending::new(None, events));
         }
     }
 
@@ -610,17 +607,11 @@ impl Engine {
                     event,
                 };
                 if must_wait {
-                    self.commit(
-                        persist,
-                        Pending::new(Some(t), events),
-                    );
+                    self.commit(persist, Pending::new(Some(t), events));
                     return;
                 }
                 if !persist.is_empty() {
-                    self.commit(
-                        persist,
-                        Pending::new(None, events),
-                    );
+                    self.commit(persist, Pending::new(None, events));
                 }
                 if let Some(t) = self.hold_for_probe(now, &req, t, attempt) {
                     self.transmits.push_back(t);
@@ -645,10 +636,7 @@ impl Engine {
                     });
                 }
                 if !persist.is_empty() {
-                    self.commit(
-                        persist,
-                        Pending::new(None, events),
-                    );
+                    self.commit(persist, Pending::new(None, events));
                 }
             }
         }

@@ -223,13 +223,14 @@ fn partner_updates_through_handle_external_are_seen_by_decisions() {
     };
     // The partner bound .10 to .19: only .20 is left for our client.
     let taken = e.handle_external(at(0), (0..10).map(lease).collect(), false);
-    assert_eq!(taken.len(), 10, "every news lease is taken, for the local store");
+    assert_eq!(
+        taken.len(),
+        10,
+        "every news lease is taken, for the local store"
+    );
     assert_eq!(offer(&mut e, 9, at(1)), Ipv4Addr::new(198, 18, 0, 20));
     // The same update again is no news: nothing to store twice.
-    assert!(
-        e.handle_external(at(2), vec![lease(0)], false)
-            .is_empty()
-    );
+    assert!(e.handle_external(at(2), vec![lease(0)], false).is_empty());
     // A later client finds the pool exhausted rather than a partner's address.
     e.handle_packet(at(3), packet(10, MessageType::Discover, &[]));
     assert!(e.poll_transmit().is_none());

@@ -52,7 +52,7 @@ pub fn request_bucket(req: &Request) -> Option<u8> {
 
 /// True when `bucket` is the primary's in a load-balancing pair (Kea's split: hash mod 2).
 pub fn primary_bucket(bucket: u8) -> bool {
-    bucket % 2 == 0
+    bucket.is_multiple_of(2)
 }
 
 #[cfg(test)]

@@ -375,8 +375,9 @@ impl Ha {
     fn normal_scope(&self, req: &Request) -> bool {
         match (self.cfg.mode, self.role) {
             (HaMode::HotStandby, role) => role == Role::Primary,
-            (HaMode::LoadBalancing, role) => request_bucket(req)
-                .is_some_and(|b| primary_bucket(b) == (role == Role::Primary)),
+            (HaMode::LoadBalancing, role) => {
+                request_bucket(req).is_some_and(|b| primary_bucket(b) == (role == Role::Primary))
+            }
         }
     }
 
@@ -599,8 +600,7 @@ impl Ha {
     /// would have needed, so the two never take over together.
     pub fn handle_client_request(&mut self, now: Now, req: &Request) {
         self.clock(now);
-        if self.reachable || req.packet.message_type() != Some(leased_wire::MessageType::Discover)
-        {
+        if self.reachable || req.packet.message_type() != Some(leased_wire::MessageType::Discover) {
             return;
         }
         let watching = match self.state {
@@ -872,7 +872,8 @@ impl Ha {
             .filter(|l| l.state != LeaseState::Offered)
             .filter(|l| {
                 theirs.get(&l.ip).is_none_or(|p| {
-                    *l != *p && (l.starts > p.starts || (l.starts == p.starts && l.expires != p.expires))
+                    *l != *p
+                        && (l.starts > p.starts || (l.starts == p.starts && l.expires != p.expires))
                 })
             })
             .cloned()
@@ -968,7 +969,8 @@ impl Ha {
     /// Recomputes reachability, takes the transitions it and the partner's state allow, and
     /// the gate. Runs at the end of every handler.
     fn refresh(&mut self) {
-        let silent = |since: Duration| self.mono.saturating_sub(since) >= self.cfg.max_response_delay;
+        let silent =
+            |since: Duration| self.mono.saturating_sub(since) >= self.cfg.max_response_delay;
         let reachable = self.link_up
             && self.hello_ok
             && self.last_heard.is_some_and(|h| !silent(h))
@@ -999,7 +1001,11 @@ impl Ha {
             }
             HaState::Syncing | HaState::Ready if !reachable => self.set_state(HaState::Waiting),
             HaState::Ready
-                if self.partner_is(&[HaState::Ready, HaState::HotStandby, HaState::LoadBalancing]) =>
+                if self.partner_is(&[
+                    HaState::Ready,
+                    HaState::HotStandby,
+                    HaState::LoadBalancing,
+                ]) =>
             {
                 self.set_state(self.normal_state());
             }

@@ -297,7 +297,11 @@ fn put_opt(w: &mut Vec<u8>, b: Option<&[u8]>) {
 }
 
 fn put_leases(w: &mut Vec<u8>, leases: &[Lease]) {
-    w.extend_from_slice(&u32::try_from(leases.len()).unwrap_or(u32::MAX).to_be_bytes());
+    w.extend_from_slice(
+        &u32::try_from(leases.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     for l in leases.iter().take(u32::MAX as usize) {
         w.extend_from_slice(&l.ip.octets());
         put_bytes(w, &l.client_id.0);
@@ -400,9 +404,9 @@ impl<'a> Reader<'a> {
             let hwaddr = HwAddr(self.bytes()?);
             let hostname = match self.opt()? {
                 None => None,
-                Some(b) => Some(
-                    String::from_utf8(b).map_err(|_| DecodeError::Invalid("host name"))?,
-                ),
+                Some(b) => {
+                    Some(String::from_utf8(b).map_err(|_| DecodeError::Invalid("host name"))?)
+                }
             };
             let state = match self.u8()? {
                 0 => LeaseState::Offered,
@@ -485,21 +489,27 @@ mod tests {
                 state,
                 wall: Timestamp(w)
             }),
-            (any::<u64>(), proptest::collection::vec(lease_strategy(), 0..5))
+            (
+                any::<u64>(),
+                proptest::collection::vec(lease_strategy(), 0..5)
+            )
                 .prop_map(|(batch, leases)| PartnerMessage::LeaseUpdates { batch, leases }),
-            (any::<u64>(), proptest::collection::vec(any::<u32>(), 0..4)).prop_map(
-                |(batch, r)| PartnerMessage::LeaseAck {
+            (any::<u64>(), proptest::collection::vec(any::<u32>(), 0..4)).prop_map(|(batch, r)| {
+                PartnerMessage::LeaseAck {
                     batch,
-                    rejected: r.into_iter().map(Ipv4Addr::from).collect()
+                    rejected: r.into_iter().map(Ipv4Addr::from).collect(),
                 }
-            ),
+            }),
             (proptest::option::of(any::<u32>()), any::<u32>()).prop_map(|(a, limit)| {
                 PartnerMessage::SyncRequest {
                     after: a.map(Ipv4Addr::from),
                     limit,
                 }
             }),
-            (proptest::collection::vec(lease_strategy(), 0..5), any::<bool>())
+            (
+                proptest::collection::vec(lease_strategy(), 0..5),
+                any::<bool>()
+            )
                 .prop_map(|(leases, more)| PartnerMessage::SyncPage { leases, more }),
             any::<bool>().prop_map(|start| PartnerMessage::Maintenance { start }),
             Just(PartnerMessage::Resync),

@@ -65,9 +65,8 @@ mod tests {
         let c = leased_config::load_str(text, "t.toml", leased_config::Format::Toml).unwrap();
         let a = own_half(&c.network, Role::Primary);
         let b = own_half(&c.network, Role::Secondary);
-        let excluded = |n: &Network, ip: Ipv4Addr| {
-            n.subnets[0].exclusions.iter().any(|r| r.contains(ip))
-        };
+        let excluded =
+            |n: &Network, ip: Ipv4Addr| n.subnets[0].exclusions.iter().any(|r| r.contains(ip));
         for last in (10..=19).chain([30]) {
             let ip = Ipv4Addr::new(198, 18, 0, last);
             assert_ne!(excluded(&a, ip), excluded(&b, ip), "{ip}");

@@ -172,7 +172,11 @@ fn lost_heartbeats_alone_never_mean_partner_down() {
     b.handle_client_request(at(603_000), &discover(1, 6));
     b.handle_client_request(at(603_000), &discover(2, 6));
     b.handle_client_request(at(605_000), &discover(1, 8));
-    assert_eq!(b.state(), HaState::HotStandby, "one client is not more than one");
+    assert_eq!(
+        b.state(),
+        HaState::HotStandby,
+        "one client is not more than one"
+    );
     b.handle_client_request(at(605_000), &discover(2, 8));
     assert_eq!(b.state(), HaState::PartnerDown);
     assert!(b.serves(&discover(9, 0)));
@@ -268,7 +272,9 @@ fn another_pair_config_or_name_is_refused() {
     exchange(&mut a, &mut other, at(0), &LeaseTable::default());
     let ev = events(&mut a);
     assert!(
-        ev.iter().any(|e| matches!(e, HaEvent::PartnerRefused { reason } if reason.contains("pair config"))),
+        ev.iter().any(
+            |e| matches!(e, HaEvent::PartnerRefused { reason } if reason.contains("pair config"))
+        ),
         "{ev:?}"
     );
     assert_eq!(a.state(), HaState::Waiting);
@@ -285,7 +291,11 @@ fn another_pair_config_or_name_is_refused() {
         },
         &LeaseTable::default(),
     );
-    assert!(events(&mut a).iter().any(|e| matches!(e, HaEvent::PartnerRefused { .. })));
+    assert!(
+        events(&mut a)
+            .iter()
+            .any(|e| matches!(e, HaEvent::PartnerRefused { .. }))
+    );
 }
 
 #[test]
@@ -347,14 +357,19 @@ fn a_sync_is_paged_and_stores_every_page() {
             a.handle_message(at(0), m, &table);
         }
         for x in actions(&mut b) {
-            if let HaAction::Store { ack: None, leases, .. } = x {
+            if let HaAction::Store {
+                ack: None, leases, ..
+            } = x
+            {
                 assert!(leases.len() <= 2, "pages of sync_page_limit");
                 stored += leases.len();
             }
         }
     }
     assert_eq!(stored, 5);
-    assert!(events(&mut b)
-        .iter()
-        .any(|e| matches!(e, HaEvent::SyncDone { leases: 5 })));
+    assert!(
+        events(&mut b)
+            .iter()
+            .any(|e| matches!(e, HaEvent::SyncDone { leases: 5 }))
+    );
 }

@@ -34,7 +34,8 @@ use leased_core::sql::AllocationSlot;
 use leased_core::{ClientId, Lease, LeaseState, LeaseTable, Plan, Request, Timestamp};
 use leased_engine::{CommitOutcome, Engine, EngineSettings, Inbound, Now, Origin};
 use leased_ha::{
-    Ha, HaAction, HaConfig, HaMode, HaState, PartnerMessage, Peer, PoolScope, Role, StoreAck, own_half,
+    Ha, HaAction, HaConfig, HaMode, HaState, PartnerMessage, Peer, PoolScope, Role, StoreAck,
+    own_half,
 };
 use leased_wire::{BOOTREQUEST, MessageType, Options, Packet, code};
 
@@ -107,7 +108,11 @@ impl Server {
     ) -> Self {
         let role = cfg.me().unwrap().role;
         let half = Arc::new(Plan::new(own_half(&plan.network, role)));
-        let engine = Engine::new(Arc::clone(&plan), Arc::clone(&settings), LeaseTable::default());
+        let engine = Engine::new(
+            Arc::clone(&plan),
+            Arc::clone(&settings),
+            LeaseTable::default(),
+        );
         let ha = Ha::new(Arc::clone(&cfg), now_of(t)).unwrap();
         Self {
             idx,
@@ -195,7 +200,11 @@ struct Sim {
     next_mac: u16,
 }
 
-fn config(mode: HaMode, me: usize, rng: &mut Rng) -> (Arc<Plan>, Arc<EngineSettings>, Arc<HaConfig>) {
+fn config(
+    mode: HaMode,
+    me: usize,
+    rng: &mut Rng,
+) -> (Arc<Plan>, Arc<EngineSettings>, Arc<HaConfig>) {
     let text = format!(
         "[server]\nlease_time = {LEASE}\nserver_id = \"{}\"\n\
          [[subnets]]\nnetwork = \"198.18.0.0/24\"\ninterface = \"eth0\"\n\
@@ -366,7 +375,11 @@ impl Sim {
             while let Some(a) = s.ha.poll_action() {
                 busy = true;
                 match a {
-                    HaAction::Store { ack, leases, forced } => {
+                    HaAction::Store {
+                        ack,
+                        leases,
+                        forced,
+                    } => {
                         let mut taken = s.engine.handle_external(now, leases, false);
                         taken.extend(s.engine.handle_external(now, forced, true));
                         let due = s.last_due.max(self.t + self.rng.range(1, 30));
@@ -460,7 +473,11 @@ impl Sim {
                 }
             }
         }
-        let Some(c) = self.clients.iter().position(|c| c.mac[..] == p.chaddr()[..6]) else {
+        let Some(c) = self
+            .clients
+            .iter()
+            .position(|c| c.mac[..] == p.chaddr()[..6])
+        else {
             return;
         };
         self.to_clients.push_back((self.t + CLIENT_MS, c, p));
@@ -498,7 +515,8 @@ impl Sim {
     fn broadcast(&mut self, p: Packet) {
         for i in 0..2 {
             if !self.client_cut[i] {
-                self.to_servers.push_back((self.t + CLIENT_MS, i, p.clone()));
+                self.to_servers
+                    .push_back((self.t + CLIENT_MS, i, p.clone()));
             }
         }
     }
@@ -562,7 +580,10 @@ impl Sim {
                         p.ciaddr = ip;
                         self.broadcast(p);
                     }
-                    self.log(format!("client {c} leaves (released: {})", release.is_some()));
+                    self.log(format!(
+                        "client {c} leaves (released: {})",
+                        release.is_some()
+                    ));
                     let cl = &mut self.clients[c];
                     cl.mac = [2, 0, 0, 0, hi, lo];
                     cl.state = CState::Init;
@@ -749,7 +770,11 @@ impl Sim {
             if !self.servers[i].alive {
                 continue;
             }
-            while self.servers[i].commits.front().is_some_and(|(d, _)| *d <= t) {
+            while self.servers[i]
+                .commits
+                .front()
+                .is_some_and(|(d, _)| *d <= t)
+            {
                 let s = &mut self.servers[i];
                 let Some((_, c)) = s.commits.pop_front() else {
                     break;
@@ -760,7 +785,11 @@ impl Sim {
                 s.engine.handle_commit(c.id, CommitOutcome::Durable);
                 self.drain(i);
             }
-            while self.servers[i].stores.front().is_some_and(|(d, _, _)| *d <= t) {
+            while self.servers[i]
+                .stores
+                .front()
+                .is_some_and(|(d, _, _)| *d <= t)
+            {
                 let s = &mut self.servers[i];
                 let Some((_, ack, leases)) = s.stores.pop_front() else {
                     break;
@@ -774,11 +803,13 @@ impl Sim {
                 self.drain(i);
             }
             let s = &mut self.servers[i];
-            if s.ha.poll_timeout().is_some_and(|d| d.as_millis() as u64 <= t) {
+            if s.ha
+                .poll_timeout()
+                .is_some_and(|d| d.as_millis() as u64 <= t)
+            {
                 s.ha.handle_timeout(now);
             }
-            if s
-                .engine
+            if s.engine
                 .poll_timeout()
                 .is_some_and(|w| w.0.saturating_sub(BASE_WALL) * 1000 <= t)
             {
@@ -814,7 +845,10 @@ impl Sim {
                         return;
                     }
                     let silent = self.rng.chance(50);
-                    self.log(format!("fault: partner link cut ({})", if silent { "silent" } else { "noticed" }));
+                    self.log(format!(
+                        "fault: partner link cut ({})",
+                        if silent { "silent" } else { "noticed" }
+                    ));
                     self.link_cut = true;
                     self.link = [VecDeque::new(), VecDeque::new()];
                     if !silent {
@@ -843,7 +877,11 @@ impl Sim {
             }
             Fault::Crash(i) => {
                 let silent = self.rng.chance(50);
-                self.log(format!("fault: {} crashes ({})", ["a", "b"][i], if silent { "silent" } else { "noticed" }));
+                self.log(format!(
+                    "fault: {} crashes ({})",
+                    ["a", "b"][i],
+                    if silent { "silent" } else { "noticed" }
+                ));
                 self.servers[i].crash();
                 self.connected[i] = false;
                 self.link = [VecDeque::new(), VecDeque::new()];
@@ -893,7 +931,13 @@ impl Sim {
             if self.t >= RUN_MS && !self.faults.is_empty() {
                 // Settling: only heals and restarts stay scheduled.
                 self.faults.retain(|(_, f)| {
-                    !matches!(f, Fault::CutLink | Fault::Crash(_) | Fault::CutClients(_) | Fault::Maintenance(_))
+                    !matches!(
+                        f,
+                        Fault::CutLink
+                            | Fault::Crash(_)
+                            | Fault::CutClients(_)
+                            | Fault::Maintenance(_)
+                    )
                 });
             }
             self.step();
@@ -937,7 +981,9 @@ impl Sim {
         };
         let (a, b) = (active(&self.servers[0]), active(&self.servers[1]));
         if a != b {
-            self.fail(&format!("the tables disagree after sync:\n a {a:?}\n b {b:?}"));
+            self.fail(&format!(
+                "the tables disagree after sync:\n a {a:?}\n b {b:?}"
+            ));
         }
         if self.acks == 0 {
             self.fail("no client was ever served");
@@ -954,7 +1000,10 @@ fn pair_survives_partitions_crashes_and_maintenance() {
         for l in &sim.trace {
             println!("{l}");
         }
-        println!("seed {seed}: {} ACKs, {} checked against the partner", sim.acks, sim.gated_acks);
+        println!(
+            "seed {seed}: {} ACKs, {} checked against the partner",
+            sim.acks, sim.gated_acks
+        );
         return;
     }
     let seeds: u64 = std::env::var("HA_SIM_SEEDS")

@@ -78,6 +78,7 @@ pub(crate) fn config_with(
         relay: None,
         export: None,
         sql_assignment: None,
+        ha: None,
     }
 }
 
