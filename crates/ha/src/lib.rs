@@ -22,12 +22,14 @@ mod machine;
 mod message;
 mod scope;
 mod settings;
+mod state;
 
 pub use hash::{bucket_of, client_key, primary_bucket, request_bucket};
 pub use machine::{
-    Ha, HaAction, HaError, HaEvent, HaState, MAX_BATCH_LEASES, MAX_BATCHES_IN_FLIGHT,
-    MAX_CLOCK_SKEW, MAX_WATCHED_CLIENTS, StoreAck,
+    Ha, HaAction, HaError, HaEvent, MAX_BATCH_LEASES, MAX_BATCHES_IN_FLIGHT, MAX_CLOCK_SKEW,
+    MAX_WATCHED_CLIENTS, StoreAck,
 };
 pub use message::{DecodeError, MAX_FRAME, PROTOCOL_VERSION, PartnerMessage};
 pub use scope::{PoolScope, own_half};
 pub use settings::{HaConfig, HaMode, Peer, Role};
+pub use state::HaState;

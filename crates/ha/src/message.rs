@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 
 use leased_core::{ClientId, HwAddr, Lease, LeaseState, Timestamp};
 
-use crate::machine::HaState;
+use crate::state::HaState;
 
 /// The partner protocol's version: a partner with another one is refused.
 pub const PROTOCOL_VERSION: u8 = 1;
