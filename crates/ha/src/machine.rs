@@ -10,7 +10,7 @@ use leased_core::{Lease, LeaseState, LeaseTable, Request, Timestamp};
 use leased_engine::{CommitId, Now};
 
 use crate::hash::{client_key, primary_bucket, request_bucket};
-use crate::message::{DecodeError, PartnerMessage};
+use crate::message::{DecodeError, MAX_FRAME, PartnerMessage};
 use crate::scope::PoolScope;
 use crate::settings::{HaConfig, HaMode, Role};
 use crate::state::HaState;
@@ -21,6 +21,21 @@ use crate::state::HaState;
 pub const MAX_BATCHES_IN_FLIGHT: usize = 2;
 /// Most leases in one update batch (a frame stays far below [`crate::MAX_FRAME`]).
 pub const MAX_BATCH_LEASES: usize = 4_096;
+/// An upper bound of a lease's bytes in a frame (see `message.rs`).
+fn encoded_size(l: &Lease) -> usize {
+    let opt = |b: Option<usize>| 3 + b.unwrap_or(0);
+    4 + 2
+        + l.client_id.0.len()
+        + 2
+        + l.hwaddr.0.len()
+        + opt(l.hostname.as_ref().map(String::len))
+        + 1
+        + 24
+        + opt(l.circuit_id.as_ref().map(Vec::len))
+        + opt(l.remote_id.as_ref().map(Vec::len))
+        + opt(l.subscriber_id.as_ref().map(Vec::len))
+}
+
 /// Clients of the partner's scope watched at once for unanswered retries.
 pub const MAX_WATCHED_CLIENTS: usize = 4_096;
 /// Wall clocks further apart than this (seconds) end the pair's cooperation (Kea's limit):
@@ -457,14 +472,19 @@ impl Ha {
                 let floor = after.map_or(0, |ip| u64::from(u32::from(ip)) + 1);
                 let mut leases = Vec::new();
                 let mut more = false;
+                let mut bytes = 0usize;
                 for l in table
                     .iter()
                     .skip_while(|l| u64::from(u32::from(l.ip)) < floor)
                 {
-                    if leases.len() == limit {
+                    // A page also stays within half a frame, whatever its leases carry.
+                    let size = encoded_size(l);
+                    if leases.len() == limit || (bytes + size > MAX_FRAME / 2 && !leases.is_empty())
+                    {
                         more = true;
                         break;
                     }
+                    bytes += size;
                     leases.push(l.clone());
                 }
                 self.out
