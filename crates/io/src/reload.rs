@@ -58,7 +58,20 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Loaded>) -> R
 
 /// Loads `path` and swaps it in, or keeps the old plan and logs why.
 fn swap_or_keep(path: &Path, plan: &ArcSwap<Loaded>) -> ReloadOutcome {
-    match leased_config::load(path) {
+    let loaded =
+        leased_config::load(path).and_then(|config| match leased_config::ha_unavailable(&config) {
+            Some(why) => Err(leased_config::ConfigErrors(vec![
+                leased_config::ConfigError {
+                    origin: path.display().to_string(),
+                    line: 0,
+                    col: 0,
+                    key: "ha".to_string(),
+                    message: why.to_string(),
+                },
+            ])),
+            None => Ok(config),
+        });
+    match loaded {
         Ok(config) => {
             let old = plan.load();
             let old = &old.config;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use arc_swap::ArcSwap;
 use leased_config::{Config, ConfigErrors};
 use leased_core::LeaseTable;
@@ -137,6 +137,9 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             .map_err(|e| anyhow!("invalid configuration {}:\n{e}", path.display()))?,
         ConfigSource::Inline(c) => c.clone(),
     };
+    if let Some(why) = leased_config::ha_unavailable(&config) {
+        bail!("{why}");
+    }
     for w in leased_config::relay_trust_warnings(&config) {
         tracing::warn!("{w}");
     }
