@@ -3,12 +3,34 @@
 //! address to two clients). Neither touches the network.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use std::time::Duration;
-
-use support::proc::run;
-use support::server::leased_bin;
+/// Runs `leased ARGS`, killed after 30 s (a serve that did not refuse would run on).
+fn leased(args: &[&str]) -> (Option<Output>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leased"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    #[allow(clippy::disallowed_methods)]
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            return (Some(out), err);
+        }
+        #[allow(clippy::disallowed_methods)]
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, "still running after 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 const CONFIG: &str = r#"
 [store]
@@ -41,35 +63,18 @@ fn serve_refuses_a_pair_it_cannot_replicate_and_check_says_why() {
     let cfg = dir.path().join("leased.toml");
     let store = dir.path().join("leased.leases");
     std::fs::write(&cfg, CONFIG.replace("STORE", &store.display().to_string())).unwrap();
-    let arg = |s: &str| s.to_string();
-    let cfg_s = cfg.display().to_string();
+    let cfg = cfg.display().to_string();
 
-    let check = run(
-        None,
-        &[leased_bin(), arg("check"), arg("-c"), cfg_s.clone()],
-        Duration::from_secs(30),
-    );
-    assert!(check.ok(), "{}", check.all());
+    let (check, err) = leased(&["check", "-c", &cfg]);
+    assert!(check.is_some_and(|o| o.status.success()), "check: {err}");
     assert!(
-        check.stderr.contains("no HA partner link") && check.stderr.contains("refuses"),
-        "{}",
-        check.all()
+        err.contains("no HA partner link") && err.contains("refuses"),
+        "{err}"
     );
 
-    let serve = run(
-        None,
-        &[leased_bin(), arg("serve"), arg("-c"), cfg_s],
-        Duration::from_secs(30),
-    );
-    assert!(
-        serve.status.is_some() && !serve.ok(),
-        "serve started with [ha]: {}",
-        serve.all()
-    );
-    assert!(
-        serve.stderr.contains("no HA partner link"),
-        "{}",
-        serve.all()
-    );
+    let (serve, err) = leased(&["serve", "-c", &cfg]);
+    let serve = serve.unwrap_or_else(|| panic!("serve started with [ha]: {err}"));
+    assert!(!serve.status.success(), "serve started with [ha]: {err}");
+    assert!(err.contains("no HA partner link"), "{err}");
     assert!(!store.exists(), "the store was opened before the refusal");
 }
