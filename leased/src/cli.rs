@@ -57,6 +57,11 @@ pub enum Command {
     /// Validate the config file, then make the running server reload it (SIGHUP through the
     /// PID file, or to `--pid`). An invalid config is refused (exit 1) and nothing is signalled.
     Reload(ReloadArgs),
+    /// The HA pair (`[ha]`) of a running server, through its `[api]`: `status` (this server's
+    /// state, the partner's, last contact, unsent updates), `maintenance` (stop serving on
+    /// purpose: the partner takes over at once), `resume`, `sync` (fetch the partner's table
+    /// again).
+    Ha(HaArgs),
     /// The live log of a running server: `console attach`.
     Console(ConsoleArgs),
     /// The DHCPStats API over an ISC dhcpd's files: `isc serve`.
@@ -338,6 +343,33 @@ pub struct ReloadArgs {
     #[arg(long, value_name = "PID", conflicts_with = "pid_file",
           value_parser = clap::value_parser!(i32).range(2..))]
     pub pid: Option<i32>,
+}
+
+/// `leased ha`.
+#[derive(Debug, Args)]
+pub struct HaArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: HaCommand,
+    /// The server's config file (its plain-HTTP `[api]` address and key are used).
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Print the status as JSON (as `GET /ha` returns it).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `leased ha` verbs.
+#[derive(Debug, Subcommand)]
+pub enum HaCommand {
+    /// State, partner state, link, last contact, unsent updates and counters.
+    Status,
+    /// Take this server out of service on purpose; the partner serves every client at once.
+    Maintenance,
+    /// End a maintenance: sync if needed, then take up the role again.
+    Resume,
+    /// Fetch the partner's whole lease table again (this server stops serving until done).
+    Sync,
 }
 
 /// `leased console`.

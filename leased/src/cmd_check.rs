@@ -13,9 +13,6 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     std::fs::metadata(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
     let config = leased_config::load(&args.config)?;
-    if let Some(why) = leased_config::ha_unavailable(&config) {
-        eprintln!("warning: {why}; `leased serve` refuses to start with it");
-    }
     for w in leased_config::relay_trust_warnings(&config) {
         eprintln!("warning: {w}");
     }

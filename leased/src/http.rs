@@ -16,14 +16,30 @@ const MAX_BODY: u64 = 256 * 1024 * 1024;
 
 /// GETs `path` from `addr` with `X-Api-Key: key`; returns the body of a 200 answer.
 pub fn get(addr: SocketAddr, key: &str, path: &str, timeout: Duration) -> anyhow::Result<String> {
+    request(addr, key, "GET", path, timeout)
+}
+
+/// POSTs an empty body to `path` (a command such as `/ha/maintenance`); returns the body of a
+/// 200 answer, else an error carrying the API's message.
+pub fn post(addr: SocketAddr, key: &str, path: &str, timeout: Duration) -> anyhow::Result<String> {
+    request(addr, key, "POST", path, timeout)
+}
+
+fn request(
+    addr: SocketAddr,
+    key: &str,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("cannot connect to the API at {addr}"))?;
     s.set_read_timeout(Some(timeout)).ok();
     s.set_write_timeout(Some(timeout)).ok();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {key}\r\nAccept: application/json\r\n\
-         Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {key}\r\nAccept: application/json\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .context("sending the request")?;
     let mut raw = Vec::new();
@@ -52,7 +68,10 @@ pub fn get(addr: SocketAddr, key: &str, path: &str, timeout: Duration) -> anyhow
     };
     let body = String::from_utf8(body).context("the API's answer is not UTF-8")?;
     if status != 200 {
-        bail!("the API answered {status} to GET {path}: {}", body.trim());
+        bail!(
+            "the API answered {status} to {method} {path}: {}",
+            body.trim()
+        );
     }
     Ok(body)
 }

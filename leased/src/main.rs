@@ -9,6 +9,7 @@ mod cmd_check;
 mod cmd_db;
 mod cmd_docs;
 mod cmd_export;
+mod cmd_ha;
 mod cmd_history;
 mod cmd_import;
 mod cmd_isc;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         Command::Stats(args) => cmd_stats::run(&args),
         Command::Manage(args) => cmd_manage::run(&args),
         Command::Reload(args) => cmd_reload::run(&args),
+        Command::Ha(args) => cmd_ha::run(&args),
         Command::Console(args) => match args.command {
             cli::ConsoleCommand::Attach(a) => console::attach(&a),
         },

@@ -33,7 +33,7 @@ pub struct Table {
 }
 
 /// The API address and key the config names, when it has a plain-HTTP `[api]` and a key.
-fn api_target(config: &Config) -> Option<(SocketAddr, String)> {
+pub fn api_target(config: &Config) -> Option<(SocketAddr, String)> {
     let api = config.api.as_ref().filter(|a| a.tls.is_none())?;
     let key = leased_api::keys_with_env(api).into_iter().next()?;
     let mut addr = api.listen;

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod clock;
 pub mod conn;
 pub mod error;
+pub mod ha;
 pub mod isc;
 pub mod monitor;
 pub mod prom;
@@ -111,6 +112,10 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::metrics))
         .routes(routes!(monitor::rogue_servers))
         .routes(routes!(monitor::arp_findings))
+        .routes(routes!(ha::ha_status))
+        .routes(routes!(ha::ha_maintenance))
+        .routes(routes!(ha::ha_resume))
+        .routes(routes!(ha::ha_sync))
         .split_for_parts()
 }
 

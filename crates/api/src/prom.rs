@@ -62,6 +62,7 @@ pub fn render(shared: &SharedState, now: Timestamp) -> String {
     counters(&mut out, shared);
     monitor_gauges(&mut out, shared);
     export_metrics(&mut out, shared);
+    ha_metrics(&mut out, shared);
     let h = shared.metrics().latency();
     out.head(
         "leased_reply_latency_seconds",
@@ -197,6 +198,97 @@ fn monitor_gauges(out: &mut Out, shared: &SharedState) {
     for kind in leased_io::ArpKind::ALL {
         let n = findings.iter().filter(|f| f.kind == kind).count();
         out.sample("leased_arp_findings", &[("kind", kind.as_str())], n);
+    }
+}
+
+/// Every HA state a server can be in, for the one-hot state gauge.
+const HA_STATES: [&str; 9] = [
+    "waiting",
+    "syncing",
+    "ready",
+    "hot-standby",
+    "load-balancing",
+    "partner-down",
+    "in-maintenance",
+    "partner-in-maintenance",
+    "terminated",
+];
+
+/// The HA side: state (one series per state, 1 for the current one), the partner link, the
+/// update counters and the last sync; nothing without `[ha]`.
+fn ha_metrics(out: &mut Out, shared: &SharedState) {
+    let Some(s) = shared.ha_status() else { return };
+    out.head(
+        "leased_ha_state",
+        "gauge",
+        "1 for this server's current HA state, 0 for the others.",
+    );
+    for st in HA_STATES {
+        out.sample(
+            "leased_ha_state",
+            &[("state", st)],
+            u64::from(s.state == st),
+        );
+    }
+    out.head(
+        "leased_ha_partner_reachable",
+        "gauge",
+        "1 while the partner answers in time (ACKs then wait for its durable copy).",
+    );
+    out.sample(
+        "leased_ha_partner_reachable",
+        &[],
+        u64::from(s.partner_reachable),
+    );
+    out.head(
+        "leased_ha_link_up",
+        "gauge",
+        "1 while the partner link is connected and authenticated.",
+    );
+    out.sample("leased_ha_link_up", &[], u64::from(s.link_up));
+    out.head(
+        "leased_ha_unsent_updates",
+        "gauge",
+        "Lease changes queued or unacknowledged for the partner.",
+    );
+    out.sample("leased_ha_unsent_updates", &[], s.unsent_updates);
+    out.head(
+        "leased_ha_updates_total",
+        "counter",
+        "Lease updates since start: sent (leases), acked and failed (commits), received \
+         (leases from the partner).",
+    );
+    for (kind, n) in [
+        ("sent", s.updates_sent),
+        ("acked", s.updates_acked),
+        ("failed", s.updates_failed),
+        ("received", s.updates_received),
+    ] {
+        out.sample("leased_ha_updates_total", &[("kind", kind)], n);
+    }
+    out.head(
+        "leased_ha_state_changes_total",
+        "counter",
+        "HA state changes since start.",
+    );
+    out.sample("leased_ha_state_changes_total", &[], s.state_changes);
+    out.head(
+        "leased_ha_syncs_total",
+        "counter",
+        "Bulk syncs from the partner completed since start.",
+    );
+    out.sample("leased_ha_syncs_total", &[], s.syncs);
+    if let Some((took, _)) = s.last_sync {
+        out.head(
+            "leased_ha_last_sync_duration_seconds",
+            "gauge",
+            "How long the last completed bulk sync took.",
+        );
+        out.sample(
+            "leased_ha_last_sync_duration_seconds",
+            &[],
+            took.as_secs_f64(),
+        );
     }
 }
 

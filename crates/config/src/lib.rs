@@ -57,4 +57,4 @@ pub use relay::{AuthKey, RelayInterface, RelaySettings};
 pub use relay_auth::MIN_AUTH_KEY_LEN;
 pub use rogue::RogueSettings;
 pub use sql::{SqlAssignment, SqlBackend, SqlFallback, SqlQuery, SqlStoreSettings};
-pub use warnings::{ha_unavailable, relay_trust_warnings};
+pub use warnings::relay_trust_warnings;

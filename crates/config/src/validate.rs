@@ -119,6 +119,16 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let export = crate::export::export(ctx, raw.export.as_ref());
     let console = crate::console::console(ctx, raw.console.as_ref());
     let ha = crate::ha::ha(ctx, raw.ha.as_ref());
+    if ha.is_some() && store.sql.is_some() {
+        // Two ways to share clients at once: the SQL store already replicates every lease
+        // to the other servers, and HA would replicate it again with its own conflict rule.
+        ctx.err(
+            "ha",
+            "[ha] and a shared SQL store ([store] backend) cannot be combined: use [ha] for \
+             two servers with their own embedded stores, or the SQL store for servers sharing \
+             one database",
+        );
+    }
     let sql_assignment = crate::sql::assignment(
         ctx,
         raw.sql_assignment.as_ref(),

@@ -58,14 +58,3 @@ pub fn relay_trust_warnings(config: &Config) -> Vec<String> {
         uses.join(", ")
     )]
 }
-
-/// Why `leased serve` refuses this config, when it has `[ha]`: the pair's state machine and its
-/// checks exist, the partner link does not yet, and two servers that believe they are a pair
-/// but replicate nothing would hand one address to two clients. Refusing is the safe answer;
-/// `leased check` says the same.
-pub fn ha_unavailable(config: &Config) -> Option<&'static str> {
-    config.ha.as_ref().map(|_| {
-        "[ha] is configured, but this version has no HA partner link yet (docs/ha.md): leased \
-         will not serve as a pair that replicates nothing; remove [ha] to run standalone"
-    })
-}

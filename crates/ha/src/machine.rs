@@ -695,6 +695,28 @@ impl Ha {
         Ok(())
     }
 
+    /// Fetches the partner's whole table again (an operator who suspects this server missed
+    /// updates): the server stops serving, syncs page by page, then takes up its role.
+    pub fn request_sync(&mut self, now: Now) -> Result<(), HaError> {
+        self.clock(now);
+        if !self.reachable {
+            return Err(HaError::NotNow(
+                "a sync needs the partner reachable (it serves the pages)",
+            ));
+        }
+        if matches!(self.state, HaState::InMaintenance | HaState::Terminated) {
+            return Err(HaError::NotNow(
+                "this server is in maintenance or terminated",
+            ));
+        }
+        if self.state == HaState::Syncing {
+            return Err(HaError::NotNow("a sync is already running"));
+        }
+        self.mark_behind();
+        self.refresh();
+        Ok(())
+    }
+
     // ----- polls -----------------------------------------------------------------------------
 
     /// The next frame for the partner link (encode it with [`PartnerMessage::encode`]). Lease

@@ -373,3 +373,35 @@ fn a_sync_is_paged_and_stores_every_page() {
             .any(|e| matches!(e, HaEvent::SyncDone { leases: 5 }))
     );
 }
+
+#[test]
+fn an_operator_sync_refetches_the_partner_table_then_resumes() {
+    let (mut a, mut b) = pair(HaMode::HotStandby);
+    let table = LeaseTable::from_leases([lease(10)]);
+    assert!(a.request_sync(at(10)).is_ok());
+    assert_eq!(
+        a.state(),
+        HaState::Syncing,
+        "an operator sync starts at once"
+    );
+    assert!(
+        !a.serves(&discover(1, 0)),
+        "no client is served while syncing"
+    );
+    exchange(&mut a, &mut b, at(10), &table);
+    assert!(
+        actions(&mut a).iter().any(|x| matches!(
+            x,
+            HaAction::Store { ack: None, leases, .. } if leases.iter().any(|l| l.ip == lease(10).ip)
+        )),
+        "the partner's lease came in a sync page"
+    );
+    assert_eq!(a.state(), HaState::HotStandby);
+    assert!(a.request_sync(at(20)).is_ok());
+    assert!(a.request_sync(at(20)).is_err(), "one sync at a time");
+    a.handle_link_down(at(30));
+    assert!(
+        a.request_sync(at(30)).is_err(),
+        "no sync without the partner"
+    );
+}

@@ -25,6 +25,7 @@ mod capture;
 mod commit;
 mod events;
 mod frame;
+mod ha;
 mod iface;
 mod loaded;
 mod metrics;
@@ -44,6 +45,7 @@ mod sqlio;
 #[cfg(test)]
 mod testutil;
 
+pub use ha::{HaCommand, HaStatus};
 pub use loaded::Loaded;
 pub use metrics::{LATENCY_BUCKETS, LatencySnapshot, Metrics};
 pub use monitor::arp::{ArpFinding, ArpKind};

@@ -58,19 +58,25 @@ pub(crate) fn reload_outcome(source: &ConfigSource, plan: &ArcSwap<Loaded>) -> R
 
 /// Loads `path` and swaps it in, or keeps the old plan and logs why.
 fn swap_or_keep(path: &Path, plan: &ArcSwap<Loaded>) -> ReloadOutcome {
-    let loaded =
-        leased_config::load(path).and_then(|config| match leased_config::ha_unavailable(&config) {
-            Some(why) => Err(leased_config::ConfigErrors(vec![
-                leased_config::ConfigError {
-                    origin: path.display().to_string(),
-                    line: 0,
-                    col: 0,
-                    key: "ha".to_string(),
-                    message: why.to_string(),
-                },
-            ])),
-            None => Ok(config),
-        });
+    let running_ha = plan.load().config.ha.clone();
+    let loaded = leased_config::load(path).and_then(|config| {
+        if config.ha == running_ha {
+            return Ok(config);
+        }
+        // The pair's roles, peers and link are fixed for the life of the process: a server
+        // that changed them alone would no longer agree with its partner on who serves whom.
+        Err(leased_config::ConfigErrors(vec![
+            leased_config::ConfigError {
+                origin: path.display().to_string(),
+                line: 0,
+                col: 0,
+                key: "ha".to_string(),
+                message: "[ha] differs from the running configuration; changes to [ha] take \
+                      effect only after a restart (the rest of the file was not applied either)"
+                    .to_string(),
+            },
+        ]))
+    });
     match loaded {
         Ok(config) => {
             let old = plan.load();

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use arc_swap::ArcSwap;
 use leased_config::{Config, ConfigErrors};
 use leased_core::LeaseTable;
@@ -137,9 +137,6 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             .map_err(|e| anyhow!("invalid configuration {}:\n{e}", path.display()))?,
         ConfigSource::Inline(c) => c.clone(),
     };
-    if let Some(why) = leased_config::ha_unavailable(&config) {
-        bail!("{why}");
-    }
     for w in leased_config::relay_trust_warnings(&config) {
         tracing::warn!("{w}");
     }
@@ -260,6 +257,27 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         Arc::clone(&metrics),
     )
     .with_sql(engine_sql);
+    // HA: the partner link's listener is bound now (a taken port fails start-up).
+    let ha_view = match &plan.load().config.ha {
+        Some(settings) => {
+            let loaded = plan.load();
+            let started = engine.started();
+            let now = leased_engine::Now {
+                wall: leased_core::Timestamp(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                ),
+                mono: started.elapsed(),
+            };
+            let side = crate::ha::HaSide::start(settings, Arc::clone(&loaded.plan), started, now)
+                .context("starting HA")?;
+            let view = side.view();
+            engine = engine.with_ha(side);
+            Some(view)
+        }
+        None => None,
+    };
 
     // The sidecar (HTTP API) starts before any packet is handled; if it cannot (its port is
     // taken), start-up fails as a whole rather than serving without the API the config asks for.
@@ -281,6 +299,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
                     bindings: std::sync::OnceLock::new(),
                     export_metrics: std::sync::OnceLock::new(),
                     monitors,
+                    ha: ha_view,
                 })
             });
     if let Some(shared) = &shared {

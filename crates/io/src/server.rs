@@ -65,6 +65,11 @@ pub(crate) struct Driver {
     started: Instant,
     /// The SQL side's channels (leases other servers wrote, lease history).
     sql: crate::sqlio::EngineSql,
+    /// The HA partner side, with `[ha]`.
+    ha: Option<crate::ha::HaSide>,
+    /// The loaded plan last handed to the engine (with HA the engine may decide with a half
+    /// of it).
+    applied: Arc<leased_core::Plan>,
 }
 
 /// Commit outcomes handled per wake-up: the outcomes of one group at full load.
@@ -85,11 +90,14 @@ impl Driver {
     ) -> Self {
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+        let applied = Arc::clone(&current.load().plan);
         Self {
             engine: {
                 let loaded = current.load();
                 Engine::new(Arc::clone(&loaded.plan), Arc::clone(&loaded.engine), table)
             },
+            ha: None,
+            applied,
             current,
             committer,
             commit_tx,
@@ -110,6 +118,17 @@ impl Driver {
     pub(crate) fn with_sql(mut self, sql: crate::sqlio::EngineSql) -> Self {
         self.sql = sql;
         self
+    }
+
+    /// Runs the HA partner side beside the engine.
+    pub(crate) fn with_ha(mut self, ha: crate::ha::HaSide) -> Self {
+        self.ha = Some(ha);
+        self
+    }
+
+    /// The clock origin the engine's monotonic time counts from.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
     }
 
     /// Publishes lease-table snapshots to `shared` (at once, then when changed, at most every
@@ -176,6 +195,12 @@ impl Driver {
                     let now = self.now();
                     self.engine.handle_probe(id, answer, now);
                 }
+                input = next_ha(self.ha.as_mut()) => {
+                    let now = self.now();
+                    if let Some(ha) = &mut self.ha {
+                        ha.handle(input, now, &self.engine);
+                    }
+                }
                 msg = rx.recv() => {
                     let Some(first) = msg else { break };
                     self.handle(first);
@@ -216,11 +241,25 @@ impl Driver {
     /// Hands one request to the engine (with the plan a reload may have swapped in).
     pub(crate) fn handle(&mut self, inbound: Inbound) {
         let loaded = self.current.load();
-        if !Arc::ptr_eq(&loaded.plan, self.engine.plan()) {
-            self.engine
-                .set_plan(Arc::clone(&loaded.plan), Arc::clone(&loaded.engine));
+        if !Arc::ptr_eq(&loaded.plan, &self.applied) {
+            self.applied = Arc::clone(&loaded.plan);
+            let plan = match &mut self.ha {
+                Some(ha) => {
+                    ha.set_loaded_plan(Arc::clone(&loaded.plan));
+                    ha.plan_now()
+                }
+                None => Arc::clone(&loaded.plan),
+            };
+            self.engine.set_plan(plan, Arc::clone(&loaded.engine));
         }
         let now = self.now();
+        if let Some(ha) = &mut self.ha
+            && !ha.admit(now, &inbound.req)
+        {
+            // The partner's client (or none of ours in this state): not answered here.
+            self.metrics.dropped("ha_partner_scope");
+            return;
+        }
         let received = inbound.received.saturating_duration_since(self.started);
         self.engine.handle_packet(
             now,
@@ -236,6 +275,9 @@ impl Driver {
     /// history and billing, then replies.
     fn carry_out(&mut self) {
         while let Some(c) = self.engine.poll_commit() {
+            if let Some(ha) = &mut self.ha {
+                ha.lease_changed(&c);
+            }
             let tx = self.commit_tx.clone();
             let id = c.id;
             let queued = self.committer.submit(
@@ -255,6 +297,13 @@ impl Driver {
                         retried: false,
                     },
                 );
+            }
+        }
+        if self.ha.is_some() {
+            let now = self.now();
+            let settings = Arc::clone(&self.current.load().engine);
+            if let Some(ha) = &mut self.ha {
+                ha.drive(now, &mut self.engine, &self.committer, &settings);
             }
         }
         while let Some(p) = self.engine.poll_probe() {
@@ -391,6 +440,14 @@ impl Driver {
                 tracing::debug!(%ip, "conflict checks at their limit: offering unchecked");
             }
         }
+    }
+}
+
+/// The HA side's next input, or never without HA.
+async fn next_ha(ha: Option<&mut crate::ha::HaSide>) -> crate::ha::HaInput {
+    match ha {
+        Some(ha) => ha.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -675,6 +732,7 @@ pools = ["198.18.0.10-198.18.0.20"]
             bindings: std::sync::OnceLock::new(),
             export_metrics: std::sync::OnceLock::new(),
             monitors: Default::default(),
+            ha: None,
         });
         let (tx, mut bindings) = mpsc::unbounded_channel();
         assert!(shared.set_binding_sink(tx));

@@ -74,6 +74,8 @@ pub struct SharedState {
     pub(crate) monitors: crate::monitor::Monitors,
     /// The billing export's counters; unset: no export runs.
     pub(crate) export_metrics: std::sync::OnceLock<ExportMetricsSource>,
+    /// The HA side's status and command door, with `[ha]`.
+    pub(crate) ha: Option<crate::ha::HaView>,
 }
 
 impl std::fmt::Debug for SharedState {
@@ -120,6 +122,18 @@ impl SharedState {
     pub fn arp_findings(&self) -> Vec<crate::ArpFinding> {
         let t = self.monitors.arp.lock().unwrap_or_else(|p| p.into_inner());
         t.list()
+    }
+
+    /// The HA side's state, counters and partner, with `[ha]` (published by the engine task,
+    /// at most a quarter second old).
+    pub fn ha_status(&self) -> Option<crate::HaStatus> {
+        self.ha.as_ref().map(|h| (**h.status.load()).clone())
+    }
+
+    /// Asks the HA side to enter maintenance, resume or sync. `None` without `[ha]` or while
+    /// shutting down; else what it did, or why it refused.
+    pub async fn ha_command(&self, cmd: crate::HaCommand) -> Option<Result<String, String>> {
+        self.ha.as_ref()?.command(cmd).await
     }
 
     /// The plan the engine decides with right now.
