@@ -198,7 +198,12 @@ async fn run(p: Arc<LinkParams>, listener: Option<TcpListener>, events: mpsc::Se
                         current = Some((id, AbortOnDrop(task)));
                     }
                     Err((peer, e)) => {
-                        refusals.note(peer, &e.to_string());
+                        match e {
+                            LinkError::Io(_) | LinkError::Timeout if from_dial => {
+                                refusals.note_unreachable(peer, &e.to_string());
+                            }
+                            e => refusals.note(peer, &e.to_string()),
+                        }
                         if from_dial {
                             dial_at = tokio::time::Instant::now() + jitter(backoff);
                             backoff = (backoff * 2).min(BACKOFF_LAST);
@@ -364,13 +369,21 @@ struct RefusalLog {
 
 impl RefusalLog {
     fn note(&mut self, peer: SocketAddr, why: &str) {
+        self.say(peer, why, "HA partner link refused");
+    }
+
+    fn note_unreachable(&mut self, peer: SocketAddr, why: &str) {
+        self.say(peer, why, "HA partner unreachable");
+    }
+
+    fn say(&mut self, peer: SocketAddr, why: &str, what: &str) {
         let now = Instant::now();
         let quiet = self
             .last
             .as_ref()
             .is_some_and(|(w, at)| w == why && now.duration_since(*at) < REFUSAL_LOG_EVERY);
         if !quiet {
-            tracing::warn!(peer = %peer, "HA partner link refused: {why}");
+            tracing::warn!(peer = %peer, "{what}: {why}");
             self.last = Some((why.to_owned(), now));
         }
     }
