@@ -241,6 +241,11 @@ interface = "{lan}"
 server_id = "198.18.{x}.{id}"
 pools = ["198.18.{x}.20-198.18.{x}.239"]
 
+[[subnets]]
+network = "198.19.{x}.128/25"
+routers = ["198.19.{x}.129"]
+pools = ["198.19.{x}.140-198.19.{x}.250"]
+
 [ha]
 mode = "{mode}"
 this_server = "{me}"
@@ -337,8 +342,13 @@ role = "{second}"
         self.servers[i] = None;
     }
 
-    /// A client namespace with its own port on the bridge and its own MAC.
+    /// A client namespace with its own port on the hub's bridge and its own MAC.
     fn client_ns(&self) -> String {
+        self.client_ns_on(&self.hub.clone(), "br0")
+    }
+
+    /// A client namespace with a port on `bridge` in namespace `at`.
+    fn client_ns_on(&self, at: &str, bridge: &str) -> String {
         let k = self.clients.fetch_add(1, Ordering::SeqCst) + 1;
         let ns = format!("{}-c{k}", self.lab.name);
         self.lab.add_ns(&ns);
@@ -347,14 +357,14 @@ role = "{second}"
             None,
             &argv![
                 "ip", "link", "add", "lan0", "netns", ns, "type", "veth", "peer", "name", port,
-                "netns", self.hub
+                "netns", at
             ],
         );
         must(
-            Some(&self.hub),
-            &argv!["ip", "link", "set", port, "master", "br0"],
+            Some(at),
+            &argv!["ip", "link", "set", port, "master", bridge],
         );
-        must(Some(&self.hub), &argv!["ip", "link", "set", port, "up"]);
+        must(Some(at), &argv!["ip", "link", "set", port, "up"]);
         must(
             Some(&ns),
             &argv![
@@ -371,9 +381,19 @@ role = "{second}"
     }
 
     /// A dhclient (retrying about every second, as a client waiting for a dead server does)
-    /// in a fresh namespace, started.
+    /// in a fresh namespace on the servers' LAN, started.
     fn dhclient(&self, tag: &str) -> Dhclient {
         let ns = self.client_ns();
+        self.dhclient_in(ns, tag)
+    }
+
+    /// [`Pair::dhclient`] behind the relay (see [`Pair::relay`]).
+    fn relayed_dhclient(&self, tag: &str) -> Dhclient {
+        let ns = self.client_ns_on(&self.relay_ns(), "rbr");
+        self.dhclient_in(ns, tag)
+    }
+
+    fn dhclient_in(&self, ns: String, tag: &str) -> Dhclient {
         let mut d = Dhclient::new(&self.lab, &ns, "lan0", tag, None);
         std::fs::write(
             &d.conf,
@@ -383,6 +403,107 @@ role = "{second}"
         .unwrap();
         d.start();
         d
+    }
+
+    fn relay_ns(&self) -> String {
+        format!("{}-r", self.lab.name)
+    }
+
+    /// ISC dhcrelay in its own namespace: a port on the servers' LAN (198.18.x.3) and a bridge
+    /// of relayed clients (198.19.x.129/25), forwarding to both servers; routes back to the
+    /// relayed subnet on both servers.
+    fn relay(&self) -> Proc {
+        let (x, r) = (self.x, self.relay_ns());
+        self.lab.add_ns(&r);
+        must(
+            None,
+            &argv![
+                "ip", "link", "add", "up0", "netns", r, "type", "veth", "peer", "name", "pr",
+                "netns", self.hub
+            ],
+        );
+        must(
+            Some(&self.hub),
+            &argv!["ip", "link", "set", "pr", "master", "br0"],
+        );
+        must(Some(&self.hub), &argv!["ip", "link", "set", "pr", "up"]);
+        must(
+            Some(&r),
+            &argv![
+                "ip",
+                "addr",
+                "add",
+                format!("198.18.{x}.3/24"),
+                "dev",
+                "up0"
+            ],
+        );
+        must(Some(&r), &argv!["ip", "link", "set", "up0", "up"]);
+        must(
+            Some(&r),
+            &argv!["ip", "link", "add", "rbr", "type", "bridge"],
+        );
+        must(
+            Some(&r),
+            &argv![
+                "ip",
+                "addr",
+                "add",
+                format!("198.19.{x}.129/25"),
+                "dev",
+                "rbr"
+            ],
+        );
+        must(Some(&r), &argv!["ip", "link", "set", "rbr", "up"]);
+        for ns in &self.ns {
+            must(
+                Some(ns),
+                &argv![
+                    "ip",
+                    "route",
+                    "add",
+                    format!("198.19.{x}.128/25"),
+                    "via",
+                    format!("198.18.{x}.3")
+                ],
+            );
+        }
+        let a = argv![
+            bin("dhcrelay"),
+            "-4",
+            "-d",
+            "-pf",
+            self.lab.path("dhcrelay.pid").display(),
+            "-id",
+            "rbr",
+            "-iu",
+            "up0",
+            self.server_ip(0),
+            self.server_ip(1)
+        ];
+        let mut p = Proc::spawn(
+            "dhcrelay",
+            Some(&r),
+            &a,
+            &self.lab.path("dhcrelay.out"),
+            &[],
+        );
+        let up = poll(Duration::from_secs(5), || {
+            let o = run(
+                Some(&r),
+                &argv!["ss", "-Hulnp", "sport = :67"],
+                Duration::from_secs(5),
+            );
+            o.stdout
+                .contains(&format!("pid={},", p.pid()))
+                .then_some(())
+        });
+        assert!(
+            up.is_some() && p.alive(),
+            "dhcrelay did not start: {}",
+            p.output()
+        );
+        p
     }
 
     /// tcpdump on the bridge: every DHCP frame any server or client sends.
@@ -555,6 +676,18 @@ fn assert_no_duplicates(acks: &[Seen]) {
     }
 }
 
+/// No address bound to one client in one store and to another client in the other.
+fn assert_stores_agree(a: &BTreeMap<Ipv4Addr, [u8; 6]>, b: &BTreeMap<Ipv4Addr, [u8; 6]>) {
+    for (ip, mac) in a {
+        if let Some(other) = b.get(ip) {
+            assert_eq!(
+                mac, other,
+                "{ip} is bound to {mac:02x?} on one server, {other:02x?} on the other"
+            );
+        }
+    }
+}
+
 /// Bound leases by address: (ip → MAC).
 fn bound(leases: &[leased_core::Lease]) -> BTreeMap<Ipv4Addr, [u8; 6]> {
     leases
@@ -698,6 +831,66 @@ fn hot_standby_survives_kill9_of_the_primary_and_the_primary_comes_back() {
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_no_duplicates(&replies(&pcap));
+    assert_stores_agree(&bound(&pair.stored(0)), &bound(&pair.stored(1)));
+}
+
+#[test]
+fn hot_standby_through_isc_dhcrelay_forwarding_to_both() {
+    if !gate!("dhclient", "dhcrelay", "tcpdump") {
+        return;
+    }
+    let mut pair = Pair::new(Mode::HotStandby, Trust::key());
+    let pcap = pair.capture("relayed");
+    let _relay = pair.relay();
+    pair.start(1);
+    pair.start(0);
+    pair.wait_state(0, "hot-standby", Duration::from_secs(20));
+    pair.wait_state(1, "hot-standby", Duration::from_secs(20));
+    let relayed: ipnet::Ipv4Net = format!("198.19.{}.128/25", pair.x).parse().unwrap();
+    let mut before: Vec<Dhclient> = (0..3)
+        .map(|k| pair.relayed_dhclient(&format!("rpre{k}")))
+        .collect();
+    for d in &mut before {
+        let ev = wait_bound(d, Duration::from_secs(30)).unwrap_or_else(|| panic!("{}", d.c.diag()));
+        assert!(ev.ip().is_some_and(|ip| relayed.contains(&ip)), "{ev:?}");
+        assert_eq!(
+            ev.var("new_dhcp_server_identifier"),
+            Some(pair.server_ip(0).to_string().as_str())
+        );
+    }
+    let killed_at = now_secs();
+    pair.kill9(0);
+    let mut after: Vec<Dhclient> = (0..3)
+        .map(|k| pair.relayed_dhclient(&format!("rpost{k}")))
+        .collect();
+    for d in &mut after {
+        let ev = wait_bound(d, Duration::from_secs(40)).unwrap_or_else(|| panic!("{}", d.c.diag()));
+        assert!(ev.ip().is_some_and(|ip| relayed.contains(&ip)), "{ev:?}");
+        assert_eq!(
+            ev.var("new_dhcp_server_identifier"),
+            Some(pair.server_ip(1).to_string().as_str())
+        );
+    }
+    let seen = replies(&pcap);
+    let first_b = seen
+        .iter()
+        .filter(|s| s.kind == MessageType::Ack && s.server == Some(pair.server_ip(1)))
+        .map(|s| s.at)
+        .fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "relayed takeover: first ACK from the standby {:.2} s after kill -9",
+        first_b - killed_at
+    );
+    assert!(first_b - killed_at <= MAX_RESPONSE_DELAY_MS as f64 / 1000.0 + 2.0);
+    assert_no_duplicates(&seen);
+    let on_b = bound(&pair.stored(1));
+    for d in &before {
+        let ip = d.c.events().iter().find_map(|e| e.ip()).unwrap();
+        assert!(
+            on_b.contains_key(&ip),
+            "{ip} (ACKed by the primary through the relay) is not on the standby"
+        );
+    }
 }
 
 #[test]
