@@ -45,6 +45,8 @@ fn core_owned(c: u8) -> bool {
             | code::MESSAGE
             | code::MAX_MESSAGE_SIZE
             | code::REQUESTED_IP
+            | code::RAPID_COMMIT
+            | code::IPV6_ONLY_PREFERRED
     )
 }
 
@@ -110,6 +112,23 @@ impl Decider<'_> {
         ciaddr: Ipv4Addr,
         with_lease: bool,
     ) -> Reply {
+        self.build(msg, yiaddr, ciaddr, with_lease, false)
+    }
+
+    /// The ACK to a DISCOVER under rapid commit: an ACK with option 80 (RFC 4039 §4), which
+    /// tells the client this server committed the lease and no REQUEST is needed.
+    pub(crate) fn build_rapid_ack(&self, yiaddr: Ipv4Addr) -> Reply {
+        self.build(MessageType::Ack, yiaddr, Ipv4Addr::UNSPECIFIED, true, true)
+    }
+
+    fn build(
+        &self,
+        msg: MessageType,
+        yiaddr: Ipv4Addr,
+        ciaddr: Ipv4Addr,
+        with_lease: bool,
+        rapid: bool,
+    ) -> Reply {
         let cfg = &self.plan.network;
         let mut sets: Vec<&OptionSet> = Vec::with_capacity(4);
         sets.push(&self.subnet.options);
@@ -152,9 +171,20 @@ impl Decider<'_> {
                 options.set(c, v.to_vec());
             }
         };
+        if rapid {
+            options.set(code::RAPID_COMMIT, Vec::new());
+        }
+        // RFC 8925 §3.3: only to a client that listed 108, in its place in the list.
+        let v6only = self.ipv6_only().map(|v| v.wait.to_be_bytes());
         match self.pkt.options.get(code::PARAM_REQUEST_LIST) {
             Some(prl) => {
                 for &c in prl {
+                    if c == code::IPV6_ONLY_PREFERRED {
+                        if let Some(w) = &v6only {
+                            put(&mut options, c, w);
+                        }
+                        continue;
+                    }
                     if let Some(v) = layers.requested(c).filter(|_| !core_owned(c)) {
                         put(&mut options, c, v);
                     }
