@@ -47,6 +47,7 @@ fn core_owned(c: u8) -> bool {
             | code::REQUESTED_IP
             | code::RAPID_COMMIT
             | code::IPV6_ONLY_PREFERRED
+            | code::AUTO_CONFIGURE
     )
 }
 
@@ -202,6 +203,16 @@ impl Decider<'_> {
                     }
                 }
             }
+        }
+        // RFC 2563 §2.3: a client that sent Auto-Configure and is offered no address (only
+        // an IPv6-only preferred OFFER has none) is told not to configure IPv4 link-local
+        // either. Clients that predate RFC 8925's update of RFC 2563 (dhcpcd before 10.0.9)
+        // honour option 108 in a 0.0.0.0 OFFER only beside it.
+        if msg == MessageType::Offer
+            && yiaddr.is_unspecified()
+            && self.pkt.options.get(code::AUTO_CONFIGURE).is_some()
+        {
+            options.set(code::AUTO_CONFIGURE, vec![0]);
         }
         self.echo(&mut options);
 

@@ -203,6 +203,20 @@ fn a_client_that_asks_for_108_is_offered_no_address_and_nothing_is_taken() {
 }
 
 #[test]
+fn a_client_that_sent_auto_configure_is_told_not_to_with_no_address() {
+    let h = v6only(1800, Ipv6OnlyAddress::None);
+    let d = h.peek(&asks_108(1).opt(code::AUTO_CONFIGURE, &[1]));
+    assert!(d.reply().unwrap().packet.yiaddr.is_unspecified());
+    assert_eq!(option(&d, code::AUTO_CONFIGURE), Some(&[0u8][..]));
+    // Not without the client's option, and never beside an address.
+    let d = h.peek(&asks_108(1));
+    assert!(option(&d, code::AUTO_CONFIGURE).is_none());
+    let d = h.peek(&Pkt::discover(1).opt(code::AUTO_CONFIGURE, &[1]));
+    assert!(!d.reply().unwrap().packet.yiaddr.is_unspecified());
+    assert!(option(&d, code::AUTO_CONFIGURE).is_none());
+}
+
+#[test]
 fn option_108_only_to_clients_that_list_it() {
     let h = v6only(1800, Ipv6OnlyAddress::None);
     // No option 55 at all.

@@ -80,6 +80,8 @@ pub mod code {
     pub const RELAY_AGENT_INFO: u8 = 82;
     /// IPv6-only preferred (RFC 8925): V6ONLY_WAIT in seconds, sent only when asked for.
     pub const IPV6_ONLY_PREFERRED: u8 = 108;
+    /// Auto-configure (RFC 2563): whether a client given no address may use IPv4 link-local.
+    pub const AUTO_CONFIGURE: u8 = 116;
     /// Subnet selection (RFC 3011).
     pub const SUBNET_SELECTION: u8 = 118;
     /// Domain search list; see [`domain_search`] (RFC 3397).
