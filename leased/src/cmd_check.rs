@@ -13,7 +13,10 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     std::fs::metadata(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
     let config = leased_config::load(&args.config)?;
-    for w in leased_config::relay_trust_warnings(&config) {
+    for w in leased_config::relay_trust_warnings(&config)
+        .into_iter()
+        .chain(leased_config::rapid_commit_warnings(&config))
+    {
         eprintln!("warning: {w}");
     }
     if let Some(sa) = &config.sql_assignment {

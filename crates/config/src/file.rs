@@ -28,6 +28,9 @@ pub(crate) struct RawClass {
     pub matcher: Option<RawMatch>,
     pub pool: Option<RawRange>,
     pub options: Option<RawOptions>,
+    /// See `config/ipv6_only.rs`.
+    pub ipv6_only_wait: Option<RawDuration>,
+    pub ipv6_only_address: Option<String>,
 }
 
 /// `[classes.match]`.
@@ -157,6 +160,11 @@ pub(crate) struct RawSubnet {
     pub shared_network: Option<String>,
     pub max_leases_per_circuit_id: Option<i64>,
     pub max_leases_per_remote_id: Option<i64>,
+    /// RFC 4039, off by default.
+    pub rapid_commit: Option<bool>,
+    /// See `config/ipv6_only.rs`.
+    pub ipv6_only_wait: Option<RawDuration>,
+    pub ipv6_only_address: Option<String>,
 }
 
 /// `[[reservations]]`.

@@ -334,6 +334,18 @@ fn extra_code(ctx: &mut Ctx<'_>, path: &str, code: i64) -> Option<u8> {
         ctx.err(&p, format!("option code {code} is out of range (1..=254)"));
         return None;
     };
+    if c == code::RAPID_COMMIT || c == code::IPV6_ONLY_PREFERRED {
+        let key = if c == code::RAPID_COMMIT {
+            "rapid_commit = true"
+        } else {
+            "ipv6_only_wait"
+        };
+        ctx.err(
+            &p,
+            format!("option {c} is sent by the server only to clients that ask; set {key} in the subnet instead"),
+        );
+        return None;
+    }
     if SERVER_OWNED.contains(&c) {
         ctx.err(
             &p,

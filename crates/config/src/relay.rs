@@ -26,6 +26,7 @@ pub(crate) struct RawRelay {
     pub server_id_override: Option<bool>,
     pub rewrite_server_id: Option<bool>,
     pub auth_key: Option<String>,
+    pub source_port: Option<i64>,
     pub interfaces: Option<Vec<RawRelayInterface>>,
 }
 
@@ -67,6 +68,11 @@ pub struct RelaySettings {
     /// RFC 4030: sign every request's Option 82 with this key (the server lists the same key
     /// under `[[relay_auth]]` for our giaddr). Needs `option82 = true`.
     pub auth_key: Option<AuthKey>,
+    /// The UDP port requests leave from and replies are received on (default 67). Any other
+    /// port adds the RFC 8357 relay-port sub-option to our Option 82, so a server that
+    /// supports it (and trusts us) answers there: this lets a relay run beside a server or
+    /// another relay that holds port 67. Needs `option82 = true`.
+    pub source_port: u16,
 }
 
 /// A relay's RFC 4030 key; its `Debug` never shows it.
@@ -246,6 +252,29 @@ pub(crate) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySe
             checked.map(AuthKey)
         }
     };
+    let source_port = match raw.source_port {
+        None => 67,
+        Some(_) if raw.option82 == Some(false) => {
+            ctx.err(
+                "relay.source_port",
+                "the RFC 8357 relay port travels in our Option 82: it needs option82 = true",
+            );
+            ok = false;
+            67
+        }
+        // 68 is where clients listen: replies for them would reach the relay instead.
+        Some(p) => match u16::try_from(p) {
+            Ok(p) if p != 0 && p != 68 => p,
+            _ => {
+                ctx.err(
+                    "relay.source_port",
+                    format!("{p} is not a usable UDP port (1 to 65535, not 68)"),
+                );
+                ok = false;
+                67
+            }
+        },
+    };
     ok.then_some(RelaySettings {
         upstreams,
         max_hops,
@@ -256,6 +285,7 @@ pub(crate) fn relay(ctx: &mut Ctx<'_>, raw: Option<&RawRelay>) -> Option<RelaySe
         rewrite_server_id: raw.rewrite_server_id.unwrap_or(false),
         interfaces,
         auth_key,
+        source_port,
     })
 }
 
@@ -335,6 +365,22 @@ mod tests {
         assert!(e.contains("relay.interfaces"), "{e}");
         let e = relay_of("[relay]\nbogus = 1\n").unwrap_err().join("\n");
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn source_port() {
+        let base = "[relay]\nupstreams = [\"198.18.1.1\"]\n[[relay.interfaces]]\nname = \"eth1\"\n";
+        assert_eq!(relay_of(base).unwrap().unwrap().source_port, 67);
+        let with = base.replace("[[relay", "source_port = 1067\n[[relay");
+        assert_eq!(relay_of(&with).unwrap().unwrap().source_port, 1067);
+        for bad in ["0", "68", "70000", "-1"] {
+            let text = base.replace("[[relay", &format!("source_port = {bad}\n[[relay"));
+            let e = relay_of(&text).unwrap_err().join("\n");
+            assert!(e.contains("t.toml:3:15: relay.source_port"), "{bad}: {e}");
+        }
+        let text = base.replace("[[relay", "option82 = false\nsource_port = 1067\n[[relay");
+        let e = relay_of(&text).unwrap_err().join("\n");
+        assert!(e.contains("needs option82 = true"), "{e}");
     }
 
     #[test]

@@ -579,6 +579,13 @@ fn subnets(
                 reservations: Vec::new(),
                 lease_time,
                 options,
+                rapid_commit: s.rapid_commit.unwrap_or(false),
+                ipv6_only: crate::ipv6_only::ipv6_only(
+                    ctx,
+                    &sp,
+                    s.ipv6_only_wait.as_ref(),
+                    s.ipv6_only_address.as_deref(),
+                ),
             },
             sp,
         ));
@@ -953,6 +960,12 @@ fn classes(
             matcher,
             pool,
             options,
+            ipv6_only: crate::ipv6_only::ipv6_only(
+                ctx,
+                &cp,
+                c.ipv6_only_wait.as_ref(),
+                c.ipv6_only_address.as_deref(),
+            ),
         });
     }
     out

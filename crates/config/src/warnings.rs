@@ -58,3 +58,35 @@ pub fn relay_trust_warnings(config: &Config) -> Vec<String> {
         uses.join(", ")
     )]
 }
+
+/// Subnets with `rapid_commit = true` and no per-port lease cap: under RFC 4039 every DISCOVER
+/// carrying option 80 becomes a binding for a whole lease (not an offer held for seconds), and
+/// `[limits] max_offers_in_flight` counts offers, not bindings, so without
+/// `max_leases_per_circuit_id` or `max_leases_per_remote_id` one subscriber port sending
+/// DISCOVERs from random MACs can bind the whole pool. `leased check` and start-up say so.
+pub fn rapid_commit_warnings(config: &Config) -> Vec<String> {
+    let server = &config.network.server;
+    config
+        .network
+        .subnets
+        .iter()
+        .filter(|s| s.rapid_commit)
+        .filter(|s| {
+            s.max_leases_per_circuit_id
+                .or(server.max_leases_per_circuit_id)
+                .is_none()
+                && s.max_leases_per_remote_id
+                    .or(server.max_leases_per_remote_id)
+                    .is_none()
+        })
+        .map(|s| {
+            format!(
+                "subnet {} has rapid_commit = true but no max_leases_per_circuit_id or \
+                 max_leases_per_remote_id: every DISCOVER with option 80 binds an address for a \
+                 whole lease, so one port sending from random MACs can bind the pool; cap the \
+                 leases per port (and rate-limit per circuit in [limits])",
+                s.network
+            )
+        })
+        .collect()
+}

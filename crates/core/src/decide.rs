@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use leased_wire::{MessageType, Packet};
+use leased_wire::{MessageType, Packet, code};
 
 use crate::class::class_of;
 use crate::classify::{Classified, classify, nonzero, select_subnet};
@@ -423,11 +423,68 @@ impl Decider<'_> {
             .collect()
     }
 
+    /// RFC 8925 for this client: its class's setting, else its subnet's, and only when the
+    /// client listed option 108 in its parameter request list (§3.3: never unasked).
+    pub(crate) fn ipv6_only(&self) -> Option<crate::model::Ipv6Only> {
+        let asked = self
+            .pkt
+            .options
+            .get(code::PARAM_REQUEST_LIST)
+            .is_some_and(|prl| prl.contains(&code::IPV6_ONLY_PREFERRED));
+        if !asked {
+            return None;
+        }
+        self.class
+            .and_then(|c| c.ipv6_only)
+            .or(self.subnet.ipv6_only)
+    }
+
+    /// RFC 4039: this subnet answers rapid commit and the DISCOVER carries option 80.
+    fn rapid_commit(&self) -> bool {
+        self.subnet.rapid_commit && self.pkt.options.get(code::RAPID_COMMIT).is_some()
+    }
+
+    /// The release of another device's binding at `ip` when this client takes a port's address
+    /// over: the store must forget that binding too, or a restart would bring it back. The old
+    /// device's binding ends first (a RELEASE of its own row, which a shared store accepts),
+    /// then the new lease is written over it.
+    fn take_over(&self, ip: Ipv4Addr) -> Option<LeaseChange> {
+        self.leases
+            .by_ip(ip)
+            .filter(|l| {
+                l.client_id != self.c.client_id
+                    && l.state == LeaseState::Bound
+                    && l.is_active(self.now)
+            })
+            .map(|old| LeaseChange {
+                lease: Lease {
+                    state: LeaseState::Released,
+                    expires: self.now,
+                    ..old.clone()
+                },
+                durability: Durability::Lazy,
+            })
+    }
+
     // ----- DISCOVER -------------------------------------------------------------------------
 
     fn discover(mut self) -> Decision {
         if self.banned() {
             return self.drop(DropReason::BannedClient, Vec::new());
+        }
+        // RFC 8925 §3.3: an IPv6-only capable client is offered no address at all; nothing is
+        // taken from the pool and nothing is bound (rapid commit has nothing to commit).
+        if self
+            .ipv6_only()
+            .is_some_and(|v| v.address == crate::model::Ipv6OnlyAddress::None)
+        {
+            let reply = self.build_reply(
+                MessageType::Offer,
+                Ipv4Addr::UNSPECIFIED,
+                Ipv4Addr::UNSPECIFIED,
+                false,
+            );
+            return self.reply(reply, Vec::new());
         }
         if self.over_circuit_cap() {
             return self.drop(DropReason::CircuitLimit, Vec::new());
@@ -436,6 +493,9 @@ impl Decider<'_> {
             return self.drop(DropReason::PoolExhausted, Vec::new());
         };
         self.event.ip = Some(ip);
+        if self.rapid_commit() {
+            return self.rapid_ack(ip);
+        }
         let mut changes = Vec::with_capacity(1);
         let keep_binding = self
             .own_lease(ip)
@@ -449,30 +509,9 @@ impl Decider<'_> {
                 self.now.plus(self.plan.network.server.offer_hold),
             );
             let h = lease.hostname.clone();
-            // Taking a port's address over from another device's binding: the store must
-            // forget that binding too, or a restart would bring it back. The old device's
-            // binding ends first (a RELEASE of its own row, which a shared store accepts),
-            // then the offer is written over it.
-            let taken = self
-                .leases
-                .by_ip(ip)
-                .filter(|l| {
-                    l.client_id != self.c.client_id
-                        && l.state == LeaseState::Bound
-                        && l.is_active(self.now)
-                })
-                .cloned();
+            let taken = self.take_over(ip);
             let takes_over = taken.is_some();
-            if let Some(old) = taken {
-                changes.push(LeaseChange {
-                    lease: Lease {
-                        state: LeaseState::Released,
-                        expires: self.now,
-                        ..old
-                    },
-                    durability: Durability::Lazy,
-                });
-            }
+            changes.extend(taken);
             changes.push(LeaseChange {
                 lease,
                 durability: if takes_over {
@@ -486,6 +525,23 @@ impl Decider<'_> {
         changes.extend(self.let_go_of_others(ip, false));
         self.event.hostname = self.event.hostname.take().or(hostname);
         let reply = self.build_reply(MessageType::Offer, ip, Ipv4Addr::UNSPECIFIED, true);
+        self.reply(reply, changes)
+    }
+
+    /// RFC 4039 §4: the DISCOVER is answered as if it were the REQUEST for `ip`: the lease is
+    /// bound and must be durable before the ACK leaves, exactly like an ACK to a REQUEST. The
+    /// caps and the allocation rules were applied as for an offer.
+    fn rapid_ack(mut self, ip: Ipv4Addr) -> Decision {
+        let lease = self.lease(ip, LeaseState::Bound, self.now.plus(self.lease_time()));
+        self.event.hostname = lease.hostname.clone();
+        let mut changes = Vec::with_capacity(2);
+        changes.extend(self.take_over(ip));
+        changes.push(LeaseChange {
+            lease,
+            durability: Durability::BeforeReply,
+        });
+        changes.extend(self.let_go_of_others(ip, true));
+        let reply = self.build_rapid_ack(ip);
         self.reply(reply, changes)
     }
 

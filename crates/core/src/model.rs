@@ -73,6 +73,8 @@ pub struct ClientClass {
     pub pool: Option<(usize, AddrRange)>,
     /// Options layered over the subnet's (under device overrides and reservations).
     pub options: OptionSet,
+    /// RFC 8925 for members, over the subnet's own setting; `None`: the subnet's.
+    pub ipv6_only: Option<Ipv6Only>,
 }
 
 /// Class match criteria. Globs use `*` (any run) and `?` (one character), ASCII
@@ -146,6 +148,34 @@ pub struct Subnet {
     /// This subnet's options, already merged over the global ones (subnet wins by code).
     /// Includes option 1 (mask) and 3 (routers) and 28 (broadcast) derived from the network.
     pub options: OptionSet,
+    /// RFC 4039: a DISCOVER carrying option 80 is answered with an ACK for a lease committed
+    /// at once (two messages instead of four). Off by default: every DISCOVER then becomes a
+    /// durable binding, so it belongs on links whose ports are capped.
+    pub rapid_commit: bool,
+    /// RFC 8925 IPv6-only preferred for this subnet's clients that ask for it; `None`: off.
+    pub ipv6_only: Option<Ipv6Only>,
+}
+
+/// RFC 8925: how clients that list option 108 are told the link is IPv6-mostly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Only {
+    /// V6ONLY_WAIT in seconds, the value of option 108 (at least 300, RFC 8925 §3.4): how long
+    /// the client leaves DHCPv4 alone.
+    pub wait: u32,
+    /// What such a client's DISCOVER is offered.
+    pub address: Ipv6OnlyAddress,
+}
+
+/// What a client that asked for option 108 is offered (RFC 8925 §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ipv6OnlyAddress {
+    /// yiaddr 0.0.0.0: no address is taken and nothing is bound, so the pool is kept for the
+    /// clients that need IPv4 (the RFC's preference).
+    #[default]
+    None,
+    /// An address from the pool as usual, with option 108 beside it (for networks where a
+    /// 0.0.0.0 offer is not feasible).
+    Lease,
 }
 
 /// An inclusive address range.

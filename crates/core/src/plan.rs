@@ -464,6 +464,8 @@ mod tests {
             max_leases_per_circuit_id: None,
             max_leases_per_remote_id: None,
             options: crate::model::OptionSet::default(),
+            rapid_commit: false,
+            ipv6_only: None,
         }
     }
 

@@ -45,6 +45,9 @@ fn core_owned(c: u8) -> bool {
             | code::MESSAGE
             | code::MAX_MESSAGE_SIZE
             | code::REQUESTED_IP
+            | code::RAPID_COMMIT
+            | code::IPV6_ONLY_PREFERRED
+            | code::AUTO_CONFIGURE
     )
 }
 
@@ -110,6 +113,23 @@ impl Decider<'_> {
         ciaddr: Ipv4Addr,
         with_lease: bool,
     ) -> Reply {
+        self.build(msg, yiaddr, ciaddr, with_lease, false)
+    }
+
+    /// The ACK to a DISCOVER under rapid commit: an ACK with option 80 (RFC 4039 §4), which
+    /// tells the client this server committed the lease and no REQUEST is needed.
+    pub(crate) fn build_rapid_ack(&self, yiaddr: Ipv4Addr) -> Reply {
+        self.build(MessageType::Ack, yiaddr, Ipv4Addr::UNSPECIFIED, true, true)
+    }
+
+    fn build(
+        &self,
+        msg: MessageType,
+        yiaddr: Ipv4Addr,
+        ciaddr: Ipv4Addr,
+        with_lease: bool,
+        rapid: bool,
+    ) -> Reply {
         let cfg = &self.plan.network;
         let mut sets: Vec<&OptionSet> = Vec::with_capacity(4);
         sets.push(&self.subnet.options);
@@ -152,9 +172,20 @@ impl Decider<'_> {
                 options.set(c, v.to_vec());
             }
         };
+        if rapid {
+            options.set(code::RAPID_COMMIT, Vec::new());
+        }
+        // RFC 8925 §3.3: only to a client that listed 108, in its place in the list.
+        let v6only = self.ipv6_only().map(|v| v.wait.to_be_bytes());
         match self.pkt.options.get(code::PARAM_REQUEST_LIST) {
             Some(prl) => {
                 for &c in prl {
+                    if c == code::IPV6_ONLY_PREFERRED {
+                        if let Some(w) = &v6only {
+                            put(&mut options, c, w);
+                        }
+                        continue;
+                    }
                     if let Some(v) = layers.requested(c).filter(|_| !core_owned(c)) {
                         put(&mut options, c, v);
                     }
@@ -172,6 +203,16 @@ impl Decider<'_> {
                     }
                 }
             }
+        }
+        // RFC 2563 §2.3: a client that sent Auto-Configure and is offered no address (only
+        // an IPv6-only preferred OFFER has none) is told not to configure IPv4 link-local
+        // either. Clients that predate RFC 8925's update of RFC 2563 (dhcpcd before 10.0.9)
+        // honour option 108 in a 0.0.0.0 OFFER only beside it.
+        if msg == MessageType::Offer
+            && yiaddr.is_unspecified()
+            && self.pkt.options.get(code::AUTO_CONFIGURE).is_some()
+        {
+            options.set(code::AUTO_CONFIGURE, vec![0]);
         }
         self.echo(&mut options);
 

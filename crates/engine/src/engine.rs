@@ -546,11 +546,21 @@ impl Engine {
                 return;
             }
         }
+        let mut decision = decide(&req, &plan, &self.table, wall);
+        if self.needs_probe_first(&decision, now) {
+            // Rapid commit would bind an address nobody checked: this DISCOVER goes the
+            // four-message way instead, its OFFER held while the address is checked (RFC 4039
+            // lets a server answer option 80 with an OFFER). Nothing was applied yet, so the
+            // second decision sees the same table.
+            let mut plain = req.clone();
+            plain.packet.options.remove(code::RAPID_COMMIT);
+            decision = decide(&plain, &plan, &self.table, wall);
+        }
         let Decision {
             outcome,
             changes,
             event,
-        } = decide(&req, &plan, &self.table, wall);
+        } = decision;
         if let (Some(a), Outcome::Reply(r)) = (&req.assignment, &outcome)
             && matches!(
                 r.packet.message_type(),
@@ -640,6 +650,22 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// True when `d` is a rapid-commit ACK (RFC 4039) for an address the conflict check has
+    /// not found free recently: a binding must not skip the check an offer would get.
+    fn needs_probe_first(&mut self, d: &Decision, now: Now) -> bool {
+        if self.settings.conflict_check.mode == ConflictCheckMode::Off {
+            return false;
+        }
+        let Outcome::Reply(r) = &d.outcome else {
+            return false;
+        };
+        let p = &r.packet;
+        p.message_type() == Some(MessageType::Ack)
+            && p.options.get(code::RAPID_COMMIT).is_some()
+            && !p.yiaddr.is_unspecified()
+            && !self.probes.cached_free(p.yiaddr, now.mono)
     }
 
     /// Queues `leases` for the store, with what waits for them.

@@ -7,7 +7,9 @@
 //! sees only its link's broadcasts and knows the link implicitly), and one unbound socket on
 //! port 67 towards the upstream servers: requests leave from source port 67 as RFC 1542 wants,
 //! and server replies (unicast to giaddr) arrive there, or on a client socket when a server
-//! sits on a client link. Replies are delivered with the server's own send path
+//! sits on a client link. With `source_port` set (RFC 8357) that socket is on the configured
+//! port instead, every Option 82 we insert carries the relay-port sub-option, and servers that
+//! honour it answer on that port, so several relays can share a host whose port 67 is taken. Replies are delivered with the server's own send path
 //! ([`Outbound::send_encoded`]): broadcast, unicast to ciaddr, or layer-2 unicast to yiaddr at
 //! chaddr with broadcast as the fallback.
 //!
@@ -113,13 +115,13 @@ fn iface_mac(name: &str) -> Option<[u8; 6]> {
     <[u8; 6]>::try_from(mac.0.as_slice()).ok()
 }
 
-/// The unbound upstream-side socket on 0.0.0.0:67.
-fn bind_upstream() -> io::Result<(tokio::net::UdpSocket, std::net::UdpSocket)> {
+/// The unbound upstream-side socket on 0.0.0.0:`port` (67, or the RFC 8357 relay port).
+fn bind_upstream(port: u16) -> io::Result<(tokio::net::UdpSocket, std::net::UdpSocket)> {
     let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     sock.set_reuse_address(true)?;
     setsockopt(&sock, sockopt::Ipv4PacketInfo, &true).map_err(io::Error::from)?;
     sock.set_nonblocking(true)?;
-    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT));
+    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
     sock.bind(&SockAddr::from(addr))?;
     let std_sock: std::net::UdpSocket = sock.into();
     let send = std_sock.try_clone()?;
@@ -167,8 +169,9 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         receivers.push(recv);
         tracing::info!(iface = %iface.name, giaddr = %address, "relaying clients on this link");
     }
-    let (up_recv, up_send) =
-        bind_upstream().context("cannot open the upstream socket on port 67")?;
+    let up_port = settings.source_port;
+    let (up_recv, up_send) = bind_upstream(up_port)
+        .with_context(|| format!("cannot open the upstream socket on port {up_port}"))?;
     let out = Outbound::new(out_links, SERVER_PORT, CLIENT_PORT);
     if let Some(run_as) = &hooks.run_as {
         for dir in &hooks.writable_dirs {
@@ -189,6 +192,7 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
             existing: settings.existing_option82,
             link_selection: settings.link_selection,
             server_id_override: settings.server_id_override,
+            relay_port: settings.source_port != SERVER_PORT,
         },
         rewrite_server_id: settings.rewrite_server_id,
         auth_key: settings.auth_key.as_ref().map(|k| k.0.clone()),
@@ -205,7 +209,12 @@ pub async fn relay(settings: &RelaySettings, hooks: RelayHooks) -> anyhow::Resul
         counters: Arc::default(),
     });
     let ups: Vec<String> = settings.upstreams.iter().map(ToString::to_string).collect();
-    tracing::info!(upstreams = %ups.join(","), max_hops = settings.max_hops, "relay started");
+    tracing::info!(
+        upstreams = %ups.join(","),
+        max_hops = settings.max_hops,
+        source_port = up_port,
+        "relay started"
+    );
 
     // Every receive loop beats; the watchdog is fed only while all of them do.
     let beats = crate::notify::Heartbeats::new(receivers.len() + 1);

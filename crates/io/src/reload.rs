@@ -102,7 +102,10 @@ fn swap_or_keep(path: &Path, plan: &ArcSwap<Loaded>) -> ReloadOutcome {
                 );
             }
             let subnets = config.network.subnets.len();
-            for w in leased_config::relay_trust_warnings(&config) {
+            for w in leased_config::relay_trust_warnings(&config)
+                .into_iter()
+                .chain(leased_config::rapid_commit_warnings(&config))
+            {
                 tracing::warn!("{w}");
             }
             plan.store(Arc::new(Loaded::new(config)));

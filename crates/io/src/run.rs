@@ -137,7 +137,10 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
             .map_err(|e| anyhow!("invalid configuration {}:\n{e}", path.display()))?,
         ConfigSource::Inline(c) => c.clone(),
     };
-    for w in leased_config::relay_trust_warnings(&config) {
+    for w in leased_config::relay_trust_warnings(&config)
+        .into_iter()
+        .chain(leased_config::rapid_commit_warnings(&config))
+    {
         tracing::warn!("{w}");
     }
     let origin = match &params.source {

@@ -47,6 +47,8 @@ pub(crate) fn config_with(
                     max_leases_per_circuit_id: None,
                     max_leases_per_remote_id: None,
                     options: OptionSet::default(),
+                    rapid_commit: false,
+                    ipv6_only: None,
                 })
                 .collect(),
             banned_macs: BTreeMap::new(),

@@ -72,10 +72,16 @@ pub mod code {
     pub const BOOTFILE: u8 = 67;
     /// User class (RFC 3004).
     pub const USER_CLASS: u8 = 77;
+    /// Rapid commit (RFC 4039): a DISCOVER carrying it may be answered with an ACK at once.
+    pub const RAPID_COMMIT: u8 = 80;
     /// Client FQDN (RFC 4702).
     pub const CLIENT_FQDN: u8 = 81;
     /// Relay agent information, echoed byte for byte and written last (RFC 3046).
     pub const RELAY_AGENT_INFO: u8 = 82;
+    /// IPv6-only preferred (RFC 8925): V6ONLY_WAIT in seconds, sent only when asked for.
+    pub const IPV6_ONLY_PREFERRED: u8 = 108;
+    /// Auto-configure (RFC 2563): whether a client given no address may use IPv4 link-local.
+    pub const AUTO_CONFIGURE: u8 = 116;
     /// Subnet selection (RFC 3011).
     pub const SUBNET_SELECTION: u8 = 118;
     /// Domain search list; see [`domain_search`] (RFC 3397).

@@ -325,6 +325,11 @@ impl Udhcpc {
 pub struct Dhcpcd {
     pub c: Client,
     pub hostname: Option<String>,
+    /// The text of its dhcpcd.conf (empty by default), e.g. `option rapid_commit`.
+    pub conf: String,
+    /// Leave IPv4 link-local (and so ARP) on: it sends RFC 2563 Auto-Configure then. Off by
+    /// default.
+    pub ipv4ll: bool,
 }
 
 impl Dhcpcd {
@@ -342,6 +347,8 @@ impl Dhcpcd {
                 work: lab.dir().into(),
             },
             hostname: hostname.map(str::to_string),
+            conf: String::new(),
+            ipv4ll: false,
         }
     }
 
@@ -350,7 +357,7 @@ impl Dhcpcd {
         let db = self.c.work.join(format!("{}-db", self.c.kind));
         std::fs::create_dir_all(&db).expect("dhcpcd db dir");
         let conf = self.c.work.join("dhcpcd.conf");
-        std::fs::write(&conf, "").expect("empty dhcpcd.conf");
+        std::fs::write(&conf, &self.conf).expect("dhcpcd.conf");
         let script = r#"set -e
 mount --make-rprivate /
 mount -t tmpfs -o size=4m,mode=755 leased-test-run /run
@@ -378,10 +385,13 @@ exec "$@""#;
             "-c",
             self.c.hook.display(),
             "-t",
-            "20",
-            "--noipv4ll",
-            "--noarp"
+            "20"
         ];
+        // dhcpcd's IPv4 link-local needs ARP: --noarp turns it off too.
+        if !self.ipv4ll {
+            a.push("--noipv4ll".into());
+            a.push("--noarp".into());
+        }
         if oneshot {
             a.push("-1".into());
         }

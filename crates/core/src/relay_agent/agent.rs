@@ -463,6 +463,7 @@ mod tests {
                 existing: Some(ExistingOption82::Replace),
                 link_selection: false,
                 server_id_override: false,
+                relay_port: false,
             },
             rewrite_server_id: false,
             auth_key: None,

@@ -45,6 +45,9 @@ pub struct AgentPolicy {
     pub link_selection: bool,
     /// Add sub-option 11 (server identifier override).
     pub server_id_override: bool,
+    /// Add sub-option 19 (RFC 8357 relay source port): the relay sends from, and listens on, a
+    /// port other than 67, and the server must answer there.
+    pub relay_port: bool,
 }
 
 /// The receiving link as the relay presents it to servers.
@@ -171,8 +174,8 @@ pub fn expand_template(
     out
 }
 
-/// Our Option 82 value for `link`: sub-options 1 and 2 (when non-empty), then 5 and 11 as the
-/// policy asks. Values are capped so that the option always fits its one-byte length.
+/// Our Option 82 value for `link`: sub-options 1 and 2 (when non-empty), then 5, 11 and 19 as
+/// the policy asks, then the RFC 4030 signature when signing. Values are capped so that the option always fits its one-byte length.
 pub fn option82_value(link: &AgentLink<'_>, policy: &AgentPolicy) -> Vec<u8> {
     let mut v = Vec::new();
     let mut put = |code: u8, value: &[u8]| {
@@ -191,11 +194,16 @@ pub fn option82_value(link: &AgentLink<'_>, policy: &AgentPolicy) -> Vec<u8> {
     if policy.server_id_override {
         put(sub::SERVER_ID_OVERRIDE, &link.address.octets());
     }
+    if policy.relay_port {
+        // RFC 8357 §5.1: empty for DHCPv4; the server takes the port from the UDP header.
+        v.extend([sub::RELAY_PORT, 0]);
+    }
+    // The RFC 4030 signature stays the last sub-option.
     if let Some(counter) = link.signature {
-        put(
-            crate::relay_auth::SUBOPTION,
-            &crate::relay_auth::placeholder(counter),
-        );
+        let value = crate::relay_auth::placeholder(counter);
+        v.push(crate::relay_auth::SUBOPTION);
+        v.push(u8::try_from(value.len()).unwrap_or(u8::MAX));
+        v.extend_from_slice(&value);
     }
     v
 }
@@ -585,6 +593,7 @@ mod tests {
             existing: Some(existing),
             link_selection: false,
             server_id_override: false,
+            relay_port: false,
         }
     }
 
@@ -1007,6 +1016,35 @@ mod tests {
             let _ = relay_reply(&req[..n], |_| true);
             let _ = binding_from_reply(&req[..n], Timestamp(0), None, None, None);
         }
+    }
+
+    #[test]
+    fn relay_port_suboption_is_empty_and_before_the_signature() {
+        let mut p = policy(ExistingOption82::Keep);
+        let plain = option82_value(&link(), &p);
+        assert!(!plain.windows(2).any(|w| w == [sub::RELAY_PORT, 0]));
+        p.relay_port = true;
+        let v = option82_value(&link(), &p);
+        assert_eq!(v.get(..plain.len()), Some(&plain[..]));
+        assert_eq!(v.get(plain.len()..), Some(&[sub::RELAY_PORT, 0][..]));
+        let parsed = RelayInfo::parse(&v);
+        assert!(parsed.well_formed && parsed.relay_port);
+        let signed = AgentLink {
+            signature: Some(7),
+            ..link()
+        };
+        let v = option82_value(&signed, &p);
+        let subs = leased_wire::relay_suboptions(&v).unwrap();
+        let codes: Vec<u8> = subs.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            codes,
+            [
+                sub::CIRCUIT_ID,
+                sub::REMOTE_ID,
+                sub::RELAY_PORT,
+                crate::relay_auth::SUBOPTION
+            ]
+        );
     }
 
     fn default_policy() -> AgentPolicy {

@@ -94,6 +94,8 @@ pub fn config() -> Network {
                 max_leases_per_circuit_id: None,
                 max_leases_per_remote_id: None,
                 options: base,
+                rapid_commit: false,
+                ipv6_only: None,
             },
             Subnet {
                 network: "198.18.1.0/24".parse().unwrap(),
@@ -108,6 +110,8 @@ pub fn config() -> Network {
                 max_leases_per_circuit_id: None,
                 max_leases_per_remote_id: None,
                 options: relayed,
+                rapid_commit: false,
+                ipv6_only: None,
             },
         ],
         banned_macs: BTreeMap::new(),
