@@ -30,7 +30,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 : "${SERVER_CPU=0}" "${CLIENT_CPU=1}" "${KEA:=1}"
 for b in perfdhcp ip taskset; do command -v "$b" >/dev/null || { echo "missing $b (sudo bash .ci/run installs the peers)" >&2; exit 1; }; done
 [ -x "$LEASED" ] || { echo "no leased binary at $LEASED: cargo build --release" >&2; exit 1; }
-KEA_HOOKS=$(dirname "$(dpkg -L kea-dhcp4-server 2>/dev/null | grep -m1 'libdhcp_ha.so$' || echo /nonexistent/x)")
+KEA_HOOKS=$(dirname "$(ls /usr/lib/*/kea/hooks/libdhcp_ha.so /usr/lib/kea/hooks/libdhcp_ha.so 2>/dev/null | head -1 || true)")
 
 NS_A=lbha-a NS_B=lbha-b NS_C=lbha-c
 RUN=$(mktemp -d /tmp/leased-bench-ha.XXXXXX); chmod 755 "$RUN"
@@ -122,7 +122,7 @@ kea_config() {   # dir me(a|b) mode(standalone|hot-standby)
       { "library": "$KEA_HOOKS/libdhcp_lease_cmds.so" },
       { "library": "$KEA_HOOKS/libdhcp_ha.so", "parameters": { "high-availability": [ {
           "this-server-name": "$me", "mode": "$mode",
-          "heartbeat-delay": 10000, "max-response-delay": 60000, "max-ack-delay": 10000, "max-unacked-clients": 10,
+          "heartbeat-delay": 1000, "max-response-delay": 60000, "max-ack-delay": 10000, "max-unacked-clients": 10,
           "multi-threading": { "enable-multi-threading": true, "http-dedicated-listener": true,
                                "http-listener-threads": 0, "http-client-threads": 0 },
           "peers": [
@@ -158,7 +158,7 @@ start_one() {   # server(leased|kea) dir me ns
 # The pair is ready: leased says so through `leased ha status`; Kea through its log.
 wait_ready() {   # server dir mode
   local server=$1 w=$2 mode=$3 want=$3
-  for _ in $(seq 200); do
+  for _ in $(seq 600); do
     for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || { tail -5 "$w"/*.out >&2; return 1; }; done
     if [ "$mode" = standalone ]; then
       nsx "$NS_A" ss -Hulnp 'sport = :67' 2>/dev/null | grep -q "pid=" && { sleep 0.5; return 0; }
@@ -167,8 +167,8 @@ wait_ready() {   # server dir mode
       b=$(nsx "$NS_B" "$LEASED" ha status -c "$w/b.toml" --json 2>/dev/null | sed -n 's/.*"state": "\([a-z-]*\)".*/\1/p' | head -1)
       [ "$a" = "$want" ] && [ "$b" = "$want" ] && { sleep 0.5; return 0; }
     else
-      grep -q 'HA_STATE_TRANSITION.*new state HOT-STANDBY' "$w/a-kea.log" 2>/dev/null \
-        && grep -q 'HA_STATE_TRANSITION.*new state HOT-STANDBY' "$w/b-kea.log" 2>/dev/null && { sleep 0.5; return 0; }
+      grep -q 'HA_STATE_TRANSITION.*to HOT-STANDBY state' "$w/a-kea.log" 2>/dev/null \
+        && grep -q 'HA_STATE_TRANSITION.*to HOT-STANDBY state' "$w/b-kea.log" 2>/dev/null && { sleep 0.5; return 0; }
     fi
     sleep 0.1
   done
