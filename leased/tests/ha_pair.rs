@@ -1026,6 +1026,107 @@ fn load_balancing_splits_clients_and_one_serves_all_when_the_other_dies() {
     assert_no_duplicates(&seen);
 }
 
+/// `leased ha …` against server `i`; its output and whether it succeeded.
+fn ha_cli(pair: &Pair, i: usize, verb: &str) -> (bool, String) {
+    let o = run(
+        Some(&pair.ns[i]),
+        &argv![leased_bin(), "ha", verb, "-c", pair.cfg_path(i).display()],
+        Duration::from_secs(10),
+    );
+    (o.ok(), o.all())
+}
+
+/// `/metrics` of server `i`, through its API.
+fn metrics(pair: &Pair, i: usize) -> String {
+    let o = run(
+        Some(&pair.ns[i]),
+        &argv![
+            "curl",
+            "-sf",
+            "-H",
+            format!("X-Api-Key: {API_KEY}"),
+            "http://127.0.0.1:8067/metrics"
+        ],
+        Duration::from_secs(10),
+    );
+    o.stdout
+}
+
+#[test]
+fn maintenance_hands_over_at_once_and_an_operator_can_resync() {
+    if !gate!("dhclient", "curl") {
+        return;
+    }
+    let mut pair = Pair::new(Mode::HotStandby, Trust::key());
+    pair.start(1);
+    pair.start(0);
+    pair.wait_state(0, "hot-standby", Duration::from_secs(20));
+    pair.wait_state(1, "hot-standby", Duration::from_secs(20));
+    let mut first = pair.dhclient("m0");
+    assert!(
+        wait_bound(&mut first, Duration::from_secs(30)).is_some(),
+        "{}",
+        first.c.diag()
+    );
+
+    // The primary goes into maintenance: the standby serves at once, with no takeover delay.
+    let (ok, out) = ha_cli(&pair, 0, "maintenance");
+    assert!(ok && out.contains("in maintenance"), "{out}");
+    pair.wait_state(0, "in-maintenance", Duration::from_secs(5));
+    pair.wait_state(1, "partner-in-maintenance", Duration::from_secs(5));
+    let asked = Instant::now();
+    let mut during = pair.dhclient("m1");
+    let ev = wait_bound(&mut during, Duration::from_secs(30)).expect("a lease during maintenance");
+    assert_eq!(
+        ev.var("new_dhcp_server_identifier"),
+        Some(pair.server_ip(1).to_string().as_str()),
+        "the partner serves during maintenance"
+    );
+    eprintln!(
+        "maintenance: a new client bound by the standby {:?} after asking",
+        asked.elapsed()
+    );
+    assert!(metrics(&pair, 1).contains("leased_ha_state{state=\"partner-in-maintenance\"} 1"));
+    let (ok, out) = ha_cli(&pair, 0, "maintenance");
+    assert!(
+        !ok && out.contains("409"),
+        "maintenance twice must be refused: {out}"
+    );
+
+    // Resume: the primary syncs (it missed the standby's lease) and both return to their roles.
+    let (ok, out) = ha_cli(&pair, 0, "resume");
+    assert!(ok, "{out}");
+    pair.wait_state(0, "hot-standby", Duration::from_secs(20));
+    pair.wait_state(1, "hot-standby", Duration::from_secs(20));
+    let ip = ev.ip().unwrap();
+    assert!(
+        bound(&pair.stored(0)).contains_key(&ip),
+        "the primary did not learn {ip}, bound by the standby during maintenance"
+    );
+
+    // An operator's sync: the standby fetches the primary's table again and goes back.
+    let (ok, out) = ha_cli(&pair, 1, "sync");
+    assert!(ok && out.contains("syncing"), "{out}");
+    pair.wait_state(1, "hot-standby", Duration::from_secs(20));
+    let s = pair.status(1).unwrap();
+    assert!(s["syncs"].as_u64().unwrap_or(0) >= 2, "{s}");
+    let m = metrics(&pair, 1);
+    for series in [
+        "leased_ha_state{state=\"hot-standby\"} 1",
+        "leased_ha_partner_reachable 1",
+        "leased_ha_link_up 1",
+        "leased_ha_updates_total{kind=\"received\"}",
+        "leased_ha_last_sync_duration_seconds",
+    ] {
+        assert!(m.contains(series), "/metrics lacks {series}:\n{m}");
+    }
+    let (ok, out) = ha_cli(&pair, 0, "status");
+    assert!(
+        ok && out.contains("hot-standby") && out.contains("link          up"),
+        "{out}"
+    );
+}
+
 #[test]
 fn a_wrong_key_or_certificate_is_refused_and_logged() {
     if !gate!("dhclient") {
