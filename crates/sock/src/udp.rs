@@ -12,13 +12,25 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::with_context;
 
+/// The kernel receive buffer asked for on a serving socket. The default (about 200 KB, a few
+/// hundred requests) overflows in a few milliseconds of a boot storm whenever the server's
+/// task is briefly busy (a commit, a partner batch, a reload): the kernel then drops requests
+/// before the server can put REQUESTs ahead of DISCOVERs. 4 MiB holds thousands; it is kernel
+/// memory, used only while full.
+pub const RECV_BUFFER: usize = 4 << 20;
+
 /// Opens the UDP socket that serves one interface: bound to `0.0.0.0:port`, limited to `iface`
 /// by SO_BINDTODEVICE (so each socket sees only its link's broadcasts), allowed to broadcast,
-/// SO_REUSEADDR, non-blocking, and asking for IP_PKTINFO so [`recv_pktinfo`] can tell each
-/// datagram's destination and our local address.
+/// SO_REUSEADDR, non-blocking, a [`RECV_BUFFER`] receive buffer (SO_RCVBUFFORCE while the
+/// process may, else SO_RCVBUF within `net.core.rmem_max`), and asking for IP_PKTINFO so
+/// [`recv_pktinfo`] can tell each datagram's destination and our local address.
 pub fn bind_pktinfo(iface: &str, port: u16) -> io::Result<std::net::UdpSocket> {
     let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     sock.set_reuse_address(true)?;
+    if setsockopt(&sock, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {
+        // Without CAP_NET_ADMIN: as much as the system allows; the default is no error.
+        let _ = sock.set_recv_buffer_size(RECV_BUFFER);
+    }
     sock.bind_device(Some(iface.as_bytes()))
         .map_err(|e| with_context(e, format_args!("SO_BINDTODEVICE {iface}")))?;
     sock.set_broadcast(true)?;
