@@ -18,7 +18,8 @@ use clap::{Args, Parser, Subcommand};
       leased serve --interface eth0 --range 192.168.1.100-192.168.1.200 --dns 192.168.1.1\n  \
       leased leases -c leased.toml --json\n  \
       leased probe --interface eth0 --discover-only\n  \
-      sudo leased demo"
+      sudo leased demo\n  \
+      sudo leased demo --ha"
 )]
 pub struct Cli {
     /// The verb to run.
@@ -44,7 +45,9 @@ pub enum Command {
     Probe(ProbeArgs),
     /// A safe lab for newcomers: builds two network namespaces joined by a veth pair, runs a
     /// server in one and probes in the other, shows leases and logs, then removes everything.
-    /// Needs root; never touches the real network (addresses in 198.18.0.0/15 only).
+    /// With `--ha`, an HA pair: two servers, the primary killed, the standby taking over, the
+    /// primary back. Needs root; never touches the real network (addresses in 198.18.0.0/15
+    /// only).
     Demo(DemoArgs),
     /// Allocation counts (last 1m/1h/24h/7d/30d; current, expiring, expired), or with
     /// `--details` every address (IP Type MAC AllocatedAt Elapsed Remaining Hostname), or with
@@ -706,6 +709,12 @@ pub struct ProbeArgs {
     /// Seconds to wait for each reply (the request is retransmitted within this time).
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub timeout: u64,
+    /// Retransmit every SECS seconds until --timeout, with no doubling and no cap on the count,
+    /// as a client waiting for a server that is down keeps asking (dhclient's
+    /// `backoff-cutoff`). An HA server decides that its partner is gone from such retries (their
+    /// `secs` growing past `max_ack_delay`). Default: 1 s, doubling, at most five sends.
+    #[arg(long = "retry-every", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub retry_every: Option<u64>,
     /// Server port to send to.
     #[arg(long = "server-port", default_value_t = 67, value_name = "PORT")]
     pub server_port: u16,
@@ -728,9 +737,16 @@ pub enum Option82Area {
     Sname,
 }
 
-/// `leased demo` (no options: the lab is fixed so that it is safe).
+/// `leased demo`. The lab itself has no options (it is fixed so that it is safe); only which
+/// lab runs is chosen.
 #[derive(Debug, Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Show a high-availability pair instead (`[ha]`, hot-standby): two servers replicating
+    /// their leases, `kill -9` of the primary, the standby taking over, the primary's return
+    /// and sync. Runs for about half a minute.
+    #[arg(long)]
+    pub ha: bool,
+}
 
 #[cfg(test)]
 mod tests {

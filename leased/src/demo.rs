@@ -11,11 +11,15 @@
 //! private directory with an unpredictable name (`mkdtemp`, mode 0700) under `$TMPDIR`, every
 //! file in it is created exclusively (never an existing file or symlink), and the namespace
 //! names carry the same random part, so nobody can plant a name ahead of it.
+//!
+//! `leased demo --ha` runs another lab on the same frame (`demo_ha`): the [`Lab`] here owns
+//! whatever either one creates, and [`drive`] bounds and cleans up both alike.
 
 use std::fs::{File, OpenOptions};
+use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -27,7 +31,7 @@ use nix::unistd::Pid;
 use crate::cli::DemoArgs;
 
 /// Exit code when the demo cannot run or a step failed.
-const EXIT_FAILED: u8 = 2;
+pub(crate) const EXIT_FAILED: u8 = 2;
 /// Exit code after Ctrl-C / SIGTERM (128 + SIGINT).
 const EXIT_INTERRUPTED: u8 = 130;
 /// The whole demo must finish within this time.
@@ -54,12 +58,31 @@ const BANNED_MAC: &str = "02:00:00:00:00:66";
 /// The MAC of the client that releases its lease.
 const RELEASE_MAC: &str = "02:00:00:00:00:20";
 
-/// Runs the demo; needs root.
-pub fn run(_args: &DemoArgs) -> anyhow::Result<ExitCode> {
+/// The steps of one lab: given the lab and this program's path, the summary or the first step
+/// that could not be done.
+pub(crate) type Steps = fn(&Lab, &Path) -> anyhow::Result<String>;
+
+/// Runs the demo (`--ha`: the HA pair); needs root.
+pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("leased demo builds network namespaces and needs root: run `sudo leased demo`");
+        let how = if args.ha {
+            "sudo leased demo --ha"
+        } else {
+            "sudo leased demo"
+        };
+        eprintln!("leased demo builds network namespaces and needs root: run `{how}`");
         return Ok(ExitCode::from(EXIT_FAILED));
     }
+    if args.ha {
+        drive(crate::demo_ha::DEMO_LIMIT, crate::demo_ha::steps)
+    } else {
+        drive(DEMO_LIMIT, steps)
+    }
+}
+
+/// Runs `steps` on a worker thread in a fresh lab, stops it on Ctrl-C, SIGTERM or after
+/// `limit`, then removes everything the lab holds, whichever way the steps ended.
+fn drive(limit: Duration, steps: Steps) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find this program's path")?;
     let dir = tempfile::Builder::new()
         .prefix("leased-demo-")
@@ -86,12 +109,12 @@ pub fn run(_args: &DemoArgs) -> anyhow::Result<ExitCode> {
             r = &mut rx => Ended::Finished(r.unwrap_or_else(|_| Err(anyhow::anyhow!("the demo stopped unexpectedly")))),
             _ = tokio::signal::ctrl_c() => Ended::Interrupted("Ctrl-C"),
             _ = term.recv() => Ended::Interrupted("SIGTERM"),
-            _ = tokio::time::sleep(DEMO_LIMIT) => Ended::Interrupted("time limit"),
+            _ = tokio::time::sleep(limit) => Ended::Interrupted("time limit"),
         };
         if let Ended::Interrupted(why) = &ended {
             println!("\n{why}: stopping the demo and cleaning up ...");
             lab.cancelled.store(true, Ordering::SeqCst);
-            if let Some(s) = lab.stop_server() {
+            for s in lab.stop_servers() {
                 println!("   {s}");
             }
             // Let the steps notice and return, so nothing is created after the cleanup.
@@ -124,12 +147,13 @@ enum Ended {
 }
 
 /// What the demo created, so it can all be removed, whatever happens.
-struct Lab {
-    srv_ns: String,
-    cli_ns: String,
+pub(crate) struct Lab {
+    /// The private directory's name (`leased-demo-Ab3xYz`): every namespace starts with it.
+    tag: String,
     /// The private directory (0700, random name): config, store, logs.
-    dir: PathBuf,
-    cancelled: AtomicBool,
+    pub(crate) dir: PathBuf,
+    /// Set on Ctrl-C, SIGTERM or the time limit: no step may start after it.
+    pub(crate) cancelled: AtomicBool,
     state: Mutex<LabState>,
 }
 
@@ -137,7 +161,8 @@ struct Lab {
 struct LabState {
     /// Namespaces this demo created (only those: a name that existed is never deleted).
     namespaces: Vec<String>,
-    server: Option<Child>,
+    /// The servers running, by name, in start order.
+    servers: Vec<(String, Child)>,
     /// Removed by the cleanup.
     dir: Option<tempfile::TempDir>,
 }
@@ -152,8 +177,7 @@ impl Lab {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| format!("leased-demo-{}", std::process::id()));
         Self {
-            srv_ns: format!("{tag}-srv"),
-            cli_ns: format!("{tag}-cli"),
+            tag,
             dir: dir.path().to_path_buf(),
             cancelled: AtomicBool::new(false),
             state: Mutex::new(LabState {
@@ -163,9 +187,36 @@ impl Lab {
         }
     }
 
+    /// The name of this lab's namespace for `role` (`leased-demo-Ab3xYz-srv`).
+    pub(crate) fn ns_name(&self, role: &str) -> String {
+        format!("{}-{role}", self.tag)
+    }
+
+    /// Creates the namespace for `role` with its loopback up and IPv6 off, and records it for
+    /// the cleanup. `ip netns add` refuses a name that exists, so only a namespace this lab
+    /// made is ever deleted.
+    pub(crate) fn add_ns(&self, role: &str) -> anyhow::Result<String> {
+        self.check()?;
+        let ns = self.ns_name(role);
+        quiet(Command::new("ip").args(["netns", "add", &ns]))?;
+        self.state().namespaces.push(ns.clone());
+        quiet(Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]))?;
+        // Quiet links: no IPv6 chatter (DAD, router solicitations). Optional.
+        let _ = quiet(Command::new("ip").args([
+            "netns",
+            "exec",
+            &ns,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]));
+        Ok(ns)
+    }
+
     /// Creates `name` in the private directory; fails if anything (a file, a symlink) is
     /// there already.
-    fn create(&self, name: &str) -> anyhow::Result<(PathBuf, File)> {
+    pub(crate) fn create(&self, name: &str) -> anyhow::Result<(PathBuf, File)> {
         let path = self.dir.join(name);
         let file = OpenOptions::new()
             .write(true)
@@ -181,19 +232,75 @@ impl Lab {
     }
 
     /// Fails once the demo is interrupted, so no step starts after that.
-    fn check(&self) -> anyhow::Result<()> {
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
         if self.cancelled.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
         Ok(())
     }
 
-    /// SIGTERM to the server, SIGKILL if it has not stopped within [`STOP_LIMIT`].
-    fn stop_server(&self) -> Option<String> {
-        let mut child = self.state().server.take()?;
+    /// Starts this program as `leased serve -c cfg` in namespace `ns`, its output to the new
+    /// file `log` in the private directory, and records it as server `name`. Returns its PID
+    /// (`ip netns exec` execs the server, so the PID is the server's own).
+    pub(crate) fn start_server(
+        &self,
+        name: &str,
+        ns: &str,
+        exe: &Path,
+        cfg: &Path,
+        log: &str,
+    ) -> anyhow::Result<(u32, PathBuf)> {
+        self.check()?;
+        let (log_path, out) = self.create(log)?;
+        let err = out.try_clone().context("cannot share the server log")?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(exe)
+            .arg("serve")
+            .arg("-c")
+            .arg(cfg)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        let pid = child.id();
+        self.state().servers.push((name.to_string(), child));
+        Ok((pid, log_path))
+    }
+
+    /// Server `name`'s exit status once it has exited on its own.
+    pub(crate) fn server_exited(&self, name: &str) -> Option<ExitStatus> {
+        self.state()
+            .servers
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, c)| c.try_wait().ok().flatten())
+    }
+
+    /// Takes server `name` out of the lab's list.
+    fn take_server(&self, name: &str) -> Option<Child> {
+        let mut st = self.state();
+        let at = st.servers.iter().position(|(n, _)| n == name)?;
+        Some(st.servers.remove(at).1)
+    }
+
+    /// SIGKILL to server `name` (a crash, as `kill -9` does), then reaps it. Returns its PID.
+    pub(crate) fn kill_server(&self, name: &str) -> Option<u32> {
+        let mut child = self.take_server(name)?;
+        let pid = child.id();
+        let _ = child.kill();
+        let _ = child.wait();
+        Some(pid)
+    }
+
+    /// SIGTERM to server `name`, SIGKILL if it has not stopped within [`STOP_LIMIT`].
+    pub(crate) fn stop_server(&self, name: &str) -> Option<String> {
+        let mut child = self.take_server(name)?;
         let pid = child.id();
         if let Ok(Some(status)) = child.try_wait() {
-            return Some(format!("server (pid {pid}) had already exited: {status}"));
+            return Some(format!("{name} (pid {pid}) had already exited: {status}"));
         }
         if let Ok(raw) = i32::try_from(pid) {
             let _ = kill(Pid::from_raw(raw), Signal::SIGTERM);
@@ -201,24 +308,33 @@ impl Lab {
         let deadline = Instant::now() + STOP_LIMIT;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
-                return Some(format!("server (pid {pid}) stopped on SIGTERM: {status}"));
+                return Some(format!("{name} (pid {pid}) stopped on SIGTERM: {status}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
         let _ = child.wait();
         Some(format!(
-            "server (pid {pid}) did not stop within {}s: killed",
+            "{name} (pid {pid}) did not stop within {}s: killed",
             STOP_LIMIT.as_secs()
         ))
     }
 
+    /// Stops every server still running, the last started first.
+    pub(crate) fn stop_servers(&self) -> Vec<String> {
+        let names: Vec<String> = self
+            .state()
+            .servers
+            .iter()
+            .rev()
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.iter().filter_map(|n| self.stop_server(n)).collect()
+    }
+
     /// Removes everything that was made; safe to call more than once.
     fn cleanup(&self) -> Vec<String> {
-        let mut done = Vec::new();
-        if let Some(s) = self.stop_server() {
-            done.push(s);
-        }
+        let mut done = self.stop_servers();
         let (namespaces, dir) = {
             let mut st = self.state();
             (std::mem::take(&mut st.namespaces), st.dir.take())
@@ -257,7 +373,7 @@ fn kill_leftovers(ns: &str) {
 }
 
 /// Runs a command that should succeed quietly; its stderr becomes the error.
-fn quiet(cmd: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn quiet(cmd: &mut Command) -> anyhow::Result<()> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -312,11 +428,23 @@ note = "the demo's reserved device"
 
 /// Runs `cmd` with output to files in the lab dir, killing it on interruption or after
 /// `limit`. Returns (exit code, stdout, stderr).
-fn run_bounded(
+pub(crate) fn run_bounded(
     lab: &Lab,
     name: &str,
     cmd: &mut Command,
     limit: Duration,
+) -> anyhow::Result<(Option<i32>, String, String)> {
+    run_watched(lab, name, cmd, limit, || {})
+}
+
+/// [`run_bounded`], calling `tick` about every 25 ms while `cmd` runs (to watch something
+/// else meanwhile; `tick` should return quickly).
+pub(crate) fn run_watched(
+    lab: &Lab,
+    name: &str,
+    cmd: &mut Command,
+    limit: Duration,
+    mut tick: impl FnMut(),
 ) -> anyhow::Result<(Option<i32>, String, String)> {
     let (out_path, out) = lab.create(&format!("{name}.out"))?;
     let (err_path, err) = lab.create(&format!("{name}.err"))?;
@@ -336,6 +464,7 @@ fn run_bounded(
             let _ = child.wait();
             break None;
         }
+        tick();
         std::thread::sleep(Duration::from_millis(25));
     };
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
@@ -346,20 +475,58 @@ fn run_bounded(
     ))
 }
 
+/// Runs a short command whose output is small (a status query), through pipes instead of
+/// files, so that it can run many times; killed on interruption or after `limit`. Returns
+/// (exit code, stdout).
+pub(crate) fn output_bounded(
+    lab: &Lab,
+    cmd: &mut Command,
+    limit: Duration,
+) -> anyhow::Result<(Option<i32>, String)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    // Read on a thread, so a large answer cannot block the child on a full pipe.
+    let reader = child.stdout.take().map(|mut out| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            text
+        })
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("wait failed")? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline || lab.cancelled.load(Ordering::SeqCst) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    Ok((status.and_then(|s| s.code()), out))
+}
+
 /// Indents every line of `text` for display under a step.
-fn indent(text: &str) -> String {
+pub(crate) fn indent(text: &str) -> String {
     text.lines().map(|l| format!("   | {l}\n")).collect()
 }
 
 /// The `address: X` line of a probe's text output.
-fn probe_address(out: &str) -> Option<&str> {
+pub(crate) fn probe_address(out: &str) -> Option<&str> {
     out.lines()
         .find_map(|l| l.strip_prefix("address: "))
         .map(str::trim)
 }
 
 /// The state of `mac`'s lease in `leased leases --json` output.
-fn lease_state(json: &str, mac: &str) -> Option<String> {
+pub(crate) fn lease_state(json: &str, mac: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     v.as_array()?
         .iter()
@@ -367,28 +534,48 @@ fn lease_state(json: &str, mac: &str) -> Option<String> {
         .and_then(|l| l.get("state")?.as_str().map(String::from))
 }
 
-/// One probe run in the client namespace.
-struct ProbeRun {
-    code: Option<i32>,
-    out: String,
+/// One probe run in a client namespace.
+pub(crate) struct ProbeRun {
+    /// The probe's exit code (`None`: killed at its time limit or on interruption).
+    pub(crate) code: Option<i32>,
+    /// Its text report.
+    pub(crate) out: String,
 }
 
-fn probe(lab: &Lab, exe: &Path, name: &str, args: &[&str]) -> anyhow::Result<ProbeRun> {
-    lab.check()?;
-    let mut shown = vec!["leased", "probe", "--interface", CLI_IF];
+/// The `leased probe` command line for a client on `iface` in `ns`, and how it is shown.
+pub(crate) fn probe_cmd(exe: &Path, ns: &str, iface: &str, args: &[&str]) -> (Command, String) {
+    let mut shown = vec!["leased", "probe", "--interface", iface];
     shown.extend_from_slice(args);
-    println!("   $ {}", shown.join(" "));
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &lab.cli_ns])
+    cmd.args(["netns", "exec", ns])
         .arg(exe)
-        .args(["probe", "--interface", CLI_IF])
+        .args(["probe", "--interface", iface])
         .args(args);
+    (cmd, shown.join(" "))
+}
+
+/// Runs a probe on `iface` in `ns`, printing its command line and report.
+pub(crate) fn probe_in(
+    lab: &Lab,
+    exe: &Path,
+    (ns, iface): (&str, &str),
+    name: &str,
+    args: &[&str],
+) -> anyhow::Result<ProbeRun> {
+    lab.check()?;
+    let (mut cmd, shown) = probe_cmd(exe, ns, iface, args);
+    println!("   $ {shown}");
     let (code, out, err) = run_bounded(lab, name, &mut cmd, Duration::from_secs(15))?;
     print!("{}", indent(&out));
     if !err.trim().is_empty() {
         print!("{}", indent(&err));
     }
     Ok(ProbeRun { code, out })
+}
+
+/// A probe in the plain demo's client namespace.
+fn probe(lab: &Lab, exe: &Path, name: &str, args: &[&str]) -> anyhow::Result<ProbeRun> {
+    probe_in(lab, exe, (&lab.ns_name("cli"), CLI_IF), name, args)
 }
 
 /// The demo itself. Returns the summary, or the first step that could not be done.
@@ -398,45 +585,20 @@ fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
     println!("Nothing here touches your real network; every address is in 198.18.0.0/15.\n");
 
     // 1. The lab.
+    let (srv_ns, cli_ns) = (lab.ns_name("srv"), lab.ns_name("cli"));
     println!(
-        "== 1. network: {} [{SRV_IF} {SRV_ADDR}] <-veth-> {} [{CLI_IF}, no address]",
-        lab.srv_ns, lab.cli_ns
+        "== 1. network: {srv_ns} [{SRV_IF} {SRV_ADDR}] <-veth-> {cli_ns} [{CLI_IF}, no address]"
     );
-    for ns in [&lab.srv_ns, &lab.cli_ns] {
-        lab.check()?;
-        // `ip netns add` refuses a name that exists; only a namespace it made is ours to delete.
-        quiet(Command::new("ip").args(["netns", "add", ns]))?;
-        lab.state().namespaces.push(ns.clone());
-        quiet(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]))?;
-        // Quiet links: no IPv6 chatter (DAD, router solicitations). Optional.
-        let _ = quiet(Command::new("ip").args([
-            "netns",
-            "exec",
-            ns,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ]));
-    }
+    lab.add_ns("srv")?;
+    lab.add_ns("cli")?;
     lab.check()?;
     quiet(Command::new("ip").args([
-        "link",
-        "add",
-        CLI_IF,
-        "netns",
-        &lab.cli_ns,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        SRV_IF,
-        "netns",
-        &lab.srv_ns,
+        "link", "add", CLI_IF, "netns", &cli_ns, "type", "veth", "peer", "name", SRV_IF, "netns",
+        &srv_ns,
     ]))?;
-    quiet(Command::new("ip").args(["-n", &lab.srv_ns, "addr", "add", SRV_ADDR, "dev", SRV_IF]))?;
-    quiet(Command::new("ip").args(["-n", &lab.srv_ns, "link", "set", SRV_IF, "up"]))?;
-    quiet(Command::new("ip").args(["-n", &lab.cli_ns, "link", "set", CLI_IF, "up"]))?;
+    quiet(Command::new("ip").args(["-n", &srv_ns, "addr", "add", SRV_ADDR, "dev", SRV_IF]))?;
+    quiet(Command::new("ip").args(["-n", &srv_ns, "link", "set", SRV_IF, "up"]))?;
+    quiet(Command::new("ip").args(["-n", &cli_ns, "link", "set", CLI_IF, "up"]))?;
 
     // 2. The config.
     lab.check()?;
@@ -449,29 +611,12 @@ fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
     print!("{}", indent(&config_text(&store)));
 
     // 3. The server.
-    lab.check()?;
-    let (log_path, log) = lab.create("server.log")?;
-    let log2 = log.try_clone().context("cannot share the server log")?;
-    let child = Command::new("ip")
-        .args(["netns", "exec", &lab.srv_ns])
-        .arg(exe)
-        .arg("serve")
-        .arg("-c")
-        .arg(&cfg)
-        .current_dir(&lab.dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
-        .context("cannot start the server")?;
-    let pid = child.id();
-    lab.state().server = Some(child);
+    let (pid, log_path) = lab.start_server("server", &srv_ns, exe, &cfg, "server.log")?;
     println!(
-        "\n== 3. server: leased serve -c {} (pid {pid}, in {})",
-        cfg.display(),
-        lab.srv_ns
+        "\n== 3. server: leased serve -c {} (pid {pid}, in {srv_ns})",
+        cfg.display()
     );
-    let waited = wait_listening(lab, &log_path)?;
+    let waited = wait_listening(lab, &srv_ns, &log_path)?;
     println!("   listening on UDP 67 after {} ms", waited.as_millis());
 
     // 4. Clients.
@@ -551,7 +696,7 @@ fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
 
     // 9. Stop the server and show what it logged.
     println!("\n== 9. server log ({})", log_path.display());
-    if let Some(s) = lab.stop_server() {
+    if let Some(s) = lab.stop_server("server") {
         println!("   {s}");
     }
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -576,18 +721,13 @@ fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
     }
 }
 
-/// Polls `ss -uln` in the server namespace until something listens on UDP 67; fails early if
-/// the server exits, and after [`READY_LIMIT`].
-fn wait_listening(lab: &Lab, log: &Path) -> anyhow::Result<Duration> {
+/// Polls `ss -uln` in the server namespace `ns` until something listens on UDP 67; fails
+/// early if the server exits, and after [`READY_LIMIT`].
+fn wait_listening(lab: &Lab, ns: &str, log: &Path) -> anyhow::Result<Duration> {
     let start = Instant::now();
     while start.elapsed() < READY_LIMIT {
         lab.check()?;
-        let exited = lab
-            .state()
-            .server
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten());
-        if let Some(status) = exited {
+        if let Some(status) = lab.server_exited("server") {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             bail!(
                 "the server exited during start-up ({status}):\n{}",
@@ -595,7 +735,7 @@ fn wait_listening(lab: &Lab, log: &Path) -> anyhow::Result<Duration> {
             );
         }
         let out = Command::new("ip")
-            .args(["netns", "exec", &lab.srv_ns, "ss", "-Huln"])
+            .args(["netns", "exec", ns, "ss", "-Huln"])
             .output()
             .context("cannot run ss")?;
         let listening = String::from_utf8_lossy(&out.stdout)

@@ -21,6 +21,7 @@ mod cmd_serve;
 mod cmd_stats;
 mod console;
 mod demo;
+mod demo_ha;
 mod http;
 mod logging;
 mod probe;

@@ -134,6 +134,7 @@ impl Setup {
             .map(|o| parse_extra_option(o))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let timeout = Duration::from_secs(args.timeout.max(1));
+        let every = args.retry_every.map(Duration::from_secs);
         let mut client = ClientConfig::new(mac);
         client.client_id = client_id;
         client.hostname = args.hostname.clone();
@@ -147,7 +148,7 @@ impl Setup {
         client.param_request_list = PARAM_REQUEST.to_vec();
         client.max_message_size = Some(u16::try_from(MAX_REPLY).unwrap_or(u16::MAX));
         client.extra_options = extra;
-        client.retransmit = retransmit(timeout);
+        client.retransmit = retransmit(timeout, every);
         Ok(Self {
             client,
             option82,
@@ -187,13 +188,35 @@ impl Setup {
 }
 
 /// The probe's schedule: resent 1 s, 2 s, 4 s … apart, at most [`MAX_SENDS`] times, until a
-/// reply comes or `timeout` has passed since the first send.
-fn retransmit(timeout: Duration) -> Retransmit {
-    Retransmit {
-        first: Duration::from_secs(1),
-        max_wait: Duration::from_secs(64),
-        max_sends: MAX_SENDS,
-        give_up_after: Some(timeout),
+/// reply comes or `timeout` has passed since the first send. With `every` (`--retry-every`),
+/// resent that far apart with no cap on the count: `timeout` alone ends it.
+fn retransmit(timeout: Duration, every: Option<Duration>) -> Retransmit {
+    match every {
+        Some(every) => Retransmit {
+            first: every,
+            max_wait: every,
+            max_sends: u32::MAX,
+            give_up_after: Some(timeout),
+        },
+        None => Retransmit {
+            first: Duration::from_secs(1),
+            max_wait: Duration::from_secs(64),
+            max_sends: MAX_SENDS,
+            give_up_after: Some(timeout),
+        },
+    }
+}
+
+/// `secs` for a message sent `elapsed` after the exchange began: whole seconds for DISCOVER,
+/// REQUEST and INFORM (RFC 2131 §4.1, "seconds since the client began address acquisition or
+/// renewal"), 0 for RELEASE and DECLINE (table 5). Servers read it: an HA server takes a
+/// DISCOVER whose `secs` keeps growing as a client its partner leaves unanswered.
+fn secs_field(p: &Packet, elapsed: Duration) -> u16 {
+    match p.message_type() {
+        Some(MessageType::Discover | MessageType::Request | MessageType::Inform) => {
+            u16::try_from(elapsed.as_secs()).unwrap_or(u16::MAX)
+        }
+        _ => 0,
     }
 }
 
@@ -363,7 +386,8 @@ impl Transport {
         report: &mut Report,
     ) -> anyhow::Result<()> {
         loop {
-            while let Some(tx) = client.poll_transmit(clock.now()) {
+            while let Some(mut tx) = client.poll_transmit(clock.now()) {
+                tx.packet.secs = secs_field(&tx.packet, clock.now());
                 self.send(&setup.encode(&tx.packet), self.dest)?;
                 if tx.attempt == 1 {
                     report.sent(&tx.packet, self.dest);
@@ -1276,5 +1300,53 @@ mod tests {
             assert_eq!(d.options.get(code::RELAY_AGENT_INFO), None);
             assert_eq!(d.message_type(), Some(MessageType::Discover));
         }
+    }
+
+    #[test]
+    fn retry_every_resends_at_a_fixed_interval_until_the_timeout() {
+        let s = setup(&["-i", "veth0", "--retry-every", "1", "--timeout", "30"]);
+        let r = s.client.retransmit;
+        assert_eq!((r.first, r.max_wait), (secs(1), secs(1)));
+        assert_eq!(r.give_up_after, Some(secs(30)));
+        let mut client = Client::new(s.client.clone());
+        client.start_dora(Duration::ZERO, 9);
+        let mut at = Duration::ZERO;
+        let mut sends = 0;
+        while let Some(tx) = client.poll_transmit(at) {
+            assert_eq!(tx.packet.message_type(), Some(MessageType::Discover));
+            sends += 1;
+            at = client.poll_timeout().unwrap();
+            client.handle_timeout(at);
+        }
+        assert_eq!(sends, 30, "one a second for 30 s, not five doubling");
+        assert!(
+            <crate::cli::Cli as clap::Parser>::try_parse_from([
+                "leased",
+                "probe",
+                "-i",
+                "x",
+                "--retry-every",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn secs_counts_the_exchange_for_requests_only() {
+        let s = setup(&["-i", "veth0"]);
+        let (_, buf) = first_discover(&s, 3);
+        let d = Packet::decode(&buf).unwrap();
+        assert_eq!(secs_field(&d, Duration::from_millis(2_900)), 2);
+        assert_eq!(secs_field(&d, secs(1 << 20)), u16::MAX);
+        let mut release = d.clone();
+        release
+            .options
+            .set(code::MESSAGE_TYPE, vec![MessageType::Release.code()]);
+        assert_eq!(secs_field(&release, secs(5)), 0);
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
     }
 }
