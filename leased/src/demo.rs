@@ -446,6 +446,7 @@ pub(crate) fn run_watched(
     limit: Duration,
     mut tick: impl FnMut(),
 ) -> anyhow::Result<(Option<i32>, String, String)> {
+    lab.check()?;
     let (out_path, out) = lab.create(&format!("{name}.out"))?;
     let (err_path, err) = lab.create(&format!("{name}.err"))?;
     let mut child = cmd
@@ -483,6 +484,7 @@ pub(crate) fn output_bounded(
     cmd: &mut Command,
     limit: Duration,
 ) -> anyhow::Result<(Option<i32>, String)> {
+    lab.check()?;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -15,18 +15,17 @@
 //! error, Ctrl-C or SIGTERM. The API keys and the pair's shared key are fresh random values in
 //! that directory, never printed, so no other user can talk to the servers or forge a partner.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::demo::{
-    Lab, indent, lease_state, output_bounded, probe_address, probe_cmd, probe_in, quiet,
+    Lab, ProbeRun, indent, lease_state, output_bounded, probe_address, probe_cmd, probe_in, quiet,
     run_bounded, run_watched,
 };
 
@@ -191,72 +190,133 @@ fn ha_of(v: &Value) -> &Value {
     if v["ha"].is_object() { &v["ha"] } else { v }
 }
 
-/// What an operator watches of a server's HA state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    /// The API did not answer (the server is not running, or not yet).
-    Silent,
-    State {
-        state: String,
-        link_up: bool,
-        reachable: bool,
-    },
+/// Seconds since the Unix epoch of a log line's RFC 3339 UTC timestamp
+/// (`2026-01-02T03:04:05.123456Z`, as `[logging] format = "text"` writes it).
+fn log_time(stamp: &str) -> Option<f64> {
+    let (date, time) = stamp.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':');
+    let h = t.next()?.parse::<i64>().ok()?;
+    let min = t.next()?.parse::<i64>().ok()?;
+    let sec: f64 = t.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days since 1970-01-01 in the proleptic Gregorian calendar (Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3_600 + min * 60) as f64 + sec)
 }
 
-impl Seen {
-    fn of(v: Option<&Value>) -> Self {
-        let Some(v) = v.map(ha_of) else {
-            return Seen::Silent;
-        };
-        Seen::State {
-            state: v["state"].as_str().unwrap_or("-").to_owned(),
-            link_up: v["link_up"].as_bool() == Some(true),
-            reachable: v["partner_reachable"].as_bool() == Some(true),
-        }
+/// An HA line of a server's text log as (time, message without its structured fields), or
+/// `None` for any other line.
+fn ha_line(line: &str) -> Option<(f64, &str)> {
+    let stamp = line.split_whitespace().next()?;
+    let (_, msg) = line.split_once("leased_io::ha: ")?;
+    if !msg.starts_with("HA") {
+        return None;
     }
-
-    fn state(&self) -> Option<&str> {
-        match self {
-            Seen::Silent => None,
-            Seen::State { state, .. } => Some(state),
-        }
-    }
-
-    fn text(&self) -> String {
-        match self {
-            Seen::Silent => "not answering (not running)".to_owned(),
-            Seen::State {
-                state,
-                link_up,
-                reachable,
-            } => format!(
-                "{state:<15} partner link {}, partner {}",
-                if *link_up { "up" } else { "down" },
-                if *reachable {
-                    "reachable"
-                } else {
-                    "unreachable"
-                }
-            ),
-        }
-    }
+    // The message ends where its first ` key=value` field begins.
+    let end = msg
+        .match_indices(' ')
+        .map(|(i, _)| i)
+        .find(|&i| {
+            msg.get(i + 1..)
+                .and_then(|rest| rest.split_once('='))
+                .is_some_and(|(k, _)| {
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                })
+        })
+        .unwrap_or(msg.len());
+    Some((log_time(stamp)?, msg.get(..end)?.trim_end()))
 }
 
-/// The pair as the demo drives it: namespaces, configs, and what was last seen of each
-/// server, so that only changes are printed.
+/// A server's log, read as it grows.
+struct Log {
+    server: usize,
+    path: PathBuf,
+    /// Bytes already read (whole lines only).
+    read: usize,
+}
+
+/// The pair as the demo drives it: namespaces, configs and logs.
 struct Pair<'a> {
     lab: &'a Lab,
     exe: &'a Path,
     ns: [String; 2],
     cfg: [PathBuf; 2],
-    seen: HashMap<usize, Seen>,
-    /// Elapsed times are printed from here.
-    since: Instant,
-    /// State changes printed, with the time since `since`, for the summary.
-    changes: Vec<(usize, Duration, String)>,
+    logs: Vec<Log>,
+    /// Times are printed from here (wall clock, as the logs are stamped).
+    since: SystemTime,
+    /// HA state changes seen in the logs: (server, seconds after `since`, new state).
+    changes: Vec<(usize, f64, String)>,
 }
 
 impl Pair<'_> {
+    /// Starts a new timeline: times are printed from now.
+    fn mark(&mut self) {
+        self.since = SystemTime::now();
+    }
+
+    /// Seconds from [`Pair::mark`] until now.
+    fn elapsed(&self) -> f64 {
+        self.since.elapsed().map_or(0.0, |d| d.as_secs_f64())
+    }
+
+    /// Prints a timeline line `at` seconds after [`Pair::mark`].
+    fn say(at: f64, what: &str) {
+        println!("   {:>7}  {what}", format!("{at:+.2}s"));
+    }
+
+    /// Prints the HA lines the servers logged since the last call, in time order, with their
+    /// time after [`Pair::mark`]; notes every state change.
+    fn timeline(&mut self) {
+        let since = self
+            .since
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mut lines: Vec<(f64, usize, String)> = Vec::new();
+        for log in &mut self.logs {
+            let text = std::fs::read(&log.path).unwrap_or_default();
+            let Some(new) = text.get(log.read..) else {
+                continue;
+            };
+            let Some(whole) = new.iter().rposition(|&b| b == b'\n') else {
+                continue;
+            };
+            log.read += whole + 1;
+            for line in String::from_utf8_lossy(new.get(..whole).unwrap_or_default()).lines() {
+                if let Some((at, msg)) = ha_line(line) {
+                    lines.push((at - since, log.server, msg.to_owned()));
+                }
+            }
+        }
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (at, i, msg) in lines {
+            Self::say(at, &format!("{}: {msg}", PEERS[i].name));
+            if let Some((_, to)) = msg
+                .strip_prefix("HA state ")
+                .and_then(|m| m.split_once(" -> "))
+            {
+                self.changes.push((i, at, to.to_owned()));
+            }
+        }
+    }
+
+    /// Follows server `i`'s log from its start.
+    fn follow(&mut self, i: usize, path: PathBuf) {
+        self.logs.push(Log {
+            server: i,
+            path,
+            read: 0,
+        });
+    }
+
     /// `leased ha status -c CFG --json` in server `i`'s namespace.
     fn status(&self, i: usize) -> Option<Value> {
         let mut cmd = Command::new("ip");
@@ -271,30 +331,14 @@ impl Pair<'_> {
         }
     }
 
-    /// Reads server `i`'s state and prints it when it changed.
-    fn observe(&mut self, i: usize) -> Seen {
-        let now = Seen::of(self.status(i).as_ref());
-        if self.seen.get(&i) != Some(&now) {
-            let at = self.since.elapsed();
-            println!(
-                "   {:>6}  {}: {}",
-                format!("+{:.1}s", at.as_secs_f64()),
-                PEERS[i].name,
-                now.text()
-            );
-            if let Some(s) = now.state() {
-                let was = self.seen.get(&i).and_then(Seen::state);
-                if was != Some(s) {
-                    self.changes.push((i, at, s.to_owned()));
-                }
-            }
-            self.seen.insert(i, now.clone());
-        }
-        now
+    /// Server `i`'s HA state as its API reports it (`None`: it does not answer).
+    fn state(&self, i: usize) -> Option<String> {
+        let v = self.status(i)?;
+        ha_of(&v)["state"].as_str().map(str::to_owned)
     }
 
-    /// Watches `servers` until each is in `want`; fails when one exits or after
-    /// [`STATE_LIMIT`].
+    /// Watches `servers` until each reports `want` through its API, printing what they log
+    /// meanwhile; fails when one exits or after [`STATE_LIMIT`].
     fn wait_all(&mut self, servers: &[usize], want: &str) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
@@ -302,13 +346,12 @@ impl Pair<'_> {
             let mut done = true;
             for &i in servers {
                 if let Some(status) = self.lab.server_exited(PEERS[i].name) {
-                    bail!(
-                        "{} exited ({status}); its log is in the step below",
-                        PEERS[i].name
-                    );
+                    self.timeline();
+                    bail!("{} exited ({status})", PEERS[i].name);
                 }
-                done &= self.observe(i).state() == Some(want);
+                done &= self.state(i).as_deref() == Some(want);
             }
+            self.timeline();
             if done {
                 return Ok(());
             }
@@ -324,6 +367,7 @@ impl Pair<'_> {
 
     /// `leased ha status -c CFG` (the operator's view) of server `i`, printed.
     fn show_status(&self, i: usize, tag: &str) -> anyhow::Result<()> {
+        self.lab.check()?;
         let cfg = &self.cfg[i];
         println!(
             "   $ leased ha status -c {}   (in {})",
@@ -343,34 +387,60 @@ impl Pair<'_> {
         Ok(())
     }
 
-    /// `leased leases -c CFG` of server `i` (through its API), printed; returns the JSON view.
+    /// `leased leases -c CFG [--json]` of server `i` (through its API): (stdout, stderr).
+    fn leases(&self, i: usize, tag: &str, json: bool) -> anyhow::Result<(String, String)> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns[i]])
+            .arg(self.exe)
+            .args(["leases", "-c"])
+            .arg(&self.cfg[i]);
+        if json {
+            cmd.arg("--json");
+        }
+        let (_, out, err) = run_bounded(self.lab, tag, &mut cmd, Duration::from_secs(10))?;
+        Ok((out, err))
+    }
+
+    /// Prints server `i`'s lease table; returns its JSON view.
     fn show_leases(&self, i: usize, tag: &str) -> anyhow::Result<String> {
-        let cfg = &self.cfg[i];
+        self.lab.check()?;
         println!(
-            "   $ leased leases -c {}   (in {}: {}'s own view, through its API)",
-            cfg.display(),
+            "   $ leased leases -c {}   (in {}: {}'s own table, through its API)",
+            self.cfg[i].display(),
             self.ns[i],
             PEERS[i].name
         );
-        let leases = |json: bool, tag: &str| {
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &self.ns[i]])
-                .arg(self.exe)
-                .args(["leases", "-c"])
-                .arg(cfg);
-            if json {
-                cmd.arg("--json");
-            }
-            run_bounded(self.lab, tag, &mut cmd, Duration::from_secs(10))
-        };
-        let (_, out, err) = leases(false, tag)?;
+        let (out, err) = self.leases(i, tag, false)?;
         print!("{}", indent(&out));
         if out.trim().is_empty() {
             print!("{}", indent(&err));
         }
-        let (_, json, _) = leases(true, &format!("{tag}-json"))?;
-        Ok(json)
+        Ok(self.leases(i, &format!("{tag}-json"), true)?.0)
     }
+}
+
+/// Runs a probe on the hub's bridge showing only its outcome (its report when it failed).
+fn short_probe(
+    lab: &Lab,
+    exe: &Path,
+    hub: &str,
+    tag: &str,
+    args: &[&str],
+) -> anyhow::Result<ProbeRun> {
+    lab.check()?;
+    let (mut cmd, shown) = probe_cmd(exe, hub, HUB_BR, args);
+    println!("   $ {shown}");
+    let (code, out, err) = run_bounded(lab, tag, &mut cmd, Duration::from_secs(15))?;
+    if code != Some(0) {
+        print!("{}", indent(&out));
+        print!("{}", indent(&err));
+    }
+    Ok(ProbeRun { code, out })
+}
+
+/// The name of the server whose LAN address is `ip`.
+fn server_at(ip: &str) -> &'static str {
+    PEERS.iter().find(|p| p.lan == ip).map_or("?", |p| p.name)
 }
 
 /// Builds the hub, both servers' namespaces, their LAN ports on the bridge and the partner
@@ -431,18 +501,13 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
     // 1. The lab.
     let (hub, ns) = build_network(lab)?;
     println!("== 1. network");
+    println!("   {} [{LAN_IF} {}]: dhcp-a, the primary", ns[0], a.lan);
+    println!("   {} [{LAN_IF} {}]: dhcp-b, the standby", ns[1], b.lan);
     println!(
-        "   {ns_a} [{LAN_IF} {a_lan}]  {ns_b} [{LAN_IF} {b_lan}]   (dhcp-a primary, dhcp-b standby)",
-        ns_a = ns[0],
-        ns_b = ns[1],
-        a_lan = a.lan,
-        b_lan = b.lan,
+        "   LAN: both ports on bridge {HUB_BR} in {hub}, where the clients (leased probe) run"
     );
     println!(
-        "      LAN: both ports on bridge {HUB_BR} in {hub}, where the clients (leased probe) run"
-    );
-    println!(
-        "      partner link: {} {} <-veth-> {} {} (its own cable, TCP {PARTNER_PORT})",
+        "   partner link: {} {} <-veth-> {} {} (a cable of its own, TCP {PARTNER_PORT})",
         a.ha_if, a.ha_addr, b.ha_if, b.ha_addr
     );
 
@@ -467,7 +532,7 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
     );
     print!("{}", indent(&redacted(&texts[0])));
     println!(
-        "   {} differs only in this_server = \"{}\", server_id = \"{}\", its own store and API key.",
+        "   {} differs only in this_server = \"{}\", server_id = \"{}\", its store and API key.",
         cfg[1].display(),
         b.name,
         b.lan
@@ -479,25 +544,24 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         exe,
         ns: ns.clone(),
         cfg: cfg.clone(),
-        seen: HashMap::new(),
-        since: Instant::now(),
+        logs: Vec::new(),
+        since: SystemTime::now(),
         changes: Vec::new(),
     };
     println!("\n== 3. servers: leased serve -c FILE in each namespace, the standby first");
-    let mut logs: Vec<(usize, PathBuf)> = Vec::new();
+    pair.mark();
     for i in [1, 0] {
         let p = &PEERS[i];
         let (pid, log) =
             lab.start_server(p.name, &ns[i], exe, &cfg[i], &format!("{}.log", p.name))?;
         println!("   {} (the {}): pid {pid} in {}", p.name, p.role, ns[i]);
-        logs.push((i, log));
+        pair.follow(i, log);
     }
-    println!("   waiting for both to reach hot-standby (leased ha status --json, every 250 ms):");
-    pair.since = Instant::now();
+    println!("   what they log about the pair until both report hot-standby (leased ha status):");
     pair.wait_all(&[0, 1], "hot-standby")?;
     println!(
         "   -> the pair is in hot-standby after {:.1}s",
-        pair.since.elapsed().as_secs_f64()
+        pair.elapsed()
     );
     for i in [0, 1] {
         pair.show_status(i, &format!("status-{}", PEERS[i].name))?;
@@ -506,34 +570,21 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
     // 4. Clients: the primary answers, the standby stores a copy of every lease.
     let mut failures: Vec<String> = Vec::new();
     println!(
-        "\n== 4. three clients ask: the primary answers; each ACK leaves only once the standby \
-         holds the lease too"
+        "\n== 4. three clients ask: the primary answers, and each ACK leaves only once the \
+         standby holds the lease too"
     );
     for (k, (mac, host)) in EARLY.iter().enumerate() {
-        lab.check()?;
         let args = ["--mac", mac, "--hostname", host];
+        let tag = format!("probe-{host}");
+        // The first report shows every option; the others only their outcome.
         let r = if k == 0 {
-            probe_in(lab, exe, (&hub, HUB_BR), &format!("probe-{host}"), &args)?
+            probe_in(lab, exe, (&hub, HUB_BR), &tag, &args)?
         } else {
-            // The first report shows every option; the others only their outcome.
-            let (mut cmd, shown) = probe_cmd(exe, &hub, HUB_BR, &args);
-            println!("   $ {shown}");
-            let (code, out, err) = run_bounded(
-                lab,
-                &format!("probe-{host}"),
-                &mut cmd,
-                Duration::from_secs(15),
-            )?;
-            if code != Some(0) {
-                print!("{}", indent(&out));
-                print!("{}", indent(&err));
-            }
-            crate::demo::ProbeRun { code, out }
+            short_probe(lab, exe, &hub, &tag, &args)?
         };
         match (r.code, probe_address(&r.out), acked_by(&r.out)) {
             (Some(0), Some(addr), Some(by)) => {
-                let who = PEERS.iter().find(|p| p.lan == by).map_or("?", |p| p.name);
-                println!("   -> {mac} ({host}) got {addr} from {by} ({who})");
+                println!("   -> {host} got {addr} from {by} ({})", server_at(by));
                 if by != a.lan {
                     failures.push(format!("{mac} was answered by {by}, not the primary"));
                 }
@@ -542,19 +593,27 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         }
     }
 
+    let n =
+        |v: &Option<Value>, k: &str| v.as_ref().map_or(0, |v| ha_of(v)[k].as_u64().unwrap_or(0));
+    let (sa, sb) = (pair.status(0), pair.status(1));
+    println!(
+        "   -> {} sent {} lease updates to {}, which acknowledged {} (received {})",
+        a.name,
+        n(&sa, "updates_sent"),
+        b.name,
+        n(&sa, "updates_acked"),
+        n(&sb, "updates_received")
+    );
+
     // 5. kill -9 the primary; a new client makes the standby take over.
     lab.check()?;
-    println!("\n== 5. the primary crashes: kill -9, no goodbye to its partner");
-    let Some(pid) = lab.kill_server(a.name) else {
-        bail!("{} is not running", a.name);
-    };
-    pair.since = Instant::now();
-    println!("   $ kill -9 {pid}   ({}, the primary)", a.name);
     println!(
-        "   a new client {TAKEOVER_MAC} asks, retrying every second with its `secs` growing, as a\n   \
-         client whose server is gone does; the standby counts such clients (max_ack_delay 500ms,\n   \
-         max_unacked_clients 0) and then serves every client (partner-down):"
+        "\n== 5. the primary crashes (kill -9: no goodbye), and a new client asks. It retries \
+         every\n   second, its `secs` growing, as a client whose server is gone does; the standby \
+         counts\n   such clients (max_ack_delay 500ms, max_unacked_clients 0), then serves every \
+         client."
     );
+    let takeover_timeout = TAKEOVER_TIMEOUT.to_string();
     let args = [
         "--mac",
         TAKEOVER_MAC,
@@ -563,13 +622,15 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         "--retry-every",
         "1",
         "--timeout",
-        &TAKEOVER_TIMEOUT.to_string(),
-    ]
-    .map(str::to_owned);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        &takeover_timeout,
+    ];
     let (mut cmd, shown) = probe_cmd(exe, &hub, HUB_BR, &args);
-    println!("   $ {shown} &");
-    pair.observe(1);
+    pair.mark();
+    let Some(pid) = lab.kill_server(a.name) else {
+        bail!("{} is not running", a.name);
+    };
+    Pair::say(0.0, &format!("$ kill -9 {pid}   ({}, the primary)", a.name));
+    Pair::say(pair.elapsed(), &format!("$ {shown}"));
     let mut last_poll = Instant::now();
     let (code, out, err) = run_watched(
         lab,
@@ -578,18 +639,19 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         Duration::from_secs(TAKEOVER_TIMEOUT + 5),
         || {
             if last_poll.elapsed() >= POLL_EVERY {
-                pair.observe(1);
+                pair.timeline();
                 last_poll = Instant::now();
             }
         },
     )?;
-    let took = pair.since.elapsed();
+    lab.check()?;
+    let took = pair.elapsed();
+    pair.timeline();
     match (code, probe_address(&out), acked_by(&out)) {
         (Some(0), Some(addr), Some(by)) => {
-            println!(
-                "   {:>6}  the new client got {addr} from {by} ({})",
-                format!("+{:.1}s", took.as_secs_f64()),
-                PEERS.iter().find(|p| p.lan == by).map_or("?", |p| p.name)
+            Pair::say(
+                took,
+                &format!("the new client has {addr} from {by} ({})", server_at(by)),
             );
             if by != b.lan {
                 failures.push(format!("after the kill, {by} answered, not the standby"));
@@ -604,14 +666,23 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
             ));
         }
     }
-    if pair.observe(1).state() != Some("partner-down") {
-        failures.push(format!(
-            "{} is not in partner-down after the takeover",
+    match pair.state(1) {
+        Some(s) if s == "partner-down" => {}
+        s => failures.push(format!(
+            "{} reports {s:?} after the takeover, not partner-down",
             b.name
-        ));
+        )),
+    }
+    if !pair
+        .changes
+        .iter()
+        .any(|(i, _, s)| *i == 1 && s == "partner-down")
+    {
+        failures.push(format!("{} never logged partner-down", b.name));
     }
     println!(
-        "\n   every lease the primary granted is on the standby (durable there before each ACK left):"
+        "\n   every lease the primary granted is on the standby (durable there before each ACK \
+         left):"
     );
     let json = pair.show_leases(1, "leases-b")?;
     for mac in EARLY.iter().map(|(m, _)| *m).chain([TAKEOVER_MAC]) {
@@ -627,6 +698,7 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         "\n== 6. the primary restarts: it fetches the standby's table (syncing), then both \
          return to hot-standby"
     );
+    pair.mark();
     let (pid, log) = lab.start_server(
         a.name,
         &ns[0],
@@ -634,18 +706,19 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         &cfg[0],
         &format!("{}-restart.log", a.name),
     )?;
-    logs.push((0, log));
-    pair.since = Instant::now();
-    pair.seen.remove(&0);
-    println!(
-        "   $ leased serve -c {}   (pid {pid} in {})",
-        cfg[0].display(),
-        ns[0]
+    pair.follow(0, log);
+    Pair::say(
+        pair.elapsed(),
+        &format!(
+            "$ leased serve -c {}   (pid {pid} in {})",
+            cfg[0].display(),
+            ns[0]
+        ),
     );
     pair.wait_all(&[0, 1], "hot-standby")?;
     println!(
-        "   -> back in hot-standby after {:.1}s",
-        pair.since.elapsed().as_secs_f64()
+        "   -> both in hot-standby again after {:.1}s",
+        pair.elapsed()
     );
     let synced = pair
         .status(0)
@@ -655,35 +728,28 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         failures.push(format!("{} returned without a sync", a.name));
     }
     pair.show_status(0, "status-dhcp-a-back")?;
-    lab.check()?;
     println!("   a client asks now: the primary answers again");
-    let r = probe_in(
+    let r = short_probe(
         lab,
         exe,
-        (&hub, HUB_BR),
+        &hub,
         "probe-return",
         &["--mac", RETURN_MAC, "--hostname", "desk-4"],
     )?;
     match (r.code, probe_address(&r.out), acked_by(&r.out)) {
         (Some(0), Some(addr), Some(by)) if by == a.lan => {
-            println!("   -> {RETURN_MAC} got {addr} from {by} ({})", a.name);
+            println!("   -> desk-4 got {addr} from {by} ({})", a.name);
         }
         (code, _, by) => failures.push(format!(
             "after the return: probe exited {code:?}, answered by {by:?} (expected {})",
             a.lan
         )),
     }
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns[0]])
-        .arg(exe)
-        .args(["leases", "-c"])
-        .arg(&cfg[0])
-        .arg("--json");
-    let (_, json, _) = run_bounded(lab, "leases-a-json", &mut cmd, Duration::from_secs(10))?;
+    let (json, _) = pair.leases(0, "leases-a-json", true)?;
     match lease_state(&json, TAKEOVER_MAC) {
         Some(s) if s == "bound" => println!(
-            "   -> {} holds {TAKEOVER_MAC}'s lease too: the standby granted it alone, the sync \
-             brought it back",
+            "   -> {} holds late-laptop's lease too: the standby granted it alone, the sync \
+             brought it over",
             a.name
         ),
         s => failures.push(format!(
@@ -692,33 +758,31 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         )),
     }
 
-    // 7. Stop both and show what they logged about the pair.
-    println!("\n== 7. the servers' HA log lines");
+    // 7. Stop both and show what they logged about clients.
+    lab.check()?;
+    println!("\n== 7. stop; the last DHCP events each server logged");
     for s in lab.stop_servers() {
         println!("   {s}");
     }
-    for (i, log) in &logs {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| l.contains("HA")).collect();
-        println!("   {} ({}):", PEERS[*i].name, log.display());
-        for l in lines.iter().skip(lines.len().saturating_sub(25)) {
+    for log in &pair.logs {
+        let text = std::fs::read_to_string(&log.path).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("leased::event"))
+            .collect();
+        println!("   {}:", log.path.display());
+        for l in lines.iter().skip(lines.len().saturating_sub(8)) {
             println!("   | {l}");
         }
     }
 
     let secs = started.elapsed().as_secs_f32();
-    let took_over = pair
-        .changes
-        .iter()
-        .any(|(i, _, s)| *i == 1 && s == "partner-down");
-    if !took_over {
-        failures.push(format!("{} was never seen in partner-down", b.name));
-    }
     if failures.is_empty() {
         Ok(format!(
             "demo finished in {secs:.1}s: every step behaved as expected.\n\
-             Next: docs/ha.md explains the states and timers; put an [ha] section in the config \
-             of two servers (leased check -c FILE), start both, and watch `leased ha status`."
+             Next: docs/ha.md explains the modes, states and timers. Give two servers the same \
+             [ha] section\n(only this_server differs), check each with `leased check -c FILE`, \
+             start both, and watch\n`leased ha status -c FILE`."
         ))
     } else {
         bail!(
@@ -784,16 +848,30 @@ mod tests {
     }
 
     #[test]
-    fn status_seen() {
-        let v: Value = serde_json::from_str(
-            r#"{"state":"partner-down","link_up":false,"partner_reachable":false}"#,
-        )
-        .unwrap();
-        let s = Seen::of(Some(&v));
-        assert_eq!(s.state(), Some("partner-down"));
-        assert!(s.text().contains("link down"));
-        assert_eq!(Seen::of(None), Seen::Silent);
+    fn log_lines_on_a_timeline() {
+        let line = "2026-12-08T02:26:29.462996Z  INFO leased_io::ha: HA state waiting -> syncing \
+                    from=\"waiting\" to=\"syncing\"";
+        let (at, msg) = ha_line(line).unwrap();
+        assert_eq!(msg, "HA state waiting -> syncing");
+        let day = log_time("2026-12-08T00:00:00Z").unwrap();
+        assert!((at - day - (2.0 * 3600.0 + 26.0 * 60.0 + 29.462996)).abs() < 1e-6);
+        // 1970-01-01, a leap day, and a date after a century year that is no leap year.
+        assert_eq!(log_time("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(log_time("2024-02-29T00:00:00Z"), Some(1_709_164_800.0));
+        assert_eq!(log_time("2101-03-01T00:00:00Z"), Some(4_139_078_400.0));
+        assert_eq!(log_time("2026-13-01T00:00:00Z"), None);
+        assert_eq!(log_time("garbage"), None);
+        let sync = "2026-12-08T02:26:33.122681Z  INFO leased_io::ha: HA: sync from the partner \
+                    done (4 leases in 1 ms) leases=4 ms=1";
+        assert_eq!(
+            ha_line(sync).map(|(_, m)| m),
+            Some("HA: sync from the partner done (4 leases in 1 ms)")
+        );
+        assert_eq!(
+            ha_line("2026-12-08T02:26:33Z  INFO leased::event: ACK ip=x"),
+            None
+        );
         let wrapped: Value = serde_json::json!({"result": "ok", "ha": {"state": "waiting"}});
-        assert_eq!(Seen::of(Some(&wrapped)).state(), Some("waiting"));
+        assert_eq!(ha_of(&wrapped)["state"], "waiting");
     }
 }
