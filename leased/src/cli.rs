@@ -743,7 +743,7 @@ pub enum Option82Area {
 pub struct DemoArgs {
     /// Show a high-availability pair instead (`[ha]`, hot-standby): two servers replicating
     /// their leases, `kill -9` of the primary, the standby taking over, the primary's return
-    /// and sync. Runs for about half a minute.
+    /// and sync. Takes a few seconds.
     #[arg(long)]
     pub ha: bool,
 }
@@ -755,6 +755,19 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("leased").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn demo_takes_only_ha() {
+        let Command::Demo(d) = parse(&["demo"]).unwrap().command else {
+            panic!("not demo")
+        };
+        assert!(!d.ha);
+        let Command::Demo(d) = parse(&["demo", "--ha"]).unwrap().command else {
+            panic!("not demo")
+        };
+        assert!(d.ha);
+        assert!(parse(&["demo", "--interface", "eth0"]).is_err());
     }
 
     #[test]
