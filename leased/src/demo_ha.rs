@@ -36,6 +36,8 @@ pub(crate) const DEMO_LIMIT: Duration = Duration::from_secs(90);
 const STATE_LIMIT: Duration = Duration::from_secs(25);
 /// How long the client started after the kill keeps asking (`probe --timeout`).
 const TAKEOVER_TIMEOUT: u64 = 30;
+/// How long a log line may lag behind the state the API reports.
+const LOG_LAG: Duration = Duration::from_secs(3);
 /// How often the servers' HA state is read while something is watched.
 const POLL_EVERY: Duration = Duration::from_millis(250);
 
@@ -256,12 +258,41 @@ struct Pair<'a> {
     since: SystemTime,
     /// HA state changes seen in the logs: (server, seconds after `since`, new state).
     changes: Vec<(usize, f64, String)>,
+    /// Where the changes of the current timeline begin in `changes`.
+    phase: usize,
 }
 
 impl Pair<'_> {
     /// Starts a new timeline: times are printed from now.
     fn mark(&mut self) {
+        self.timeline();
         self.since = SystemTime::now();
+        self.phase = self.changes.len();
+    }
+
+    /// True once server `i` logged a change to `state` on the current timeline.
+    fn logged(&self, i: usize, state: &str) -> bool {
+        self.changes
+            .get(self.phase..)
+            .unwrap_or_default()
+            .iter()
+            .any(|(j, _, s)| *j == i && s == state)
+    }
+
+    /// Reads the logs until each of `servers` has logged its change to `state` (a log line
+    /// may reach the file a moment after the API reports the state), at most [`LOG_LAG`].
+    fn settle(&mut self, servers: &[usize], state: &str) -> bool {
+        let start = Instant::now();
+        loop {
+            self.timeline();
+            if servers.iter().all(|&i| self.logged(i, state)) {
+                return true;
+            }
+            if start.elapsed() > LOG_LAG || self.lab.check().is_err() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Seconds from [`Pair::mark`] until now.
@@ -548,6 +579,7 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         logs: Vec::new(),
         since: SystemTime::now(),
         changes: Vec::new(),
+        phase: 0,
     };
     println!("\n== 3. servers: leased serve -c FILE in each namespace, the standby first");
     pair.mark();
@@ -560,10 +592,9 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
     }
     println!("   what they log about the pair until both report hot-standby (leased ha status):");
     pair.wait_all(&[0, 1], "hot-standby")?;
-    println!(
-        "   -> the pair is in hot-standby after {:.1}s",
-        pair.elapsed()
-    );
+    let took = pair.elapsed();
+    pair.settle(&[0, 1], "hot-standby");
+    println!("   -> the pair is in hot-standby after {took:.1}s");
     for i in [0, 1] {
         pair.show_status(i, &format!("status-{}", PEERS[i].name))?;
     }
@@ -594,9 +625,20 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         }
     }
 
+    // The API's HA counters are refreshed a few times a second, on the pair's own traffic.
     let n =
         |v: &Option<Value>, k: &str| v.as_ref().map_or(0, |v| ha_of(v)[k].as_u64().unwrap_or(0));
-    let (sa, sb) = (pair.status(0), pair.status(1));
+    let want = EARLY.len() as u64;
+    let start = Instant::now();
+    let (sa, sb) = loop {
+        lab.check()?;
+        let (sa, sb) = (pair.status(0), pair.status(1));
+        let seen = n(&sa, "updates_acked") >= want && n(&sb, "updates_received") >= want;
+        if seen || start.elapsed() > LOG_LAG {
+            break (sa, sb);
+        }
+        std::thread::sleep(POLL_EVERY);
+    };
     println!(
         "   -> {} sent {} lease updates to {}, which acknowledged {} (received {})",
         a.name,
@@ -647,7 +689,7 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
     )?;
     lab.check()?;
     let took = pair.elapsed();
-    pair.timeline();
+    let logged_down = code == Some(0) && pair.settle(&[1], "partner-down");
     match (code, probe_address(&out), acked_by(&out)) {
         (Some(0), Some(addr), Some(by)) => {
             Pair::say(
@@ -674,11 +716,7 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
             b.name
         )),
     }
-    if !pair
-        .changes
-        .iter()
-        .any(|(i, _, s)| *i == 1 && s == "partner-down")
-    {
+    if !logged_down {
         failures.push(format!("{} never logged partner-down", b.name));
     }
     println!(
@@ -717,10 +755,9 @@ pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
         ),
     );
     pair.wait_all(&[0, 1], "hot-standby")?;
-    println!(
-        "   -> both in hot-standby again after {:.1}s",
-        pair.elapsed()
-    );
+    let took = pair.elapsed();
+    pair.settle(&[0, 1], "hot-standby");
+    println!("   -> both in hot-standby again after {took:.1}s");
     let synced = pair
         .status(0)
         .map(|v| ha_of(&v)["syncs"].as_u64().unwrap_or(0))
