@@ -122,6 +122,8 @@ pub(crate) struct HaSide {
     half: Arc<Plan>,
     status: HaStatus,
     published: Instant,
+    /// The status changed since it was last published (it goes out within [`PUBLISH_EVERY`]).
+    unpublished: bool,
     sync_started: Option<Instant>,
     /// Origin of the driver's monotonic clock (to turn the machine's deadlines into instants).
     started: Instant,
@@ -223,6 +225,7 @@ impl HaSide {
             half,
             status,
             published: Instant::now(),
+            unpublished: false,
             sync_started: None,
             started,
         })
@@ -245,11 +248,21 @@ impl HaSide {
                 None => std::future::pending().await,
             }
         };
+        let publish_at = self
+            .unpublished
+            .then(|| tokio::time::Instant::from_std(self.published + PUBLISH_EVERY));
+        let publish = async {
+            match publish_at {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             Some(ev) = self.link_rx.recv() => HaInput::Link(ev),
             Some(ack) = self.stored_rx.recv() => HaInput::Stored(ack),
             Some(cmd) = self.commands.recv() => HaInput::Command(cmd),
             () = timer => HaInput::Timeout,
+            () = publish => HaInput::Publish,
         }
     }
 
@@ -310,6 +323,7 @@ impl HaSide {
                 let _ = answer.send(r);
             }
             HaInput::Timeout => self.machine.handle_timeout(now),
+            HaInput::Publish => self.publish(true),
         }
     }
 
@@ -325,7 +339,8 @@ impl HaSide {
         self.machine.lease_changed(c.id, c.leases.clone());
     }
 
-    /// Carries out everything the machine asks, until it has nothing more.
+    /// Carries out everything the machine asks, until it has nothing more (what it does can
+    /// ask for more: a full send queue or a refusal takes the link down, which changes the gate).
     pub(crate) fn drive(
         &mut self,
         now: Now,
@@ -333,21 +348,34 @@ impl HaSide {
         committer: &Committer,
         settings: &Arc<EngineSettings>,
     ) {
-        while let Some(a) = self.machine.poll_action() {
-            self.act(a, now, engine, committer, settings);
-        }
-        while let Some(m) = self.machine.poll_message() {
-            if let PartnerMessage::LeaseUpdates { leases, .. } = &m {
-                self.status.updates_sent += leases.len() as u64;
+        for _ in 0..8 {
+            let mut busy = false;
+            while let Some(a) = self.machine.poll_action() {
+                busy = true;
+                self.act(a, now, engine, committer, settings);
             }
-            self.send(&m, now);
-        }
-        while let Some(e) = self.machine.poll_event() {
-            self.event(e);
-        }
-        // Frames the events above produced (a refusal closes the link: nothing more to send).
-        while let Some(m) = self.machine.poll_message() {
-            self.send(&m, now);
+            while let Some(m) = self.machine.poll_message() {
+                busy = true;
+                if let PartnerMessage::LeaseUpdates { leases, .. } = &m {
+                    self.status.updates_sent += leases.len() as u64;
+                }
+                self.send(&m, now);
+            }
+            let mut refused = false;
+            while let Some(e) = self.machine.poll_event() {
+                busy = true;
+                refused |= matches!(e, HaEvent::PartnerRefused { .. });
+                self.event(e);
+            }
+            if refused && self.link.take().is_some() {
+                // Dropping the send queue closes the connection; the machine sees it gone
+                // now (the transport's own "down" for it is then ignored, its id no longer
+                // current).
+                self.machine.handle_link_down(now);
+            }
+            if !busy {
+                break;
+            }
         }
         self.publish(false);
     }
@@ -491,8 +519,6 @@ impl HaSide {
             HaEvent::PartnerRefused { reason } => {
                 tracing::error!("HA partner refused: {reason}");
                 self.status.last_refusal = Some(reason);
-                // Dropping the send queue closes the connection.
-                self.link = None;
             }
             HaEvent::UpdatesRejected { ips } => tracing::warn!(
                 count = ips.len(),
@@ -545,9 +571,16 @@ impl HaSide {
         s.link_up = link_up;
         s.unsent_updates = self.machine.unacked_updates();
         s.last_contact = self.machine.last_contact().map(|d| self.started + d);
+        if **self.view.status.load() == *s {
+            self.unpublished = false;
+            return;
+        }
         if force || changed || self.published.elapsed() >= PUBLISH_EVERY {
             self.view.status.store(Arc::new(s.clone()));
             self.published = Instant::now();
+            self.unpublished = false;
+        } else {
+            self.unpublished = true;
         }
     }
 }
@@ -562,4 +595,6 @@ pub(crate) enum HaInput {
     Command(CommandRequest),
     /// The machine's timer.
     Timeout,
+    /// The status has changes not yet published.
+    Publish,
 }
