@@ -15,13 +15,18 @@
 #
 # Environment: LEASED (binary, default target/release/leased), CLIENTS (50000), PROBE_SECS (10),
 # FIXED_RATE (3000), FIXED_SECS (10), START_RATE (1000), MAX_RATE (24000), BUDGET (300 s per server),
-# MAXDROP (1 = %), SERVER_CPU (0), CLIENT_CPU (1), KEA_SEVERITY (INFO: Kea logs each lease as leased does).
+# MAXDROP (1 = %), SERVER_CPU (0), CLIENT_CPU (1), KEA_SEVERITY (INFO: Kea logs each lease as leased does),
+# HIGH_RATE (16000: the second CPU-per-DORA point).
+#
+# Also printed: leased's reply latency p50/p99 at half its max (from its own histogram), the
+# overload curve (offered 0.5x, 1x, 2x, 4x of each server's max -> completed DORA/s), and each
+# server's idle RSS. The 1M-lease rows (RSS, start-up, import) are bench/scale.sh's.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "bench/compare.sh builds network namespaces: run it as root" >&2; exit 1; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 : "${LEASED:=$HERE/../target/release/leased}" "${CLIENTS:=50000}" "${PROBE_SECS:=10}" "${FIXED_RATE:=3000}"
 : "${FIXED_SECS:=10}" "${START_RATE:=1000}" "${MAX_RATE:=24000}" "${BUDGET:=300}" "${MAXDROP:=1}"
-: "${SERVER_CPU=0}" "${CLIENT_CPU=1}" "${KEA_SEVERITY:=INFO}"
+: "${SERVER_CPU=0}" "${CLIENT_CPU=1}" "${KEA_SEVERITY:=INFO}" "${HIGH_RATE:=16000}"
 for b in perfdhcp kea-dhcp4 ip taskset; do command -v "$b" >/dev/null || { echo "missing $b (sudo bash .ci/run installs the peers)" >&2; exit 1; }; done
 [ -x "$LEASED" ] || { echo "no leased binary at $LEASED: cargo build --release" >&2; exit 1; }
 
@@ -78,6 +83,9 @@ rebinding_time = 1800
 path = "$1/leased.leases"
 [logging]
 level = "info"
+[api]
+listen = "127.0.0.1:8067"
+keys = ["bench-compare-api-key-0123456789abcdef"]
 [[subnets]]
 network = "198.18.0.0/15"
 interface = "bsrv0"
@@ -103,6 +111,33 @@ start_server() {   # $1 = kea|leased, $2 = work dir
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+# p50 and p99 reply latency (ms, the upper bound of the histogram bucket that holds them) from
+# leased's /metrics: request received -> reply handed to the kernel, every OFFER and ACK.
+percentiles() {
+  awk -F'[{}" ]+' '
+    function ms(x) { return x == "+Inf" ? "inf" : x * 1000 }
+    /^leased_reply_latency_seconds_bucket/ { le[n] = $3; c[n] = $NF; n++ }
+    END {
+      if (n == 0) { print "- -"; exit }
+      total = c[n-1]; p50 = ""; p99 = ""
+      for (i = 0; i < n; i++) {
+        if (p50 == "" && c[i] >= 0.5 * total) p50 = le[i]
+        if (p99 == "" && c[i] >= 0.99 * total) p99 = le[i]
+      }
+      printf "%s %s\n", ms(p50), ms(p99)
+    }' "$1" 2>/dev/null || echo "- -"
+}
+
+# idle_rss NAME -> VmRSS (KiB) of the server 3 s after it started, no traffic
+idle_rss() {
+  local name=$1 w
+  w="$RUN/$name-idle-$(date +%s%N)"; mkdir -p "$w"; write_configs "$w"
+  start_server "$name" "$w" || { echo 0; return; }
+  sleep 3
+  awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0
+  stop_server
+}
+
 # run_once NAME RATE SECS -> RESULT line on stdout; sets R_PASS R_ACH R_CPU_MS_PER_DORA
 run_once() {
   local name=$1 rate=$2 secs=$3 w c0 c1 hz
@@ -114,6 +149,11 @@ run_once() {
     perfdhcp -4 -l bcli0 -r "$rate" -p "$secs" -R "$CLIENTS" -W 1000000 198.18.0.1 >"$w/perfdhcp.out" 2>&1
   set -e
   c1=$(cpu_ticks "$SERVER_PID"); hz=$(getconf CLK_TCK)
+  R_P50=-; R_P99=-
+  if [ "$name" = leased ]; then
+    nsx "$NS_SRV" curl -s -H "X-Api-Key: bench-compare-api-key-0123456789abcdef" http://127.0.0.1:8067/metrics > "$w/metrics" 2>/dev/null || true
+    read -r R_P50 R_P99 < <(percentiles "$w/metrics")
+  fi
   stop_server
   local line
   line=$(awk -v name="$name" -v rate="$rate" -v secs="$secs" -v maxdrop="$MAXDROP" -v c0="$c0" -v c1="$c1" -v hz="$hz" '
@@ -130,6 +170,7 @@ run_once() {
       pass = (fail <= maxdrop && sent["DO"] >= 0.97*rate*secs) ? "PASS" : "FAIL"
       printf "RESULT server=%s target=%d/s achieved=%.0f/s failed=%.2f%% acked=%d server_cpu_ms=%.0f cpu_ms_per_dora=%.4f %s\n", name, rate, acked/secs, fail, acked, cpu_ms, per, pass
     }' "$w/perfdhcp.out")
+  [ "$name" = leased ] && line="$line server_p50_ms=$R_P50 server_p99_ms=$R_P99"
   echo "$line"
   R_PASS=0; [[ "$line" == *" PASS" ]] && R_PASS=1
   R_ACH=$(sed -n 's/.* achieved=\([0-9]*\).*/\1/p' <<<"$line")
@@ -162,6 +203,24 @@ run_once leased "$FIXED_RATE" "$FIXED_SECS"; LEASED_CPU=$R_CPU; LEASED_FIXED_OK=
 log "max sustained rate search (failed exchanges <= $MAXDROP%)"
 max_rate kea; KEA_MAX=$MAX
 max_rate leased; LEASED_MAX=$MAX
+log "CPU per DORA at HIGH_RATE=${HIGH_RATE}/s"
+run_once kea "$HIGH_RATE" "$FIXED_SECS"; KEA_HIGH=$R_CPU; KEA_HIGH_ACH=$R_ACH
+run_once leased "$HIGH_RATE" "$FIXED_SECS"; LEASED_HIGH=$R_CPU; LEASED_HIGH_ACH=$R_ACH
+log "latency at half the max (leased's reply-latency histogram; perfdhcp's avg/max delays are in its output)"
+run_once leased $((LEASED_MAX / 2)) "$FIXED_SECS"; LAT="p50 ${R_P50} ms, p99 ${R_P99} ms at $((LEASED_MAX / 2))/s"
+log "overload curve: offered 0.5x, 1x, 2x, 4x of each server's max"
+CURVE=""
+for name in kea leased; do
+  m=$KEA_MAX; [ "$name" = leased ] && m=$LEASED_MAX
+  [ "$m" -gt 0 ] || continue
+  for f in 0.5 1 2 4; do
+    r=$(awk -v m="$m" -v f="$f" 'BEGIN { printf "%d", m*f }')
+    run_once "$name" "$r" "$PROBE_SECS"
+    CURVE="$CURVE    $name offered ${r}/s (${f}x) -> completed ${R_ACH}/s ($(awk -v a="$R_ACH" -v m="$m" 'BEGIN { printf "%.0f", 100*a/m }') % of its max)\n"
+  done
+done
+log "idle RSS"
+KEA_RSS=$(idle_rss kea); LEASED_RSS=$(idle_rss leased)
 echo "SUMMARY"
 echo "  kea-dhcp4 (memfile, single-threaded, logging $KEA_SEVERITY): max ${KEA_MAX}/s, ${KEA_CPU} ms CPU per DORA at ${FIXED_RATE}/s (pass=$KEA_FIXED_OK)"
 echo "  leased (embedded store, fsync before ACK):           max ${LEASED_MAX}/s, ${LEASED_CPU} ms CPU per DORA at ${FIXED_RATE}/s (pass=$LEASED_FIXED_OK)"
@@ -170,4 +229,8 @@ awk -v a="$LEASED_MAX" -v b="$KEA_MAX" -v c="$LEASED_CPU" -v d="$KEA_CPU" 'BEGIN
   if (d > 0) printf "  CPU per DORA ratio leased/kea: %.2f (goal: <= 0.33)\n", c/d
   print "  note: one perfdhcp tops out near 12k DORA/s here; a max at or above that is perfdhcp-limited."
 }'
+echo "  CPU per DORA at ${HIGH_RATE}/s: kea ${KEA_HIGH} ms (achieved ${KEA_HIGH_ACH}/s), leased ${LEASED_HIGH} ms (achieved ${LEASED_HIGH_ACH}/s)"
+echo "  leased reply latency at half its max: $LAT"
+echo "  idle RSS (3 s after start, no traffic): kea $((KEA_RSS / 1024)) MiB, leased serve $((LEASED_RSS / 1024)) MiB (with its [api])"
+printf "  overload curve:\n$CURVE"
 echo "  runs: $RUN"
