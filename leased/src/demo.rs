@@ -62,22 +62,18 @@ const RELEASE_MAC: &str = "02:00:00:00:00:20";
 /// that could not be done.
 pub(crate) type Steps = fn(&Lab, &Path) -> anyhow::Result<String>;
 
-/// Runs the demo (`--ha`: the HA pair); needs root.
-pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+/// Runs the demo (the HA pair's is `demo_ha::run`); needs root.
+pub fn run(_args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    run_lab("sudo leased demo", DEMO_LIMIT, steps)
+}
+
+/// Runs one lab's `steps` within `limit` as root (else says to run `how`).
+pub(crate) fn run_lab(how: &str, limit: Duration, steps: Steps) -> anyhow::Result<ExitCode> {
     if !nix::unistd::geteuid().is_root() {
-        let how = if args.ha {
-            "sudo leased demo --ha"
-        } else {
-            "sudo leased demo"
-        };
         eprintln!("leased demo builds network namespaces and needs root: run `{how}`");
         return Ok(ExitCode::from(EXIT_FAILED));
     }
-    if args.ha {
-        drive(crate::demo_ha::DEMO_LIMIT, crate::demo_ha::steps)
-    } else {
-        drive(DEMO_LIMIT, steps)
-    }
+    drive(limit, steps)
 }
 
 /// Runs `steps` on a worker thread in a fresh lab, stops it on Ctrl-C, SIGTERM or after

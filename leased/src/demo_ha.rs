@@ -31,7 +31,7 @@ use crate::demo::{
 
 /// The whole `--ha` demo must finish within this time (it takes a few seconds; the rest is
 /// margin for a slow, loaded machine: the takeover alone may take up to `TAKEOVER_TIMEOUT`).
-pub(crate) const DEMO_LIMIT: Duration = Duration::from_secs(90);
+const DEMO_LIMIT: Duration = Duration::from_secs(90);
 /// How long a server gets to reach the state a step waits for.
 const STATE_LIMIT: Duration = Duration::from_secs(25);
 /// How long the client started after the kill keeps asking (`probe --timeout`).
@@ -523,8 +523,13 @@ fn build_network(lab: &Lab) -> anyhow::Result<(String, [String; 2])> {
     Ok((hub, ns))
 }
 
+/// Runs `leased demo --ha`; needs root.
+pub fn run() -> anyhow::Result<std::process::ExitCode> {
+    crate::demo::run_lab("sudo leased demo --ha", DEMO_LIMIT, steps)
+}
+
 /// The `--ha` demo. Returns the summary, or the first step that could not be done.
-pub(crate) fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
+fn steps(lab: &Lab, exe: &Path) -> anyhow::Result<String> {
     let started = Instant::now();
     let [a, b] = &PEERS;
     println!("leased demo --ha: an HA pair (hot-standby) and its clients in private namespaces.");

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd_check::run(&args),
         Command::Leases(args) => cmd_leases::run(&args),
         Command::Probe(args) => probe::run(&args),
+        Command::Demo(args) if args.ha => demo_ha::run(),
         Command::Demo(args) => demo::run(&args),
         Command::Relay(args) => cmd_relay::run(&args),
         Command::Export(args) => cmd_export::run(args),
