@@ -1004,6 +1004,10 @@ async fn openapi_lists_every_route_and_every_route_answers() {
             "/",
             "/arp_findings",
             "/counts",
+            "/ha",
+            "/ha/maintenance",
+            "/ha/resume",
+            "/ha/sync",
             "/health",
             "/leases",
             "/leases/{ip}",
@@ -1031,6 +1035,9 @@ async fn openapi_lists_every_route_and_every_route_answers() {
     };
     assert_eq!(methods("/reservations"), vec!["get", "post"]);
     assert_eq!(methods("/refresh"), vec!["post"]);
+    for p in ["/ha/maintenance", "/ha/resume", "/ha/sync"] {
+        assert_eq!(methods(p), vec!["post"]);
+    }
     assert_eq!(methods("/reservations/{ip}"), vec!["delete", "get", "put"]);
     // Every documented GET answers (not a "no such route" 404).
     for p in got {

@@ -316,7 +316,8 @@ mod tests {
     async fn a_stranger_or_a_large_first_frame_is_refused() {
         let (mut peer, ours) = tokio::io::duplex(1 << 16);
         let t = tokio::spawn(async move { open(ours, Side::Acceptor, None).await.map(drop) });
-        peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n0123456789abc")
+        // At least an opening's length, so the read completes and is judged.
+        peer.write_all(b"GET / HTTP/1.1\r\nHost: partner.example\r\nAccept: */*\r\n\r\n")
             .await
             .unwrap();
         assert!(matches!(t.await.unwrap(), Err(LinkError::NotAPartner)));
