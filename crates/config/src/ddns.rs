@@ -213,7 +213,10 @@ pub(crate) fn ddns(
             None
         }
         (None, None) => {
-            ctx.err("ddns.key_secret", "the TSIG key's secret (base64) is required");
+            ctx.err(
+                "ddns.key_secret",
+                "the TSIG key's secret (base64) is required",
+            );
             None
         }
     };
@@ -232,7 +235,11 @@ pub(crate) fn ddns(
 
     let global_forward = zone(ctx, "ddns.forward_zone", raw.forward_zone.as_ref());
     let global_reverse = zone(ctx, "ddns.reverse_zone", raw.reverse_zone.as_ref());
-    let global_suffix = zone(ctx, "ddns.qualifying_suffix", raw.qualifying_suffix.as_ref());
+    let global_suffix = zone(
+        ctx,
+        "ddns.qualifying_suffix",
+        raw.qualifying_suffix.as_ref(),
+    );
     let over_client = raw.override_client_update.unwrap_or(false);
     let over_no = raw.override_no_update.unwrap_or(false);
 
@@ -263,10 +270,18 @@ pub(crate) fn ddns(
         if s.enabled == Some(false) {
             continue;
         }
-        let forward = zone(ctx, &format!("{path}.forward_zone"), s.forward_zone.as_ref())
-            .or_else(|| global_forward.clone());
-        let reverse = zone(ctx, &format!("{path}.reverse_zone"), s.reverse_zone.as_ref())
-            .or_else(|| global_reverse.clone());
+        let forward = zone(
+            ctx,
+            &format!("{path}.forward_zone"),
+            s.forward_zone.as_ref(),
+        )
+        .or_else(|| global_forward.clone());
+        let reverse = zone(
+            ctx,
+            &format!("{path}.reverse_zone"),
+            s.reverse_zone.as_ref(),
+        )
+        .or_else(|| global_reverse.clone());
         let suffix = zone(
             ctx,
             &format!("{path}.qualifying_suffix"),

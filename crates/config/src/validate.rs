@@ -158,7 +158,10 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
             relay_trust,
             sql_assignment_owner: sql_assignment.as_ref().map(|s| s.owner),
             allocation_slot,
-            client_fqdn: ddns.as_ref().map(|d| d.policies.clone()).unwrap_or_default(),
+            client_fqdn: ddns
+                .as_ref()
+                .map(|d| d.policies.clone())
+                .unwrap_or_default(),
         },
         process,
         api,

@@ -274,9 +274,11 @@ impl Decider<'_> {
         else {
             return;
         };
-        let hostname = self.c.hostname.as_deref().or_else(|| {
-            self.reservation.and_then(|r| r.hostname.as_deref())
-        });
+        let hostname = self
+            .c
+            .hostname
+            .as_deref()
+            .or_else(|| self.reservation.and_then(|r| r.hostname.as_deref()));
         options.set(code::CLIENT_FQDN, policy.reply_option(&client, hostname));
     }
 

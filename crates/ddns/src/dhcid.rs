@@ -41,7 +41,11 @@ pub fn dhcid(client_id: &[u8], hwaddr: &[u8], fqdn: &str) -> Vec<u8> {
 /// A name in canonical wire form (RFC 4034 §6.2: lower case, uncompressed), root-terminated.
 fn canonical_wire(fqdn: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(fqdn.len() + 2);
-    for label in fqdn.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in fqdn
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         let bytes = label.as_bytes();
         let len = bytes.len().min(63);
         out.push(u8::try_from(len).unwrap_or(63));

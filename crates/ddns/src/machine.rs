@@ -320,9 +320,10 @@ impl Ddns {
             .forward_zone
             .clone()
             .filter(|z| d.forward && in_zone(&name, z));
-        let reverse_zone = zones.reverse_zone.clone().filter(|z| {
-            d.reverse && in_zone(&reverse_name(b.ip), z)
-        });
+        let reverse_zone = zones
+            .reverse_zone
+            .clone()
+            .filter(|z| d.reverse && in_zone(&reverse_name(b.ip), z));
         if forward_zone.is_none() && reverse_zone.is_none() {
             return;
         }
@@ -414,9 +415,8 @@ impl Ddns {
         self.names.insert(ip, n);
         while self.names.len() > self.settings.names_limit.max(1) {
             if let Some((old, _)) = self.names.pop_front() {
-                self.persists.push_back(Persist::Remove {
-                    key: name_key(old),
-                });
+                self.persists
+                    .push_back(Persist::Remove { key: name_key(old) });
             }
         }
     }
@@ -469,7 +469,11 @@ impl Ddns {
 
     /// Call at [`Ddns::poll_timeout`] (or later).
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        if self.inflight.as_ref().is_some_and(|f| now_ms >= f.deadline_ms) {
+        if self
+            .inflight
+            .as_ref()
+            .is_some_and(|f| now_ms >= f.deadline_ms)
+        {
             self.inflight = None;
             self.retry(now_ms);
         }
@@ -506,9 +510,7 @@ impl Ddns {
         let reverse = job.reverse_zone.is_some();
         let next = match (step, rc) {
             (Step::AddForward, ResponseCode::NoError)
-            | (Step::ReplaceForward, ResponseCode::NoError) => {
-                reverse.then_some(Step::AddReverse)
-            }
+            | (Step::ReplaceForward, ResponseCode::NoError) => reverse.then_some(Step::AddReverse),
             // §5.3.2: the name is in use; ours only if its DHCID is ours.
             (Step::AddForward, ResponseCode::YXDomain) => Some(Step::ReplaceForward),
             // §5.3.2: another client's name: no A, no PTR for us.
@@ -580,7 +582,8 @@ impl Ddns {
     fn forget(&mut self, ip: Ipv4Addr, fqdn: &str) {
         if self.names.get(&ip).is_some_and(|n| n.fqdn == fqdn) {
             self.names.remove(&ip);
-            self.persists.push_back(Persist::Remove { key: name_key(ip) });
+            self.persists
+                .push_back(Persist::Remove { key: name_key(ip) });
         }
     }
 

@@ -102,8 +102,7 @@ pub struct Signed {
 /// `name` as an absolute DNS name.
 pub(crate) fn name_of(name: &str) -> Result<Name, MessageError> {
     let n = name.trim_end_matches('.');
-    Name::from_ascii(format!("{n}."))
-        .map_err(|_| MessageError::Name(name.to_string()))
+    Name::from_ascii(format!("{n}.")).map_err(|_| MessageError::Name(name.to_string()))
 }
 
 /// The reverse name of `ip`: `d.c.b.a.in-addr.arpa`.
@@ -257,7 +256,9 @@ pub fn build(
         .map_err(|e| MessageError::Encode(e.to_string()))?;
     let mac = sig.data.mac.clone();
     m.set_signature(sig);
-    let bytes = m.to_vec().map_err(|e| MessageError::Encode(e.to_string()))?;
+    let bytes = m
+        .to_vec()
+        .map_err(|e| MessageError::Encode(e.to_string()))?;
     Ok(Signed { id, bytes, mac })
 }
 
@@ -345,7 +346,12 @@ mod tests {
     use super::*;
 
     fn key() -> Key {
-        Key::new("ddns-key", Algorithm::HmacSha256, b"0123456789abcdef".to_vec()).unwrap()
+        Key::new(
+            "ddns-key",
+            Algorithm::HmacSha256,
+            b"0123456789abcdef".to_vec(),
+        )
+        .unwrap()
     }
 
     const IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);

@@ -91,7 +91,10 @@ fn add_when_the_name_is_free_then_ptr() {
     assert_eq!(m.authorities[1].record_type(), DHCID);
     let m = exchange(&mut d, ResponseCode::NoError);
     assert_eq!(m.queries[0].name().to_string(), "18.198.in-addr.arpa.");
-    assert_eq!(m.authorities[1].name.to_string(), "10.0.18.198.in-addr.arpa.");
+    assert_eq!(
+        m.authorities[1].name.to_string(),
+        "10.0.18.198.in-addr.arpa."
+    );
     assert_eq!(m.authorities[1].record_type(), RecordType::PTR);
     assert_eq!(
         reports(&mut d),
@@ -216,7 +219,13 @@ fn no_answer_retries_with_backoff_and_forged_answers_are_ignored() {
         ResponseCode::NoError,
     );
     d.handle_response(first.to, &forged, NOW);
-    let real = sign_response(&key(), &mac, m.metadata.id, NOW / 1000, ResponseCode::NoError);
+    let real = sign_response(
+        &key(),
+        &mac,
+        m.metadata.id,
+        NOW / 1000,
+        ResponseCode::NoError,
+    );
     d.handle_response("127.0.0.2:5300".parse().unwrap(), &real, NOW);
     let ignored: Vec<_> = std::iter::from_fn(|| d.poll_report()).collect();
     assert_eq!(ignored.len(), 2, "{ignored:?}");

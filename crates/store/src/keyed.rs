@@ -152,7 +152,9 @@ impl KeyedFile {
         if self.lines > 2 * self.live.len() + COMPACT_FLOOR {
             return self.rewrite();
         }
-        self.file.write_all(&self.pending).map_err(|e| io(&self.path, e))?;
+        self.file
+            .write_all(&self.pending)
+            .map_err(|e| io(&self.path, e))?;
         self.file.sync_data().map_err(|e| io(&self.path, e))?;
         self.pending.clear();
         Ok(())

@@ -11,8 +11,8 @@ mod append;
 mod embedded;
 mod format;
 mod group;
-mod keyed;
 pub mod history;
+mod keyed;
 mod mode;
 #[cfg(feature = "sql")]
 pub mod sql;
