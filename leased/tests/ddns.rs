@@ -10,7 +10,7 @@
 //!   once BIND is back: the durable queue.
 //!
 //! Root, udhcpc, named and dig are required (else `SKIP: …`; a failure under `CI=true`).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::useless_vec, clippy::unwrap_used)]
 
 #[allow(unused_imports)]
 #[path = "support/mod.rs"]

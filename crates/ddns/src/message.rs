@@ -410,17 +410,13 @@ mod tests {
         let mut tbs = unsigned.to_vec().unwrap();
         // TSIG variables: key name, class ANY, TTL 0, algorithm name, time (48 bits),
         // fudge, error, other len (RFC 8945 §4.3.3), names in canonical wire form.
-        for label in ["ddns-key"] {
-            tbs.push(u8::try_from(label.len()).unwrap());
-            tbs.extend_from_slice(label.as_bytes());
-        }
+        tbs.push(8);
+        tbs.extend_from_slice(b"ddns-key");
         tbs.push(0);
         tbs.extend_from_slice(&255u16.to_be_bytes());
         tbs.extend_from_slice(&0u32.to_be_bytes());
-        for label in ["hmac-sha256"] {
-            tbs.push(u8::try_from(label.len()).unwrap());
-            tbs.extend_from_slice(label.as_bytes());
-        }
+        tbs.push(11);
+        tbs.extend_from_slice(b"hmac-sha256");
         tbs.push(0);
         tbs.extend_from_slice(&now.to_be_bytes()[2..]);
         tbs.extend_from_slice(&300u16.to_be_bytes());

@@ -138,6 +138,9 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// An answer that came over TCP (`None`: the connection failed).
+type TcpAnswer = (SocketAddr, Option<Vec<u8>>);
+
 struct Task {
     machine: Ddns,
     file: KeyedFile,
@@ -145,10 +148,7 @@ struct Task {
     v6: Option<UdpSocket>,
     plan: Current,
     /// Answers that came over TCP (or the failure of the connection: `None`).
-    tcp: (
-        mpsc::Sender<(SocketAddr, Option<Vec<u8>>)>,
-        mpsc::Receiver<(SocketAddr, Option<Vec<u8>>)>,
-    ),
+    tcp: (mpsc::Sender<TcpAnswer>, mpsc::Receiver<TcpAnswer>),
 }
 
 impl Task {

@@ -450,7 +450,11 @@ fn drop_root(config: &Config, run_as: &leased_config::RunAs) -> anyhow::Result<(
     }
     if let Some(d) = &config.ddns {
         let q = &d.queue_path;
-        crate::privileges::hand_over_files(crate::privileges::parent_dir(q), &[q.clone()], run_as);
+        crate::privileges::hand_over_files(
+            crate::privileges::parent_dir(q),
+            std::slice::from_ref(q),
+            run_as,
+        );
     }
     crate::privileges::drop_to(run_as, crate::privileges::SERVE_CAPS)?;
     if config.store.sql.is_none() {

@@ -82,6 +82,7 @@ pub(crate) fn config_with(
         export: None,
         sql_assignment: None,
         ha: None,
+        ddns: None,
     }
 }
 
