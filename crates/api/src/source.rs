@@ -78,7 +78,9 @@ impl StatsSource for LiveStats {
         let plan = self.0.plan();
         let snap = self.0.leases();
         let subnet = pick_network(&plan.network.subnets, |s| s.network, text)?;
-        Ok(stats::subnet_view(subnet, &snap.leases, unix_now(), true))
+        let mut v = stats::subnet_view(subnet, &snap.leases, unix_now(), true);
+        v.ddns_domain_name = stats::ddns_domain_name(&plan, subnet);
+        Ok(v)
     }
 
     fn counts(&self) -> Counts {

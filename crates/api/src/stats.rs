@@ -175,7 +175,8 @@ pub struct SubnetView {
     pub ntp_servers: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain_name: Option<String>,
-    /// `ddns-domainname` (ISC files; leased does no DDNS, so never set by `leased serve`).
+    /// `ddns-domainname`: from ISC files, or under `leased serve` the qualifying suffix of the
+    /// subnet's `[ddns]` zones (absent when the subnet does no DDNS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ddns_domain_name: Option<String>,
     /// Reservations, keyed by host name (else MAC, else client id; `@ip` added on a clash).
@@ -492,9 +493,23 @@ pub fn subnets(plan: &Plan, leases: &[Lease], now: Timestamp, full: bool) -> Key
         plan.network
             .subnets
             .iter()
-            .map(|s| (s.network.to_string(), subnet_view(s, leases, now, full)))
+            .map(|s| {
+                let mut v = subnet_view(s, leases, now, full);
+                v.ddns_domain_name = ddns_domain_name(plan, s);
+                (s.network.to_string(), v)
+            })
             .collect(),
     )
+}
+
+/// The name a DDNS client of `subnet` is qualified with, as DHCPStats reports ISC's
+/// `ddns-domainname`; `None` when the subnet does no DDNS.
+pub fn ddns_domain_name(plan: &Plan, subnet: &Subnet) -> Option<String> {
+    plan.network
+        .client_fqdn
+        .for_subnet(subnet.network)
+        .map(|p| p.suffix.clone())
+        .filter(|s| !s.is_empty())
 }
 
 /// `/counts`.

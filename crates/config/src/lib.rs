@@ -16,6 +16,7 @@ mod arp;
 mod conflict;
 mod console;
 mod ctx;
+mod ddns;
 pub mod edit;
 mod error;
 mod export;
@@ -46,6 +47,7 @@ pub use api::{
 };
 pub use arp::ArpWatchSettings;
 pub use console::ConsoleSettings;
+pub use ddns::{DdnsSettings, DdnsZones, TsigAlgorithm};
 pub use error::{ConfigError, ConfigErrors};
 pub use export::{ExportSettings, RouterCredential, Secret, SonarSettings, WebhookSettings};
 pub use ha::{HaKey, HaSettings, HaTls, MIN_HA_KEY_LEN};

@@ -36,6 +36,8 @@ pub struct Config {
     pub sql_assignment: Option<crate::sql::SqlAssignment>,
     /// High availability with a partner server (`[ha]`); `None`: standalone.
     pub ha: Option<crate::ha::HaSettings>,
+    /// Dynamic DNS updates (`[ddns]`); `None`: none.
+    pub ddns: Option<crate::ddns::DdnsSettings>,
 }
 
 impl Config {

@@ -52,4 +52,6 @@ pub(crate) struct RawConfig {
     pub ha: Option<crate::ha::RawHa>,
     /// `[sql_assignment]`: absent means no SQL assignment chain.
     pub sql_assignment: Option<crate::sql::RawSqlAssignment>,
+    /// `[ddns]`: absent means no DNS updates.
+    pub ddns: Option<crate::ddns::RawDdns>,
 }

@@ -129,6 +129,8 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
              one database",
         );
     }
+    let subnet_networks: Vec<_> = subnets.iter().map(|(s, _)| s.network).collect();
+    let ddns = crate::ddns::ddns(ctx, raw.ddns.as_ref(), &subnet_networks, &store);
     let sql_assignment = crate::sql::assignment(
         ctx,
         raw.sql_assignment.as_ref(),
@@ -156,6 +158,10 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
             relay_trust,
             sql_assignment_owner: sql_assignment.as_ref().map(|s| s.owner),
             allocation_slot,
+            client_fqdn: ddns
+                .as_ref()
+                .map(|d| d.policies.clone())
+                .unwrap_or_default(),
         },
         process,
         api,
@@ -168,6 +174,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         console,
         sql_assignment,
         ha,
+        ddns,
         store,
         logging,
     }

@@ -18,6 +18,7 @@ mod class;
 mod classify;
 mod decide;
 mod decision;
+pub mod fqdn;
 mod lease;
 pub mod model;
 mod plan;

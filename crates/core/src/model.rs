@@ -37,6 +37,8 @@ pub struct Network {
     /// Where this server's never-used search starts in each pool (servers sharing an SQL
     /// store); `None`: at the pool's start.
     pub allocation_slot: Option<crate::sql::AllocationSlot>,
+    /// Which subnets answer the client FQDN option (81) and how (`[ddns]`); empty: none.
+    pub client_fqdn: crate::fqdn::FqdnPolicies,
 }
 
 /// Which extractors give the "switch" and the "port" of a `port_key` reservation, plus the

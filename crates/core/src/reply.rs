@@ -40,6 +40,7 @@ fn core_owned(c: u8) -> bool {
             | code::RENEWAL_TIME
             | code::REBINDING_TIME
             | code::CLIENT_ID
+            | code::CLIENT_FQDN
             | code::RELAY_AGENT_INFO
             | code::PARAM_REQUEST_LIST
             | code::MESSAGE
@@ -215,6 +216,7 @@ impl Decider<'_> {
             options.set(code::AUTO_CONFIGURE, vec![0]);
         }
         self.echo(&mut options);
+        self.client_fqdn(&mut options);
 
         let packet = Packet {
             siaddr: layers.next_server.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -251,6 +253,33 @@ impl Decider<'_> {
             max_len: self.max_len(),
             route: self.route(Ipv4Addr::UNSPECIFIED, true),
         }
+    }
+
+    /// RFC 4702: a client that sent option 81 learns the name the server will use and who
+    /// updates DNS, when its subnet does DDNS (a server that does not update sends nothing).
+    fn client_fqdn(&self, options: &mut Options) {
+        let Some(policy) = self
+            .plan
+            .network
+            .client_fqdn
+            .for_subnet(self.subnet.network)
+        else {
+            return;
+        };
+        let Some(client) = self
+            .pkt
+            .options
+            .get(code::CLIENT_FQDN)
+            .and_then(crate::fqdn::ClientFqdn::parse)
+        else {
+            return;
+        };
+        let hostname = self
+            .c
+            .hostname
+            .as_deref()
+            .or_else(|| self.reservation.and_then(|r| r.hostname.as_deref()));
+        options.set(code::CLIENT_FQDN, policy.reply_option(&client, hostname));
     }
 
     /// RFC 6842: echo the client identifier; RFC 3046: echo Option 82 byte for byte.

@@ -110,6 +110,9 @@ pub struct LeaseEvent {
     pub lease: Option<Lease>,
     /// The request's variables for the operator's `history_sql` (only when one is configured).
     pub vars: Option<BTreeMap<String, String>>,
+    /// The request's client FQDN option (81) as received, for DNS updates (`None`: not sent,
+    /// or not a request's event).
+    pub client_fqdn: Option<Vec<u8>>,
 }
 
 /// A log-worthy fact, in the order it happened. The driver writes the log lines and counts.

@@ -767,6 +767,11 @@ impl Engine {
                 at: now,
                 giaddr,
                 vars: vars.clone().flatten(),
+                client_fqdn: req
+                    .packet
+                    .options
+                    .get(code::CLIENT_FQDN)
+                    .map(<[u8]>::to_vec),
                 ..event_of(l)
             });
         }
@@ -802,6 +807,7 @@ impl Engine {
             giaddr: Some(pkt.giaddr).filter(|g| !g.is_unspecified()),
             lease: None,
             vars: self.request_vars(req),
+            client_fqdn: None,
         }
     }
 }
@@ -820,6 +826,7 @@ fn event_of(l: &Lease) -> LeaseEvent {
         giaddr: None,
         lease: Some(l.clone()),
         vars: None,
+        client_fqdn: None,
     }
 }
 

@@ -77,6 +77,7 @@ mod tests {
             giaddr: Some(Ipv4Addr::new(198, 18, 1, 1)),
             lease,
             vars: None,
+            client_fqdn: None,
         }
     }
 

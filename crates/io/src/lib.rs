@@ -23,6 +23,7 @@
 
 mod capture;
 mod commit;
+mod ddns;
 mod events;
 mod frame;
 mod ha;

@@ -281,6 +281,14 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         }
         None => None,
     };
+    // DNS updates: the queue file is opened and the socket bound now, before root is dropped.
+    let ddns_task = match crate::ddns::start(Arc::clone(&plan)).await? {
+        Some((sink, task)) => {
+            engine = engine.with_ddns(Some(sink));
+            Some(task)
+        }
+        None => None,
+    };
 
     // The sidecar (HTTP API) starts before any packet is handled; if it cannot (its port is
     // taken), start-up fails as a whole rather than serving without the API the config asks for.
@@ -346,6 +354,7 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
     let _status = crate::notify::serving(&out, count, &metrics, status_view);
     // The watchdog is fed from the engine task itself (see `notify`).
     let mut engine = tokio::spawn(crate::notify::fed(engine.run(rx)));
+    let ddns_task = ddns_task.map(tokio::spawn);
 
     let engine_result = loop {
         tokio::select! {
@@ -401,6 +410,10 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         None => engine.await,
     };
     let committer = joined.map_err(|e| anyhow!("engine task failed: {e}"))?;
+    // The engine is gone, so the DDNS task's channel is closed: it stores what it has and ends.
+    if let Some(t) = ddns_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
     tokio::task::spawn_blocking(move || committer.finish())
         .await
         .map_err(|e| anyhow!("commit thread join failed: {e}"))?;
@@ -434,6 +447,14 @@ fn drop_root(config: &Config, run_as: &leased_config::RunAs) -> anyhow::Result<(
     }
     if let Some(export) = &config.export {
         crate::privileges::hand_over_tree(&export.outbox, run_as);
+    }
+    if let Some(d) = &config.ddns {
+        let q = &d.queue_path;
+        crate::privileges::hand_over_files(
+            crate::privileges::parent_dir(q),
+            std::slice::from_ref(q),
+            run_as,
+        );
     }
     crate::privileges::drop_to(run_as, crate::privileges::SERVE_CAPS)?;
     if config.store.sql.is_none() {

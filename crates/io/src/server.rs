@@ -70,6 +70,8 @@ pub(crate) struct Driver {
     /// The loaded plan last handed to the engine (with HA the engine may decide with a half
     /// of it).
     applied: Arc<leased_core::Plan>,
+    /// Where binding changes go for DNS updates (`[ddns]`), if configured.
+    ddns: Option<crate::ddns::DdnsSink>,
 }
 
 /// Commit outcomes handled per wake-up: the outcomes of one group at full load.
@@ -111,6 +113,7 @@ impl Driver {
             dirty: true,
             started: Instant::now(),
             sql: crate::sqlio::EngineSql::default(),
+            ddns: None,
         }
     }
 
@@ -129,6 +132,12 @@ impl Driver {
     /// The clock origin the engine's monotonic time counts from.
     pub(crate) fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Sends binding changes to the DNS update task.
+    pub(crate) fn with_ddns(mut self, sink: Option<crate::ddns::DdnsSink>) -> Self {
+        self.ddns = sink;
+        self
     }
 
     /// Publishes lease-table snapshots to `shared` (at once, then when changed, at most every
@@ -389,6 +398,9 @@ impl Driver {
             Effect::Lease(ev) => {
                 crate::capture::lease_event(self.shared.as_deref(), &ev);
                 self.sql.lease_event(&ev);
+                if let Some(d) = &self.ddns {
+                    d.lease_event(&ev);
+                }
             }
             Effect::Parked(ev) => self.sql.parked_event(&ev),
             Effect::Expired(changes) => {

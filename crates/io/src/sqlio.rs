@@ -1113,6 +1113,7 @@ mod tests {
             giaddr: None,
             lease: None,
             vars: None,
+            client_fqdn: None,
         }
     }
 

@@ -57,6 +57,7 @@ pub(crate) fn config_with(
             classes: Vec::new(),
             sql_assignment_owner: None,
             allocation_slot: None,
+            client_fqdn: Default::default(),
         },
         process: ProcessSettings {
             interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
@@ -81,6 +82,7 @@ pub(crate) fn config_with(
         export: None,
         sql_assignment: None,
         ha: None,
+        ddns: None,
     }
 }
 

@@ -12,6 +12,7 @@ mod embedded;
 mod format;
 mod group;
 pub mod history;
+mod keyed;
 mod mode;
 #[cfg(feature = "sql")]
 pub mod sql;
@@ -21,6 +22,7 @@ pub use embedded::{COMPACT_RATIO, DEFAULT_COMPACT_FLOOR, EmbeddedStore};
 pub use group::{
     Closed, CommitDone, CommitStats, GroupCommitter, MAX_GROUP_LEASES, MIN_GROUP_INTERVAL,
 };
+pub use keyed::{KeyedError, KeyedFile};
 pub use mode::{FileMode, mode_of};
 
 use leased_core::Lease;

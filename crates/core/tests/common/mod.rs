@@ -120,6 +120,7 @@ pub fn config() -> Network {
         classes: Vec::new(),
         sql_assignment_owner: None,
         allocation_slot: None,
+        client_fqdn: Default::default(),
     }
 }
 
