@@ -15,7 +15,6 @@ use serde::Deserialize;
 
 use crate::ctx::Ctx;
 use crate::file::RawDuration;
-use crate::model::StoreSettings;
 
 /// `[ddns]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -147,7 +146,7 @@ pub(crate) fn ddns(
     ctx: &mut Ctx<'_>,
     raw: Option<&RawDdns>,
     subnets: &[Ipv4Net],
-    store: &StoreSettings,
+    store_path: &std::path::Path,
 ) -> Option<DdnsSettings> {
     let raw = raw?;
     if raw.enabled == Some(false) {
@@ -340,7 +339,7 @@ pub(crate) fn ddns(
         }
         Some(p) => PathBuf::from(p),
         None => {
-            let mut p = store.path.clone().into_os_string();
+            let mut p = store_path.as_os_str().to_owned();
             p.push(".ddns");
             PathBuf::from(p)
         }

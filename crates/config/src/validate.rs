@@ -130,7 +130,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         );
     }
     let subnet_networks: Vec<_> = subnets.iter().map(|(s, _)| s.network).collect();
-    let ddns = crate::ddns::ddns(ctx, raw.ddns.as_ref(), &subnet_networks, &store);
+    let ddns = crate::ddns::ddns(ctx, raw.ddns.as_ref(), &subnet_networks, &store.path);
     let sql_assignment = crate::sql::assignment(
         ctx,
         raw.sql_assignment.as_ref(),
