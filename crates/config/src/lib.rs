@@ -23,6 +23,7 @@ mod export;
 mod file;
 mod ha;
 mod ipv6_only;
+mod leasequery;
 mod limits;
 mod load;
 mod lookup;
@@ -53,6 +54,7 @@ pub use export::{ExportSettings, RouterCredential, Secret, SonarSettings, Webhoo
 pub use ha::{HaKey, HaSettings, HaTls, MIN_HA_KEY_LEN};
 pub use leased_core::model::*;
 pub use leased_engine::{ConflictCheckMode, ConflictCheckSettings, Limits, RateLimit};
+pub use leasequery::LeasequerySettings;
 pub use load::{BANNED_ENV, Format, load, load_file, load_str, merge_banned_env};
 pub use lookup::{RunAs, resolve_accounts};
 pub use model::{Config, LogFormat, LogSettings, ProcessSettings, StoreSettings};

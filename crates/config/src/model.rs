@@ -38,6 +38,8 @@ pub struct Config {
     pub ha: Option<crate::ha::HaSettings>,
     /// Dynamic DNS updates (`[ddns]`); `None`: none.
     pub ddns: Option<crate::ddns::DdnsSettings>,
+    /// Leasequery (`[leasequery]`); `None`: no query is answered.
+    pub leasequery: Option<crate::leasequery::LeasequerySettings>,
 }
 
 impl Config {

@@ -50,6 +50,8 @@ pub(crate) struct RawConfig {
     pub console: Option<crate::console::RawConsole>,
     /// `[ha]`: absent means a standalone server.
     pub ha: Option<crate::ha::RawHa>,
+    /// `[leasequery]`: absent means no leasequery is answered.
+    pub leasequery: Option<crate::leasequery::RawLeasequery>,
     /// `[sql_assignment]`: absent means no SQL assignment chain.
     pub sql_assignment: Option<crate::sql::RawSqlAssignment>,
     /// `[ddns]`: absent means no DNS updates.

@@ -119,6 +119,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
     let export = crate::export::export(ctx, raw.export.as_ref());
     let console = crate::console::console(ctx, raw.console.as_ref());
     let ha = crate::ha::ha(ctx, raw.ha.as_ref());
+    let leasequery = crate::leasequery::leasequery(ctx, raw.leasequery.as_ref());
     if ha.is_some() && store.sql.is_some() {
         // Two ways to share clients at once: the SQL store already replicates every lease
         // to the other servers, and HA would replicate it again with its own conflict rule.
@@ -175,6 +176,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawConfig) -> Config {
         sql_assignment,
         ha,
         ddns,
+        leasequery,
         store,
         logging,
     }

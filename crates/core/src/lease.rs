@@ -231,6 +231,14 @@ impl LeaseTable {
         self.by_ip.values()
     }
 
+    /// Every lease above `after` (all of them for `None`), in address order: lets a reader
+    /// walk the table in bounded steps (a bulk leasequery) without holding it.
+    pub fn iter_after(&self, after: Option<Ipv4Addr>) -> impl Iterator<Item = &Lease> {
+        use std::ops::Bound;
+        let lo = after.map_or(Bound::Unbounded, |a| Bound::Excluded(u32::from(a)));
+        self.by_ip.range((lo, Bound::Unbounded)).map(|(_, l)| l)
+    }
+
     /// Number of addresses with a lease record (in any state).
     pub fn len(&self) -> usize {
         self.by_ip.len()

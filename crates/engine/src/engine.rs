@@ -192,6 +192,16 @@ impl Engine {
         self.pending.len()
     }
 
+    /// Addresses whose lease change waits for a commit: a reader of the table (an active
+    /// leasequery's catch-up) leaves them to the lease event that follows the commit, so each
+    /// change reaches it once.
+    pub fn pending_addresses(&self) -> std::collections::HashSet<Ipv4Addr> {
+        self.pending
+            .values()
+            .flat_map(|p| p.events.iter().map(|e| e.ip))
+            .collect()
+    }
+
     // ----- mutators --------------------------------------------------------------------------
 
     /// Serves `plan` with `settings` from the next request on (a reload).

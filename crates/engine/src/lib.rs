@@ -26,6 +26,7 @@
 
 mod effect;
 mod engine;
+pub mod leasequery;
 mod limits;
 mod merge;
 mod probe;

@@ -83,6 +83,7 @@ pub(crate) fn config_with(
         sql_assignment: None,
         ha: None,
         ddns: None,
+        leasequery: None,
     }
 }
 

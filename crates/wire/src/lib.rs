@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod codec;
+pub mod leasequery;
 mod packet;
 
 pub use codec::{
