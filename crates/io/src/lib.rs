@@ -28,6 +28,7 @@ mod events;
 mod frame;
 mod ha;
 mod iface;
+mod leasequery;
 mod loaded;
 mod metrics;
 mod monitor;

@@ -167,10 +167,15 @@ pub(crate) async fn receive_loop(
         // Option 82 that a client could have written.
         let current = door.current.load();
         let trust = &current.plan.network.relay_trust;
-        if let Some(key) = trust.key_of(req.packet.giaddr) {
+        // A leasequery's Option 82 is its query, not relay data: the driver's ACL judges it.
+        let leasequery = matches!(
+            req.packet.options.get(leased_wire::code::MESSAGE_TYPE),
+            Some(&[t]) if leased_wire::leasequery::msg::is_leasequery(t)
+        );
+        if !leasequery && let Some(key) = trust.key_of(req.packet.giaddr) {
             req.relay_auth = door.check_signature(data, req.packet.giaddr, key);
         }
-        if let Some(why) = leased_core::trust::screen(&mut req, trust) {
+        if !leasequery && let Some(why) = leased_core::trust::screen(&mut req, trust) {
             metrics.untrusted_option82(why.label());
             tracing::debug!(
                 iface = %iface, src = ?rx.src, reason = why.label(),

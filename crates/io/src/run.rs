@@ -290,6 +290,18 @@ pub(crate) async fn serve(params: ServeParams, hooks: ServeHooks) -> anyhow::Res
         None => None,
     };
 
+    // Leasequery's TCP listener (bulk and active) is bound now, before root is dropped.
+    if let Some(listener) = crate::leasequery::bind(plan.load().config.leasequery.as_ref()).await? {
+        let (lq_tx, lq_rx) = mpsc::channel(crate::leasequery::REQUEST_QUEUE);
+        engine = engine.with_leasequery(lq_rx);
+        receivers.push(tokio::spawn(crate::leasequery::serve(
+            listener,
+            Arc::clone(&plan),
+            lq_tx,
+            Arc::clone(&metrics),
+        )));
+    }
+
     // The sidecar (HTTP API) starts before any packet is handled; if it cannot (its port is
     // taken), start-up fails as a whole rather than serving without the API the config asks for.
     let ServeHooks { sidecar, stop } = hooks;

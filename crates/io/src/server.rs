@@ -26,6 +26,7 @@ use crate::recv::{Inbound, LaneRx};
 use crate::send::{Origin, Outbound};
 use crate::shared::{LeaseSnapshot, PUBLISH_EVERY, SharedState};
 
+mod leasequery;
 mod probe;
 
 /// Requests handled per wake-up before the engine goes back to `select!`, so the expiry timer
@@ -72,6 +73,8 @@ pub(crate) struct Driver {
     applied: Arc<leased_core::Plan>,
     /// Where binding changes go for DNS updates (`[ddns]`), if configured.
     ddns: Option<crate::ddns::DdnsSink>,
+    /// Leasequery: TCP connections' requests and active queries' streams.
+    lq: leasequery::LqSide,
 }
 
 /// Commit outcomes handled per wake-up: the outcomes of one group at full load.
@@ -99,6 +102,7 @@ impl Driver {
                 Engine::new(Arc::clone(&loaded.plan), Arc::clone(&loaded.engine), table)
             },
             ha: None,
+            lq: leasequery::LqSide::default(),
             applied,
             current,
             committer,
@@ -126,6 +130,12 @@ impl Driver {
     /// Runs the HA partner side beside the engine.
     pub(crate) fn with_ha(mut self, ha: crate::ha::HaSide) -> Self {
         self.ha = Some(ha);
+        self
+    }
+
+    /// Answers bulk and active leasequery requests from TCP connections.
+    pub(crate) fn with_leasequery(mut self, rx: mpsc::Receiver<crate::leasequery::LqRequest>) -> Self {
+        self.lq.rx = Some(rx);
         self
     }
 
@@ -204,6 +214,7 @@ impl Driver {
                     let now = self.now();
                     self.engine.handle_probe(id, answer, now);
                 }
+                Some(req) = self.lq.next() => self.lq_request(req),
                 input = next_ha(self.ha.as_mut()) => {
                     let now = self.now();
                     if let Some(ha) = &mut self.ha {
@@ -260,6 +271,10 @@ impl Driver {
                 None => Arc::clone(&loaded.plan),
             };
             self.engine.set_plan(plan, Arc::clone(&loaded.engine));
+        }
+        if leasequery::is_leasequery(&inbound.req.packet) {
+            self.udp_leasequery(inbound);
+            return;
         }
         let now = self.now();
         if let Some(ha) = &mut self.ha
@@ -342,7 +357,7 @@ impl Driver {
     }
 
     /// The log line, counter, history record or billing event of one fact.
-    fn effect(&self, e: Effect) {
+    fn effect(&mut self, e: Effect) {
         match e {
             Effect::Received { event, iface } => events::received(&event, iface.as_deref()),
             Effect::Dropped {
@@ -396,6 +411,7 @@ impl Driver {
                 tracing::error!(error = %error, "lease store commit failed (lazy changes)");
             }
             Effect::Lease(ev) => {
+                self.lq_event(&ev);
                 crate::capture::lease_event(self.shared.as_deref(), &ev);
                 self.sql.lease_event(&ev);
                 if let Some(d) = &self.ddns {
