@@ -29,6 +29,8 @@ use std::time::Duration;
 
 use leased_wire::{BOOTREPLY, BOOTREQUEST, MessageType, Options, Packet, code};
 
+pub mod leasequery;
+
 /// At most this many events wait for [`Client::poll_event`]; older ones are dropped first, so
 /// a driver that never reads them (a simulation) does not grow the client.
 pub const MAX_EVENTS: usize = 16;
