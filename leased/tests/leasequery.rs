@@ -11,7 +11,12 @@
 //! `CI=true`). Addresses in 198.18.0.0/15 only, every wait bounded, processes stopped by PID,
 //! namespaces deleted by the lab's `Drop`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::useless_vec,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 #[allow(unused_imports)]
 #[path = "support/mod.rs"]
@@ -23,7 +28,9 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use leased_api::tls::rustls;
-use leased_testkit::leasequery::{Answer, AnswerStream, Requestor, encode, encode_framed, parse_answer};
+use leased_testkit::leasequery::{
+    Answer, AnswerStream, Requestor, encode, encode_framed, parse_answer,
+};
 use leased_wire::leasequery::{Status, msg};
 use support::lab::{CLI_IF, SRV_IF};
 use support::proc::{Proc, bin, must, run};
@@ -61,7 +68,8 @@ fn udp_query(
 ) -> Option<Answer> {
     let s = UdpSocket::bind(SocketAddrV4::new(from, 67)).expect("bind requestor :67");
     s.set_read_timeout(Some(wait)).unwrap();
-    s.send_to(&encode(q), SocketAddrV4::new(server, 67)).unwrap();
+    s.send_to(&encode(q), SocketAddrV4::new(server, 67))
+        .unwrap();
     let mut buf = [0u8; 2048];
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
@@ -139,7 +147,20 @@ fn write_pcap(path: &std::path::Path, msgs: &[Vec<u8>], src: Ipv4Addr, dst: Ipv4
     for (i, m) in msgs.iter().enumerate() {
         let udp_len = 8 + m.len();
         let total = 20 + udp_len;
-        let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 17, 0, 0];
+        let mut p = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ];
         p.extend_from_slice(&src.octets());
         p.extend_from_slice(&dst.octets());
         let sum = {
@@ -195,9 +216,17 @@ fn tshark(path: &std::path::Path) -> (Vec<String>, String) {
         .collect();
     let bad = run(
         None,
-        &argv![bin("tshark"), "-n", "-r", path.display(), "-Y", "_ws.malformed || dhcp == 0"],
+        &argv![
+            bin("tshark"),
+            "-n",
+            "-r",
+            path.display(),
+            "-Y",
+            "_ws.malformed || _ws.expert.severity >= 6291456"
+        ],
         Duration::from_secs(60),
     );
+    assert!(bad.ok(), "tshark filter failed: {}", bad.all());
     (types, bad.stdout)
 }
 
@@ -263,7 +292,16 @@ fn leasequery_udp_bulk_and_active_against_perfdhcp_leases() {
     let mut dump = Proc::spawn(
         "tcpdump",
         Some(&lab.srv_ns),
-        &argv!["tcpdump", "-n", "-U", "-i", SRV_IF, "-w", pcap.display(), "udp port 67"],
+        &argv![
+            "tcpdump",
+            "-n",
+            "-U",
+            "-i",
+            SRV_IF,
+            "-w",
+            pcap.display(),
+            "udp port 67"
+        ],
         &lab.path("tcpdump.log"),
         &[],
     );
@@ -318,27 +356,38 @@ fn leasequery_udp_bulk_and_active_against_perfdhcp_leases() {
         assert_eq!(a.associated, vec![probe.ip]);
     }
     assert_eq!(unassigned.map(|a| a.kind), Some(msg::LEASEUNASSIGNED));
-    assert!(refused.is_none(), "a requestor outside the ACL was answered");
+    assert!(
+        refused.is_none(),
+        "a requestor outside the ACL was answered"
+    );
 
     // Bulk by remote-id, after DHCPTLS; and an outsider's TCP connection is closed unanswered.
     let mut tcp_raw = Vec::new();
     let bulk = in_netns(&lab.cli_ns, || {
         let mut r = Requestor::new(req_ip, 3000);
         let tcp = std::net::TcpStream::connect((server, 67)).expect("connect");
-        tcp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut tcp = tcp;
-        tcp.write_all(&encode_framed(&r.starttls()).unwrap()).unwrap();
+        tcp.write_all(&encode_framed(&r.starttls()).unwrap())
+            .unwrap();
         let tls_answer = read_until(&mut tcp, Duration::from_secs(5), &mut tcp_raw, |_| true);
-        assert_eq!(tls_answer.first().map(|a| (a.kind, a.status.clone())), Some((msg::DHCPTLS, None)));
+        assert_eq!(
+            tls_answer.first().map(|a| (a.kind, a.status.clone())),
+            Some((msg::DHCPTLS, None))
+        );
         let mut s = rustls::StreamOwned::new(tls_client(&cert_path, server), tcp);
         let q = r.bulk_by_remote_id(b"olt-a", None);
         s.write_all(&encode_framed(&q).unwrap()).unwrap();
-        let bulk = read_until(&mut s, Duration::from_secs(10), &mut tcp_raw, |a| {
+        read_until(&mut s, Duration::from_secs(10), &mut tcp_raw, |a| {
             a.kind == msg::LEASEQUERYDONE || a.kind == msg::LEASEQUERYSTATUS
-        });
-        bulk
+        })
     });
-    assert_eq!(bulk.last().map(|a| a.kind), Some(msg::LEASEQUERYDONE), "{bulk:?}");
+    assert_eq!(
+        bulk.last().map(|a| a.kind),
+        Some(msg::LEASEQUERYDONE),
+        "{bulk:?}"
+    );
     let mut got: Vec<Ipv4Addr> = bulk
         .iter()
         .filter(|a| a.kind == msg::LEASEACTIVE)
@@ -351,7 +400,8 @@ fn leasequery_udp_bulk_and_active_against_perfdhcp_leases() {
 
     // An outsider over TCP, from its own address: closed with nothing said.
     let outsider_read = in_netns(&lab.cli_ns, || {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         sock.bind(&SocketAddrV4::new(outsider, 0).into()).unwrap();
         sock.connect(&SocketAddrV4::new(server, 67).into()).unwrap();
         let mut t: TcpStream = sock.into();
@@ -363,7 +413,10 @@ fn leasequery_udp_bulk_and_active_against_perfdhcp_leases() {
         let _ = res;
         b
     });
-    assert!(outsider_read.is_empty(), "the outsider read {outsider_read:?}");
+    assert!(
+        outsider_read.is_empty(),
+        "the outsider read {outsider_read:?}"
+    );
 
     // Active query, TLS from the first byte: catch-up since an hour ago, then the stream
     // while perfdhcp makes five more leases.
@@ -371,9 +424,11 @@ fn leasequery_udp_bulk_and_active_against_perfdhcp_leases() {
     let (stream_answers, perf_out) = in_netns(&lab.cli_ns, || {
         let mut r = Requestor::new(req_ip, 5000);
         let tcp = std::net::TcpStream::connect((server, 67)).expect("connect");
-        tcp.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let mut s = rustls::StreamOwned::new(tls_client(&cert_path, server), tcp);
-        s.write_all(&encode_framed(&r.active(Some(start))).unwrap()).unwrap();
+        s.write_all(&encode_framed(&r.active(Some(start))).unwrap())
+            .unwrap();
         let mut all = read_until(&mut s, Duration::from_secs(10), &mut tcp_raw, |a| {
             a.kind == msg::LEASEQUERYSTATUS
         });
@@ -420,30 +475,53 @@ fn leasequery_udp_bulk_and_active_against_perfdhcp_leases() {
     );
     let mut per_ip: HashMap<Ipv4Addr, usize> = HashMap::new();
     for a in &live {
-        assert!(a.chaddr.starts_with(&[2, 0x1c, 0xbb]), "a change nobody made: {a:?}");
+        assert!(
+            a.chaddr.starts_with(&[2, 0x1c, 0xbb]),
+            "a change nobody made: {a:?}"
+        );
         *per_ip.entry(a.ip).or_default() += 1;
     }
     for l in &second {
-        assert_eq!(per_ip.get(&l.ip), Some(&1), "{} once in the stream: {live:?}", l.ip);
+        assert_eq!(
+            per_ip.get(&l.ip),
+            Some(&1),
+            "{} once in the stream: {live:?}",
+            l.ip
+        );
     }
     // In time order: each change's state began no earlier than the one before.
     let began: Vec<u32> = live
         .iter()
         .map(|a| a.base_time.unwrap() - a.start_time_of_state.unwrap())
         .collect();
-    assert!(began.windows(2).all(|w| w[0] <= w[1]), "out of order: {began:?}");
+    assert!(
+        began.windows(2).all(|w| w[0] <= w[1]),
+        "out of order: {began:?}"
+    );
 
     // tshark decodes every message the server sent, UDP and TCP.
     let (types, bad) = tshark(&pcap);
-    let sent_udp: Vec<&String> = types.iter().filter(|t| ["11", "12", "13"].contains(&t.as_str())).collect();
+    let sent_udp: Vec<&String> = types
+        .iter()
+        .filter(|t| ["11", "12", "13"].contains(&t.as_str()))
+        .collect();
     assert!(sent_udp.len() >= 4, "tshark saw the UDP answers: {types:?}");
-    assert!(bad.trim().is_empty(), "tshark marks UDP answers malformed:\n{bad}");
+    assert!(
+        bad.trim().is_empty(),
+        "tshark marks UDP answers malformed:\n{bad}"
+    );
     let tcp_pcap = lab.path("tcp.pcap");
     write_pcap(&tcp_pcap, &tcp_raw, server, req_ip);
     let (types, bad) = tshark(&tcp_pcap);
     assert_eq!(types.len(), tcp_raw.len());
     for t in ["13", "15", "17", "18"] {
-        assert!(types.iter().any(|x| x == t), "tshark saw type {t}: {types:?}");
+        assert!(
+            types.iter().any(|x| x == t),
+            "tshark saw type {t}: {types:?}"
+        );
     }
-    assert!(bad.trim().is_empty(), "tshark marks TCP answers malformed:\n{bad}");
+    assert!(
+        bad.trim().is_empty(),
+        "tshark marks TCP answers malformed:\n{bad}"
+    );
 }

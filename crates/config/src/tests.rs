@@ -392,6 +392,11 @@ fn example_sets_every_key() {
         "max_connections",
         "allow_plaintext",
         "hello_timeout",
+        "allow",
+        "max_connections_per_requestor",
+        "max_queued_changes",
+        "write_timeout",
+        "query_timeout",
     ];
     for k in keys {
         assert!(

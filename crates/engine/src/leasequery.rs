@@ -139,7 +139,11 @@ pub fn parse(packet: &Packet, bulk: bool) -> Result<Parsed, Refusal> {
     if !packet.ciaddr.is_unspecified() {
         found.push(Query::Ip(packet.ciaddr));
     }
-    if let Some(id) = packet.options.get(code::CLIENT_ID).filter(|v| !v.is_empty()) {
+    if let Some(id) = packet
+        .options
+        .get(code::CLIENT_ID)
+        .filter(|v| !v.is_empty())
+    {
         found.push(Query::ClientId(id.to_vec()));
     }
     let chaddr = packet.chaddr();
@@ -316,12 +320,7 @@ fn relay_info(lease: &Lease) -> Option<Vec<u8>> {
 /// The message describing `lease` to a requestor: DHCPLEASEACTIVE while it is bound, else
 /// DHCPLEASEUNASSIGNED (the address is ours and free, quarantined or offered).
 /// `associated`: the client's bound addresses for option 92 (queries by client).
-pub fn describe(
-    lease: &Lease,
-    parsed: &Parsed,
-    associated: &[Ipv4Addr],
-    cx: &Context,
-) -> Packet {
+pub fn describe(lease: &Lease, parsed: &Parsed, associated: &[Ipv4Addr], cx: &Context) -> Packet {
     let tcp = cx.transport == Transport::Tcp;
     let asked = |c: u8| tcp || parsed.prl.contains(&c);
     let active = bound(lease, cx.now);
@@ -333,7 +332,13 @@ pub fn describe(
         };
         header(t, parsed.xid, parsed.giaddr, client_hw(lease), cx)
     } else {
-        header(msg::LEASEUNASSIGNED, parsed.xid, parsed.giaddr, parsed.hw, cx)
+        header(
+            msg::LEASEUNASSIGNED,
+            parsed.xid,
+            parsed.giaddr,
+            parsed.hw,
+            cx,
+        )
     };
     p.ciaddr = lease.ip;
     let o = &mut p.options;
@@ -414,7 +419,13 @@ pub fn done(xid: u32, cx: &Context) -> Packet {
 
 /// A DHCPTLS answer: success (TLS follows on the same connection) or TLSConnectionRefused.
 pub fn tls_answer(xid: u32, accept: bool, cx: &Context) -> Packet {
-    let mut p = header(msg::DHCPTLS, xid, Ipv4Addr::UNSPECIFIED, (0, 0, [0; 16]), cx);
+    let mut p = header(
+        msg::DHCPTLS,
+        xid,
+        Ipv4Addr::UNSPECIFIED,
+        (0, 0, [0; 16]),
+        cx,
+    );
     if !accept {
         p.options.set(
             opt::STATUS_CODE,

@@ -47,7 +47,11 @@ fn lease(n: u8, client: u8, state: LeaseState, starts: u64, expires: u64) -> Lea
         expires: Timestamp(expires),
         first_seen: Timestamp(starts),
         circuit_id: Some(format!("port{client}").into_bytes()),
-        remote_id: Some(if client < 5 { b"olt-a".to_vec() } else { b"olt-b".to_vec() }),
+        remote_id: Some(if client < 5 {
+            b"olt-a".to_vec()
+        } else {
+            b"olt-b".to_vec()
+        }),
         subscriber_id: None,
     }
 }
@@ -113,7 +117,10 @@ fn by_ip_active_unassigned_unknown() {
 fn by_mac_and_client_id_name_the_newest_and_every_address() {
     let mut r = requestor();
     let m: [u8; 6] = mac(1).try_into().unwrap();
-    for a in [udp(&r.by_mac(m)), udp(&r.by_client_id(&[1, 2, 0, 0, 0, 0, 1]))] {
+    for a in [
+        udp(&r.by_mac(m)),
+        udp(&r.by_client_id(&[1, 2, 0, 0, 0, 0, 1])),
+    ] {
         assert_eq!(a.kind, msg::LEASEACTIVE);
         assert_eq!(a.ip, ip(11), "the most recent binding");
         assert_eq!(a.associated, vec![ip(10), ip(11)]);
@@ -138,11 +145,13 @@ fn refusals() {
     q.options.remove(leased_wire::code::CLIENT_ID);
     assert_eq!(lq::parse(&q, false).unwrap_err().label, "no_query");
     // Over TCP the same is "all bindings".
-    assert_eq!(lq::parse(&r.bulk_all(None, None), true).unwrap().query, Query::All);
+    assert_eq!(
+        lq::parse(&r.bulk_all(None, None), true).unwrap().query,
+        Query::All
+    );
     // Two query types over TCP.
     let mut q = r.by_ip(ip(10));
-    q.options
-        .set(leased_wire::code::CLIENT_ID, vec![1, 2, 3]);
+    q.options.set(leased_wire::code::CLIENT_ID, vec![1, 2, 3]);
     assert_eq!(
         lq::parse(&q, true).unwrap_err().status,
         Status::MalformedQuery
@@ -152,8 +161,12 @@ fn refusals() {
     assert_eq!(e.status, Status::NotAllowed);
     // A bad query-start-time.
     let mut q = r.bulk_all(None, None);
-    q.options.set(leased_wire::leasequery::opt::QUERY_START_TIME, vec![1, 2]);
-    assert_eq!(lq::parse(&q, true).unwrap_err().status, Status::MalformedQuery);
+    q.options
+        .set(leased_wire::leasequery::opt::QUERY_START_TIME, vec![1, 2]);
+    assert_eq!(
+        lq::parse(&q, true).unwrap_err().status,
+        Status::MalformedQuery
+    );
 }
 
 fn walk(q: &Packet, skip: &HashSet<Ipv4Addr>, max: usize) -> Vec<Vec<Packet>> {
@@ -225,12 +238,20 @@ fn active_updates_and_status_messages() {
     assert_eq!((a.kind, a.chaddr), (msg::LEASEUNASSIGNED, mac(7)));
     assert_eq!(a.state, Some(DhcpState::Released.code()));
     assert_eq!(a.start_time_of_state, Some(0));
-    let s = lq::status(42, Status::CatchUpComplete, "catch-up complete", &cx(Transport::Tcp));
+    let s = lq::status(
+        42,
+        Status::CatchUpComplete,
+        "catch-up complete",
+        &cx(Transport::Tcp),
+    );
     let a = parse_answer(&encode(&s)).unwrap();
     assert_eq!(a.kind, msg::LEASEQUERYSTATUS);
     assert_eq!(a.status, Some((7, "catch-up complete".into())));
     let a = parse_answer(&encode(&lq::done(42, &cx(Transport::Tcp)))).unwrap();
     assert_eq!((a.kind, a.status), (msg::LEASEQUERYDONE, None));
     let a = parse_answer(&encode(&lq::tls_answer(1, false, &cx(Transport::Tcp)))).unwrap();
-    assert_eq!(a.status.map(|s| s.0), Some(Status::TlsConnectionRefused.code()));
+    assert_eq!(
+        a.status.map(|s| s.0),
+        Some(Status::TlsConnectionRefused.code())
+    );
 }

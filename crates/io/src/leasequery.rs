@@ -96,7 +96,9 @@ fn tls_acceptor(tls: &TlsSettings) -> anyhow::Result<TlsAcceptor> {
 }
 
 /// Binds the TCP listener of `[leasequery] tcp_listen` and loads its TLS; `None` without one.
-pub(crate) async fn bind(settings: Option<&LeasequerySettings>) -> anyhow::Result<Option<Listener>> {
+pub(crate) async fn bind(
+    settings: Option<&LeasequerySettings>,
+) -> anyhow::Result<Option<Listener>> {
     let Some(s) = settings else { return Ok(None) };
     let Some(addr) = s.tcp_listen else {
         return Ok(None);

@@ -134,7 +134,10 @@ impl Driver {
     }
 
     /// Answers bulk and active leasequery requests from TCP connections.
-    pub(crate) fn with_leasequery(mut self, rx: mpsc::Receiver<crate::leasequery::LqRequest>) -> Self {
+    pub(crate) fn with_leasequery(
+        mut self,
+        rx: mpsc::Receiver<crate::leasequery::LqRequest>,
+    ) -> Self {
         self.lq.rx = Some(rx);
         self
     }
